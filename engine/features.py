@@ -1,0 +1,165 @@
+"""From sampled keyframes to stored features: hashes, quality, embedding, thumbnail, triggers.
+
+The kernels do the per-pixel work; this module only loops over clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+import kernels
+
+from .errors import InputError
+from .store import THUMB_SHAPE, NewClip
+from .triggers import frame_triggers, telemetry_triggers
+from .types import ClipSample, Telemetry
+
+
+@lru_cache(maxsize=1)
+def projection() -> np.ndarray:
+    """The fixed, seeded projection shared by every region (so embeddings are comparable)."""
+    return kernels.embedding_projection()
+
+
+def thumbnails(frames: np.ndarray) -> np.ndarray:
+    """Box-filtered 64x36 RGB thumbnails, uint8[k, 36, 64, 3]."""
+    h, w, _ = THUMB_SHAPE
+    out = np.empty((len(frames), h, w, 3), np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BOX))
+    return out
+
+
+#: fraction of the content cropped off top/bottom and left/right before hashing ("safe area"):
+#: burned-in timestamp bars, logos and overlays live there
+SAFE_MARGIN = (0.10, 0.05)
+#: a letterbox/pillarbox bar: rows/columns no brighter than this in every keyframe ...
+BAR_MAX_LUMA = 24
+#: ... that end in a sharp edge (a step of the brightest or the mean value of at least this),
+#: at most this fraction a side
+BAR_EDGE_STEP = 16.0
+BAR_MAX_FRACTION = 0.25
+
+
+def _bar_length(profile_max: np.ndarray, profile_mean: np.ndarray) -> int:
+    """Leading rows of a black bar: dark everywhere, ended by a sharp step into the picture."""
+    limit = int(len(profile_max) * BAR_MAX_FRACTION)
+    dark = profile_max[:limit] <= BAR_MAX_LUMA
+    n = int(np.argmin(dark)) if not dark.all() else limit
+    if n < 2 or n >= limit:
+        return 0
+    step = max(float(profile_max[n]) - float(profile_max[n - 1]), float(profile_mean[n] - profile_mean[n - 1]))
+    return n if step >= BAR_EDGE_STEP else 0
+
+
+def content_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the picture inside letterbox/pillarbox bars, per clip."""
+    _, h, w, _ = keyframes.shape
+    mx = keyframes.max(axis=(0, 3))  # [H, W]: brightest value over keyframes and channels
+    mean = keyframes.mean(axis=(0, 3), dtype=np.float32)
+    rmax, rmean, cmax, cmean = mx.max(axis=1), mean.mean(axis=1), mx.max(axis=0), mean.mean(axis=0)
+    top = _bar_length(rmax, rmean)
+    bottom = h - _bar_length(rmax[::-1], rmean[::-1])
+    left = _bar_length(cmax, cmean)
+    right = w - _bar_length(cmax[::-1], cmean[::-1])
+    return top, bottom, left, right
+
+
+def hash_view(keyframes: np.ndarray) -> np.ndarray:
+    """The part of each keyframe that is hashed and described: inside the bars, minus the
+    safe-area margins. C-contiguous uint8[k, h, w, 3]."""
+    top, bottom, left, right = content_box(keyframes)
+    h, w = bottom - top, right - left
+    mh, mw = int(round(h * SAFE_MARGIN[0])), int(round(w * SAFE_MARGIN[1]))
+    if h - 2 * mh >= 8 and w - 2 * mw >= 8:
+        top, bottom, left, right = top + mh, bottom - mh, left + mw, right - mw
+    return np.ascontiguousarray(keyframes[:, top:bottom, left:right])
+
+
+def _check_sample(s: ClipSample) -> None:
+    kf = s.keyframes
+    if not isinstance(kf, np.ndarray) or kf.dtype != np.uint8 or kf.ndim != 4 or kf.shape[3] != 3:
+        got = f"{kf.dtype}{list(kf.shape)}" if isinstance(kf, np.ndarray) else type(kf).__name__
+        raise InputError(f"clip {s.clip_id}: keyframes must be uint8[k,H,W,3] RGB, got {got}")
+    if len(kf) == 0:
+        raise InputError(f"clip {s.clip_id}: no keyframes could be sampled; the source is empty")
+    if len(s.keyframe_times) != len(kf):
+        raise InputError(f"clip {s.clip_id}: {len(kf)} keyframes but {len(s.keyframe_times)} times")
+
+
+def query_features(sample: ClipSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keyframe hashes, qualities, embedding) of one clip, without storing anything."""
+    new = compute_features([sample])[0]
+    return new.keyframe_hashes, new.keyframe_quality, new.embedding
+
+
+def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = None) -> list[NewClip]:
+    """Features of a batch of clips. Raises :class:`InputError` for a bad clip."""
+    for s in samples:
+        _check_sample(s)
+    descs, hashes, quals, phashes, thumbs = [], [], [], [], []
+    for s in samples:
+        kf = hash_view(s.keyframes)
+        h, q = kernels.pdq256(kf)
+        hashes.append(h)
+        quals.append(q)
+        phashes.append(kernels.phash64(kf))
+        descs.append(kernels.keyframe_descriptors(kf))
+        thumbs.append(thumbnails(np.ascontiguousarray(s.keyframes)))
+    counts = np.array([len(d) for d in descs], dtype=np.int64)
+    kf_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    tel_time, tel_vals, tel_start, tel_count = _stack_telemetry([s.telemetry for s in samples])
+    tel_stats = kernels.telemetry_stats(tel_time, tel_vals, tel_start, tel_count)
+    emb = kernels.clip_embeddings(np.concatenate(descs), kf_start, counts, tel_stats, projection())
+    out = []
+    for i, s in enumerate(samples):
+        trig = telemetry_triggers(s.telemetry, thresholds) + frame_triggers(
+            thumbs[i], s.keyframe_times, thresholds
+        )
+        meta = dict(s.meta)
+        if s.telemetry is not None and s.telemetry.issues:
+            meta["telemetry_issues"] = s.telemetry.issues
+        out.append(
+            NewClip(
+                clip_id=s.clip_id,
+                digest=s.digest,
+                source=s.source,
+                duration_s=float(s.duration_s),
+                keyframe_hashes=hashes[i],
+                keyframe_phash=phashes[i],
+                keyframe_quality=quals[i],
+                keyframe_times=np.asarray(s.keyframe_times, dtype=np.float32),
+                embedding=emb[i],
+                thumbnail=thumbs[i][len(thumbs[i]) // 2],
+                source_offset_s=float(s.source_offset_s),
+                fps=float(s.fps),
+                drive_id=s.drive_id,
+                vehicle_id=s.vehicle_id,
+                start_time=float(s.start_time),
+                width=int(s.keyframes.shape[2]),
+                height=int(s.keyframes.shape[1]),
+                triggers=trig,
+                meta=meta,
+            )
+        )
+    return out
+
+
+def _stack_telemetry(tels: Sequence[Telemetry | None]):
+    times, vals, counts = [], [], []
+    for t in tels:
+        if t is None:
+            counts.append(0)
+            continue
+        times.append(np.asarray(t.time, dtype=np.float64))
+        vals.append(np.asarray(t.values, dtype=np.float32))
+        counts.append(len(t.time))
+    count = np.asarray(counts, dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+    if times:
+        return np.concatenate(times), np.ascontiguousarray(np.concatenate(vals)), start, count
+    return np.zeros(0, np.float64), np.zeros((0, 4), np.float32), start, count

@@ -1,0 +1,244 @@
+"""Ingest: sources -> sampled keyframes -> features -> region store -> indexes.
+
+Decoding runs in a pool of producer threads (PyAV and zarr release the GIL), a bounded queue per
+source keeps memory flat, and the main thread computes features (parallel Numba kernels) and
+commits them in batches. Sources are consumed in the order given, so clip rows are the same on
+every run. A bad source or clip is recorded with its reason and the job goes on; everything
+committed before a crash stays committed, and a rerun skips it (same content digest).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ClipdexError, InputError, SourceError
+from .ids import validate_clip_id
+from .regions import Home
+from .store import NewClip, RegionStore
+from .types import ClipSample
+
+_END = object()
+
+
+@dataclass
+class IngestReport:
+    region: str
+    job_id: str
+    ingested: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source or clip, reason)
+    keyframes: int = 0
+    seconds: float = 0.0
+    index_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict:
+        return {
+            "region": self.region,
+            "job_id": self.job_id,
+            "ingested": len(self.ingested),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "keyframes": self.keyframes,
+            "seconds": round(self.seconds, 3),
+            "index_seconds": round(self.index_seconds, 3),
+            "failures": [{"item": i, "error": e} for i, e in self.failed],
+            "skips": [{"clip_id": i, "reason": r} for i, r in self.skipped],
+        }
+
+
+@dataclass
+class IngestOptions:
+    keyframe_hz: float = 2.0
+    clip_seconds: float | None = None
+    image_fps: float = 10.0
+    batch_size: int = 64
+    workers: int = 0  # 0 = one producer per core
+    thresholds: dict | None = None  # trigger thresholds
+
+
+def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event) -> None:
+    from .sources import iter_clips
+
+    try:
+        for sample in iter_clips(item, keyframe_hz=opts.keyframe_hz, clip_seconds=opts.clip_seconds,
+                                 image_fps=opts.image_fps):
+            while not stop.is_set():
+                try:
+                    out.put(sample, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+    except ClipdexError as err:
+        out.put(err)
+    except Exception as err:  # an unexpected decoder failure is still this source's failure
+        out.put(SourceError(f"{getattr(item, 'path', item)}: {type(err).__name__}: {err}"))
+    finally:
+        out.put(_END)
+
+
+def _samples(items: Sequence, opts: IngestOptions, stop: threading.Event) -> Iterable[tuple[object, object]]:
+    """(item, ClipSample | error) in item order, decoding ``workers`` items ahead."""
+    workers = opts.workers or os.cpu_count() or 1
+    queues: list[queue.Queue] = []
+    threads: list[threading.Thread] = []
+
+    def start(i: int) -> None:
+        q: queue.Queue = queue.Queue(maxsize=8)
+        t = threading.Thread(target=_producer, args=(items[i], opts, q, stop), daemon=True)
+        t.start()
+        queues.append(q)
+        threads.append(t)
+
+    for i in range(min(workers, len(items))):
+        start(i)
+    for i, item in enumerate(items):
+        q = queues[i]
+        while True:
+            got = q.get()
+            if got is _END:
+                break
+            yield item, got
+        queues[i] = None  # type: ignore[call-overload]
+        if len(queues) < len(items):
+            start(len(queues))
+
+
+def ingest(
+    home: Home,
+    region_name: str,
+    sources: Sequence[str | Path],
+    opts: IngestOptions | None = None,
+    progress: Callable[[dict], None] | None = None,
+    command: str = "clipdex ingest",
+) -> IngestReport:
+    """Ingest ``sources`` (files, folders, globs, zarr stores) into ``region_name``."""
+    from .index import ensure_indexes
+    from .sources import discover
+
+    opts = opts or IngestOptions()
+    region = home.region(region_name)
+    t0 = time.perf_counter()
+    report = IngestReport(region.name, uuid.uuid4().hex[:12])
+    store = RegionStore.open(region, create=True)
+    with store, store.writer(command):
+        store.start_job("ingest", report.job_id)
+        items = []
+        for item in discover([Path(s) for s in sources]):
+            if item.kind == "error":
+                report.failed.append((str(item.path), item.message))
+                store.record_error(report.job_id, str(item.path), item.message)
+            else:
+                items.append(item)
+        state = {"items_total": len(items), "items_done": 0, "clips": 0, "skipped": 0,
+                 "failed": len(report.failed), "keyframes": 0}
+        batch: list[ClipSample] = []
+        seen_in_job: set[str] = set()
+        seen_ids: set[str] = set()
+        stop = threading.Event()
+
+        def fail(what: str, reason: str) -> None:
+            report.failed.append((what, reason))
+            store.record_error(report.job_id, what, reason)
+            state["failed"] += 1
+
+        def flush() -> None:
+            if not batch:
+                return
+            good = _compute(batch, opts, fail)
+            if good:
+                store.append_clips(good, report.job_id)
+                report.ingested += [c.clip_id for c in good]
+                n_kf = sum(len(c.keyframe_hashes) for c in good)
+                report.keyframes += n_kf
+                state["clips"] += len(good)
+                state["keyframes"] += n_kf
+            batch.clear()
+            if progress:
+                progress(dict(state))
+
+        last_item = None
+        try:
+            for item, got in _samples(items, opts, stop):
+                if item is not last_item:
+                    if last_item is not None:
+                        state["items_done"] += 1
+                        if progress:
+                            progress(dict(state))
+                    last_item = item
+                if isinstance(got, ClipdexError):
+                    fail(str(item.path), str(got))
+                    continue
+                sample: ClipSample = got
+                try:
+                    validate_clip_id(sample.clip_id)
+                    if sample.region and sample.region != region.name:
+                        raise InputError(
+                            f"clip {sample.clip_id} names region {sample.region!r} in its metadata but "
+                            f"is being ingested into {region.name!r}; ingest it with --region {sample.region}"
+                        )
+                except ClipdexError as err:
+                    fail(sample.source, str(err))
+                    continue
+                if sample.digest in seen_in_job:
+                    report.skipped.append((sample.clip_id, "same content earlier in this job"))
+                    state["skipped"] += 1
+                    continue
+                known = store.known_digests([sample.digest])
+                if sample.digest in known:
+                    cid, status = known[sample.digest]
+                    why = "already ingested" if status == "active" else "forgotten (erasure request)"
+                    report.skipped.append((sample.clip_id, f"{why} as {cid}"))
+                    state["skipped"] += 1
+                    continue
+                if sample.clip_id in seen_ids or store.has_clip_id(sample.clip_id):
+                    fail(sample.source, f"clip id {sample.clip_id!r} already exists in region "
+                         f"{region.name!r} with other content; rename the source or ingest it from "
+                         "another folder so it gets another id")
+                    continue
+                seen_in_job.add(sample.digest)
+                seen_ids.add(sample.clip_id)
+                batch.append(sample)
+                if len(batch) >= opts.batch_size:
+                    flush()
+            flush()
+            if last_item is not None:
+                state["items_done"] += 1
+            if progress:
+                progress(dict(state))
+        finally:
+            stop.set()
+        t1 = time.perf_counter()
+        ensure_indexes(store)
+        report.index_seconds = time.perf_counter() - t1
+        report.seconds = time.perf_counter() - t0
+        store.finish_job(report.job_id, "ok" if report.ok else "failed", report.as_dict())
+    return report
+
+
+def _compute(batch: list[ClipSample], opts: IngestOptions, fail: Callable[[str, str], None]) -> list[NewClip]:
+    from .features import compute_features
+
+    try:
+        return compute_features(batch, opts.thresholds)
+    except ClipdexError:
+        pass  # find the bad clip(s) one by one, keep the rest
+    good: list[NewClip] = []
+    for s in batch:
+        try:
+            good += compute_features([s], opts.thresholds)
+        except ClipdexError as err:
+            fail(s.source, str(err))
+    return good

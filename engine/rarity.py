@@ -1,0 +1,130 @@
+"""Rarity: how empty the embedding space is around a clip.
+
+The score is the mean distance to the ``k`` nearest clips of the region, skipping the clip's
+*relatives*: its duplicate group and partial-overlap partners (a rare event uploaded five times
+stays rare) and the other clips of its drive (a rare event filmed over five consecutive clips
+stays rare). Distances are Euclidean between L2-normalised embeddings (0..2).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dedup import load_dedup
+from .index import ensure_indexes
+from .store import ClipTable, RegionStore
+
+
+@dataclass
+class RarityResult:
+    region: str
+    rows: np.ndarray  # clip rows, rarest first
+    clip_ids: list[str]
+    scores: np.ndarray
+    percentiles: np.ndarray  # 100 = rarest
+    k: int
+    seconds: float
+
+
+def relative_components(table: ClipTable, pairs) -> np.ndarray:
+    """Per table position, a component id shared by clips linked by any verified pair."""
+    pos = table.position()
+    parent = np.arange(len(table))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for p in pairs:
+        if p.a in pos and p.b in pos:
+            ra, rb = find(pos[p.a]), find(pos[p.b])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(i) for i in range(len(table))], dtype=np.int64)
+
+
+def drive_codes(table: ClipTable) -> np.ndarray:
+    """Per table position, an int code of its drive; clips without a drive get unique codes."""
+    codes: dict[str, int] = {}
+    out = np.empty(len(table), np.int64)
+    for i, d in enumerate(table.drive_ids):
+        out[i] = codes.setdefault(d, len(codes)) if d else -(i + 1)
+    return out
+
+
+def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.ndarray,
+                  drives: np.ndarray, k: int, query_pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distances ``float32[n,k]`` and table positions ``int64[n,k]`` of the k nearest non-relatives.
+
+    Searches ``k + slack`` neighbours and widens the search only for the clips whose relatives
+    crowd out their k nearest (big drives, big duplicate groups). Missing neighbours are inf/-1.
+    """
+    n_all = len(table)
+    query_pos = np.arange(n_all) if query_pos is None else query_pos
+    n = len(query_pos)
+    dist = np.full((n, k), np.inf, np.float32)
+    nbr = np.full((n, k), -1, np.int64)
+    pos_of_row = np.full(int(table.rows.max()) + 1 if n_all else 0, -1, np.int64)
+    pos_of_row[table.rows] = np.arange(n_all)
+    todo = np.arange(n)
+    kk = min(n_all, k + 32)
+    while len(todo) and kk > 0:
+        q = query_pos[todo]
+        sims, ids = emb_index.search(np.ascontiguousarray(vectors[q]), kk)
+        cand = np.where(ids >= 0, pos_of_row[np.clip(ids, 0, None)], -1)
+        bad = (cand < 0) | (cand == q[:, None])
+        safe = np.clip(cand, 0, None)
+        bad |= comp[safe] == comp[q][:, None]
+        bad |= drives[safe] == drives[q][:, None]
+        good_count = (~bad).sum(axis=1)
+        enough = (good_count >= k) | (kk >= n_all)
+        d = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None)).astype(np.float32)
+        d[bad] = np.inf
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        take = np.take_along_axis(d, order, axis=1)
+        tpos = np.take_along_axis(np.where(bad, -1, cand), order, axis=1)
+        fill = todo[enough]
+        dist[fill] = take[enough]
+        nbr[fill] = tpos[enough]
+        todo = todo[~enough]
+        kk = min(n_all, kk * 4)
+    return dist, nbr
+
+
+def compute_rarity(store: RegionStore, k: int = 10) -> RarityResult:
+    t0 = time.perf_counter()
+    table = store.clip_table()
+    if len(table) == 0:
+        return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
+    _, emb_index = ensure_indexes(store)
+    vectors = store.embeddings(table.snapshot)
+    vectors = np.ascontiguousarray(vectors[table.rows])
+    pairs, _ = load_dedup(store)
+    comp = relative_components(table, pairs)
+    drives = drive_codes(table)
+    dist, _ = knn_excluding(vectors, emb_index, table, comp, drives, k)
+    finite = np.where(np.isfinite(dist), dist, np.nan)
+    with np.errstate(all="ignore"):
+        scores = np.nanmean(finite, axis=1)
+    scores = np.where(np.isfinite(scores), scores, 2.0).astype(np.float64)  # no neighbour: rarest
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), np.float64)
+    ranks[order] = np.arange(len(scores))
+    percentiles = 100.0 * (1.0 - ranks / max(1, len(scores) - 1)) if len(scores) > 1 else np.full(1, 100.0)
+    with store.writer("clipdex rare"):
+        store.replace_rarity(table.rows, scores, percentiles)
+    return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
+                        scores[order], percentiles[order], k, time.perf_counter() - t0)
+
+
+def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int = 10) -> dict[int, tuple[float, float]]:
+    """clip row -> (score, percentile), recomputed when the catalog changed since."""
+    stale = int(store.meta("rarity_version", "-1")) != store.snapshot().version
+    if stale and recompute_if_stale:
+        compute_rarity(store, k)
+    return store.rarity()

@@ -1,0 +1,319 @@
+"""Find sources (video files, image-sequence folders, zarr clip stores) under given paths.
+
+Rules
+    - Arguments may be files, directories (walked recursively, in sorted order) or globs
+      (``*``, ``?``, ``[`` with ``**`` for any depth).
+    - Video: extensions :data:`VIDEO_EXTENSIONS`. Image sequence: a directory holding >= 1
+      jpg/jpeg/png file and no video (its sub-directories are walked too). ``*.zarr``
+      directory: a zarr clip store, not descended into.
+    - Hidden files and directories (name starts with ``.``) are skipped.
+    - Symlinks: one whose target leaves the source tree (the ``root``, else the argument
+      directory) is never followed and gives an error item; a broken one gives an error item.
+      Symlinks inside the tree are followed only with ``follow_symlinks=True`` (their targets
+      are found by the walk anyway); each real file is listed once. A directory reached twice
+      (a loop through links or bind mounts) gives an error item and is not walked again.
+    - Problems are returned as items of kind ``"error"`` with a ``message``, so a batch job
+      records them and goes on.
+
+Clip ids (``clip_id_base``)
+    The path relative to ``root`` (else to the argument directory; a file argument uses its
+    own name) without the file extension (``.zarr`` dropped too), separators replaced by
+    ``__`` and other characters outside ``[A-Za-z0-9._-]`` by ``_``. Longer than
+    :data:`MAX_BASE_LEN` (room for a ``-0000`` split suffix) -> cut and ``-<hash8>`` of the
+    relative path appended. Colliding ids: the one that needed no rewriting keeps it, the
+    others get ``-<hash8>`` of their relative path (content-independent, stable).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from engine.errors import InputError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+TELEMETRY_SIDECARS = (".telemetry.csv", ".csv", ".npy", ".npz")
+MAX_CLIP_ID_LEN = 128
+MAX_BASE_LEN = MAX_CLIP_ID_LEN - 5  # leaves room for "-0000"
+_CLIP_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+Kind = Literal["video", "images", "zarr", "error"]
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    kind: Kind
+    path: Path
+    clip_id_base: str
+    telemetry: Path | None = None
+    message: str = ""  # why, for kind "error"
+
+
+def validate_clip_id(clip_id: str) -> str:
+    """Return ``clip_id`` if it is a valid clip id, else raise :class:`InputError`."""
+    rule = "a clip id is 1-128 characters from [A-Za-z0-9._-], and not '.' or '..'"
+    if not isinstance(clip_id, str):
+        raise InputError(f"clip id {clip_id!r} is a {type(clip_id).__name__}; {rule}; pass a str")
+    if not clip_id:
+        raise InputError(f"clip id is empty; {rule}; name the clip, e.g. 'drive1__cam0'")
+    if len(clip_id) > MAX_CLIP_ID_LEN:
+        raise InputError(
+            f"clip id {clip_id[:40]!r}... has {len(clip_id)} characters; {rule}; shorten it "
+            "(discover() truncates with a hash suffix)"
+        )
+    if clip_id in (".", ".."):
+        raise InputError(f"clip id {clip_id!r} is a path component; {rule}; rename it")
+    if not _CLIP_ID.fullmatch(clip_id):
+        bad = sorted({c for c in clip_id if _BAD_CHARS.match(c)})
+        raise InputError(
+            f"clip id {clip_id!r} contains {bad!r} (paths, '/', NUL and spaces are not ids); "
+            f"{rule}; replace them, e.g. with '_' ('/' with '__')"
+        )
+    return clip_id
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+
+
+def clip_id_from_relative(rel: str) -> str:
+    """Sanitised id for a relative path (extension already removed), before collisions."""
+    parts = [p for p in re.split(r"[\\/]+", rel) if p not in ("", ".")]
+    clip_id = "__".join(_BAD_CHARS.sub("_", part) for part in parts) or "clip"
+    if clip_id in (".", ".."):
+        clip_id = clip_id.replace(".", "_")
+    if len(clip_id) > MAX_BASE_LEN:
+        clip_id = clip_id[: MAX_BASE_LEN - 9] + "-" + _short_hash(rel)
+    return clip_id
+
+
+def _error(path: Path, message: str) -> SourceItem:
+    return SourceItem("error", path, "", None, message)
+
+
+def _sidecar(video: Path) -> Path | None:
+    stem = video.with_suffix("")
+    for suffix in TELEMETRY_SIDECARS:
+        candidate = stem.with_name(stem.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _folder_telemetry(folder: Path) -> Path | None:
+    for name in ("telemetry.csv", "telemetry.npy", "telemetry.npz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+class _Walker:
+    def __init__(self, follow_symlinks: bool):
+        self.follow_symlinks = follow_symlinks
+        self.items: list[tuple[SourceItem, Path]] = []  # (item, tree root for its id)
+        self.seen_files: set[str] = set()
+        self.seen_dirs: set[tuple[int, int]] = set()
+
+    def add(self, kind: Kind, path: Path, tree: Path) -> None:
+        real = os.path.realpath(path)
+        if real in self.seen_files:
+            return
+        self.seen_files.add(real)
+        if kind == "video":
+            telemetry = _sidecar(path)
+        elif kind == "images":
+            telemetry = _folder_telemetry(path)
+        else:
+            telemetry = None
+        self.items.append((SourceItem(kind, path, "", telemetry), tree))
+
+    def error(self, path: Path, message: str) -> None:
+        self.items.append((_error(path, message), path))
+
+    def link_ok(self, path: Path, tree_real: str) -> bool:
+        """For a symlink: False (and an error item) if broken or leaving the tree."""
+        target = os.path.realpath(path)
+        if not os.path.exists(target):
+            self.error(path, f"{path}: broken symlink (to {os.readlink(path)}); fix or remove it")
+            return False
+        if os.path.commonpath([target, tree_real]) != tree_real:
+            self.error(
+                path,
+                f"{path}: symlink to {target} leaves the source tree {tree_real}; not followed "
+                "(copy the data into the tree, or pass the target itself as an input)",
+            )
+            return False
+        return self.follow_symlinks
+
+    def walk(self, top: Path, tree: Path) -> None:
+        tree_real = os.path.realpath(tree)
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            try:
+                info = os.stat(folder)
+            except OSError as err:
+                self.error(folder, f"cannot read directory {folder}: {err}; check permissions")
+                continue
+            key = (info.st_dev, info.st_ino)
+            if key in self.seen_dirs:
+                self.error(folder, f"{folder}: directory loop (already walked as "
+                                   f"{os.path.realpath(folder)}); remove the looping link")
+                continue
+            self.seen_dirs.add(key)
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as err:
+                self.error(folder, f"cannot list directory {folder}: {err}; check permissions")
+                continue
+            videos, images, subdirs = [], [], []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                path = Path(entry.path)
+                if entry.is_symlink() and not self.link_ok(path, tree_real):
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                suffix = path.suffix.lower()
+                if is_dir:
+                    if suffix == ".zarr":
+                        self.add("zarr", path, tree)
+                    else:
+                        subdirs.append(path)
+                elif suffix in VIDEO_EXTENSIONS:
+                    videos.append(path)
+                elif suffix in IMAGE_EXTENSIONS:
+                    images.append(path)
+            for video in videos:
+                self.add("video", video, tree)
+            if images and not videos:
+                self.add("images", folder, tree)
+            stack.extend(reversed(subdirs))  # sorted order, depth first
+
+    def argument(self, path: Path, tree: Path) -> None:
+        if path.is_symlink():
+            tree_real = os.path.realpath(tree)
+            target = os.path.realpath(path)
+            if not os.path.exists(target):
+                self.error(path, f"{path}: broken symlink; fix or remove it")
+                return
+            if path != tree and os.path.commonpath([target, tree_real]) != tree_real:
+                self.error(path, f"{path}: symlink to {target} leaves the source tree "
+                                 f"{tree_real}; pass the target itself")
+                return
+        if not path.exists():
+            self.error(path, f"{path} does not exist; check the path (globs need quotes)")
+        elif path.is_dir():
+            if path.suffix.lower() == ".zarr":
+                self.add("zarr", path, tree)
+            else:
+                self.walk(path, tree)
+        elif path.suffix.lower() in VIDEO_EXTENSIONS:
+            self.add("video", path, tree)
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            self.error(path, f"{path} is a single image; pass its folder as an image sequence")
+        else:
+            self.error(
+                path,
+                f"{path}: extension {path.suffix!r} is not a video ({', '.join(VIDEO_EXTENSIONS)})"
+                ", image folder or .zarr store; rename it or leave it out",
+            )
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    base = []
+    for part in parts:
+        if _GLOB_CHARS.search(part):
+            break
+        base.append(part)
+    return Path(*base) if base else Path(".")
+
+
+def discover(
+    paths: list[Path | str] | Path | str,
+    *,
+    root: Path | str | None = None,
+    follow_symlinks: bool = False,
+) -> list[SourceItem]:
+    """Source items (and error items) for ``paths``; see the module doc for the rules."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    root_path = Path(root) if root is not None else None
+    walker = _Walker(follow_symlinks)
+    for raw in paths:
+        text = str(raw)
+        if _GLOB_CHARS.search(text) and not Path(text).exists():
+            matches = sorted(glob.glob(text, recursive=True))
+            base = _glob_base(text)
+            if not matches:
+                walker.error(Path(text), f"glob {text!r} matches nothing; check the pattern")
+            for match in matches:
+                parts = Path(match).relative_to(base).parts
+                if any(p.startswith(".") or p.lower().endswith(".zarr") for p in parts[:-1]) \
+                        or parts[-1].startswith("."):
+                    continue
+                walker.argument(Path(match), root_path or base)
+            continue
+        path = Path(text)
+        tree = root_path or (path if path.is_dir() else path.parent)
+        walker.argument(path, tree)
+    return _assign_ids(walker.items, root_path)
+
+
+def _relative(path: Path, tree: Path, is_file: bool) -> str:
+    try:
+        rel = path.absolute().relative_to(tree.absolute())
+    except ValueError:
+        rel = Path(path.name)
+    if rel == Path("."):
+        rel = Path(path.absolute().name)
+    if is_file or rel.suffix.lower() == ".zarr":
+        rel = rel.with_suffix("")
+    return rel.as_posix()
+
+
+def _assign_ids(pairs: list[tuple[SourceItem, Path]], root: Path | None) -> list[SourceItem]:
+    out: list[SourceItem] = []
+    rels: list[str] = []
+    for item, tree in pairs:
+        if item.kind == "error":
+            rels.append("")
+            continue
+        rels.append(_relative(item.path, tree, item.kind == "video"))
+    ids = [clip_id_from_relative(rel) if rel else "" for rel in rels]
+    groups: dict[str, list[int]] = {}
+    for i, clip_id in enumerate(ids):
+        if clip_id:
+            groups.setdefault(clip_id, []).append(i)
+    taken = set(groups)
+    for clip_id, members in groups.items():
+        if len(members) < 2:
+            continue
+        keeper = next((i for i in members if rels[i].replace("/", "__") == clip_id), None)
+        for i in members:
+            if i == keeper:
+                continue
+            new_id = clip_id[: MAX_BASE_LEN - 9] + "-" + _short_hash(rels[i])
+            while new_id in taken:
+                new_id = clip_id[: MAX_BASE_LEN - 9] + "-" + _short_hash(new_id)
+            taken.add(new_id)
+            ids[i] = new_id
+    for (item, _), clip_id in zip(pairs, ids, strict=True):
+        if item.kind == "error":
+            out.append(item)
+        else:
+            out.append(SourceItem(item.kind, item.path, validate_clip_id(clip_id),
+                                  item.telemetry, item.message))
+    return out

@@ -1,0 +1,240 @@
+"""Telemetry sidecars: CSV, .npy and .npz, converted to :class:`engine.types.Telemetry`.
+
+Units after loading (see :data:`engine.types.TELEMETRY_UNITS`): time s, speed m/s, accel m/s^2,
+yaw_rate rad/s, steering rad. Telemetry time is on the video's time axis: seconds from the start
+of the recording (the first decoded frame). Timestamps that look absolute (first sample
+> 1e6 s, e.g. epoch seconds) are re-based to the first sample and that is reported in ``issues``.
+
+Input units:
+
+- ``time_unit``: ``"s"``, ``"ms"`` or ``"us"``. ``None`` (default) means seconds, unless the
+  time column was found through a unit-suffixed alias (``time_ms``, ``timestamp_us`` ...).
+- ``speed_unit``: ``"m/s"``, ``"km/h"`` or ``"mph"``; ``None`` means m/s unless the column name
+  says otherwise (``speed_kph``, ``speed_kmh``, ``speed_mph``).
+- ``yaw_rate`` / ``steering`` columns named ``*_deg`` are converted from degrees.
+
+Repairs, each reported in ``Telemetry.issues``: empty, non-numeric and infinite cells -> NaN;
+rows without a time dropped; rows sorted by time and duplicate timestamps dropped (first kept);
+gaps > 1 s reported. Fewer than 2 usable rows or no finite value at all -> ``InputError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.types import TELEMETRY_CHANNELS, Telemetry
+
+COLUMNS = ("time", *TELEMETRY_CHANNELS)
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+SPEED_UNITS = {"m/s": 1.0, "km/h": 1 / 3.6, "mph": 0.44704}
+GAP_S = 1.0
+ABSOLUTE_TIME_S = 1e6
+DEG = math.pi / 180.0
+
+#: column-name aliases tried when no mapping names the column: name -> (unit, scale to SI)
+_ALIASES: dict[str, list[tuple[str, float | None]]] = {
+    "time": [("time", None), ("t", None), ("time_s", 1.0), ("timestamp", None),
+             ("timestamp_s", 1.0), ("time_ms", 1e-3), ("timestamp_ms", 1e-3),
+             ("time_us", 1e-6), ("timestamp_us", 1e-6)],
+    "speed": [("speed", None), ("speed_mps", 1.0), ("speed_ms", 1.0), ("speed_kph", 1 / 3.6),
+              ("speed_kmh", 1 / 3.6), ("speed_mph", 0.44704)],
+    "accel": [("accel", 1.0), ("acceleration", 1.0), ("accel_mps2", 1.0)],
+    "yaw_rate": [("yaw_rate", 1.0), ("yawrate", 1.0), ("yaw_rate_deg", DEG)],
+    "steering": [("steering", 1.0), ("steering_angle", 1.0), ("steering_deg", DEG)],
+}
+
+
+def _unit_scale(kind: str, unit: str | None, table: dict[str, float]) -> float | None:
+    if unit is None:
+        return None
+    if unit not in table:
+        raise InputError(
+            f"unknown {kind} unit {unit!r}; use one of {sorted(table)}"
+        )
+    return table[unit]
+
+
+def _resolve_columns(
+    available: list[str], mapping: dict[str, str] | None, source: str
+) -> dict[str, tuple[str | None, float | None]]:
+    """canonical name -> (column in the file or None, scale implied by the column name)."""
+    mapping = dict(mapping or {})
+    unknown = set(mapping) - set(COLUMNS)
+    if unknown:
+        raise InputError(
+            f"telemetry mapping has unknown keys {sorted(unknown)}; keys must be among "
+            f"{list(COLUMNS)} (values are the column names in {source})"
+        )
+    lowered = {name.strip().lower(): name for name in available}
+    resolved: dict[str, tuple[str | None, float | None]] = {}
+    for name in COLUMNS:
+        if name in mapping:
+            column = mapping[name]
+            if column not in available:
+                raise InputError(
+                    f"telemetry column {column!r} (mapped to {name!r}) is not in {source}; "
+                    f"columns there are {available}; fix the mapping"
+                )
+            resolved[name] = (column, None)
+            continue
+        resolved[name] = (None, None)
+        for alias, scale in _ALIASES[name]:
+            if alias in lowered:
+                resolved[name] = (lowered[alias], scale)
+                break
+    if resolved["time"][0] is None:
+        raise InputError(
+            f"no time column in {source} (columns: {available}); name one with "
+            "mapping={'time': 'your_column'} and time_unit='s'|'ms'|'us'"
+        )
+    return resolved
+
+
+def _to_float(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
+def _read_csv(path: Path) -> tuple[list[str], np.ndarray, int]:
+    """Header and a float64 [rows, cols] table; returns the count of non-numeric cells."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise InputError(f"telemetry file {path} is empty; write a header row and >= 2 rows")
+    header = [cell.strip() for cell in rows[0]]
+    width = len(header)
+    table = np.full((len(rows) - 1, width), np.nan)
+    bad_cells = 0
+    for i, row in enumerate(rows[1:]):
+        for j, cell in enumerate(row[:width]):
+            cell = cell.strip()
+            if not cell:
+                continue
+            value = _to_float(cell)
+            if math.isnan(value) and cell.lower() != "nan":
+                bad_cells += 1
+            table[i, j] = value
+    return header, table, bad_cells
+
+
+def load_telemetry(
+    path: Path | str,
+    *,
+    mapping: dict[str, str] | None = None,
+    time_unit: str | None = None,
+    speed_unit: str | None = None,
+) -> Telemetry:
+    """Load a telemetry sidecar (``.csv`` with header, ``.npy`` or ``.npz``); see module doc."""
+    path = Path(path)
+    time_scale = _unit_scale("time", time_unit, TIME_UNITS)
+    speed_scale = _unit_scale("speed", speed_unit, SPEED_UNITS)
+    issues: list[str] = []
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            header, table, bad_cells = _read_csv(path)
+            if bad_cells:
+                issues.append(f"{bad_cells} non-numeric cells read as NaN")
+            columns = _resolve_columns(header, mapping, str(path))
+            data = {
+                name: (table[:, header.index(col)] if col is not None else None, scale)
+                for name, (col, scale) in columns.items()
+            }
+        elif suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+            if array.ndim != 2 or not 2 <= array.shape[1] <= len(COLUMNS):
+                raise InputError(
+                    f"telemetry array in {path} has shape {array.shape}; expected float "
+                    f"[rows, 2..{len(COLUMNS)}] with columns {list(COLUMNS)} in that order"
+                )
+            array = np.asarray(array, dtype=np.float64)
+            data = {
+                name: (array[:, j] if j < array.shape[1] else None, None)
+                for j, name in enumerate(COLUMNS)
+            }
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: np.asarray(archive[key], dtype=np.float64).ravel()
+                          for key in archive.files}
+            columns = _resolve_columns(list(arrays), mapping, str(path))
+            data = {name: (arrays[col] if col is not None else None, scale)
+                    for name, (col, scale) in columns.items()}
+        else:
+            raise InputError(
+                f"telemetry file {path} has suffix {path.suffix!r}; use .csv, .npy or .npz"
+            )
+    except (OSError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"cannot read telemetry file {path}: {err}; check the file") from err
+    return _build(data, time_scale, speed_scale, issues, str(path))
+
+
+def _build(data, time_scale, speed_scale, issues, source) -> Telemetry:
+    raw_time, implied = data["time"]
+    lengths = {name: len(col) for name, (col, _) in data.items() if col is not None}
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"telemetry columns in {source} differ in length {lengths}; fix the file")
+    time = raw_time * (time_scale if time_scale is not None else (implied or 1.0))
+    values = np.full((time.size, len(TELEMETRY_CHANNELS)), np.nan)
+    for j, name in enumerate(TELEMETRY_CHANNELS):
+        column, scale = data[name]
+        if column is None:
+            issues.append(f"no {name} column (NaN)")
+            continue
+        if name == "speed" and speed_scale is not None:
+            scale = speed_scale
+        values[:, j] = column * (scale if scale is not None else 1.0)
+    n_inf = int(np.isinf(values).sum() + np.isinf(time).sum())
+    if n_inf:
+        issues.append(f"{n_inf} infinite values set to NaN")
+    values[~np.isfinite(values)] = np.nan
+    keep = np.isfinite(time)
+    if not keep.all():
+        issues.append(f"{int((~keep).sum())} rows without a time dropped")
+        time, values = time[keep], values[keep]
+    if np.any(np.diff(time) < 0):
+        issues.append("timestamps not increasing: rows sorted by time")
+        order = np.argsort(time, kind="stable")
+        time, values = time[order], values[order]
+    unique = np.concatenate(([True], np.diff(time) > 0)) if time.size else np.ones(0, bool)
+    if not unique.all():
+        issues.append(f"{int((~unique).sum())} rows with duplicate timestamps dropped")
+        time, values = time[unique], values[unique]
+    if time.size < 2:
+        raise InputError(
+            f"telemetry {source} has {time.size} usable rows; need >= 2 rows with a time"
+        )
+    if not np.isfinite(values).any():
+        raise InputError(
+            f"telemetry {source} has no finite value in any of {list(TELEMETRY_CHANNELS)}; "
+            "check the column mapping and the file"
+        )
+    n_nan = int(np.isnan(values).sum())
+    if n_nan:
+        issues.append(f"{n_nan} missing values (NaN)")
+    gaps = np.diff(time)
+    if np.any(gaps > GAP_S):
+        issues.append(f"{int((gaps > GAP_S).sum())} gaps > {GAP_S:g} s (largest {gaps.max():.3g} s)")
+    if time[0] > ABSOLUTE_TIME_S:
+        issues.append(f"absolute timestamps (first {time[0]:.6g} s) re-based to the first sample")
+        time = time - time[0]
+    return Telemetry(time=time.astype(np.float64), values=values.astype(np.float32), issues=issues)
+
+
+def align_telemetry(tel: Telemetry, t0: float, t1: float) -> Telemetry:
+    """Rows with ``t0 <= time < t1``, time re-based so that ``t0`` becomes 0 (may be empty)."""
+    mask = (tel.time >= t0) & (tel.time < t1)
+    return Telemetry(
+        time=np.ascontiguousarray(tel.time[mask] - t0),
+        values=np.ascontiguousarray(tel.values[mask]),
+        issues=list(tel.issues),
+    )

@@ -1,0 +1,588 @@
+"""The region store: ``catalog.sqlite`` (the truth) + ``features.zarr`` (append-only arrays).
+
+This is the only module that touches SQLite or the feature arrays' zarr store.
+
+Crash safety follows one rule: **a clip exists when, and only when, its catalog transaction has
+committed.** A writer appends feature rows *past* the committed ends recorded in the catalog
+(``kf_end``, ``clip_end``), then commits the clip rows and the new ends in one transaction. Rows
+written by a job that died before its commit lie past the committed ends: they are orphans,
+ignored by every reader and overwritten by the next writer. zarr's local store writes each chunk
+to a temporary file and renames it, so a reader never sees a torn chunk, and rewriting a chunk
+that also holds committed rows rewrites them with the same bytes.
+
+One writer per region at a time: :meth:`RegionStore.writer` takes an ``flock`` on
+``writer.lock`` (released by the kernel when the holder dies, so a stale lock cannot outlive its
+process) and names the holder in the error when it is taken. Readers never take the lock: they
+read the committed ends in one SQLite read transaction (WAL) and only rows below them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LockedError, NotFoundError, StoreError
+from .regions import Region
+
+SCHEMA_VERSION = 1
+HASH_BYTES = 32
+PHASH_BYTES = 8
+THUMB_SHAPE = (36, 64, 3)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clips (
+    row INTEGER PRIMARY KEY,
+    clip_id TEXT NOT NULL UNIQUE,
+    digest TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_offset_s REAL NOT NULL DEFAULT 0,
+    duration_s REAL NOT NULL,
+    fps REAL,
+    drive_id TEXT NOT NULL DEFAULT '',
+    vehicle_id TEXT NOT NULL DEFAULT '',
+    start_time REAL,
+    kf_start INTEGER NOT NULL,
+    kf_count INTEGER NOT NULL,
+    quality_mean REAL NOT NULL,
+    width INTEGER, height INTEGER,
+    embedding_version TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    ingested_at REAL NOT NULL,
+    job_id TEXT,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS clips_digest ON clips(digest);
+CREATE INDEX IF NOT EXISTS clips_drive ON clips(drive_id);
+CREATE TABLE IF NOT EXISTS triggers (
+    clip_row INTEGER NOT NULL, name TEXT NOT NULL,
+    t_start REAL NOT NULL, t_end REAL NOT NULL, value REAL
+);
+CREATE INDEX IF NOT EXISTS triggers_clip ON triggers(clip_row);
+CREATE INDEX IF NOT EXISTS triggers_name ON triggers(name);
+CREATE TABLE IF NOT EXISTS pairs (
+    a INTEGER NOT NULL, b INTEGER NOT NULL, relation TEXT NOT NULL,
+    offset_s REAL NOT NULL, a_start REAL, a_end REAL, b_start REAL, b_end REAL,
+    matches INTEGER, overlap INTEGER, mean_dist REAL,
+    PRIMARY KEY (a, b)
+);
+CREATE INDEX IF NOT EXISTS pairs_b ON pairs(b);
+CREATE TABLE IF NOT EXISTS groups (
+    clip_row INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, representative INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rarity (
+    clip_row INTEGER PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
+    status TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT NOT NULL, item TEXT NOT NULL, error TEXT NOT NULL);
+"""
+
+# feature arrays: name -> (row axis kind, trailing shape, dtype, rows per chunk)
+_ARRAYS = {
+    "keyframe_hashes": ("kf", (HASH_BYTES,), "uint8", 16384),
+    "keyframe_phash": ("kf", (PHASH_BYTES,), "uint8", 16384),
+    "keyframe_quality": ("kf", (), "uint8", 65536),
+    "keyframe_times": ("kf", (), "float32", 65536),
+    "clip_embeddings": ("clip", None, "float32", 4096),  # trailing shape set at creation
+    "thumbnails": ("clip", THUMB_SHAPE, "uint8", 256),
+}
+
+
+@dataclass
+class NewClip:
+    """Everything ingest computed for one clip, ready to be committed."""
+
+    clip_id: str
+    digest: str
+    source: str
+    duration_s: float
+    keyframe_hashes: np.ndarray  # uint8[k, 32]
+    keyframe_phash: np.ndarray  # uint8[k, 8]
+    keyframe_quality: np.ndarray  # uint8[k]
+    keyframe_times: np.ndarray  # float32[k]
+    embedding: np.ndarray  # float32[d]
+    thumbnail: np.ndarray  # uint8[36, 64, 3]
+    source_offset_s: float = 0.0
+    fps: float = float("nan")
+    drive_id: str = ""
+    vehicle_id: str = ""
+    start_time: float = float("nan")
+    width: int = 0
+    height: int = 0
+    triggers: Sequence[tuple[str, float, float, float]] = ()  # (name, t_start, t_end, value)
+    meta: dict | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The committed state a reader sees: ends of the committed rows and the catalog version."""
+
+    version: int
+    kf_end: int
+    clip_end: int
+
+
+class RegionStore:
+    """A region's store. Open with :meth:`open`; writes need :meth:`writer`."""
+
+    def __init__(self, region: Region, embedding_dim: int = 128):
+        self.region = region
+        self.path = region.path
+        self.catalog_path = self.path / "catalog.sqlite"
+        self.features_path = self.path / "features.zarr"
+        self.index_dir = self.path / "index"
+        self.embedding_dim = embedding_dim
+        self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+        self._features = None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, region: Region, *, create: bool = False) -> RegionStore:
+        store = cls(region)
+        if not store.catalog_path.exists():
+            if not create:
+                raise StoreError(
+                    f"region {region.name!r} has no store at {store.path}; ingest clips first "
+                    f"(`clipdex ingest SOURCE --region {region.name}`)"
+                )
+            store.path.mkdir(parents=True, exist_ok=True)
+        store._connect()
+        return store
+
+    def _connect(self) -> None:
+        try:
+            db = sqlite3.connect(self.catalog_path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA) if self._writable() else None
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"catalog {self.catalog_path} cannot be opened ({err}); if the disk is read-only "
+                "or full, fix that; if the file is corrupt, restore it from a backup"
+            ) from err
+        self._db = db
+        meta = self._meta()
+        if "schema_version" not in meta:
+            with self.transaction():
+                self._set_meta(schema_version=SCHEMA_VERSION, catalog_version=0, kf_end=0,
+                               clip_end=0, embedding_dim=self.embedding_dim,
+                               created_at=time.time())
+            meta = self._meta()
+        if int(meta["schema_version"]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"catalog {self.catalog_path} has schema version {meta['schema_version']}, newer "
+                f"than this clipdex understands ({SCHEMA_VERSION}); upgrade clipdex"
+            )
+        self.embedding_dim = int(meta.get("embedding_dim", self.embedding_dim))
+
+    def _writable(self) -> bool:
+        return os.access(self.path, os.W_OK)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._release_lock()
+
+    def __enter__(self) -> RegionStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("store is closed")
+        return self._db
+
+    # ------------------------------------------------------------------ meta / snapshots
+    def _meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def _set_meta(self, **values) -> None:
+        self.db.executemany(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [(k, str(v)) for k, v in values.items()],
+        )
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, **values) -> None:
+        with self.transaction():
+            self._set_meta(**values)
+
+    def snapshot(self) -> Snapshot:
+        m = self._meta()
+        return Snapshot(int(m["catalog_version"]), int(m["kf_end"]), int(m["clip_end"]))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ writer lock
+    @contextlib.contextmanager
+    def writer(self, command: str = "") -> Iterator[RegionStore]:
+        """Hold the region's single-writer lock for the duration of the block (re-entrant)."""
+        self._acquire_lock(command)
+        self._lock_depth += 1
+        try:
+            yield self
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                self._release_lock()
+
+    def _acquire_lock(self, command: str) -> None:
+        if self._lock_fd is not None:
+            return
+        lock_path = self.path / "writer.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+            os.close(fd)
+            raise LockedError(
+                f"region {self.region.name!r} is being written by another job ({holder}); wait for "
+                "it to finish — the lock is released automatically when that process exits"
+            ) from None
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        if command:
+            info += f": {command}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _require_writer(self) -> None:
+        if self._lock_fd is None:
+            raise StoreError("internal: write without the region writer lock (use store.writer())")
+
+    # ------------------------------------------------------------------ feature arrays
+    @property
+    def features(self):
+        if self._features is None:
+            import zarr
+
+            try:
+                if self.features_path.exists():
+                    self._features = zarr.open_group(self.features_path, mode="r+" if self._writable() else "r")
+                else:
+                    self._features = zarr.open_group(self.features_path, mode="w")
+                    for name, (_, trailing, dtype, rows) in _ARRAYS.items():
+                        trailing = (self.embedding_dim,) if trailing is None else trailing
+                        self._features.create_array(
+                            name, shape=(0, *trailing), chunks=(rows, *trailing), dtype=dtype,
+                            fill_value=0,
+                        )
+            except Exception as err:  # zarr raises many types; all mean the same to the user
+                raise StoreError(
+                    f"feature store {self.features_path} cannot be opened ({err}); "
+                    "run `clipdex verify --repair` or restore the region from a backup"
+                ) from err
+        return self._features
+
+    def _write_rows(self, name: str, start: int, values: np.ndarray) -> None:
+        arr = self.features[name]
+        end = start + len(values)
+        if end > arr.shape[0]:
+            rows = _ARRAYS[name][3]
+            new_len = max(end, arr.shape[0] + arr.shape[0] // 4)
+            new_len = -(-new_len // rows) * rows  # whole chunks: fewer metadata rewrites
+            arr.resize((new_len, *arr.shape[1:]))
+        if len(values):
+            arr[start:end] = values
+
+    def read_rows(self, name: str, start: int, end: int) -> np.ndarray:
+        """Rows ``[start, end)`` of a feature array (callers pass committed ends only)."""
+        if end <= start:
+            arr = self.features[name]
+            return np.zeros((0, *arr.shape[1:]), dtype=arr.dtype)
+        try:
+            return np.asarray(self.features[name][start:end])
+        except Exception as err:
+            raise StoreError(
+                f"feature array {name!r} rows {start}:{end} in {self.features_path} cannot be read "
+                f"({err}); run `clipdex verify --region {self.region.name} --repair`"
+            ) from err
+
+    # ------------------------------------------------------------------ ingest commit
+    def known_digests(self, digests: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Map each digest already in the catalog to (clip_id, status)."""
+        out: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(digests), 500):
+            chunk = list(digests[i : i + 500])
+            q = ",".join("?" * len(chunk))
+            for d, cid, st in self.db.execute(
+                f"SELECT digest, clip_id, status FROM clips WHERE digest IN ({q})", chunk
+            ):
+                out[d] = (cid, st)
+        return out
+
+    def has_clip_id(self, clip_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM clips WHERE clip_id=?", (clip_id,)).fetchone() is not None
+
+    def append_clips(self, clips: Sequence[NewClip], job_id: str = "") -> list[int]:
+        """Write features past the committed ends, then commit the clips. Returns clip rows."""
+        self._require_writer()
+        if not clips:
+            return []
+        snap = self.snapshot()
+        counts = [len(c.keyframe_hashes) for c in clips]
+        kf_start = snap.kf_end + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        kf_total = int(sum(counts))
+        rows = list(range(snap.clip_end, snap.clip_end + len(clips)))
+        emb = np.stack([c.embedding for c in clips]).astype(np.float32, copy=False)
+        if emb.shape[1] != self.embedding_dim:
+            raise StoreError(
+                f"embedding dimension {emb.shape[1]} does not match the region's {self.embedding_dim}"
+            )
+        self._write_rows("keyframe_hashes", snap.kf_end, np.concatenate([c.keyframe_hashes for c in clips]))
+        self._write_rows("keyframe_phash", snap.kf_end, np.concatenate([c.keyframe_phash for c in clips]))
+        self._write_rows("keyframe_quality", snap.kf_end, np.concatenate([c.keyframe_quality for c in clips]))
+        self._write_rows("keyframe_times", snap.kf_end, np.concatenate([c.keyframe_times for c in clips]))
+        self._write_rows("clip_embeddings", snap.clip_end, emb)
+        self._write_rows("thumbnails", snap.clip_end, np.stack([c.thumbnail for c in clips]))
+        now = time.time()
+        from kernels import EMBEDDING_VERSION
+
+        with self.transaction() as db:
+            cur = self.snapshot()
+            if cur != snap:  # cannot happen under the writer lock; refuse rather than corrupt
+                raise StoreError("catalog changed during a locked write; aborting this batch")
+            db.executemany(
+                "INSERT INTO clips(row, clip_id, digest, source, source_offset_s, duration_s, fps,"
+                " drive_id, vehicle_id, start_time, kf_start, kf_count, quality_mean, width, height,"
+                " embedding_version, status, ingested_at, job_id, meta)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'active', ?,?,?)",
+                [
+                    (
+                        row, c.clip_id, c.digest, c.source, float(c.source_offset_s), float(c.duration_s),
+                        _num(c.fps), c.drive_id, c.vehicle_id, _num(c.start_time), int(ks), n,
+                        float(np.mean(c.keyframe_quality)) if n else 0.0, int(c.width), int(c.height),
+                        EMBEDDING_VERSION, now, job_id, json.dumps(c.meta or {}),
+                    )
+                    for row, c, ks, n in zip(rows, clips, kf_start, counts, strict=True)
+                ],
+            )
+            db.executemany(
+                "INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
+                [(row, *t) for row, c in zip(rows, clips, strict=True) for t in c.triggers],
+            )
+            self._set_meta(
+                kf_end=snap.kf_end + kf_total,
+                clip_end=snap.clip_end + len(clips),
+                catalog_version=snap.version + 1,
+            )
+        return rows
+
+    # ------------------------------------------------------------------ reading
+    def clip_table(self, *, include_forgotten: bool = False) -> ClipTable:
+        """All committed clips as column arrays (one SQL read; consistent snapshot)."""
+        where = "" if include_forgotten else "WHERE status='active'"
+        self.db.execute("BEGIN")
+        try:
+            snap = self.snapshot()
+            rows = self.db.execute(
+                "SELECT row, clip_id, drive_id, vehicle_id, start_time, duration_s, kf_start, kf_count,"
+                f" quality_mean, source, source_offset_s, status FROM clips {where} ORDER BY row"
+            ).fetchall()
+        finally:
+            self.db.execute("COMMIT")
+        return ClipTable.from_rows(rows, snap)
+
+    def clip_row(self, clip_id: str) -> int:
+        r = self.db.execute("SELECT row, status FROM clips WHERE clip_id=?", (clip_id,)).fetchone()
+        if r is None or r[1] != "active":
+            raise NotFoundError(
+                f"clip {clip_id!r} is not in region {self.region.name!r}; list clips with "
+                f"`clipdex stats --region {self.region.name}` or check the id"
+            )
+        return int(r[0])
+
+    def keyframes(self, snap: Snapshot) -> dict[str, np.ndarray]:
+        return {
+            "hashes": self.read_rows("keyframe_hashes", 0, snap.kf_end),
+            "quality": self.read_rows("keyframe_quality", 0, snap.kf_end),
+            "times": self.read_rows("keyframe_times", 0, snap.kf_end),
+        }
+
+    def embeddings(self, snap: Snapshot) -> np.ndarray:
+        return self.read_rows("clip_embeddings", 0, snap.clip_end)
+
+    def triggers(self, rows: Sequence[int] | None = None) -> list[tuple[int, str, float, float, float]]:
+        if rows is None:
+            return self.db.execute("SELECT clip_row, name, t_start, t_end, value FROM triggers").fetchall()
+        out = []
+        rows = list(rows)
+        for i in range(0, len(rows), 500):
+            chunk = rows[i : i + 500]
+            out += self.db.execute(
+                "SELECT clip_row, name, t_start, t_end, value FROM triggers WHERE clip_row IN "
+                f"({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        return out
+
+    # ------------------------------------------------------------------ dedup / rarity results
+    def replace_dedup(self, pairs: Sequence[tuple], groups: Sequence[tuple[int, int, int]],
+                      *, incremental: bool, clip_end: int) -> None:
+        """Store verified pairs and the group table (rows: clip_row, group_id, representative)."""
+        self._require_writer()
+        with self.transaction() as db:
+            if not incremental:
+                db.execute("DELETE FROM pairs")
+            db.executemany(
+                "INSERT OR REPLACE INTO pairs(a, b, relation, offset_s, a_start, a_end, b_start, b_end,"
+                " matches, overlap, mean_dist) VALUES(?,?,?,?,?,?,?,?,?,?,?)", pairs,
+            )
+            db.execute("DELETE FROM groups")
+            db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)", groups)
+            self._set_meta(dedup_clip_end=clip_end, dedup_at=time.time(), rarity_version=-1)
+
+    def pairs(self) -> list[tuple]:
+        return self.db.execute(
+            "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end, matches, overlap, mean_dist"
+            " FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
+            " AND EXISTS (SELECT 1 FROM clips c WHERE c.row=p.b AND c.status='active') ORDER BY a, b"
+        ).fetchall()
+
+    def groups(self) -> dict[int, tuple[int, int]]:
+        """clip_row -> (group_id, representative row) for clips in a duplicate group."""
+        return {r: (g, rep) for r, g, rep in self.db.execute("SELECT clip_row, group_id, representative FROM groups")}
+
+    def replace_rarity(self, rows: np.ndarray, scores: np.ndarray, percentiles: np.ndarray) -> None:
+        self._require_writer()
+        with self.transaction() as db:
+            db.execute("DELETE FROM rarity")
+            db.executemany(
+                "INSERT INTO rarity(clip_row, score, percentile) VALUES(?,?,?)",
+                zip(rows.tolist(), scores.tolist(), percentiles.tolist(), strict=True),
+            )
+            self._set_meta(rarity_version=self.snapshot().version, rarity_at=time.time())
+
+    def rarity(self) -> dict[int, tuple[float, float]]:
+        return {r: (s, p) for r, s, p in self.db.execute("SELECT clip_row, score, percentile FROM rarity")}
+
+    # ------------------------------------------------------------------ jobs
+    def start_job(self, kind: str, job_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO jobs(job_id, kind, started, status) VALUES(?,?,?, 'running')",
+                       (job_id, kind, time.time()))
+
+    def record_error(self, job_id: str, item: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO job_errors(job_id, item, error) VALUES(?,?,?)", (job_id, item, error))
+
+    def finish_job(self, job_id: str, status: str, summary: dict) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET finished=?, status=?, summary=? WHERE job_id=?",
+                       (time.time(), status, json.dumps(summary), job_id))
+
+    def stats(self) -> dict:
+        snap = self.snapshot()
+        db = self.db
+        n_active = db.execute("SELECT COUNT(*) FROM clips WHERE status='active'").fetchone()[0]
+        n_forgotten = db.execute("SELECT COUNT(*) FROM clips WHERE status!='active'").fetchone()[0]
+        dur = db.execute("SELECT COALESCE(SUM(duration_s),0) FROM clips WHERE status='active'").fetchone()[0]
+        n_pairs = db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+        n_groups = db.execute("SELECT COUNT(DISTINCT group_id) FROM groups").fetchone()[0]
+        last_job = db.execute(
+            "SELECT job_id, kind, status, started, finished FROM jobs ORDER BY started DESC LIMIT 1"
+        ).fetchone()
+        return {
+            "region": self.region.name,
+            "path": str(self.path),
+            "catalog_version": snap.version,
+            "clips": n_active,
+            "forgotten": n_forgotten,
+            "keyframes": snap.kf_end,
+            "hours": round(dur / 3600.0, 3),
+            "pairs": n_pairs,
+            "groups": n_groups,
+            "dedup_clip_end": int(self.meta("dedup_clip_end", "0")),
+            "rarity_version": int(self.meta("rarity_version", "-1")),
+            "index_rebuilt_at": self.meta("index_rebuilt_at", ""),
+            "index_rebuild_reason": self.meta("index_rebuild_reason", ""),
+            "last_job": dict(zip(("job_id", "kind", "status", "started", "finished"), last_job, strict=True))
+            if last_job else None,
+        }
+
+
+@dataclass
+class ClipTable:
+    """Committed clips as parallel column arrays, ordered by clip row."""
+
+    snapshot: Snapshot
+    rows: np.ndarray  # int64
+    clip_ids: list[str]
+    drive_ids: list[str]
+    vehicle_ids: list[str]
+    start_time: np.ndarray
+    duration_s: np.ndarray
+    kf_start: np.ndarray  # int64
+    kf_count: np.ndarray  # int64
+    quality_mean: np.ndarray
+    sources: list[str]
+    source_offset_s: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple], snap: Snapshot) -> ClipTable:
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 12
+        return cls(
+            snap,
+            np.asarray(cols[0], dtype=np.int64),
+            list(cols[1]),
+            list(cols[2]),
+            list(cols[3]),
+            np.asarray([np.nan if v is None else v for v in cols[4]], dtype=np.float64),
+            np.asarray(cols[5], dtype=np.float64),
+            np.asarray(cols[6], dtype=np.int64),
+            np.asarray(cols[7], dtype=np.int64),
+            np.asarray(cols[8], dtype=np.float64),
+            list(cols[9]),
+            np.asarray(cols[10], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def position(self) -> dict[int, int]:
+        """clip row -> position in this table."""
+        return {int(r): i for i, r in enumerate(self.rows)}
+
+
+def _num(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)

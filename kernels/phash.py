@@ -1,0 +1,105 @@
+"""64-bit perceptual hash (pHash), bit-compatible in layout with ``imagehash.phash``.
+
+Per frame, in one fused pass: BT.601 luma area-averaged to 32x32 (:mod:`kernels.luma`), the
+top-left 8x8 of its 2-D DCT-II (DC included, as imagehash does), thresholded at the median of
+those 64 values (mean of the two middle ones, as ``np.median``). Bit ``8*r + c`` (row-major
+over the 8x8 block) is stored MSB-first, i.e. ``np.packbits(bits.ravel())``: the bytes equal
+``np.packbits(imagehash.phash(img).hash.flatten())``. imagehash resizes with Lanczos from an
+8-bit 'L' image, so the two hashes agree closely, not exactly (see the tests).
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from ._config import FLOAT_JIT, PARALLEL
+from ._validate import check_frames
+from .luma import FRAMES_PER_BLOCK, area_axis_weights, luma_column_weights, weighted_luma_frame
+
+__all__ = ["PHASH_BYTES", "dct_ii_matrix", "phash64"]
+
+PHASH_BYTES = 8
+_SMALL = 32  # side of the downsampled luma image
+_KEEP = 8  # side of the kept low-frequency DCT block
+
+
+@numba.njit(**FLOAT_JIT)
+def dct_ii_matrix(n_keep, n):
+    """Unnormalised DCT-II rows ``cos(pi * k * (2 i + 1) / (2 n))`` for ``k < n_keep``."""
+    d = np.empty((n_keep, n), np.float64)
+    for k in range(n_keep):
+        for i in range(n):
+            d[k, i] = math.cos(math.pi * k * (2 * i + 1) / (2.0 * n))
+    return d
+
+
+@numba.njit(**FLOAT_JIT)
+def _insertion_sort(values):
+    for i in range(1, values.shape[0]):
+        v = values[i]
+        j = i - 1
+        while j >= 0 and values[j] > v:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = v
+
+
+@numba.njit(**FLOAT_JIT)
+def _phash_bits(small, dct, tmp, coeffs, sorted_coeffs, out):
+    """32x32 luma -> 8 bytes (DCT low 8x8, median threshold, MSB-first packing)."""
+    n = small.shape[0]
+    for k in range(_KEEP):  # tmp = D @ small   (8 x 32)
+        for j in range(n):
+            tmp[k, j] = 0.0
+        for i in range(n):
+            dk = dct[k, i]
+            for j in range(n):
+                tmp[k, j] += dk * small[i, j]
+    for k in range(_KEEP):  # coeffs = tmp @ D.T  (8 x 8)
+        for m in range(_KEEP):
+            s = 0.0
+            for j in range(n):
+                s += tmp[k, j] * dct[m, j]
+            coeffs[k * _KEEP + m] = s
+    for t in range(_KEEP * _KEEP):
+        sorted_coeffs[t] = coeffs[t]
+    _insertion_sort(sorted_coeffs)
+    median = 0.5 * (sorted_coeffs[31] + sorted_coeffs[32])
+    for b in range(PHASH_BYTES):
+        byte = 0
+        for t in range(8):
+            if coeffs[8 * b + t] > median:
+                byte |= 1 << (7 - t)
+        out[b] = byte
+
+
+@numba.njit(**FLOAT_JIT, **PARALLEL)
+def _phash64(frames):
+    n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+    out = np.empty((n, PHASH_BYTES), np.uint8)
+    r_start, r_count, r_weight = area_axis_weights(height, _SMALL)
+    c_start, c_count, c_weight = area_axis_weights(width, _SMALL)
+    c_w3 = luma_column_weights(c_weight)
+    scale = 1.0 / (float(height) * float(width))
+    full_weight = np.float32(_SMALL)
+    dct = dct_ii_matrix(_KEEP, _SMALL)
+    n_blocks = (n + FRAMES_PER_BLOCK - 1) // FRAMES_PER_BLOCK
+    for b in numba.prange(n_blocks):
+        acc16 = np.empty(3 * width, np.uint16)
+        accf = np.empty(3 * width, np.float32)
+        small = np.empty((_SMALL, _SMALL), np.float64)
+        tmp = np.empty((_KEEP, _SMALL), np.float64)
+        coeffs = np.empty(_KEEP * _KEEP, np.float64)
+        sorted_coeffs = np.empty(_KEEP * _KEEP, np.float64)
+        for f in range(b * FRAMES_PER_BLOCK, min(n, (b + 1) * FRAMES_PER_BLOCK)):
+            weighted_luma_frame(frames[f], r_start, r_count, r_weight, full_weight, c_start,
+                                c_count, c_w3, scale, acc16, accf, small)
+            _phash_bits(small, dct, tmp, coeffs, sorted_coeffs, out[f])
+    return out
+
+
+def phash64(frames: np.ndarray) -> np.ndarray:
+    """pHash of each RGB frame: ``uint8[n, 8]`` (see the module doc for the bit layout)."""
+    check_frames("frames", frames)
+    return _phash64(frames)

@@ -1,0 +1,257 @@
+"""Pure-NumPy twins of every public kernel, written for clarity, not speed (house rule 1).
+
+Same signatures and outputs as the JIT kernels; the tests compare the two. Popcount is
+``np.bitwise_count``; DCT matrices are written out by hand (no SciPy).
+"""
+
+import math
+
+import numpy as np
+
+from .align import Alignment
+from .embedding import (
+    BLOCKS,
+    COLOUR_OFFSET,
+    COLOUR_SIZE,
+    DESCRIPTOR_DIM,
+    HOG_OFFSET,
+    HOG_SIZE,
+    STATS_CENTER,
+    STATS_OFFSET,
+    TELEMETRY_DIM,
+    TELEMETRY_SCALE,
+    THUMB_OFFSET,
+    WORK_SIZE,
+)
+
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``float64[n_out, n_in]``: fraction of output bin k covered by input pixel i."""
+    m = np.zeros((n_out, n_in))
+    for k in range(n_out):
+        for i in range(n_in):  # bin k spans [k*n_in, (k+1)*n_in), pixel i [i*n_out, (i+1)*n_out)
+            overlap = min((k + 1) * n_in, (i + 1) * n_out) - max(k * n_in, i * n_out)
+            m[k, i] = max(overlap, 0) / n_in
+    return m
+
+
+def luma(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float64) @ LUMA
+
+
+def luma_area_downsample(frames, out_h, out_w):
+    rows, cols = area_matrix(frames.shape[1], out_h), area_matrix(frames.shape[2], out_w)
+    return (rows @ luma(frames) @ cols.T).astype(np.float32)
+
+
+# ---------------------------------------------------------------- PDQ
+def _box_pass(x: np.ndarray, axis: int, full: int) -> np.ndarray:
+    """The reference's 1-D box filter: out[k] = mean(x[max(0, k+half-full) : min(n, k+half)])."""
+    n = x.shape[axis]
+    half = (full + 2) // 2
+    x = np.moveaxis(x, axis, 0)
+    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
+    k = np.arange(n)
+    lo, hi = np.maximum(0, k + half - full), np.minimum(n, k + half)
+    out = (csum[hi] - csum[lo]) / (hi - lo).reshape((-1,) + (1,) * (x.ndim - 1))
+    return np.moveaxis(out, 0, axis)
+
+
+def pdq_dct_matrix() -> np.ndarray:
+    i, j = np.arange(1, 17)[:, None], np.arange(64)[None, :]
+    return math.sqrt(2 / 64) * np.cos(math.pi / 2 / 64 * i * (2 * j + 1))
+
+
+def pdq256(frames):
+    n, h, w = frames.shape[:3]
+    hashes, quality = np.zeros((n, 32), np.uint8), np.zeros(n, np.uint8)
+    if h < 5 or w < 5:
+        return hashes, quality
+    win_rows, win_cols = (w + 127) // 128, (h + 127) // 128  # along rows / along columns
+    dct = pdq_dct_matrix()
+    for f in range(n):
+        img = luma(frames[f])
+        for _ in range(2):  # Jarosz: two (rows, columns) box passes = a tent
+            img = _box_pass(img, 1, win_rows)
+            img = _box_pass(img, 0, win_cols)
+        ri = ((np.arange(64) + 0.5) * h / 64).astype(int)
+        ci = ((np.arange(64) + 0.5) * w / 64).astype(int)
+        small = img[np.ix_(ri, ci)]
+        dv = np.trunc((small[:-1, :] - small[1:, :]) * 100 / 255)
+        dh = np.trunc((small[:, :-1] - small[:, 1:]) * 100 / 255)
+        quality[f] = min(int(np.abs(dv).sum() + np.abs(dh).sum()) // 90, 100)
+        coeffs = (dct @ small @ dct.T).ravel()  # bit k = 16*i + j
+        median = np.sort(coeffs)[127]
+        hashes[f] = np.packbits((coeffs > median)[::-1])  # hex-string order: bit 255 first
+    return hashes, quality
+
+
+# ---------------------------------------------------------------- pHash
+def phash64(frames):
+    small = luma_area_downsample(frames, 32, 32).astype(np.float64)
+    k, i = np.arange(8)[:, None], np.arange(32)[None, :]
+    dct = np.cos(np.pi * k * (2 * i + 1) / 64)
+    out = np.zeros((frames.shape[0], 8), np.uint8)
+    for f in range(frames.shape[0]):
+        low = dct @ small[f] @ dct.T
+        out[f] = np.packbits((low > np.median(low)).ravel())
+    return out
+
+
+# ---------------------------------------------------------------- Hamming
+def hamming_matrix(a, b):
+    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1).astype(np.uint16)
+
+
+def hamming_topk(queries, base, k):
+    n, m = queries.shape[0], base.shape[0]
+    dist = np.full((n, k), -1, np.int32)
+    idx = np.full((n, k), -1, np.int64)
+    full = hamming_matrix(queries, base).astype(np.int64)
+    kk = min(k, m)
+    for q in range(n):
+        order = np.argsort(full[q], kind="stable")[:kk]
+        idx[q, :kk] = order
+        dist[q, :kk] = full[q, order]
+    return dist, idx
+
+
+def hamming_within(queries, base, radius):
+    full = hamming_matrix(queries, base)
+    qi, bi = np.nonzero(full.astype(np.int64) <= radius)
+    return qi.astype(np.int64), bi.astype(np.int64), full[qi, bi].astype(np.uint16)
+
+
+# ---------------------------------------------------------------- alignment
+def align_keyframe_pairs(hashes, valid, clip_start, clip_count, pair_a, pair_b, radius,
+                         max_shift):
+    p = len(pair_a)
+    res = {k: np.zeros(p, np.int32) for k in ("shift", "matches", "overlap")}
+    first, last = np.full(p, -1, np.int32), np.full(p, -1, np.int32)
+    mean = np.zeros(p, np.float32)
+    for q in range(p):
+        a0, na = clip_start[pair_a[q]], clip_count[pair_a[q]]
+        b0, nb = clip_start[pair_b[q]], clip_count[pair_b[q]]
+        if na == 0 or nb == 0:
+            continue
+        dist = hamming_matrix(hashes[a0:a0 + na], hashes[b0:b0 + nb]).astype(np.int64)
+        both = valid[a0:a0 + na, None] & valid[None, b0:b0 + nb]
+        candidates = []
+        for s in range(-(nb - 1), na):
+            if max_shift >= 0 and abs(s) > max_shift:
+                continue
+            pos = [(j + s, j) for j in range(nb) if 0 <= j + s < na and both[j + s, j]]
+            hits = [(i, dist[i, j]) for i, j in pos if dist[i, j] <= radius]
+            total = sum(d for _, d in hits)
+            mean_d = total / len(hits) if hits else 0.0
+            # rank: most matches, smallest mean distance, smallest |s|, smallest s
+            key = (-len(hits), mean_d if hits else 0.0, abs(s), s)
+            candidates.append((key, s, len(hits), len(pos), hits, mean_d))
+        if not candidates:
+            continue
+        _, s, m, ov, hits, mean_d = min(candidates, key=lambda c: c[0])
+        res["shift"][q], res["matches"][q], res["overlap"][q] = s, m, ov
+        if hits:
+            first[q], last[q] = hits[0][0], hits[-1][0]
+        mean[q] = mean_d
+    return Alignment(res["shift"], res["matches"], res["overlap"], first, last, mean)
+
+
+# ---------------------------------------------------------------- embedding
+def area_rgb(frames, size):
+    rows, cols = area_matrix(frames.shape[1], size), area_matrix(frames.shape[2], size)
+    return np.einsum("ki,nijc,lj->nklc", rows, frames.astype(np.float64), cols)
+
+
+def keyframe_descriptors(frames):
+    out = np.zeros((frames.shape[0], DESCRIPTOR_DIM), np.float32)
+    to_ycc = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                       [0.5, -0.418688, -0.081312]]) / 255.0
+    for f, rgb in enumerate(area_rgb(frames, WORK_SIZE)):
+        ycc = rgb @ to_ycc.T
+        y = ycc[..., 0]
+        padded = np.pad(y, 1, mode="edge")
+        gx = 0.5 * (padded[1:-1, 2:] - padded[1:-1, :-2])
+        gy = 0.5 * (padded[2:, 1:-1] - padded[:-2, 1:-1])
+        mag = np.hypot(gx, gy)
+        theta = np.arctan2(gy, gx)
+        theta = np.where(theta < 0, theta + np.pi, theta)
+        pos = theta / (np.pi / 8) - 0.5
+        b0 = np.floor(pos)
+        frac = pos - b0
+        o0 = b0.astype(int) % 8
+        hog = np.zeros((4, 4, 8))
+        cy, cx = np.divmod(np.arange(32 * 32), 32)
+        cy, cx = cy // 8, cx // 8
+        np.add.at(hog, (cy, cx, o0.ravel()), ((1 - frac) * mag).ravel())
+        np.add.at(hog, (cy, cx, (o0.ravel() + 1) % 8), (frac * mag).ravel())
+        d = out[f]
+        d[HOG_OFFSET:HOG_OFFSET + HOG_SIZE] = (hog / 64).ravel()
+        d[COLOUR_OFFSET:COLOUR_OFFSET + COLOUR_SIZE] = ycc.reshape(4, 8, 4, 8, 3).mean((1, 3)).ravel()
+        d[STATS_OFFSET:STATS_OFFSET + 8] = [
+            y.mean(), y.std(), ycc[..., 1].mean(), ycc[..., 2].mean(), ycc[..., 1].std(),
+            ycc[..., 2].std(), mag.mean(), np.clip((0.3 - y) / 0.2, 0, 1).mean()]
+        d[THUMB_OFFSET:] = y.reshape(8, 4, 8, 4).mean((1, 3)).ravel()
+    return out
+
+
+def telemetry_stats(time, values, tel_start, tel_count):
+    out = np.zeros((len(tel_start), TELEMETRY_DIM), np.float32)
+    for c, (s, n) in enumerate(zip(tel_start, tel_count, strict=True)):
+        t, v = time[s:s + n], values[s:s + n].astype(np.float64)
+        if n == 0 or np.isnan(v).all():
+            continue
+        speed, accel, yaw, steer = (v[~np.isnan(v[:, col]), col] for col in range(4))
+        row = [1.0]
+        row += [speed.mean(), speed.std(), speed.min(), speed.max()] if speed.size else [0] * 4
+        row += [accel.min(), accel.max(), accel.std()] if accel.size else [0] * 3
+        row += [np.abs(yaw).mean(), np.abs(yaw).max()] if yaw.size else [0] * 2
+        ta = t[~np.isnan(v[:, 1])]
+        dt = np.diff(ta)
+        jerk = (np.diff(accel) / np.where(dt > 0, dt, 1))[dt > 0]
+        row += [jerk.std(), np.abs(jerk).max()] if jerk.size else [0] * 2
+        row += [(accel < -3.0).mean() if accel.size else 0.0]
+        row += [(speed < 0.5).mean() if speed.size else 0.0]
+        row += [np.abs(steer).mean(), np.abs(steer).max()] if steer.size else [0] * 2
+        out[c] = row
+    return out
+
+
+def clip_embeddings(descriptors, kf_start, kf_count, tel_stats, projection):
+    out = np.zeros((len(kf_start), projection.shape[1]), np.float32)
+    for c, (s, n) in enumerate(zip(kf_start, kf_count, strict=True)):
+        if n == 0:
+            continue
+        d = descriptors[s:s + n].astype(np.float64)
+        mean, std = d.mean(0), d.std(0)
+        colour = mean[COLOUR_OFFSET:COLOUR_OFFSET + COLOUR_SIZE].copy()
+        colour[0::3] -= 0.5
+        thumbs = d[:, THUMB_OFFSET:]
+        structure = mean[THUMB_OFFSET:] - mean[THUMB_OFFSET:].mean()
+        if n > 1:
+            steps = np.abs(np.diff(thumbs, axis=0))
+            motion = np.concatenate([steps.mean(0), [steps.mean(), steps.mean(1).max()]])
+        else:
+            motion = np.zeros(thumbs.shape[1] + 2)
+        blocks = [
+            mean[HOG_OFFSET:HOG_OFFSET + HOG_SIZE],
+            np.concatenate([colour, mean[STATS_OFFSET:STATS_OFFSET + 8] - STATS_CENTER]),
+            std[:HOG_SIZE + COLOUR_SIZE],
+            structure,
+            motion,
+            tel_stats[c].astype(np.float64) * TELEMETRY_SCALE,
+        ]
+        x = np.concatenate([
+            block * weight / np.sqrt(block @ block + eps**2)
+            for block, (_, _, weight, eps) in zip(blocks, BLOCKS, strict=True)])
+        y = x @ projection.astype(np.float64)
+        out[c] = y / np.linalg.norm(y)
+    return out
+
+
+def embedding_projection(in_dim=None, out_dim=128, seed=20261126):
+    from .embedding import embedding_projection as _projection  # plain NumPy already
+
+    return _projection(in_dim, out_dim, seed)

@@ -1,0 +1,73 @@
+"""The layering rules of STYLE.md, enforced by walking every module's imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STDLIB_OK_IN_KERNELS = {"__future__", "math", "os", "typing", "collections"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def _modules(pkg: str) -> list[Path]:
+    return sorted((ROOT / pkg).rglob("*.py"))
+
+
+def test_kernels_import_only_numpy_numba_math():
+    for path in _modules("kernels"):
+        bad = _imports(path) - {"numpy", "numba", "kernels", "llvmlite"} - STDLIB_OK_IN_KERNELS
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: kernels do no I/O and know no engine"
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("faiss", {"engine/index.py"}),
+        ("sqlite3", {"engine/store.py"}),
+        ("zarr", {"engine/store.py", "engine/sources/zarr_clips.py", "engine/export.py"}),
+    ],
+)
+def test_io_libraries_stay_in_their_module(module, allowed):
+    for path in _modules("engine"):
+        rel = path.relative_to(ROOT).as_posix()
+        if module in _imports(path):
+            assert rel in allowed, f"{rel} imports {module}; only {sorted(allowed)} may"
+
+
+def test_cli_imports_no_heavy_modules():
+    code = (
+        "import sys, engine.cli\n"
+        "heavy = [m for m in ('numpy', 'numba', 'faiss', 'zarr', 'av') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "", f"clipdex --help would import {out.stdout.strip()}"
+
+
+def test_importing_kernels_compiles_nothing():
+    code = (
+        "import kernels, numba\n"
+        "from numba.core.registry import CPUDispatcher\n"
+        "import kernels as k, sys\n"
+        "mods = [m for n, m in sys.modules.items() if n.startswith('kernels')]\n"
+        "compiled = [f'{m.__name__}.{n}' for m in mods for n, f in vars(m).items()\n"
+        "            if isinstance(f, CPUDispatcher) and f.signatures]\n"
+        "print(','.join(compiled))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "", f"importing kernels compiled: {out.stdout.strip()}"

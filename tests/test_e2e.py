@@ -1,0 +1,71 @@
+"""End to end on the demo fleet: every stage, scored against the fixture's ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_summary(tmp_path_factory):
+    home = tmp_path_factory.mktemp("demo-home")
+    return run_demo(home, seed=7)
+
+
+def test_demo_meets_targets(demo_summary):
+    for region, s in demo_summary["regions"].items():
+        d = s["dedup"]
+        assert d["recall"] == 1.0, (region, d["missed"])
+        assert d["precision"] == 1.0, (region, d["false"])
+        assert d["hard_negatives_merged"] == 0, region
+        if d["offset_error_max_s"] is not None:
+            assert d["offset_error_max_s"] <= 0.5, region
+        assert s["rarity"]["recall_at_k"] >= 0.8, (region, s["rarity"])
+        assert s["failed"] == 0
+    assert demo_summary["passed"]
+
+
+def test_manifest_is_explained_and_split_by_drive(demo_summary):
+    for s in demo_summary["regions"].values():
+        lines = [json.loads(x) for x in open(s["manifest"], encoding="utf-8")]
+        assert lines and all(r["reason"] in {"rare", "diverse", "random", "forced"} for r in lines)
+        assert len({r["clip_id"] for r in lines}) == len(lines)
+        sides: dict[str, set] = {}
+        for r in lines:
+            sides.setdefault(r["drive_id"], set()).add(r["split"])
+        assert all(len(v) == 1 for v in sides.values())
+
+
+def test_cli_commands_on_demo_home(demo_summary):
+    runner = CliRunner()
+    home = demo_summary["home"]
+    region = sorted(demo_summary["regions"])[0]
+    res = runner.invoke(app, ["rare", "--region", region, "--home", home, "--top", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    top = json.loads(res.stdout)
+    assert len(top) == 5 and top[0]["percentile"] == 100.0
+    res = runner.invoke(app, ["query", "--region", region, "--home", home, "--clip", top[0]["clip_id"], "-k", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    hits = json.loads(res.stdout)
+    assert len(hits) == 3 and all(h["clip_id"] != top[0]["clip_id"] for h in hits)
+    res = runner.invoke(app, ["dedup", "--region", region, "--home", home, "--pairs", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["pairs"] >= 1
+    res = runner.invoke(app, ["stats", "--region", region, "--home", home, "--json"])
+    assert json.loads(res.stdout)["clips"] == demo_summary["regions"][region]["ingested"]
+    # a second ingest of the same store is a no-op
+    fleet = f"{home}/fleet/{region}/clips.zarr"
+    res = runner.invoke(app, ["ingest", fleet, "--region", region, "--home", home, "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["ingested"] == 0 and rep["skipped"] == demo_summary["regions"][region]["ingested"]
+    # a clip whose metadata names another region is refused
+    other = sorted(demo_summary["regions"])[1]
+    res = runner.invoke(app, ["ingest", f"{home}/fleet/{other}/clips.zarr", "--region", region, "--home", home, "--json"])
+    assert res.exit_code == 1
+    assert "names region" in res.stdout
