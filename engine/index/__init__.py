@@ -1,4 +1,4 @@
-"""Per-region FAISS indexes: the only module that touches FAISS.
+"""Per-region FAISS indexes: the only package that touches FAISS.
 
 Two indexes per region, both derived data rebuilt from ``features.zarr`` whenever needed:
 
@@ -18,111 +18,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from .errors import StoreError
-from .store import RegionStore, Snapshot
+from ..errors import StoreError
+from ..store import RegionStore, Snapshot
+from .embeddings import HNSW_THRESHOLD, EmbeddingIndex
+from .keyframes import KeyframeIndex
+
+__all__ = ["EmbeddingIndex", "KeyframeIndex", "QUALITY_FLOOR", "drop_indexes", "ensure_indexes"]
 
 #: keyframes below this PDQ quality (0-100) are never indexed nor matched
 QUALITY_FLOOR = 20
-#: above this many vectors the embedding index is HNSW instead of exact
-HNSW_THRESHOLD = 200_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
 INDEX_FORMAT = 1
-
-
-def _check(name: str, arr: np.ndarray, dtype, ndim: int) -> None:
-    if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != ndim:
-        got = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise TypeError(
-            f"{name} must be a {np.dtype(dtype).name} array with {ndim} dims, got {got}; "
-            f"convert with np.ascontiguousarray({name}, dtype=np.{np.dtype(dtype).name})"
-        )
-
-
-@dataclass
-class KeyframeIndex:
-    index: faiss.IndexBinary
-    meta: dict
-
-    @classmethod
-    def build(cls, hashes: np.ndarray, ids: np.ndarray, meta: dict) -> KeyframeIndex:
-        _check("hashes", hashes, np.uint8, 2)
-        _check("ids", ids, np.int64, 1)
-        index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(hashes.shape[1] * 8))
-        if len(ids):
-            index.add_with_ids(np.ascontiguousarray(hashes), ids)
-        return cls(index, {**meta, "kind": "binary-flat", "ntotal": int(index.ntotal)})
-
-    def add(self, hashes: np.ndarray, ids: np.ndarray) -> None:
-        _check("hashes", hashes, np.uint8, 2)
-        _check("ids", ids, np.int64, 1)
-        if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(hashes), ids)
-        self.meta["ntotal"] = int(self.index.ntotal)
-
-    def range_search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All (query, id, distance) with Hamming distance <= radius: ``lims, distances, ids``."""
-        _check("queries", queries, np.uint8, 2)
-        if self.index.ntotal == 0 or len(queries) == 0:
-            return np.zeros(len(queries) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-        # FAISS binary range search is strict (< radius)
-        lims, dist, ids = self.index.range_search(np.ascontiguousarray(queries), int(radius) + 1)
-        return lims.astype(np.int64), dist.astype(np.int32), ids.astype(np.int64)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        _check("queries", queries, np.uint8, 2)
-        if self.index.ntotal == 0:
-            return np.full((len(queries), k), -1, np.int32), np.full((len(queries), k), -1, np.int64)
-        return self.index.search(np.ascontiguousarray(queries), k)
-
-
-@dataclass
-class EmbeddingIndex:
-    index: faiss.Index
-    meta: dict
-
-    @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, meta: dict) -> EmbeddingIndex:
-        _check("vectors", vectors, np.float32, 2)
-        _check("ids", ids, np.int64, 1)
-        d = vectors.shape[1]
-        if len(ids) > HNSW_THRESHOLD:
-            inner = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
-            kind = f"hnsw{HNSW_M}"
-        else:
-            inner = faiss.IndexFlatIP(d)
-            kind = "flat-ip"
-        index = faiss.IndexIDMap2(inner)
-        if len(ids):
-            index.add_with_ids(np.ascontiguousarray(vectors), ids)
-        return cls(index, {**meta, "kind": kind, "dim": d, "ntotal": int(index.ntotal)})
-
-    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        _check("vectors", vectors, np.float32, 2)
-        _check("ids", ids, np.int64, 1)
-        if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors), ids)
-        self.meta["ntotal"] = int(self.index.ntotal)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by cosine similarity: ``(similarities float32[n,k], ids int64[n,k])``; -1 pads."""
-        _check("queries", queries, np.float32, 2)
-        if self.index.ntotal == 0:
-            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
-        return self.index.search(np.ascontiguousarray(queries), k)
-
-    @property
-    def ntotal(self) -> int:
-        return int(self.index.ntotal)
 
 
 # ---------------------------------------------------------------------- persistence
