@@ -201,6 +201,7 @@ def ingest(
     clip_seconds: Annotated[float | None, typer.Option(help="Split long recordings into clips of this length.")] = None,
     image_fps: Annotated[float, typer.Option(help="Frame rate of image folders without an index file.")] = 10.0,
     workers: Annotated[int, typer.Option(help="Decoding threads (0 = one per core).")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Re-ingest sources that were forgotten (erasure).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest clips into a region: keyframes, hashes, embeddings, triggers, indexes."""
@@ -209,7 +210,8 @@ def ingest(
 
     def go():
         h = _home(home)
-        opts = IngestOptions(keyframe_hz=keyframe_hz, clip_seconds=clip_seconds, image_fps=image_fps, workers=workers)
+        opts = IngestOptions(keyframe_hz=keyframe_hz, clip_seconds=clip_seconds, image_fps=image_fps, workers=workers,
+                             force=force)
         report = _with_progress(lambda cb: run_ingest(h, region, sources, opts, progress=cb,
                                                       command="clipdex ingest " + " ".join(sources)),
                                 quiet=json_out)
@@ -330,6 +332,9 @@ def query(
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
     trigger: Annotated[str | None, typer.Option(help="Only clips with this trigger.")] = None,
     vehicle: Annotated[str | None, typer.Option(help="Only clips of this vehicle.")] = None,
+    regions: Annotated[str | None, typer.Option(
+        "--regions", help="Also search these regions ('all' or a comma list), under their export policies; "
+        "results are delivered to --region.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find the clips most similar to a clip, a file, or a vector."""
@@ -341,6 +346,8 @@ def query(
         if sum(x is not None for x in (clip, source, vector)) != 1:
             raise InputError("give exactly one of --clip ID, --source FILE, --vector FILE.npy")
         f = Filters(trigger=trigger, vehicle=vehicle)
+        if regions:
+            return _cross_query(home, region, regions, clip, source, vector, k, f, json_out)
         with _store(home, region) as store:
             if clip is not None:
                 hits = search_clip(store, validate_clip_id(clip), k, filters=f)
@@ -356,6 +363,37 @@ def query(
                     for h in hits])
 
     _run(go)
+
+
+def _cross_query(home, region, regions, clip, source, vector, k, filters, json_out) -> None:
+    from .crossregion import cross_query, merge_hits
+    from .ids import validate_clip_id
+    from .query import embed_source, load_vector
+
+    if clip is not None:
+        with _store(home, region) as store:
+            row = store.clip_row(validate_clip_id(clip))
+            vec = store.read_rows("clip_embeddings", row, row + 1)[0]
+        origin = region
+    else:
+        vec = embed_source(source) if source is not None else load_vector(vector)
+        origin = None
+    answers = cross_query(_home(home), vec, destination=region, regions=regions, origin=origin, k=k + (clip is not None),
+                          filters=filters)
+    if clip is not None:  # the query clip itself is not a result
+        for a in answers:
+            if a.region == region:
+                a.hits = [h for h in a.hits if h.get("clip_id") != clip]
+    hits = merge_hits(answers, k)
+    if json_out:
+        _print_json({"hits": hits, "regions": [{"region": a.region, "status": a.status, "reason": a.reason,
+                                                "fields": a.fields, "results": len(a.hits)} for a in answers]})
+        return
+    _table(f"most similar across regions (delivered to {region})", ["region", "clip", "score"],
+           [[h["region"], h.get("clip_id", "(id withheld by policy)"),
+             f"{h['score']:.4f}" if "score" in h else "(withheld)"] for h in hits])
+    _table("regions", ["region", "status", "fields returned", "note"],
+           [[a.region, a.status, ",".join(a.fields), a.reason] for a in answers])
 
 
 @app.command("select")
@@ -389,6 +427,33 @@ def select_cmd(
     _run(go)
 
 
+@app.command("select-regions")
+def select_regions(
+    budgets: Annotated[str, typer.Option(help="Per-region budgets: all=N or us-west=100,cn-east=50.")],
+    home: HomeOpt = None,
+    name: Annotated[str, typer.Option(help="Manifest name, written to REGION/manifests/NAME.jsonl.")] = "train",
+    mix: Annotated[str, typer.Option(help="Strategy shares, e.g. rare=0.3,diverse=0.6,random=0.1.")] = "rare=0.3,diverse=0.6,random=0.1",
+    seed: Annotated[int, typer.Option(help="Seed for the random share and the split.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Fraction of drives in the validation split.")] = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Select per region with per-region budgets; each manifest stays inside its region."""
+    from .crossregion import parse_budgets, select_per_region
+    from .select import parse_mix
+
+    def go():
+        h = _home(home)
+        rows = select_per_region(h, parse_budgets(budgets, h), name=name, mix=parse_mix(mix), seed=seed,
+                                 val_fraction=val_fraction)
+        if json_out:
+            _print_json(rows)
+        else:
+            _table("selection per region", ["region", "budget", "selected", "by reason", "manifest"],
+                   [[r["region"], r["budget"], r["selected"], json.dumps(r["by_reason"]), r["manifest"]] for r in rows])
+
+    _run(go)
+
+
 @app.command()
 def stats(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Counts, sizes, last job and index state of a region's store."""
@@ -399,6 +464,92 @@ def stats(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) ->
             _print_json(info)
         else:
             _table(f"region {region}", ["key", "value"], [[k, v] for k, v in info.items()])
+
+    _run(go)
+
+
+@app.command()
+def crossdup(
+    source: Annotated[str, typer.Option("--from", help="Region whose clips are checked (its hashes are sent).")],
+    target: Annotated[str, typer.Option("--to", help="Region checked against (it receives only hashes).")],
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cross-border duplicate check: only keyframe hashes cross, under both regions' policies."""
+    from .crossregion import cross_duplicates
+
+    def go():
+        res = cross_duplicates(_home(home), source, target)
+        info = {"from": res.source, "to": res.target, "status": res.status, "reason": res.reason,
+                "clips_sent": res.clips_sent, "keyframe_hashes_sent": res.keyframes_sent, "matches": res.matches}
+        if json_out:
+            _print_json(info)
+        else:
+            _table(f"clips of {res.source} that duplicate clips of {res.target}",
+                   ["source clip", "target clip", "relation", "offset s"],
+                   [[m["source_clip"], m.get("target_clip", "(withheld)"), m["relation"], f"{m['offset_s']:+.1f}"]
+                    for m in res.matches])
+            _console().print(f"sent {res.keyframes_sent} keyframe hashes of {res.clips_sent} clips; {res.status}"
+                             + (f": {res.reason}" if res.reason else ""))
+        if res.status != "ok":
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@app.command("audit")
+def audit_cmd(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Show what left a region: when, which fields, to where, how many records."""
+    from . import audit
+
+    def go():
+        entries = audit.read(_home(home).region(region))
+        if json_out:
+            _print_json(entries)
+        else:
+            _table(f"audit log of {region}", ["time", "operation", "fields", "to", "records"],
+                   [[e["time"], e["operation"], ",".join(e["fields"]), e["to"], e["records"]] for e in entries])
+
+    _run(go)
+
+
+@app.command()
+def forget(
+    clip_ids: Annotated[list[str], typer.Argument(help="Clip ids to erase.")],
+    region: RegionOpt,
+    home: HomeOpt = None,
+    reason: Annotated[str, typer.Option(help="Recorded with the tombstone.")] = "erasure request",
+    json_out: JsonOpt = False,
+) -> None:
+    """Erase clips: gone from every output at once; `clipdex compact` reclaims their space."""
+    from .forget import forget as run_forget
+
+    def go():
+        with _store(home, region) as store:
+            rep = run_forget(store, clip_ids, reason=reason)
+        if json_out:
+            _print_json(rep.as_dict())
+        else:
+            _console().print(f"forgot {len(rep.forgotten)} clips in {rep.region}"
+                             + (f"; unknown: {' '.join(rep.unknown)}" if rep.unknown else ""))
+        if rep.unknown:
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@app.command()
+def compact(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Overwrite forgotten clips' features with zeros and shrink the catalog."""
+    from .forget import compact as run_compact
+
+    def go():
+        with _store(home, region) as store:
+            info = run_compact(store)
+        if json_out:
+            _print_json(info)
+        else:
+            _console().print(f"compacted {info['clips']} forgotten clips ({info['keyframes']} keyframes) in {region}")
 
     _run(go)
 

@@ -9,6 +9,7 @@ committed before a crash stays committed, and a rerun skips it (same content dig
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -18,10 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ClipdexError, InputError, SourceError
+from .errors import ClipdexError, InputError, SourceError, StoreError
 from .ids import validate_clip_id
 from .regions import Home
-from .store import NewClip, RegionStore
+from .store import NewClip, RegionStore, fault_point
 from .types import ClipSample
 
 _END = object()
@@ -65,6 +66,8 @@ class IngestOptions:
     batch_size: int = 64
     workers: int = 0  # 0 = one producer per core
     thresholds: dict | None = None  # trigger thresholds
+    force: bool = False  # re-ingest sources that were forgotten (erasure requests)
+    wait: float = 0.0  # seconds to wait for another writer of the region before refusing
 
 
 def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event) -> None:
@@ -133,7 +136,8 @@ def ingest(
     t0 = time.perf_counter()
     report = IngestReport(region.name, uuid.uuid4().hex[:12])
     store = RegionStore.open(region, create=True)
-    with store, store.writer(command):
+    with store, store.writer(command, wait=opts.wait):
+        store.close_interrupted_jobs()
         store.start_job("ingest", report.job_id)
         items = []
         for item in discover([Path(s) for s in sources]):
@@ -159,7 +163,13 @@ def ingest(
                 return
             good = _compute(batch, opts, fail)
             if good:
-                store.append_clips(good, report.job_id)
+                try:
+                    store.append_clips(good, report.job_id)
+                except StoreError as err:  # disk full, read-only mount: stop, keep what committed
+                    report.failed += [(c.source, f"not committed: {err}") for c in good]
+                    with contextlib.suppress(Exception):
+                        store.finish_job(report.job_id, "failed", report.as_dict())
+                    raise
                 report.ingested += [c.clip_id for c in good]
                 n_kf = sum(len(c.keyframe_hashes) for c in good)
                 report.keyframes += n_kf
@@ -172,6 +182,7 @@ def ingest(
         last_item = None
         try:
             for item, got in _samples(items, opts, stop):
+                fault_point("decode")
                 if item is not last_item:
                     if last_item is not None:
                         state["items_done"] += 1
@@ -199,10 +210,17 @@ def ingest(
                 known = store.known_digests([sample.digest])
                 if sample.digest in known:
                     cid, status = known[sample.digest]
-                    why = "already ingested" if status == "active" else "forgotten (erasure request)"
-                    report.skipped.append((sample.clip_id, f"{why} as {cid}"))
-                    state["skipped"] += 1
-                    continue
+                    if status == "active":
+                        report.skipped.append((sample.clip_id, f"already ingested as {cid}"))
+                        state["skipped"] += 1
+                        continue
+                    if not opts.force:
+                        report.skipped.append((sample.clip_id, f"forgotten as {cid} (erasure request); "
+                                               "re-ingest only with --force"))
+                        state["skipped"] += 1
+                        continue
+                    store.compact_forgotten()  # erase the old rows for good, then drop the tombstone
+                    store.drop_tombstone(sample.digest)
                 if sample.clip_id in seen_ids or store.has_clip_id(sample.clip_id):
                     fail(sample.source, f"clip id {sample.clip_id!r} already exists in region "
                          f"{region.name!r} with other content; rename the source or ingest it from "

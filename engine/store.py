@@ -89,6 +89,30 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT NOT NULL, item TEXT NOT NULL, error TEXT NOT NULL);
 """
 
+# ---------------------------------------------------------------------- test-only fault injection
+#: ``CLIPDEX_FAULT="stage:n"`` makes the n-th pass through :func:`fault_point` ``stage`` SIGKILL
+#: this process (crash tests). Read once at import; unset, a fault point costs one truth test.
+_FAULT = os.environ.get("CLIPDEX_FAULT", "")
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(stage: str) -> None:
+    """A named point where a crash test may kill the process (see ``_FAULT``)."""
+    if _FAULT:
+        _fault_hit(stage)
+
+
+def _fault_hit(stage: str) -> None:
+    want, _, n = _FAULT.partition(":")
+    if want != stage:
+        return
+    _fault_counts[stage] = _fault_counts.get(stage, 0) + 1
+    if _fault_counts[stage] == int(n or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # feature arrays: name -> (row axis kind, trailing shape, dtype, rows per chunk)
 _ARRAYS = {
     "keyframe_hashes": ("kf", (HASH_BYTES,), "uint8", 16384),
@@ -247,9 +271,11 @@ class RegionStore:
 
     # ------------------------------------------------------------------ writer lock
     @contextlib.contextmanager
-    def writer(self, command: str = "") -> Iterator[RegionStore]:
-        """Hold the region's single-writer lock for the duration of the block (re-entrant)."""
-        self._acquire_lock(command)
+    def writer(self, command: str = "", wait: float = 0.0) -> Iterator[RegionStore]:
+        """Hold the region's single-writer lock for the duration of the block (re-entrant).
+
+        ``wait`` seconds: how long to wait for another writer to finish before refusing."""
+        self._acquire_lock(command, wait)
         self._lock_depth += 1
         try:
             yield self
@@ -258,20 +284,34 @@ class RegionStore:
             if self._lock_depth == 0:
                 self._release_lock()
 
-    def _acquire_lock(self, command: str) -> None:
+    def _acquire_lock(self, command: str, wait: float = 0.0) -> None:
         if self._lock_fd is not None:
             return
         lock_path = self.path / "writer.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
-            os.close(fd)
-            raise LockedError(
-                f"region {self.region.name!r} is being written by another job ({holder}); wait for "
-                "it to finish — the lock is released automatically when that process exits"
-            ) from None
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StoreError(
+                f"cannot write to region {self.region.name!r} at {self.path} ({err}); writing needs a "
+                "writable store: remount it read-write or fix its permissions (reads still work)"
+            ) from err
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                    continue
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+                os.close(fd)
+                waited = f" (waited {wait:g} s)" if wait > 0 else ""
+                raise LockedError(
+                    f"region {self.region.name!r} is being written by another job ({holder}){waited}; "
+                    "wait for it to finish or rerun with --wait SECONDS — the lock is released "
+                    "automatically when that process exits"
+                ) from None
         info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         if command:
             info += f": {command}"
@@ -332,7 +372,11 @@ class RegionStore:
             arr = self.features[name]
             return np.zeros((0, *arr.shape[1:]), dtype=arr.dtype)
         try:
-            return np.asarray(self.features[name][start:end])
+            arr = self.features[name]
+            if end > arr.shape[0]:
+                raise StoreError(f"the array has {arr.shape[0]} rows, fewer than the {end} the catalog "
+                                 "committed")
+            return np.asarray(arr[start:end])
         except Exception as err:
             raise StoreError(
                 f"feature array {name!r} rows {start}:{end} in {self.features_path} cannot be read "
@@ -370,16 +414,42 @@ class RegionStore:
             raise StoreError(
                 f"embedding dimension {emb.shape[1]} does not match the region's {self.embedding_dim}"
             )
-        self._write_rows("keyframe_hashes", snap.kf_end, np.concatenate([c.keyframe_hashes for c in clips]))
-        self._write_rows("keyframe_phash", snap.kf_end, np.concatenate([c.keyframe_phash for c in clips]))
-        self._write_rows("keyframe_quality", snap.kf_end, np.concatenate([c.keyframe_quality for c in clips]))
-        self._write_rows("keyframe_times", snap.kf_end, np.concatenate([c.keyframe_times for c in clips]))
-        self._write_rows("clip_embeddings", snap.clip_end, emb)
-        self._write_rows("thumbnails", snap.clip_end, np.stack([c.thumbnail for c in clips]))
+        try:  # rows past the committed ends: a failure here leaves only orphans
+            for name, start, values in (
+                ("keyframe_hashes", snap.kf_end, np.concatenate([c.keyframe_hashes for c in clips])),
+                ("keyframe_phash", snap.kf_end, np.concatenate([c.keyframe_phash for c in clips])),
+                ("keyframe_quality", snap.kf_end, np.concatenate([c.keyframe_quality for c in clips])),
+                ("keyframe_times", snap.kf_end, np.concatenate([c.keyframe_times for c in clips])),
+                ("clip_embeddings", snap.clip_end, emb),
+                ("thumbnails", snap.clip_end, np.stack([c.thumbnail for c in clips])),
+            ):
+                fault_point("feature_write")
+                self._write_rows(name, start, values)
+        except OSError as err:
+            raise StoreError(
+                f"cannot write features to {self.features_path} ({err}); nothing of this batch of "
+                f"{len(clips)} clips was committed and every earlier commit is intact. Free disk space "
+                "(or fix the mount), then rerun the same command: committed sources are skipped"
+            ) from err
         now = time.time()
         from kernels import EMBEDDING_VERSION
 
+        try:
+            return self._commit_clips(clips, snap, rows, kf_start, counts, kf_total, now, job_id,
+                                      EMBEDDING_VERSION)
+        except sqlite3.Error as err:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise StoreError(
+                f"cannot commit {len(clips)} clips to {self.catalog_path} ({err}); the batch was rolled "
+                "back and every earlier commit is intact. Free disk space (or fix the mount), then rerun "
+                "the same command: committed sources are skipped"
+            ) from err
+
+    def _commit_clips(self, clips, snap, rows, kf_start, counts, kf_total, now, job_id,
+                      EMBEDDING_VERSION) -> list[int]:  # noqa: N803
         with self.transaction() as db:
+            fault_point("commit")
             cur = self.snapshot()
             if cur != snap:  # cannot happen under the writer lock; refuse rather than corrupt
                 raise StoreError("catalog changed during a locked write; aborting this batch")
@@ -407,6 +477,8 @@ class RegionStore:
                 clip_end=snap.clip_end + len(clips),
                 catalog_version=snap.version + 1,
             )
+            fault_point("commit")
+        fault_point("committed")
         return rows
 
     # ------------------------------------------------------------------ reading
@@ -496,7 +568,101 @@ class RegionStore:
     def rarity(self) -> dict[int, tuple[float, float]]:
         return {r: (s, p) for r, s, p in self.db.execute("SELECT clip_row, score, percentile FROM rarity")}
 
+    # ------------------------------------------------------------------ erasure
+    def tombstone(self, rows: Sequence[int], reason: str = "") -> None:
+        """Mark clips forgotten (erasure request): they vanish from every reader at once, their
+        pairs, group memberships, rarity and triggers are deleted; features stay until
+        :meth:`compact_forgotten` overwrites them."""
+        self._require_writer()
+        rows = [int(r) for r in rows]
+        if not rows:
+            return
+        with self.transaction() as db:
+            q = ",".join("?" * len(rows))
+            db.execute(
+                f"UPDATE clips SET status='forgotten', meta=json_set(meta, '$.forgotten_at', ?,"
+                f" '$.forget_reason', ?) WHERE row IN ({q})", [time.time(), reason, *rows])
+            db.execute(f"DELETE FROM pairs WHERE a IN ({q}) OR b IN ({q})", rows + rows)
+            db.execute(f"DELETE FROM groups WHERE clip_row IN ({q})", rows)
+            db.execute(f"DELETE FROM rarity WHERE clip_row IN ({q})", rows)
+            db.execute(f"DELETE FROM triggers WHERE clip_row IN ({q})", rows)
+            self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
+
+    def compact_forgotten(self) -> dict:
+        """Overwrite the feature rows of forgotten clips with zeros (the data is gone; zero chunks
+        compress to almost nothing) and mark them compacted. Returns counts."""
+        self._require_writer()
+        todo = self.db.execute(
+            "SELECT row, kf_start, kf_count FROM clips WHERE status='forgotten'"
+            " AND json_extract(meta, '$.compacted') IS NULL").fetchall()
+        kf_rows = 0
+        for row, ks, n in todo:
+            for name, (axis, trailing, dtype, _) in _ARRAYS.items():
+                lo, hi = (ks, ks + n) if axis == "kf" else (row, row + 1)
+                if hi <= lo:
+                    continue
+                shape = (hi - lo, *((self.embedding_dim,) if trailing is None else trailing))
+                self._write_rows(name, lo, np.zeros(shape, dtype=dtype))
+            kf_rows += n
+        with self.transaction() as db:
+            db.executemany("UPDATE clips SET meta=json_set(meta, '$.compacted', ?) WHERE row=?",
+                           [(time.time(), r) for r, _, _ in todo])
+        self.db.execute("VACUUM")
+        return {"clips": len(todo), "keyframes": kf_rows}
+
+    def drop_tombstone(self, digest: str) -> None:
+        """Remove a compacted tombstone so its source may be ingested again (``--force``)."""
+        self._require_writer()
+        with self.transaction() as db:
+            db.execute("DELETE FROM clips WHERE digest=? AND status='forgotten'", (digest,))
+
+    # ------------------------------------------------------------------ verify / repair
+    def array_layout(self) -> dict[str, tuple[str, int, int]]:
+        """name -> (row axis "kf"/"clip", rows per chunk, rows allocated) of each feature array."""
+        return {name: (axis, self.features[name].chunks[0], int(self.features[name].shape[0]))
+                for name, (axis, *_) in _ARRAYS.items()}
+
+    def reset_chunk(self, name: str, chunk: int) -> None:
+        """Overwrite one whole chunk with zeros without reading it (a corrupt chunk becomes
+        readable again; callers first take the clips with rows in it out of the catalog)."""
+        self._require_writer()
+        arr = self.features[name]
+        rows = arr.chunks[0]
+        lo, hi = chunk * rows, min((chunk + 1) * rows, arr.shape[0])
+        if hi > lo:
+            arr[lo:hi] = np.zeros((hi - lo, *arr.shape[1:]), dtype=arr.dtype)
+
+    def mark_damaged(self, rows: Sequence[int], reason: str) -> list[tuple[str, str]]:
+        """Take clips whose feature rows are unreadable out of the catalog: status 'damaged', their
+        clip id and digest freed (kept in ``meta``) so the same source can simply be ingested
+        again. Returns (clip id, source) of each. Never deletes the catalog row."""
+        self._require_writer()
+        rows = [int(r) for r in rows]
+        if not rows:
+            return []
+        q = ",".join("?" * len(rows))
+        out = self.db.execute(f"SELECT row, clip_id, source FROM clips WHERE row IN ({q})", rows).fetchall()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE clips SET status='damaged', clip_id=clip_id || '.damaged-' || row,"
+                " digest='damaged:' || row || ':' || digest,"
+                " meta=json_set(meta, '$.damaged_at', ?, '$.damage', ?, '$.original_clip_id', clip_id,"
+                " '$.original_digest', digest) WHERE row=?",
+                [(time.time(), reason, r) for r in rows])
+            db.execute(f"DELETE FROM pairs WHERE a IN ({q}) OR b IN ({q})", rows + rows)
+            db.execute(f"DELETE FROM groups WHERE clip_row IN ({q})", rows)
+            db.execute(f"DELETE FROM rarity WHERE clip_row IN ({q})", rows)
+            db.execute(f"DELETE FROM triggers WHERE clip_row IN ({q})", rows)
+            self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
+        return [(cid, src) for _, cid, src in sorted(out)]
+
     # ------------------------------------------------------------------ jobs
+    def close_interrupted_jobs(self) -> int:
+        """Under the writer lock no other job runs: any job still 'running' died. Mark it."""
+        self._require_writer()
+        with self.transaction() as db:
+            return db.execute("UPDATE jobs SET status='interrupted' WHERE status='running'").rowcount
+
     def start_job(self, kind: str, job_id: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT INTO jobs(job_id, kind, started, status) VALUES(?,?,?, 'running')",
@@ -515,7 +681,8 @@ class RegionStore:
         snap = self.snapshot()
         db = self.db
         n_active = db.execute("SELECT COUNT(*) FROM clips WHERE status='active'").fetchone()[0]
-        n_forgotten = db.execute("SELECT COUNT(*) FROM clips WHERE status!='active'").fetchone()[0]
+        n_forgotten = db.execute("SELECT COUNT(*) FROM clips WHERE status='forgotten'").fetchone()[0]
+        n_damaged = db.execute("SELECT COUNT(*) FROM clips WHERE status='damaged'").fetchone()[0]
         dur = db.execute("SELECT COALESCE(SUM(duration_s),0) FROM clips WHERE status='active'").fetchone()[0]
         n_pairs = db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
         n_groups = db.execute("SELECT COUNT(DISTINCT group_id) FROM groups").fetchone()[0]
@@ -528,6 +695,7 @@ class RegionStore:
             "catalog_version": snap.version,
             "clips": n_active,
             "forgotten": n_forgotten,
+            "damaged": n_damaged,
             "keyframes": snap.kf_end,
             "hours": round(dur / 3600.0, 3),
             "pairs": n_pairs,

@@ -1,0 +1,264 @@
+"""Cross-region operations under each region's export policy.
+
+Every cross-region operation has a *destination*: the region the results are delivered to (the
+region the operator works from). Work runs inside each region; before anything leaves a region
+the policy is checked (``Region.allows(field, destination)``) and an audit line is appended to
+that region's log — if the line cannot be written, nothing is sent. Fields a policy does not
+allow are removed, and a region that may send nothing contributes nothing, with the reason.
+
+* :func:`cross_query`: the query vector goes into each region (if it came from a region's clip,
+  that region must allow ``embeddings`` to leave for it); each region returns only ids, scores
+  (and vectors) its policy allows.
+* :func:`cross_duplicates`: region A's keyframe hashes — under opaque tokens, never clip ids,
+  frames or embeddings — go to region B, which matches them against its own keyframe index and
+  aligns them in time; B returns which tokens duplicate which of its clips (ids only if B allows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audit
+from .errors import PolicyError
+from .query import Filters, search_vector
+from .regions import Home
+from .store import RegionStore
+
+
+@dataclass
+class RegionAnswer:
+    region: str
+    status: str  # "ok" | "refused"
+    reason: str = ""
+    fields: list[str] = field(default_factory=list)
+    hits: list[dict] = field(default_factory=list)
+
+
+def _expand(home: Home, regions: list[str] | str) -> list[str]:
+    if regions == "all" or regions == ["all"]:
+        return sorted(home.regions)
+    names = regions.split(",") if isinstance(regions, str) else regions
+    for n in names:
+        home.region(n)
+    return list(names)
+
+
+def cross_query(home: Home, vector: np.ndarray, *, destination: str, regions: list[str] | str = "all",
+                origin: str | None = None, k: int = 10, filters: Filters | None = None,
+                with_vectors: bool = False) -> list[RegionAnswer]:
+    """Top-k per region for ``vector``, delivered to ``destination`` under every policy.
+
+    ``origin`` is the region whose clip the vector came from (None for an outside file)."""
+    dest = home.region(destination)
+    src = home.region(origin) if origin else None
+    answers: list[RegionAnswer] = []
+    for name in _expand(home, regions):
+        region = home.region(name)
+        if src is not None and name != src.name and not src.allows("embeddings", name):
+            answers.append(RegionAnswer(name, "refused",
+                                        f"policy of {src.name} forbids sending embeddings (the query "
+                                        f"vector) to {name}"))
+            continue
+        allowed = [f for f in ("ids", "scores", "embeddings") if region.allows(f, dest.name)]
+        if not with_vectors and "embeddings" in allowed:
+            allowed.remove("embeddings")
+        if not {"ids", "scores"} & set(allowed):
+            answers.append(RegionAnswer(name, "refused",
+                                        f"policy of {name} allows neither ids nor scores to leave for {dest.name}"))
+            continue
+        if not (region.path / "catalog.sqlite").exists():
+            answers.append(RegionAnswer(name, "ok", "region has no clips", allowed))
+            continue
+        if src is not None and name != src.name:
+            audit.record(src, operation="query-vector", fields=["embeddings"], to=name, records=1)
+        with RegionStore.open(region) as store:
+            hits = search_vector(store, vector, k, filters=filters)
+            vecs = {}
+            if "embeddings" in allowed and hits:
+                for h in hits:
+                    r = store.clip_row(h.clip_id)
+                    vecs[h.clip_id] = store.read_rows("clip_embeddings", r, r + 1)[0].tolist()
+        out = []
+        for h in hits:
+            rec = {"region": name, "rank": h.rank}
+            if "ids" in allowed:
+                rec["clip_id"] = h.clip_id
+            if "scores" in allowed:
+                rec["score"] = round(h.score, 6)
+            if h.clip_id in vecs:
+                rec["embedding"] = vecs[h.clip_id]
+            out.append(rec)
+        if name != dest.name and out:
+            audit.record(region, operation="query-results", fields=allowed, to=dest.name, records=len(out))
+        answers.append(RegionAnswer(name, "ok", "", allowed, out))
+    return answers
+
+
+def merge_hits(answers: list[RegionAnswer], k: int) -> list[dict]:
+    """All regions' hits, best score first (hits without a permitted score go last)."""
+    hits = [h for a in answers for h in a.hits]
+    hits.sort(key=lambda h: -h.get("score", -np.inf))
+    return hits[:k] if k else hits
+
+
+# ---------------------------------------------------------------------- cross-border duplicates
+@dataclass
+class CrossDuplicates:
+    source: str
+    target: str
+    status: str
+    reason: str = ""
+    matches: list[dict] = field(default_factory=list)  # one per (source clip, target clip) pair
+    clips_sent: int = 0
+    keyframes_sent: int = 0
+
+
+def export_hashes(store: RegionStore) -> tuple[dict, list[str]]:
+    """The hash payload a region sends: opaque tokens, keyframe hashes, validity, counts.
+
+    Returns the payload and the token -> clip id table that never leaves the region."""
+    from .index import QUALITY_FLOOR
+
+    table = store.clip_table()
+    kf = store.keyframes(table.snapshot)
+    idx = np.concatenate([np.arange(s, s + n) for s, n in zip(table.kf_start, table.kf_count, strict=True)]) \
+        if len(table) else np.zeros(0, np.int64)
+    payload = {
+        "hashes": np.ascontiguousarray(kf["hashes"][idx]),
+        "valid": kf["quality"][idx] >= QUALITY_FLOOR,
+        "counts": table.kf_count.copy(),
+    }
+    return payload, list(table.clip_ids)
+
+
+def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
+    """Inside the target region: which payload clips (by token) duplicate which local clips."""
+    import kernels
+
+    from .dedup import DedupParams
+    from .index import QUALITY_FLOOR, ensure_indexes
+
+    params = params or DedupParams()
+    table = store.clip_table()
+    if len(table) == 0 or len(payload["counts"]) == 0:
+        return []
+    kf = store.keyframes(table.snapshot)
+    kf_index, _ = ensure_indexes(store)
+    n_remote = len(payload["counts"])
+    remote_start = np.concatenate([[0], np.cumsum(payload["counts"])[:-1]]).astype(np.int64)
+    token_of_kf = np.repeat(np.arange(n_remote), payload["counts"])
+    q = np.flatnonzero(payload["valid"])
+    lims, _, ids = kf_index.range_search(np.ascontiguousarray(payload["hashes"][q]), params.candidate_radius)
+    local_clip_of_kf = np.full(len(kf["hashes"]), -1, np.int64)
+    for i, (s, n) in enumerate(zip(table.kf_start, table.kf_count, strict=True)):
+        local_clip_of_kf[s : s + n] = i
+    qa = np.repeat(token_of_kf[q], np.diff(lims))
+    lb = local_clip_of_kf[ids]
+    keep = lb >= 0
+    if not keep.any():
+        return []
+    # one vote per remote keyframe and local clip
+    trip = np.unique(np.stack([qa[keep], lb[keep], np.repeat(q, np.diff(lims))[keep]], 1), axis=0)
+    pairs, n = np.unique(trip[:, :2], axis=0, return_counts=True)
+    pairs = pairs[n >= params.min_candidate_matches]
+    if len(pairs) == 0:
+        return []
+    # align: remote clips first, local clips after, in one hash array
+    hashes = np.ascontiguousarray(np.concatenate([payload["hashes"], kf["hashes"]]))
+    valid = np.concatenate([payload["valid"], kf["quality"] >= QUALITY_FLOOR])
+    start = np.concatenate([remote_start, table.kf_start + len(payload["hashes"])]).astype(np.int64)
+    count = np.concatenate([payload["counts"], table.kf_count]).astype(np.int64)
+    al = kernels.align_keyframe_pairs(hashes, valid, start, count, pairs[:, 0].astype(np.int64),
+                                      (pairs[:, 1] + n_remote).astype(np.int64), params.match_radius, -1)
+    step = 1.0 / params.keyframe_hz
+    out = []
+    for p in range(len(pairs)):
+        m = int(al.matches[p])
+        span = int(al.last_a[p]) - int(al.first_a[p]) + 1
+        if m < params.min_matches or m / span < params.min_match_fraction:
+            continue
+        na, nb = int(count[pairs[p, 0]]), int(table.kf_count[pairs[p, 1]])
+        whole = span / na >= params.whole_coverage and span / nb >= params.whole_coverage
+        out.append({"token": int(pairs[p, 0]), "clip_id": table.clip_ids[pairs[p, 1]],
+                    "relation": "duplicate" if whole else "partial",
+                    "offset_s": float(al.shift[p]) * step, "matches": m,
+                    "mean_distance": round(float(al.mean_dist[p]), 2)})
+    return out
+
+
+def cross_duplicates(home: Home, source: str, target: str) -> CrossDuplicates:
+    """Which clips of ``source`` duplicate clips of ``target``; only keyframe hashes cross."""
+    src, dst = home.region(source), home.region(target)
+    if src.name == dst.name:
+        raise PolicyError("cross-border duplicate check needs two different regions; use `clipdex dedup` within one")
+    if not src.allows("hashes", dst.name):
+        return CrossDuplicates(src.name, dst.name, "refused",
+                               f"policy of {src.name} forbids sending keyframe hashes to {dst.name}")
+    back = [f for f in ("ids", "scores") if dst.allows(f, src.name)]
+    with RegionStore.open(src) as s:
+        payload, token_ids = export_hashes(s)
+    audit.record(src, operation="crossdup-hashes", fields=["hashes"], to=dst.name,
+                 records=int(len(payload["hashes"])), detail={"clips": len(token_ids)})
+    with RegionStore.open(dst) as t:
+        found = match_hashes(t, payload)
+    # what the target sends back: tokens always (they are the source's own), ids/scores by policy
+    returned = []
+    for f in found:
+        rec = {"relation": f["relation"], "offset_s": f["offset_s"]}
+        if "ids" in back:
+            rec["target_clip"] = f["clip_id"]
+        if "scores" in back:
+            rec["matches"], rec["mean_distance"] = f["matches"], f["mean_distance"]
+        rec["token"] = f["token"]
+        returned.append(rec)
+    if returned:
+        audit.record(dst, operation="crossdup-results", fields=["relations", *back], to=src.name,
+                     records=len(returned))
+    matches = []
+    for rec in returned:
+        rec = dict(rec)
+        rec["source_clip"] = token_ids[rec.pop("token")]  # resolved back home, in the source region
+        matches.append(rec)
+    matches.sort(key=lambda r: (r["source_clip"], r.get("target_clip", "")))
+    return CrossDuplicates(src.name, dst.name, "ok", "" if back else
+                           f"policy of {dst.name} returns no ids or scores to {src.name}: matches are anonymous",
+                           matches, len(token_ids), int(len(payload["hashes"])))
+
+
+# ---------------------------------------------------------------------- per-region selection
+def parse_budgets(text: str, home: Home) -> dict[str, int]:
+    """``"us-west=100,cn-east=50"`` or ``"all=100"`` -> {region: budget}."""
+    from .errors import InputError
+
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, val = part.partition("=")
+        try:
+            budget = int(val)
+        except ValueError:
+            raise InputError(f"--budgets {text!r}: {part!r} needs REGION=COUNT, e.g. us-west=100") from None
+        names = sorted(home.regions) if name == "all" else [home.region(name).name]
+        for n in names:
+            out[n] = budget
+    if not out:
+        raise InputError("--budgets is empty; give e.g. all=100 or us-west=100,cn-east=50")
+    return out
+
+
+def select_per_region(home: Home, budgets: dict[str, int], *, name: str = "train", **kwargs) -> list[dict]:
+    """One selection and one manifest per region, each written inside its own region folder."""
+    from .ids import validate_clip_id
+    from .select import select_clips, write_manifest
+
+    validate_clip_id(name)  # the manifest name becomes a file name: same rules as a clip id
+    out = []
+    for region_name, budget in budgets.items():
+        region = home.region(region_name)
+        with RegionStore.open(region) as store:
+            sel = select_clips(store, budget, **kwargs)
+        path = write_manifest(sel, region.path / "manifests" / f"{name}.jsonl")
+        out.append({"region": region_name, "budget": budget, "selected": len(sel.chosen),
+                    "by_reason": sel.counts, "manifest": str(path)})
+    return out
