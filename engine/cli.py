@@ -202,6 +202,14 @@ def ingest(
     image_fps: Annotated[float, typer.Option(help="Frame rate of image folders without an index file.")] = 10.0,
     workers: Annotated[int, typer.Option(help="Decoding threads (0 = one per core).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Re-ingest sources that were forgotten (erasure).")] = False,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for another job writing the region.")] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="Clips per catalog commit.")] = 64,
+    threads: Annotated[int, typer.Option(help="Decoding threads per video file (0 = FFmpeg picks).")] = 0,
+    telemetry_map: Annotated[str | None, typer.Option(
+        help="Sidecar CSV columns per channel, e.g. time=timestamp_ms,speed=speed_kph "
+             "(channels: time, speed, accel, yaw_rate, steering).")] = None,
+    telemetry_units: Annotated[str | None, typer.Option(
+        help="Sidecar units, e.g. time=ms,speed=km/h (time: s|ms|us; speed: m/s|km/h|mph).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest clips into a region: keyframes, hashes, embeddings, triggers, indexes."""
@@ -210,8 +218,12 @@ def ingest(
 
     def go():
         h = _home(home)
+        from .sources.telemetry import parse_telemetry_options
+
+        tel_map, tel_units = parse_telemetry_options(telemetry_map, telemetry_units)
         opts = IngestOptions(keyframe_hz=keyframe_hz, clip_seconds=clip_seconds, image_fps=image_fps, workers=workers,
-                             force=force)
+                             force=force, wait=wait, batch_size=max(1, batch_size), threads=threads,
+                             telemetry_map=tel_map, telemetry_units=tel_units)
         report = _with_progress(lambda cb: run_ingest(h, region, sources, opts, progress=cb,
                                                       command="clipdex ingest " + " ".join(sources)),
                                 quiet=json_out)
@@ -455,6 +467,24 @@ def select_regions(
 
 
 @app.command()
+def report(
+    region: RegionOpt,
+    home: HomeOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default REGION/report.html).")] = None,
+    top: Annotated[int, typer.Option(help="Rarest clips to show.")] = 30,
+) -> None:
+    """Write a static HTML report (duplicate groups, rarest clips, score histogram); opens offline."""
+    from .report import build_report
+
+    def go():
+        with _store(home, region) as store:
+            path = build_report(store, out or store.path / "report.html", top=top)
+        _console().print(f"wrote {path}")
+
+    _run(go)
+
+
+@app.command()
 def stats(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Counts, sizes, last job and index state of a region's store."""
     def go():
@@ -533,6 +563,52 @@ def forget(
             _console().print(f"forgot {len(rep.forgotten)} clips in {rep.region}"
                              + (f"; unknown: {' '.join(rep.unknown)}" if rep.unknown else ""))
         if rep.unknown:
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@app.command()
+def verify(
+    region: RegionOpt,
+    home: HomeOpt = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild indexes; take clips with unreadable features "
+                                         "out of the catalog and list their sources to re-ingest.")] = False,
+    wait: Annotated[float, typer.Option("--wait", help="With --repair: seconds to wait for a running job.")] = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check that catalog, features and indexes agree; exit 1 while problems remain."""
+    from .verify import verify as run_verify
+
+    def go():
+        with _store(home, region) as store:
+            rep = run_verify(store, repair=repair, wait=wait)
+        if json_out:
+            _print_json(rep.as_dict())
+        else:
+            con = _console()
+            con.print(f"region {rep.region}: catalog version {rep.catalog_version}, {rep.clips} clips, "
+                      f"{rep.keyframes} keyframes, checked in {rep.seconds:.1f} s")
+            if rep.problems:
+                _table("problems", ["check", "what", "clips"],
+                       [[p.check, p.message, " ".join(rep.clip_ids.get(r, str(r)) for r in p.rows[:20])
+                         + (f" … (+{len(p.rows) - 20})" if len(p.rows) > 20 else "")] for p in rep.problems])
+            for line in rep.repaired:
+                con.print(f"repaired: {line}")
+            if rep.taken_out:
+                _table("clips taken out of the catalog", ["clip", "source", "re-ingest", "why"],
+                       [[t["clip_id"], t["source"], "yes" if t["reingest"] else "no (a copy remains)", t["reason"]]
+                        for t in rep.taken_out])
+            if rep.reingest_sources:
+                con.print("re-ingest these sources to restore the clips: clipdex ingest "
+                          + " ".join(rep.reingest_sources) + f" --region {rep.region}", soft_wrap=True)
+            for n in rep.notes:
+                con.print(f"note: {n}", soft_wrap=True)
+            if rep.ok:
+                con.print("[bold green]ok[/]: catalog, features and indexes agree")
+            elif rep.problems and not repair:
+                con.print(f"run `clipdex verify --region {rep.region} --repair` to fix what can be fixed")
+        if not rep.ok:
             raise typer.Exit(1)
 
     _run(go)

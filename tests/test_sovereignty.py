@@ -146,6 +146,9 @@ def test_forget_removes_clip_everywhere_and_compaction_reclaims(world):
     before = _size(world["home"] / "regions" / A / "features.zarr")
     code, out = cli("forget", victim, "--region", A, "--home", home, "--json")
     assert code == 0, out
+    code, out = cli("report", "--region", A, "--home", home, "--out", str(world["root"] / "r.html"))
+    assert code == 0, out
+    assert victim not in (world["root"] / "r.html").read_text()
     for args in (["rare", "--region", A, "--top", "500"], ["dedup", "--region", A, "--pairs"],
                  ["query", "--region", A, "--clip", table.clip_ids[1] if victim != table.clip_ids[1]
                   else table.clip_ids[2], "-k", "500"],
@@ -193,3 +196,24 @@ def test_per_region_selection_writes_one_manifest_inside_each_region(world):
         assert len(lines) == budget and all(r["region"] == region for r in lines)
     code, out = cli("select-regions", "--budgets", "all=3", "--home", home, "--name", "../escape")
     assert code == 2
+
+
+def test_hostile_clip_ids_in_a_store_are_refused(tmp_path):
+    import zarr
+
+    store = tmp_path / "evil.zarr"
+    root = zarr.open_group(store, mode="w")
+    for name, cid in (("a", "../../etc/passwd"), ("b", "/abs/path"), ("c", "ok-clip")):
+        g = root.create_group(name)
+        g.create_array("frames", data=np.random.default_rng(0).integers(0, 255, (12, 32, 48, 3), dtype=np.uint8))
+        g.create_array("frame_times", data=np.arange(12) / 10.0)
+        g.attrs.update({"clip_id": cid, "fps": 10.0})
+    h = str(tmp_path / "home")
+    assert cli("regions", "add", A, "--home", h)[0] == 0
+    code, out = cli("ingest", str(store), "--region", A, "--home", h, "--json")
+    assert code == 1
+    rep = json.loads(out)
+    assert rep["ingested"] == 1 and rep["failed"] == 2
+    assert all("invalid clip id" in f["error"] for f in rep["failures"])
+    for f in _files(tmp_path / "home"):
+        assert "passwd" not in f and "abs" not in os.path.relpath(f, tmp_path)
