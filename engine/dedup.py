@@ -1,26 +1,42 @@
-"""Temporal dedup: candidates from the binary index, verification by time alignment, groups.
+"""Temporal dedup: candidates from keyframe hashes, verification by time alignment, groups.
 
-1. **Candidates.** Every quality keyframe of the clips to check is range-searched in the region's
-   binary index; clip pairs sharing at least ``min_candidate_matches`` keyframes within
-   ``candidate_radius`` become candidates. Queries go in blocks, so memory stays bounded and
-   nothing N x N is ever built.
+1. **Candidates.** Matching keyframe pairs (different clips, both of quality, at least one in a
+   clip to check, within ``candidate_radius`` bits) are found by one of two structures, chosen by
+   region size (:func:`candidate_method`):
+
+   * ``exact`` (up to ``exact_max_keyframes`` = 50,000 quality keyframes, ~2,500 clips): range
+     search of the query keyframes in the region's FAISS binary flat index, in blocks;
+   * ``lsh`` (above): the banded bit-sampling LSH kernel :func:`kernels.band_collisions`, with
+     ``lsh_bands`` = 48 bands of ``b = ceil(log2(quality keyframes))`` random bits (16..28: 21 at
+     2M keyframes), so that random band collisions stay about linear in the region size. Memory is
+     O(N) per band; bands run in threads. A keyframe pair at distance ``d`` is found with
+     probability ``kernels.band_recall(d, 48, b)``: at b = 21, 0.995 at 25 bits, 0.96 at 30, 0.86
+     at 35, 0.69 at 40. A clip pair needs only ``min_candidate_matches`` = 2 of its ~20 matching
+     keyframe pairs, so clip-level recall stays >= 0.99 (measured: ``benchmarks/dedup_scale.py``).
+
+   Clip pairs with at least ``min_candidate_matches`` distinct matching keyframe pairs become
+   candidates. Nothing N x N is ever built.
 2. **Verification.** The two keyframe sequences (sampled at a fixed rate in seconds) are aligned
    by the :func:`kernels.align_keyframe_pairs` kernel: the shift that maximises matching keyframes.
    A pair is a ``duplicate`` when the matched span covers most of *each* clip, ``partial`` when it
    covers a long enough span of both but not most of each (trims, pre/post roll, splices), else
    nothing. Two clips of the same drive whose recorded times do not overlap are never duplicates.
+   The rules are applied to all candidates at once with NumPy.
 3. **Groups.** Union-find over ``duplicate`` pairs only; partial pairs never merge groups (a splice
    of two drives does not make the drives duplicates). One representative per group: best quality,
    then longest, then earliest.
 
-Incremental: only clips ingested since the last dedup are queried (against the whole region); old
-pairs are kept; groups are recomputed from all stored pairs, which is cheap.
+Incremental: only clips ingested since the last dedup are queried (against the whole region);
+old pairs are kept as stored and only the new ones are written; groups are recomputed from all
+stored pairs, which is cheap, so a new clip that joins or links groups leaves them consistent.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,13 +51,25 @@ from .store import ClipTable, RegionStore
 class DedupParams:
     candidate_radius: int = 40  # Hamming bits of 256 for a keyframe to be a candidate match
     match_radius: int = 40  # Hamming bits of 256 for aligned keyframes to count as matched
-    min_candidate_matches: int = 2  # shared keyframes for a clip pair to be verified
+    min_candidate_matches: int = 2  # distinct matching keyframe pairs for a clip pair to be verified
     min_matches: int = 3  # matched keyframes for any relation
     min_match_fraction: float = 0.6  # matched keyframes / keyframes in the matched span
     whole_coverage: float = 0.8  # a duplicate's matched span covers this much of each clip
     keyframe_hz: float = 2.0
-    query_block: int = 32768  # keyframes per range-search block
+    query_block: int = 32768  # keyframes per range-search block (exact candidates)
     same_drive_tolerance_s: float = 1.0
+    # candidate structure by region size: exact FAISS range search up to this many quality
+    # keyframes (about 2,500 clips of 20 keyframes), banded LSH above it (module doc)
+    exact_max_keyframes: int = 50_000
+    lsh_bands: int = 48  # bands of random bit positions
+    lsh_band_bits: int = 0  # bits per band; 0: ceil(log2(quality keyframes)), clamped to 16..28
+    lsh_seed: int = 0  # seed of the band masks
+    threads: int = 0  # threads over LSH bands; 0: all cores
+
+    def band_bits_for(self, n_keyframes: int) -> int:
+        if self.lsh_band_bits:
+            return int(self.lsh_band_bits)
+        return int(min(28, max(16, int(max(n_keyframes, 2) - 1).bit_length())))
 
 
 @dataclass
@@ -77,6 +105,8 @@ class DedupResult:
     new_pairs: int
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    method: str = ""  # candidate search: "exact" or "lsh"
+    keyframe_pairs: int = 0  # matching keyframe pairs behind the candidates
 
 
 def _union_find(n_rows: int, edges: list[tuple[int, int]]) -> dict[int, list[int]]:
@@ -117,76 +147,132 @@ def elect_representatives(groups: dict[int, list[int]], table: ClipTable) -> dic
     return out
 
 
-def candidate_pairs(store: RegionStore, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
-                    query_clips: np.ndarray, params: DedupParams) -> np.ndarray:
-    """Candidate clip-row pairs ``int64[p, 2]`` (a < b), from the binary index."""
+def keyframe_clips(table: ClipTable, n_keyframes: int) -> np.ndarray:
+    """Clip row of every keyframe row (``-1`` for rows of no active clip), without a Python loop."""
+    kf_clip = np.full(n_keyframes, -1, np.int64)
+    kf_clip[_span_rows(table.kf_start, table.kf_count)] = np.repeat(table.rows, table.kf_count)
+    return kf_clip
+
+
+def _span_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])``, vectorised."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(total)
+
+
+def candidate_method(n_quality_keyframes: int, params: DedupParams) -> str:
+    """``"exact"`` (FAISS flat range search) or ``"lsh"`` (banded LSH kernel) for a region."""
+    return "exact" if n_quality_keyframes <= params.exact_max_keyframes else "lsh"
+
+
+def keyframe_pairs(store: RegionStore | None, hashes: np.ndarray, valid: np.ndarray,
+                   is_query: np.ndarray, kf_clip: np.ndarray, params: DedupParams,
+                   method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Matching keyframe pairs ``(i, j)``, ``i < j``, each once: different clips, both valid, at
+    least one a query, within ``candidate_radius`` (exactly for ``"exact"``; for ``"lsh"``, the
+    pairs that collide in at least one band)."""
+    if method == "lsh":
+        n_bits = params.band_bits_for(int(valid.sum()))
+        masks = kernels.band_masks(params.lsh_bands, n_bits, hashes.shape[1] * 8, params.lsh_seed)
+        threads = params.threads or os.cpu_count() or 1
+        step = max(1, -(-params.lsh_bands // (4 * threads)))  # a few chunks per thread
+        ranges = [range(t, min(t + step, params.lsh_bands)) for t in range(0, params.lsh_bands, step)]
+
+        def work(r: range):
+            return kernels.band_collisions(hashes, valid, is_query, kf_clip, masks,
+                                           params.candidate_radius, bands=r)
+
+        if threads > 1 and len(ranges) > 1:
+            with ThreadPoolExecutor(threads) as pool:  # the kernels hold no GIL
+                parts = list(pool.map(work, ranges))
+        else:
+            parts = [work(r) for r in ranges]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    if method != "exact":
+        raise ValueError(f"candidate method must be 'exact' or 'lsh'; got {method!r}")
     kf_index, _ = ensure_indexes(store)
-    kf_clip = np.full(len(hashes), -1, np.int64)
-    for r, s, n in zip(table.rows, table.kf_start, table.kf_count, strict=True):
-        kf_clip[s : s + n] = r
-    pos = table.position()
-    q_rows = np.concatenate(
-        [np.arange(table.kf_start[pos[int(c)]], table.kf_start[pos[int(c)]] + table.kf_count[pos[int(c)]])
-         for c in query_clips]
-    ) if len(query_clips) else np.zeros(0, np.int64)
-    q_rows = q_rows[valid[q_rows]] if len(q_rows) else q_rows
-    keys_all = []
+    q_rows = np.flatnonzero(valid & is_query)
+    out_i, out_j = [], []
     for lo in range(0, len(q_rows), params.query_block):
         block = q_rows[lo : lo + params.query_block]
         lims, _, ids = kf_index.range_search(np.ascontiguousarray(hashes[block]), params.candidate_radius)
-        counts = np.diff(lims)
-        q_clip = np.repeat(kf_clip[block], counts)
-        hit_clip = kf_clip[ids]
-        q_kf = np.repeat(block, counts)
-        keep = (hit_clip >= 0) & (hit_clip != q_clip)
-        a = np.minimum(q_clip[keep], hit_clip[keep])
-        b = np.maximum(q_clip[keep], hit_clip[keep])
-        # one vote per (query keyframe, clip pair): a keyframe matching many frames of one clip
-        # (a static scene) counts once
-        keys_all.append(np.unique(np.stack([a, b, q_kf[keep]], axis=1), axis=0)[:, :2])
-    if not keys_all:
+        q = np.repeat(block, np.diff(lims))
+        keep = (ids >= 0) & (ids < len(kf_clip))
+        q, ids = q[keep], ids[keep]
+        keep = valid[ids] & (kf_clip[ids] >= 0) & (kf_clip[ids] != kf_clip[q])
+        # a pair of two queries is found from both sides: keep it once
+        keep &= ~is_query[ids] | (q < ids)
+        q, ids = q[keep], ids[keep]
+        out_i.append(np.minimum(q, ids))
+        out_j.append(np.maximum(q, ids))
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_i), np.concatenate(out_j)
+
+
+def candidate_pairs(store: RegionStore | None, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
+                    query_clips: np.ndarray, params: DedupParams, method: str | None = None,
+                    stats: dict | None = None) -> np.ndarray:
+    """Candidate clip-row pairs ``int64[p, 2]`` (a < b, sorted): clip pairs with at least
+    ``min_candidate_matches`` distinct matching keyframe pairs, at least one clip in
+    ``query_clips``. ``method`` (default: by region size) picks exact or LSH search."""
+    kf_clip = keyframe_clips(table, len(hashes))
+    valid = valid & (kf_clip >= 0)
+    query = np.zeros(int(table.rows.max()) + 1 if len(table) else 0, bool)
+    query[np.asarray(query_clips, np.int64)] = True
+    is_query = np.zeros(len(hashes), bool)
+    on = kf_clip >= 0
+    is_query[on] = query[kf_clip[on]]
+    method = method or candidate_method(int(valid.sum()), params)
+    i, j = keyframe_pairs(store, hashes, valid, is_query, kf_clip, params, method)
+    if stats is not None:
+        stats.update(method=method, keyframe_pairs=int(len(i)), query_keyframes=int((valid & is_query).sum()))
+    if len(i) == 0:
         return np.zeros((0, 2), np.int64)
-    votes = np.concatenate(keys_all)
-    if len(votes) == 0:
-        return np.zeros((0, 2), np.int64)
-    pairs, n = np.unique(votes, axis=0, return_counts=True)
-    return pairs[n >= params.min_candidate_matches]
+    ca, cb = kf_clip[i], kf_clip[j]
+    n_rows = int(table.rows.max()) + 1
+    keys = np.minimum(ca, cb) * n_rows + np.maximum(ca, cb)
+    keys, n = np.unique(keys, return_counts=True)
+    keys = keys[n >= params.min_candidate_matches]
+    return np.stack([keys // n_rows, keys % n_rows], axis=1)
 
 
 def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
                  params: DedupParams) -> list[Pair]:
     if len(pairs) == 0:
         return []
-    pos = table.position()
-    ia = np.array([pos[int(a)] for a in pairs[:, 0]], np.int64)
-    ib = np.array([pos[int(b)] for b in pairs[:, 1]], np.int64)
+    ia = np.searchsorted(table.rows, pairs[:, 0]).astype(np.int64)
+    ib = np.searchsorted(table.rows, pairs[:, 1]).astype(np.int64)
     al = kernels.align_keyframe_pairs(hashes, valid, table.kf_start, table.kf_count, ia, ib,
                                       params.match_radius, -1)
     step = 1.0 / params.keyframe_hz
+    m = al.matches.astype(np.int64)
+    fa, la, s = al.first_a.astype(np.int64), al.last_a.astype(np.int64), al.shift.astype(np.int64)
+    span_len = np.maximum(la - fa + 1, 1)
+    # density inside the matched span, not over the whole overlap: a splice or a trim
+    # matches one contiguous stretch and nothing outside it
+    ok = (m >= params.min_matches) & (m / span_len >= params.min_match_fraction)
+    # same car, disjoint times: never the same footage
+    drive_names, drive_code = np.unique(np.asarray(table.drive_ids, dtype=object).astype(str),
+                                        return_inverse=True)
+    drive_code = np.where(drive_names[drive_code] == "", -1, drive_code)
+    sa, sb = table.start_time[ia], table.start_time[ib]
+    tol = params.same_drive_tolerance_s
+    disjoint = ((sa + table.duration_s[ia] <= sb + tol) | (sb + table.duration_s[ib] <= sa + tol))
+    ok &= ~((drive_code[ia] >= 0) & (drive_code[ia] == drive_code[ib]) & np.isfinite(sa)
+            & np.isfinite(sb) & disjoint)
+    na, nb = table.kf_count[ia], table.kf_count[ib]
+    whole = (span_len / na >= params.whole_coverage) & (span_len / nb >= params.whole_coverage)
     out: list[Pair] = []
-    for p in range(len(pairs)):
-        m, o = int(al.matches[p]), int(al.overlap[p])
-        span_len = int(al.last_a[p]) - int(al.first_a[p]) + 1
-        # density inside the matched span, not over the whole overlap: a splice or a trim
-        # matches one contiguous stretch and nothing outside it
-        if m < params.min_matches or m / span_len < params.min_match_fraction:
-            continue
-        a, b = int(pairs[p, 0]), int(pairs[p, 1])
-        i, j = ia[p], ib[p]
-        na, nb = int(table.kf_count[i]), int(table.kf_count[j])
-        s = int(al.shift[p])
-        fa, la = int(al.first_a[p]), int(al.last_a[p])
-        fb, lb = fa - s, la - s
-        if table.drive_ids[i] and table.drive_ids[i] == table.drive_ids[j]:
-            sa, sb = table.start_time[i], table.start_time[j]
-            if np.isfinite(sa) and np.isfinite(sb):
-                tol = params.same_drive_tolerance_s
-                if sa + table.duration_s[i] <= sb + tol or sb + table.duration_s[j] <= sa + tol:
-                    continue  # same car, disjoint times: never the same footage
-        cov_a, cov_b = span_len / na, span_len / nb
-        relation = "duplicate" if cov_a >= params.whole_coverage and cov_b >= params.whole_coverage else "partial"
-        out.append(Pair(a, b, relation, s * step, (fa * step, la * step), (fb * step, lb * step), m, o,
-                        float(al.mean_dist[p])))
+    for p in np.flatnonzero(ok).tolist():
+        out.append(Pair(int(pairs[p, 0]), int(pairs[p, 1]), "duplicate" if whole[p] else "partial",
+                        float(s[p] * step), (float(fa[p] * step), float(la[p] * step)),
+                        (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
+                        int(al.overlap[p]), float(al.mean_dist[p])))
     return out
 
 
@@ -200,22 +286,23 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
     snap = table.snapshot
     if len(table) == 0:
         return DedupResult(store.region.name, 0, 0, 0, [], {}, 0, 0.0)
-    kf = store.keyframes(snap)
-    hashes, quality = kf["hashes"], kf["quality"]
-    valid = quality >= QUALITY_FLOOR
+    hashes = store.read_rows("keyframe_hashes", 0, snap.kf_end)
+    valid = store.read_rows("keyframe_quality", 0, snap.kf_end) >= QUALITY_FLOOR
     stages["load"] = time.perf_counter() - t0
     done_end = 0 if full else int(store.meta("dedup_clip_end", "0"))
     query_clips = table.rows[table.rows >= done_end]
     if progress:
         progress(f"candidates for {len(query_clips)} clips")
     t = time.perf_counter()
-    cand = candidate_pairs(store, table, hashes, valid, query_clips, params)
+    info: dict = {}
+    cand = candidate_pairs(store, table, hashes, valid, query_clips, params, stats=info)
     stages["candidates"] = time.perf_counter() - t
     if progress:
         progress(f"verifying {len(cand)} candidate pairs")
     t = time.perf_counter()
     new_pairs = verify_pairs(cand, table, hashes, valid, params)
     stages["verify"] = time.perf_counter() - t
+    t = time.perf_counter()
     active = set(table.rows.tolist())
     old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     by_key = {(p.a, p.b): p for p in old if p.a in active and p.b in active}
@@ -226,11 +313,15 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         _union_find(len(table), [(p.a, p.b) for p in all_pairs if p.relation == "duplicate"]), table
     )
     group_rows = [(m, rep, rep) for rep, members in groups.items() for m in members]
+    # incremental: old pairs stay as stored, only the new ones are written; groups are rebuilt
+    incremental = not full and done_end > 0
     with store.writer("clipdex dedup"):
-        store.replace_dedup([p.as_row() for p in all_pairs], group_rows, incremental=False,
-                            clip_end=snap.clip_end)
+        store.replace_dedup([p.as_row() for p in (new_pairs if incremental else all_pairs)], group_rows,
+                            incremental=incremental, clip_end=snap.clip_end)
+    stages["groups_store"] = time.perf_counter() - t
     return DedupResult(store.region.name, len(table), len(query_clips), len(cand), all_pairs, groups,
-                       len(new_pairs), time.perf_counter() - t0, stages)
+                       len(new_pairs), time.perf_counter() - t0, stages, info.get("method", ""),
+                       info.get("keyframe_pairs", 0))
 
 
 def load_dedup(store: RegionStore) -> tuple[list[Pair], dict[int, list[int]]]:

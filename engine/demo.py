@@ -81,7 +81,8 @@ def run_demo(home: str | Path | None = None, *, seed: int = 7, n_clips: int | No
                          export_to=("*",))
     summary: dict = {"home": str(home_path), "seed": seed, "clips": info["clips"], "regions": {}}
     first_ingest = None
-    passed = True
+    targets_met = True
+    errors = 0
     for r in info["regions"]:
         t = time.perf_counter()
         say(f"[{r}] ingest")
@@ -104,17 +105,19 @@ def run_demo(home: str | Path | None = None, *, seed: int = 7, n_clips: int | No
             sq = selection_quality(store, [s.clip_id for s in sel.chosen], seed=seed)
         ok = (dq["precision"] >= TARGETS["precision"] and dq["recall"] >= TARGETS["recall"]
               and dq["hard_negatives_merged"] <= TARGETS["hard_negatives_merged"]
-              and rq["recall_at_k"] >= TARGETS["rare_recall_at_k"] and rep.ok)
-        passed &= ok
+              and rq["recall_at_k"] >= TARGETS["rare_recall_at_k"])
+        targets_met &= ok
+        errors += len(rep.failed)
         summary["regions"][r] = {
             "ingested": len(rep.ingested), "failed": len(rep.failed), "keyframes": rep.keyframes,
             "ingest_s": round(rep.seconds, 2), "dedup": dq, "dedup_groups": len(d.groups),
             "rarity": rq, "query": qq, "selection": sq, "manifest": str(home_path / f"manifest-{r}.jsonl"),
-            "passed": ok,
+            "targets_met": ok,
         }
     summary["first_ingest_s"] = round(first_ingest or 0.0, 2)
     summary["seconds"] = round(time.perf_counter() - t_start, 2)
-    summary["passed"] = passed
+    summary["targets_met"] = targets_met
+    summary["errors"] = errors  # failed sources: the only thing that makes the demo exit non-zero
     return summary
 
 
@@ -133,6 +136,6 @@ def summary_rows(summary: dict) -> list[list]:
             [r, "same-scenario precision@10", s["query"]["precision_at_k"], ""],
             [r, "selection coverage vs random", f"{s['selection']['coverage']} vs {s['selection']['random_coverage']}"
              f" ({s['selection']['improvement']:+.0%})", "lower"],
-            [r, "passed", "yes" if s["passed"] else "NO", ""],
+            [r, "all targets met", "yes" if s["targets_met"] else "no (see README: Quality)", ""],
         ]
     return rows

@@ -39,10 +39,13 @@ def dedup_quality(store: RegionStore, gt: dict) -> dict:
     precision = len(tp) / len(pred) if pred else 1.0
     recall = len(tp) / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    # per transform: every true pair whose transform chain involves it ("reencode+trim" counts
+    # for both); "identity" = two copies made the same way (e.g. two exact re-uploads)
     per_transform: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for key, p in truth.items():
-        per_transform[p.get("transform") or "?"][1] += 1
-        per_transform[p.get("transform") or "?"][0] += key in pred
+        for name in set((p.get("transform") or "?").split("+")):
+            per_transform[name][1] += 1
+            per_transform[name][0] += key in pred
     negatives = [h for h in gt.get("hard_negatives", []) if h["a"] in in_region and h["b"] in in_region]
     merged = [h for h in negatives if frozenset((h["a"], h["b"])) in pred]
     # offset error of partial pairs: compare |offset| (direction depends on row order)
@@ -64,6 +67,7 @@ def dedup_quality(store: RegionStore, gt: dict) -> dict:
         "region": region,
         "true_pairs": len(truth),
         "predicted_pairs": len(pred),
+        "true_positives": len(tp),
         "precision": round(precision, 4),
         "recall": round(recall, 4),
         "f1": round(f1, 4),
@@ -71,6 +75,8 @@ def dedup_quality(store: RegionStore, gt: dict) -> dict:
         "hard_negatives_merged": len(merged),
         "offset_error_max_s": round(max(errors), 3) if errors else None,
         "offset_error_mean_s": round(float(np.mean(errors)), 3) if errors else None,
+        "offset_errors": len(errors),
+        "offset_error_sum_s": round(float(np.sum(errors)), 3),
         "per_transform": {k: {"found": v[0], "total": v[1], "recall": round(v[0] / v[1], 4)}
                           for k, v in sorted(per_transform.items())},
         "missed": sorted(tuple(sorted(k)) for k in set(truth) - tp)[:20],
@@ -94,8 +100,20 @@ def rarity_quality(store: RegionStore, gt: dict) -> dict:
             found += 1
             ap += found / (i + 1)
     ap = ap / k if k else 1.0
+    # a rare event uploaded many times must stay rare: worst percentile over every copy of each
+    # rare clip that has >= 3 whole duplicates in the region (issue 7: top 5%)
+    whole: dict[str, set[str]] = defaultdict(set)
+    for p in gt["pairs"]:
+        if p["relation"] == "whole" and p["a"] in rare and p["b"] in rare:
+            whole[p["a"]].add(p["b"])
+            whole[p["b"]].add(p["a"])
+    pct = {cid: rar[int(r)][1] for cid, r in zip(table.clip_ids, table.rows, strict=True)
+           if int(r) in rar}
+    multi = [pct[c] for c, others in whole.items() if len(others) >= 3 and c in pct]
     return {"region": region, "rare_clips": k, "recall_at_k": round(hits / k, 4) if k else 1.0,
-            "average_precision": round(ap, 4)}
+            "average_precision": round(ap, 4), "rare_hits_at_k": hits,
+            "multi_upload_clips": len(multi),
+            "multi_upload_worst_percentile": round(min(multi), 2) if multi else None}
 
 
 def query_quality(store: RegionStore, gt: dict, k: int = 10, max_queries: int = 200) -> dict:
@@ -140,3 +158,51 @@ def selection_quality(store: RegionStore, chosen_ids: list[str], seed: int = 0) 
     return {"region": store.region.name, "budget": len(chosen), "coverage": round(ours, 5),
             "random_coverage": round(rand_mean, 5),
             "improvement": round(1.0 - ours / rand_mean, 4) if rand_mean > 0 else 0.0}
+
+
+def summarize_regions(regions: dict[str, dict]) -> dict:
+    """Fleet-wide figures from per-region results (``{region: {dedup, rarity, query, selection}}``):
+    dedup pooled over regions (pair counts add up), rarity/query/selection means over regions."""
+    ds = [r["dedup"] for r in regions.values()]
+    tp = sum(d["true_positives"] for d in ds)
+    n_true = sum(d["true_pairs"] for d in ds)
+    n_pred = sum(d["predicted_pairs"] for d in ds)
+    precision = tp / n_pred if n_pred else 1.0
+    recall = tp / n_true if n_true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for d in ds:
+        for name, v in d["per_transform"].items():
+            per[name][0] += v["found"]
+            per[name][1] += v["total"]
+    n_err = sum(d.get("offset_errors", 0) for d in ds)
+    maxes = [d["offset_error_max_s"] for d in ds if d["offset_error_max_s"] is not None]
+    dedup = {
+        "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+        "true_pairs": n_true, "predicted_pairs": n_pred, "true_positives": tp,
+        "hard_negatives": sum(d["hard_negatives"] for d in ds),
+        "hard_negatives_merged": sum(d["hard_negatives_merged"] for d in ds),
+        "offset_error_max_s": max(maxes) if maxes else None,
+        "offset_error_mean_s": round(sum(d.get("offset_error_sum_s", 0.0) for d in ds) / n_err, 3)
+        if n_err else None,
+        "per_transform": {k: {"found": v[0], "total": v[1], "recall": round(v[0] / v[1], 4)}
+                          for k, v in sorted(per.items())},
+    }
+    rs = [r["rarity"] for r in regions.values()]
+    multi = [r["multi_upload_worst_percentile"] for r in rs if r.get("multi_upload_worst_percentile") is not None]
+    rarity = {
+        "recall_at_k": round(float(np.mean([r["recall_at_k"] for r in rs])), 4),
+        "average_precision": round(float(np.mean([r["average_precision"] for r in rs])), 4),
+        "rare_clips": sum(r["rare_clips"] for r in rs),
+        "multi_upload_worst_percentile": min(multi) if multi else None,
+    }
+    qs = [r["query"] for r in regions.values() if r["query"]["precision_at_k"] is not None]
+    nq = sum(q["queries"] for q in qs)
+    query = {"precision_at_k": round(sum(q["precision_at_k"] * q["queries"] for q in qs) / nq, 4)
+             if nq else None, "queries": nq}
+    ss = [r["selection"] for r in regions.values()]
+    cov = float(np.mean([s["coverage"] for s in ss]))
+    rnd = float(np.mean([s["random_coverage"] for s in ss]))
+    selection = {"coverage": round(cov, 5), "random_coverage": round(rnd, 5),
+                 "improvement": round(float(np.mean([s["improvement"] for s in ss])), 4)}
+    return {"dedup": dedup, "rarity": rarity, "query": query, "selection": selection}

@@ -68,6 +68,9 @@ class IngestOptions:
     thresholds: dict | None = None  # trigger thresholds
     force: bool = False  # re-ingest sources that were forgotten (erasure requests)
     wait: float = 0.0  # seconds to wait for another writer of the region before refusing
+    threads: int = 0  # decoding threads per video file (0 = FFmpeg picks, one per core)
+    telemetry_map: dict[str, str] | None = None  # channel -> sidecar column, e.g. {"time": "ts_ms"}
+    telemetry_units: dict[str, str] | None = None  # {"time": "ms", "speed": "km/h"}
 
 
 def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event) -> None:
@@ -75,7 +78,9 @@ def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event
 
     try:
         for sample in iter_clips(item, keyframe_hz=opts.keyframe_hz, clip_seconds=opts.clip_seconds,
-                                 image_fps=opts.image_fps):
+                                 image_fps=opts.image_fps, threads=opts.threads,
+                                 telemetry_map=opts.telemetry_map,
+                                 telemetry_units=opts.telemetry_units):
             while not stop.is_set():
                 try:
                     out.put(sample, timeout=0.2)

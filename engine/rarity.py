@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dedup import load_dedup
-from .index import ensure_indexes
+from .errors import StoreError
+from .index import ensure_embedding_index
 from .store import ClipTable, RegionStore
 
 
@@ -69,7 +70,9 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
     n = len(query_pos)
     dist = np.full((n, k), np.inf, np.float32)
     nbr = np.full((n, k), -1, np.int64)
-    pos_of_row = np.full(int(table.rows.max()) + 1 if n_all else 0, -1, np.int64)
+    # an index refreshed by a concurrent writer may hold rows newer than the table: they map to -1
+    size = max(int(table.rows.max()) + 1 if n_all else 0, int(getattr(emb_index, "meta", {}).get("clip_end", 0)))
+    pos_of_row = np.full(size, -1, np.int64)
     pos_of_row[table.rows] = np.arange(n_all)
     todo = np.arange(n)
     kk = min(n_all, k + 32)
@@ -83,7 +86,8 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
         bad |= drives[safe] == drives[q][:, None]
         good_count = (~bad).sum(axis=1)
         enough = (good_count >= k) | (kk >= n_all)
-        d = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None)).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # padded results carry -inf/-FLT_MAX sims
+            d = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None)).astype(np.float32)
         d[bad] = np.inf
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
         take = np.take_along_axis(d, order, axis=1)
@@ -96,14 +100,39 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
     return dist, nbr
 
 
-def compute_rarity(store: RegionStore, k: int = 10) -> RarityResult:
+def _subset(table: ClipTable, keep: np.ndarray) -> ClipTable:
+    """The table's clips at boolean mask ``keep``."""
+    idx = np.flatnonzero(keep)
+    return ClipTable(table.snapshot, *[
+        [v[i] for i in idx] if isinstance(v, list) else v[idx]
+        for v in (table.rows, table.clip_ids, table.drive_ids, table.vehicle_ids, table.start_time,
+                  table.duration_s, table.kf_start, table.kf_count, table.quality_mean, table.sources,
+                  table.source_offset_s)])
+
+
+def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = None):
+    """(table, vectors float32[n, d] in table order, index) of the default clip embeddings or of an
+    imported ``space`` (then only the clips that have a vector in it)."""
+    if space is None:
+        emb_index = ensure_embedding_index(store)
+        vectors = np.ascontiguousarray(store.embeddings(table.snapshot)[table.rows])
+        return table, vectors, emb_index
+    emb_index = ensure_embedding_index(store, space=space)
+    rows, vecs = store.space_vectors(space)
+    keep = np.isin(table.rows, rows)
+    table = _subset(table, keep) if not keep.all() else table
+    vectors = np.ascontiguousarray(vecs[np.searchsorted(rows, table.rows)])
+    return table, vectors, emb_index
+
+
+def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None) -> RarityResult:
     t0 = time.perf_counter()
     table = store.clip_table()
     if len(table) == 0:
         return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
-    _, emb_index = ensure_indexes(store)
-    vectors = store.embeddings(table.snapshot)
-    vectors = np.ascontiguousarray(vectors[table.rows])
+    table, vectors, emb_index = embedding_inputs(store, table, space)
+    if len(table) == 0:
+        return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
     pairs, _ = load_dedup(store)
     comp = relative_components(table, pairs)
     drives = drive_codes(table)
@@ -116,15 +145,26 @@ def compute_rarity(store: RegionStore, k: int = 10) -> RarityResult:
     ranks = np.empty(len(scores), np.float64)
     ranks[order] = np.arange(len(scores))
     percentiles = 100.0 * (1.0 - ranks / max(1, len(scores) - 1)) if len(scores) > 1 else np.full(1, 100.0)
-    with store.writer("clipdex rare"):
-        store.replace_rarity(table.rows, scores, percentiles)
+    try:  # caching the scores needs the writer lock: a reader during an ingest or on a
+        with store.writer("clipdex rare"):  # read-only store just skips it
+            store.replace_rarity(table.rows, scores, percentiles, space=space)
+    except StoreError:
+        pass
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0)
 
 
-def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int = 10) -> dict[int, tuple[float, float]]:
+def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int = 10,
+                space: str | None = None) -> dict[int, tuple[float, float]]:
     """clip row -> (score, percentile), recomputed when the catalog changed since."""
-    stale = int(store.meta("rarity_version", "-1")) != store.snapshot().version
+    key = "rarity_version" if space is None else f"rarity_version:{space}"
+    stale = int(store.meta(key, "-1")) != store.snapshot().version
+    if space is not None and not stale:  # a re-import of the space since the scores
+        stale = not store.rarity(space)
     if stale and recompute_if_stale:
-        compute_rarity(store, k)
-    return store.rarity()
+        return _as_dict(compute_rarity(store, k, space=space))
+    return store.rarity(space)
+
+
+def _as_dict(res: RarityResult) -> dict[int, tuple[float, float]]:
+    return {int(r): (float(s), float(p)) for r, s, p in zip(res.rows, res.scores, res.percentiles, strict=True)}

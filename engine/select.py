@@ -4,9 +4,10 @@ Order of filling the budget:
 
 1. ``force`` clips (always in, reason ``forced``);
 2. ``rare`` share: the rarest clips (reason ``rare`` with score and percentile);
-3. ``diverse`` share: greedy k-centre (farthest point) on the embeddings, seeded with everything
-   already chosen and with a previous training set if given (reason ``diverse`` with the distance
-   to the nearest chosen clip at the time it was picked);
+3. ``diverse`` share: picks that cover the embedding space on average (:func:`coverage_picks`:
+   D-sampling + Lloyd rounds inside coarse cells; small pools and ``method="kcentre"`` use greedy
+   k-centre, farthest point), seeded with everything already chosen and with a previous training
+   set if given (reason ``diverse`` with the distance to the nearest other chosen clip);
 4. ``random`` share (reason ``random``), from ``np.random.default_rng(seed)``.
 
 Only one clip of a duplicate group is a candidate (its representative), and a clip is redundant
@@ -67,6 +68,9 @@ class Selection:
     candidates: int
     excluded_duplicates: int
     counts: dict[str, int] = field(default_factory=dict)
+    quotas: dict[str, dict] = field(default_factory=dict)
+    previous: int = 0  # clips of the previous training set found in the region (seeds)
+    previous_missing: int = 0  # its clips no longer in the region
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -90,28 +94,331 @@ def parse_mix(text: str) -> dict[str, float]:
     return {k: v / total for k, v in mix.items()}
 
 
-def greedy_k_centre(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: np.ndarray,
-                    min_dist: np.ndarray | None = None) -> tuple[list[int], list[float]]:
-    """Farthest-point picks among ``allowed`` positions, seeded with ``seeds`` (positions)."""
-    n = len(vectors)
-    if min_dist is None:
-        min_dist = np.full(n, np.inf, np.float32)
-        for s in seeds:
-            d = np.sqrt(np.clip(2.0 - 2.0 * (vectors @ vectors[s]), 0, None))
-            np.minimum(min_dist, d, out=min_dist)
-    picks, dists = [], []
-    score = np.where(allowed, min_dist, -1.0)
-    for _ in range(n_pick):
-        i = int(np.argmax(score))
-        if score[i] < 0:
+#: k-centre runs on a random sample of this many candidates per pick (cost O(n_pick^2 d) instead
+#: of O(n_pick n d)); coverage_picks runs the exact traversal when the pool has at most this many
+#: candidates per pick
+SAMPLE_PER_PICK = 4
+
+
+def _sq_distances_to(vectors: np.ndarray, centres: np.ndarray, block: int = 16384,
+                     self_offset: int | None = None) -> np.ndarray:
+    """float32[n]: squared distance of each vector to its nearest centre (BLAS, in blocks).
+
+    With ``self_offset``, vector i is centre ``self_offset + i`` and is skipped (nearest *other*)."""
+    out = np.full(len(vectors), np.inf, np.float32)
+    if len(centres) == 0:
+        return out
+    c_sq = (centres.astype(np.float32) ** 2).sum(axis=1)
+    for lo in range(0, len(vectors), block):
+        v = vectors[lo:lo + block]
+        best = np.full(len(v), np.inf, np.float32)
+        for clo in range(0, len(centres), block):
+            d = c_sq[clo:clo + block][None, :] - 2.0 * (v @ centres[clo:clo + block].T)
+            if self_offset is not None:
+                rows = np.arange(len(v))
+                cols = self_offset + lo + rows - clo
+                ok = (cols >= 0) & (cols < d.shape[1])
+                d[rows[ok], cols[ok]] = np.inf
+            np.minimum(best, d.min(axis=1), out=best)
+        out[lo:lo + block] = np.maximum(best + (v * v).sum(axis=1), 0.0)
+    return out
+
+
+def _nearest_centre(vectors: np.ndarray, centres: np.ndarray, block: int = 16384) -> np.ndarray:
+    c_sq = (centres ** 2).sum(axis=1)
+    out = np.empty(len(vectors), np.int32)
+    for lo in range(0, len(vectors), block):
+        out[lo:lo + block] = np.argmin(c_sq[None, :] - 2.0 * (vectors[lo:lo + block] @ centres.T), axis=1)
+    return out
+
+
+def _nearest_centre_dist(vectors: np.ndarray, centres: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of each vector and the distance to it (BLAS, in blocks)."""
+    c_sq = (centres ** 2).sum(axis=1)
+    idx = np.empty(len(vectors), np.int32)
+    dist = np.empty(len(vectors), np.float32)
+    for lo in range(0, len(vectors), block):
+        v = vectors[lo:lo + block]
+        d = c_sq[None, :] - 2.0 * (v @ centres.T)
+        i = np.argmin(d, axis=1)
+        idx[lo:lo + block] = i
+        dist[lo:lo + block] = np.sqrt(np.maximum(d[np.arange(len(v)), i] + (v * v).sum(axis=1), 0.0))
+    return idx, dist
+
+
+class KCentre:
+    """Greedy k-centre (farthest point) over candidate positions, seeded with chosen vectors.
+
+    The traversal runs on a random sample of ``SAMPLE_PER_PICK * n_pick`` candidates (all of them when there are fewer; ``sample=`` overrides), so its cost is
+    ``O(n_pick^2 d)``, not ``O(n_pick n d)``; seeds are folded in exactly. The kernel prunes with
+    cells around pivots (same picks, less work when the embeddings cluster).
+    """
+
+    def __init__(self, vectors: np.ndarray, candidates: np.ndarray, seeds: np.ndarray,
+                 rng: np.random.Generator, *, n_pick: int, sample: int | None = None):
+        import kernels
+
+        self._kernels = kernels
+        candidates = np.asarray(candidates, np.int64)
+        limit = sample if sample is not None else SAMPLE_PER_PICK * n_pick
+        if limit < len(candidates):
+            candidates = np.sort(rng.choice(candidates, limit, replace=False))
+        self.positions = candidates
+        self.vectors = np.ascontiguousarray(vectors[candidates], dtype=np.float32)
+        self.min_sq = _sq_distances_to(self.vectors, np.ascontiguousarray(vectors[seeds], dtype=np.float32))
+        self.live = np.ones(len(candidates), bool)
+        self.rng = rng
+        self.cell, self.pivots = self._cells()
+
+    def _cells(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        m = len(self.vectors)
+        if m < 4096:
+            return None, None
+        n_cells = int(min(1024, max(16, np.sqrt(m) / 2)))
+        sub = np.sort(self.rng.choice(m, min(m, 16 * n_cells), replace=False))
+        sub_vecs = np.ascontiguousarray(self.vectors[sub])
+        picks, _, _ = self._kernels.greedy_kcentre(
+            sub_vecs, n_cells, np.full(len(sub), np.inf, np.float32), np.ones(len(sub), bool))
+        pivots = np.ascontiguousarray(sub_vecs[picks])
+        return _nearest_centre(self.vectors, pivots), pivots
+
+    def block(self, positions: np.ndarray) -> None:
+        """Never pick these (positions in the full table)."""
+        self.live[np.isin(self.positions, positions)] = False
+
+    def add_centres(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            np.minimum(self.min_sq, _sq_distances_to(self.vectors, np.ascontiguousarray(vectors, np.float32)),
+                       out=self.min_sq)
+
+    def pick(self, n_pick: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n_pick`` positions (in the full table) and their distances when picked."""
+        if n_pick <= 0 or not self.live.any():
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if np.isinf(self.min_sq[self.live]).all():  # nothing chosen yet: start at random
+            first = int(self.rng.choice(np.flatnonzero(self.live)))
+            self.live[first] = False
+            self.add_centres(self.vectors[first:first + 1])
+            rest, dists = self.pick(n_pick - 1)
+            return (np.concatenate([[self.positions[first]], rest]),
+                    np.concatenate([[np.float32(np.inf)], dists]).astype(np.float32))
+        picks, dists, self.min_sq = self._kernels.greedy_kcentre(
+            self.vectors, n_pick, self.min_sq, self.live, self.cell, self.pivots)
+        self.live[picks] = False
+        return self.positions[picks], dists
+
+
+def diverse_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: np.ndarray,
+                  rng: np.random.Generator, *, sample: int | None = None,
+                  method: str = "coverage") -> tuple[np.ndarray, np.ndarray]:
+    """Diverse picks among ``allowed`` positions, seeded with ``seeds`` positions.
+
+    ``method="coverage"`` (default): :func:`coverage_picks`. ``method="kcentre"`` or any
+    ``sample=``: greedy k-centre (farthest point) on a random sample of ``sample`` candidates
+    (``sample=len(vectors)``: the exact traversal). Returns positions and, per pick, a distance to
+    the nearest other chosen clip (see the two functions).
+    """
+    if method not in ("coverage", "kcentre"):
+        raise InputError(f"unknown diversity method {method!r}; use coverage or kcentre")
+    if method == "coverage" and sample is None:
+        return coverage_picks(vectors, n_pick, seeds, allowed, rng)
+    kc = KCentre(vectors, np.flatnonzero(allowed), np.asarray(seeds, np.int64), rng, n_pick=n_pick,
+                 sample=sample)
+    return kc.pick(n_pick)
+
+
+#: coverage_picks: picks per coarse cell, candidates sampled per pick inside a cell, Lloyd rounds
+PICKS_PER_CELL = 32
+CELL_SAMPLE_PER_PICK = 24
+REFINE_ROUNDS = 2
+
+
+def coverage_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: np.ndarray,
+                   rng: np.random.Generator, *, refine: int = REFINE_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+    """Picks that cover the candidates well *on average* (mean distance to the nearest pick).
+
+    Greedy farthest-point minimises the largest distance and spends picks on outliers; random
+    picks follow the density but clump. This keeps the density and removes the clumps:
+
+    1. coarse cells: ``n_pick / PICKS_PER_CELL`` centres by D-sampling (k-means++ with distance
+       weights) on a sample, every candidate assigned to its nearest centre (BLAS, in blocks);
+    2. each cell gets picks in proportion to its spread (sum over its candidates of the distance
+       to the cell centre or to the nearest seed in the cell, whichever is smaller);
+    3. inside a cell: D-sampling on a sample of ``CELL_SAMPLE_PER_PICK`` candidates per pick,
+       seeded with the cell's seeds (already chosen clips, a previous training set), then
+       ``refine`` Lloyd rounds (each pick moves to the sampled candidate nearest its members'
+       mean; seeds stay).
+
+    Cost ``O(n * n_cells * d)`` for the assignment plus ``O(n_pick * sample * d)``; no
+    ``O(n_pick * n * d)`` traversal. When the pool holds at most ``SAMPLE_PER_PICK`` candidates
+    per pick, the exact farthest-point traversal runs instead (small pools). Returns positions
+    ordered by decreasing distance to the nearest *other* chosen clip (seeds and picks), and
+    those distances (``inf`` when nothing else is chosen).
+    """
+    cand = np.flatnonzero(allowed)
+    seeds = np.unique(np.asarray(seeds, np.int64))
+    cand = cand[~np.isin(cand, seeds)]
+    if n_pick <= 0 or not len(cand):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if len(cand) <= SAMPLE_PER_PICK * n_pick:
+        kc = KCentre(vectors, cand, seeds, rng, n_pick=n_pick)
+        return kc.pick(n_pick)
+    n_cells = int(np.clip(n_pick // PICKS_PER_CELL, 1, 1024))
+    cand_vecs = np.ascontiguousarray(vectors[cand], dtype=np.float32)
+    seed_vecs = np.ascontiguousarray(vectors[seeds], dtype=np.float32)
+    if n_cells > 1:
+        sub = rng.choice(len(cand), min(len(cand), 64 * n_cells), replace=False)
+        centres = cand_vecs[np.sort(sub)][_d_sample(cand_vecs[np.sort(sub)], n_cells, None, rng)]
+        cell, cdist = _nearest_centre_dist(cand_vecs, centres)
+        seed_cell = _nearest_centre_dist(seed_vecs, centres)[0] if len(seeds) else np.zeros(0, np.int32)
+    else:
+        centres = cand_vecs.mean(axis=0, keepdims=True)
+        cell, cdist = np.zeros(len(cand), np.int32), np.sqrt(_sq_distances_to(cand_vecs, centres))
+        seed_cell = np.zeros(len(seeds), np.int32)
+    order = np.argsort(cell, kind="stable")
+    bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
+    seed_order = np.argsort(seed_cell, kind="stable")
+    seed_bounds = np.searchsorted(seed_cell[seed_order], np.arange(n_cells + 1))
+    spread = np.zeros(n_cells)
+    for c in range(n_cells):
+        members = order[bounds[c]:bounds[c + 1]]
+        d = cdist[members]
+        cs = seed_order[seed_bounds[c]:seed_bounds[c + 1]]
+        if len(cs) and len(members):
+            d = np.minimum(d, np.sqrt(_sq_distances_to(cand_vecs[members], seed_vecs[cs])))
+        spread[c] = float(d.sum())
+    quota = _allocate(spread, np.diff(bounds), n_pick)
+    picks: list[np.ndarray] = []
+    for c in np.flatnonzero(quota):
+        members = order[bounds[c]:bounds[c + 1]]
+        m = min(len(members), max(CELL_SAMPLE_PER_PICK * int(quota[c]), 256))
+        if m < len(members):
+            members = np.sort(rng.choice(members, m, replace=False))
+        cs = seed_order[seed_bounds[c]:seed_bounds[c + 1]]
+        local = _local_picks(cand_vecs[members], seed_vecs[cs], int(quota[c]), rng, refine)
+        picks.append(members[local])
+    chosen = np.concatenate(picks) if picks else np.zeros(0, np.int64)
+    # distance of each pick to the nearest other chosen clip (seeds and the other picks)
+    others = np.concatenate([seed_vecs, cand_vecs[chosen]])
+    dist = np.sqrt(_sq_distances_to(cand_vecs[chosen], others, self_offset=len(seeds)))
+    by = np.lexsort((cand[chosen], -dist))
+    return cand[chosen][by], dist[by].astype(np.float32)
+
+
+def _allocate(weight: np.ndarray, capacity: np.ndarray, total: int) -> np.ndarray:
+    """Integers <= capacity summing to min(total, capacity.sum()), proportional to weight
+    (largest remainder; cells that hit their capacity hand the rest on)."""
+    out = np.zeros(len(weight), np.int64)
+    total = int(min(total, capacity.sum()))
+    weight = np.where(capacity > 0, np.maximum(weight, 1e-12), 0.0)
+    while out.sum() < total:
+        free = (out < capacity) & (weight > 0)
+        left = total - int(out.sum())
+        share = weight * free / (weight * free).sum() * left
+        add = np.minimum(np.floor(share).astype(np.int64), capacity - out)
+        if add.sum() == 0:  # hand out the remainders one by one, largest first
+            rem = np.where(free, share - np.floor(share), -1.0)
+            for c in np.argsort(-rem, kind="stable")[:left]:
+                if free[c]:
+                    add[c] += 1
+        out += add
+    return out
+
+
+def _d_sample(vecs: np.ndarray, k: int, seed_vecs: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """k positions of ``vecs`` by D-sampling (probability proportional to the distance to the
+    nearest seed or earlier pick; the first uniformly when there is no seed)."""
+    n = len(vecs)
+    k = min(k, n)
+    dist = np.full(n, np.inf, np.float32)
+    if seed_vecs is not None and len(seed_vecs):
+        dist = np.sqrt(_sq_distances_to(vecs, seed_vecs))
+    sq_norm = (vecs * vecs).sum(axis=1)
+    out = np.empty(k, np.int64)
+    for j in range(k):
+        if np.isinf(dist).all():
+            i = int(rng.integers(n))
+        else:
+            w = np.cumsum(dist, dtype=np.float64)
+            if w[-1] <= 0:
+                i = int(rng.integers(n))
+            else:
+                i = min(int(np.searchsorted(w, rng.random() * w[-1], side="right")), n - 1)
+        out[j] = i
+        d = np.sqrt(np.maximum(sq_norm - 2.0 * (vecs @ vecs[i]) + sq_norm[i], 0.0))
+        np.minimum(dist, d, out=dist)
+        dist[i] = 0.0
+    return out
+
+
+def _local_picks(vecs: np.ndarray, seed_vecs: np.ndarray, k: int, rng: np.random.Generator,
+                 refine: int) -> np.ndarray:
+    """k positions of ``vecs``: D-sampling seeded with ``seed_vecs``, then Lloyd rounds."""
+    picks = _d_sample(vecs, k, seed_vecs, rng)
+    n_seeds = len(seed_vecs)
+    for _ in range(refine):
+        centres = np.concatenate([seed_vecs, vecs[picks]]) if n_seeds else vecs[picks]
+        owner = _nearest_centre(vecs, centres) - n_seeds  # < 0: a seed covers the point
+        used = np.zeros(len(vecs), bool)
+        new = picks.copy()
+        counts = np.bincount(owner[owner >= 0], minlength=k)
+        sums = np.zeros((k, vecs.shape[1]), np.float64)
+        np.add.at(sums, owner[owner >= 0], vecs[owner >= 0])
+        for j in np.argsort(-counts, kind="stable"):
+            members = np.flatnonzero(owner == j)
+            if not len(members):
+                used[new[j]] = True
+                continue
+            mean = (sums[j] / counts[j]).astype(np.float32)
+            best = members[np.argsort(((vecs[members] - mean) ** 2).sum(axis=1), kind="stable")]
+            best = best[~used[best]]
+            if len(best):
+                new[j] = best[0]
+            used[new[j]] = True
+        if np.array_equal(new, picks):
             break
-        picks.append(i)
-        dists.append(float(min(score[i], 2.0)))
-        d = np.sqrt(np.clip(2.0 - 2.0 * (vectors @ vectors[i]), 0, None))
-        np.minimum(min_dist, d, out=min_dist)
-        score = np.where(allowed, min_dist, -1.0)
-        score[picks] = -1.0
-    return picks, dists
+        picks = new
+    return picks
+
+
+def parse_quotas(items: Sequence[str]) -> dict[str, int]:
+    """``["hard_brake=50", "low_light=20"]`` -> {name: count}."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, _, val = item.partition("=")
+        name = name.strip()
+        try:
+            count = int(val)
+        except ValueError:
+            raise InputError(f"--quota {item!r}: use NAME=COUNT, e.g. hard_brake=50") from None
+        if not name or count < 0:
+            raise InputError(f"--quota {item!r}: needs a trigger name and a count >= 0")
+        out[name] = count
+    return out
+
+
+def read_manifest(path: str | Path) -> list[dict]:
+    """Records of a manifest written by :func:`write_manifest` (.jsonl, .csv or .parquet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"manifest {path} does not exist; pass a file written by `clipdex select --out`")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            import csv
+
+            with path.open(encoding="utf-8", newline="") as f:
+                return list(csv.DictReader(f))
+        if suffix == ".parquet":
+            try:
+                import pyarrow.parquet as pq
+            except ImportError as err:
+                raise InputError("reading a Parquet manifest needs pyarrow: pip install 'clipdex[parquet]'") from err
+            return pq.read_table(path).to_pylist()
+        with path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"manifest {path} cannot be read ({err}); rewrite it with `clipdex select`") from err
 
 
 def select_clips(
@@ -124,20 +431,36 @@ def select_clips(
     exclude: Sequence[str] = (),
     force: Sequence[str] = (),
     previous: Sequence[str] = (),
+    quotas: dict[str, int] | None = None,
+    sample: int | None = None,
+    space: str | None = None,
+    method: str = "coverage",
 ) -> Selection:
+    """Fill ``budget`` clips: forced, quotas per trigger, rare, diverse, random (see module doc).
+
+    ``previous`` is a previous training set (clip ids): its clips seed the k-centre and are not
+    selected again, so a new selection adds what the old one misses; ids no longer in the region
+    are ignored (counted in ``Selection.previous_missing``). ``method`` picks the diverse share:
+    ``"coverage"`` (default, :func:`coverage_picks`) or ``"kcentre"`` (greedy farthest point).
+    """
     if budget < 1:
         raise InputError(f"--budget {budget} must be >= 1")
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"--val-fraction {val_fraction} must be in [0, 1)")
+    if method not in ("coverage", "kcentre"):
+        raise InputError(f"--diversity {method!r}: use coverage or kcentre")
     mix = mix or {"rare": 0.3, "diverse": 0.6, "random": 0.1}
+    quotas = dict(quotas or {})
     rng = np.random.default_rng(seed)
     table = store.clip_table()
     n = len(table)
     pos = table.position()
     id_pos = {cid: i for i, cid in enumerate(table.clip_ids)}
-    for cid in (*exclude, *force, *previous):
+    for cid in (*exclude, *force):
         if cid not in id_pos:
-            raise InputError(f"clip {cid!r} (in --exclude/--force/--previous) is not in region {store.region.name!r}")
+            raise InputError(f"clip {cid!r} (in --exclude/--force) is not in region {store.region.name!r}")
+    prev_pos = np.array(sorted({id_pos[c] for c in previous if c in id_pos}), np.int64)
+    previous_missing = len(set(previous)) - len(prev_pos)
     pairs, groups = load_dedup(store)
     non_rep = np.zeros(n, bool)
     for rep, members in groups.items():
@@ -147,14 +470,25 @@ def select_clips(
     candidate = ~non_rep
     for cid in exclude:
         candidate[id_pos[cid]] = False
+    candidate[prev_pos] = False
+    if len(prev_pos):  # a previous clip's duplicates are already in the training set
+        prev_rows = set(table.rows[prev_pos].tolist())
+        for members in groups.values():
+            if prev_rows & set(members):
+                candidate[[pos[m] for m in members if m in pos]] = False
     partial_cover: dict[int, list[tuple[int, float, float]]] = {}
     for p in pairs:
         if p.a in pos and p.b in pos:
             partial_cover.setdefault(pos[p.a], []).append((pos[p.b], *p.a_span))
             partial_cover.setdefault(pos[p.b], []).append((pos[p.a], *p.b_span))
     vectors = np.ascontiguousarray(store.embeddings(table.snapshot)[table.rows]) if n else np.zeros((0, 1), np.float32)
+    if space is not None and n:  # an imported embedding space (engine.spaces) for rarity and diversity
+        from .spaces import space_matrix
+
+        vectors = space_matrix(store, space, table)
     chosen: list[tuple[int, str, dict]] = []
     taken = np.zeros(n, bool)
+    taken[prev_pos] = True  # covers partial overlaps like chosen clips do
 
     def redundant(i: int) -> bool:
         cover = [(s, e) for j, s, e in partial_cover.get(i, ()) if taken[j]]
@@ -170,34 +504,56 @@ def select_clips(
         chosen.append((i, reason, detail))
         return True
 
+    def fill_diverse(pool: np.ndarray, target: int, reason: str, extra: dict) -> int:
+        """Diverse picks over ``pool`` seeded with everything taken; returns clips taken."""
+        if target <= 0 or not pool.any():
+            return 0
+        left = pool.copy()
+        got = 0
+        while got < target and left.any():  # another round when redundant clips were refused
+            picks, dists = diverse_picks(vectors, target - got, np.flatnonzero(taken), left, rng,
+                                         sample=sample, method=method)
+            if not len(picks):
+                break
+            for i, d in zip(picks.tolist(), dists.tolist(), strict=True):
+                detail = {**extra, "distance": None if not np.isfinite(d) else round(d, 5)}
+                if take(i, reason, detail):
+                    got += 1
+            left[picks] = False
+        return got
+
     for cid in force:
         take(id_pos[cid], "forced", {})
-    quota = {k: int(round(v * budget)) for k, v in mix.items()}
-    if "rare" in quota and quota["rare"]:
-        rar = load_rarity(store)
+    quota_report: dict[str, dict] = {}
+    if quotas:
+        trig_rows: dict[str, set[int]] = {}
+        for row, name, *_ in store.triggers():
+            trig_rows.setdefault(name, set()).add(int(row))
+        for name, count in quotas.items():
+            if name not in trig_rows:
+                known = ", ".join(sorted(trig_rows)) or "none in this region"
+                raise InputError(f"--quota {name}={count}: no clip in region {store.region.name!r} has "
+                                 f"trigger {name!r} (known: {known})")
+            has = np.zeros(n, bool)
+            has[[pos[r] for r in trig_rows[name] if r in pos]] = True
+            already = int((has & taken).sum()) - int(has[prev_pos].sum())
+            got = fill_diverse(has & candidate & ~taken, count - already, "quota", {"quota": name})
+            quota_report[name] = {"wanted": count, "had": already, "added": got,
+                                  "available": int((has & candidate).sum())}
+    remaining_budget = budget - len(chosen)
+    share = {k: int(round(v * remaining_budget)) for k, v in mix.items()}
+    if share.get("rare"):
+        rar = load_rarity(store, space=space)
         order = sorted((i for i in range(n) if candidate[i] and int(table.rows[i]) in rar),
-                       key=lambda i: -rar[int(table.rows[i])][0])
+                       key=lambda i: (-rar[int(table.rows[i])][0], i))
         got = 0
         for i in order:
-            if got >= quota["rare"]:
+            if got >= share["rare"]:
                 break
-            s, pct = rar[int(table.rows[i])]
-            got += take(i, "rare", {"rarity": round(s, 5), "percentile": round(pct, 2)})
-    if "diverse" in quota and quota["diverse"]:
-        prev = np.array([id_pos[c] for c in previous], np.int64)
-        seeds = np.concatenate([np.flatnonzero(taken), prev]).astype(np.int64)
-        allowed = candidate & ~taken
-        target = quota["diverse"]
-        min_dist = None
-        while target > 0 and allowed.any():
-            picks, dists = greedy_k_centre(vectors, target, seeds, allowed, min_dist)
-            if not picks:
-                break
-            for i, d in zip(picks, dists, strict=True):
-                if take(i, "diverse", {"distance": round(d, 5)}):
-                    target -= 1
-                allowed[i] = False
-            seeds = np.flatnonzero(taken)
+            sc, pct = rar[int(table.rows[i])]
+            got += take(i, "rare", {"rarity": round(sc, 5), "percentile": round(pct, 2)})
+    if share.get("diverse"):
+        fill_diverse(candidate & ~taken, share["diverse"], "diverse", {})
     remaining = budget - len(chosen)
     if remaining > 0:
         pool = np.flatnonzero(candidate & ~taken)
@@ -205,7 +561,7 @@ def select_clips(
             if len(chosen) >= budget:
                 break
             take(int(i), "random", {})
-    splits = _split_by_drive(table, pairs, [i for i, _, _ in chosen], val_fraction, seed)
+    splits = _split_by_drive(table, pairs, groups, [i for i, _, _ in chosen], val_fraction, seed)
     out = [
         Selected(table.clip_ids[i], store.region.name, reason, detail, table.sources[i],
                  float(table.source_offset_s[i]), float(table.duration_s[i]), table.drive_ids[i],
@@ -213,9 +569,10 @@ def select_clips(
         for i, reason, detail in chosen
     ]
     counts: dict[str, int] = {}
-    for s in out:
-        counts[s.reason] = counts.get(s.reason, 0) + 1
-    return Selection(store.region.name, budget, out, int(candidate.sum()), int(non_rep.sum()), counts)
+    for sel in out:
+        counts[sel.reason] = counts.get(sel.reason, 0) + 1
+    return Selection(store.region.name, budget, out, int(candidate.sum()), int(non_rep.sum()), counts,
+                     quota_report, len(prev_pos), previous_missing)
 
 
 def _union_length(spans: list[tuple[float, float]]) -> float:
@@ -232,8 +589,8 @@ def _union_length(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def _split_by_drive(table, pairs, chosen_pos: list[int], val_fraction: float, seed: int) -> dict[int, str]:
-    """train/val per chosen clip; drives linked by any pair share a side."""
+def _split_by_drive(table, pairs, groups, chosen_pos: list[int], val_fraction: float, seed: int) -> dict[int, str]:
+    """train/val per chosen clip; drives linked by any pair or duplicate group share a side."""
     if val_fraction <= 0:
         return dict.fromkeys(chosen_pos, "train")
     pos = table.position()
@@ -252,6 +609,12 @@ def _split_by_drive(table, pairs, chosen_pos: list[int], val_fraction: float, se
     for p in pairs:
         if p.a in pos and p.b in pos:
             ra, rb = find(drive(pos[p.a])), find(drive(pos[p.b]))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    for members in groups.values():
+        inside = [pos[m] for m in members if m in pos]
+        for j in inside[1:]:
+            ra, rb = find(drive(inside[0])), find(drive(j))
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
     out = {}
@@ -277,7 +640,7 @@ def write_manifest(selection: Selection, path: str | Path, fmt: str | None = Non
     elif fmt == "csv":
         import csv
 
-        cols = ["clip_id", "region", "split", "reason", "rarity", "percentile", "distance", "source",
+        cols = ["clip_id", "region", "split", "reason", "rarity", "percentile", "distance", "quota", "source",
                 "span_start", "span_end", "duration_s", "drive_id"]
         with tmp.open("w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -36,6 +37,8 @@ from .regions import Region
 SCHEMA_VERSION = 1
 HASH_BYTES = 32
 PHASH_BYTES = 8
+#: names of imported embedding spaces (they name zarr groups and index files)
+SPACE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 THUMB_SHAPE = (36, 64, 3)
 
 _SCHEMA = """
@@ -82,6 +85,17 @@ CREATE TABLE IF NOT EXISTS groups (
 CREATE TABLE IF NOT EXISTS rarity (
     clip_row INTEGER PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS spaces (
+    name TEXT PRIMARY KEY, dim INTEGER NOT NULL, count INTEGER NOT NULL, version INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT '', imported_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS space_vectors (
+    space TEXT NOT NULL, clip_row INTEGER NOT NULL, vec_row INTEGER NOT NULL, PRIMARY KEY (space, clip_row)
+);
+CREATE TABLE IF NOT EXISTS space_rarity (
+    space TEXT NOT NULL, clip_row INTEGER NOT NULL, score REAL NOT NULL, percentile REAL NOT NULL,
+    PRIMARY KEY (space, clip_row)
+);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     status TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}'
@@ -91,7 +105,8 @@ CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT NOT NULL, item TEXT NOT NULL,
 
 # ---------------------------------------------------------------------- test-only fault injection
 #: ``CLIPDEX_FAULT="stage:n"`` makes the n-th pass through :func:`fault_point` ``stage`` SIGKILL
-#: this process (crash tests). Read once at import; unset, a fault point costs one truth test.
+#: this process (crash tests); ``"stage:sleep=S"`` sleeps S seconds at each pass (concurrency
+#: tests). Read once at import; unset, a fault point costs one truth test.
 _FAULT = os.environ.get("CLIPDEX_FAULT", "")
 _fault_counts: dict[str, int] = {}
 
@@ -105,6 +120,9 @@ def fault_point(stage: str) -> None:
 def _fault_hit(stage: str) -> None:
     want, _, n = _FAULT.partition(":")
     if want != stage:
+        return
+    if n.startswith("sleep="):  # "stage:sleep=SECONDS": a slow job, for concurrency tests
+        time.sleep(float(n[6:]))
         return
     _fault_counts[stage] = _fault_counts.get(stage, 0) + 1
     if _fault_counts[stage] == int(n or 1):
@@ -189,11 +207,15 @@ class RegionStore:
 
     def _connect(self) -> None:
         try:
-            db = sqlite3.connect(self.catalog_path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_SCHEMA) if self._writable() else None
+            if self._writable():
+                db = sqlite3.connect(self.catalog_path, timeout=30.0, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.executescript(_SCHEMA)
+            else:  # read-only mount or permissions: nobody can write it, so it is immutable to us
+                uri = self.catalog_path.resolve().as_uri() + "?immutable=1"
+                db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
         except sqlite3.DatabaseError as err:
             raise StoreError(
                 f"catalog {self.catalog_path} cannot be opened ({err}); if the disk is read-only "
@@ -383,6 +405,20 @@ class RegionStore:
                 f"({err}); run `clipdex verify --region {self.region.name} --repair`"
             ) from err
 
+    def read_rows_at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """The given rows (int64, committed only) of a feature array, in one batched read."""
+        rows = np.asarray(rows, dtype=np.int64)
+        arr = self.features[name]
+        if len(rows) == 0:
+            return np.zeros((0, *arr.shape[1:]), dtype=arr.dtype)
+        try:
+            return np.asarray(arr.get_orthogonal_selection(rows))
+        except Exception as err:
+            raise StoreError(
+                f"feature array {name!r} rows {rows[:5].tolist()}... in {self.features_path} cannot be read "
+                f"({err}); run `clipdex verify --region {self.region.name} --repair`"
+            ) from err
+
     # ------------------------------------------------------------------ ingest commit
     def known_digests(self, digests: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Map each digest already in the catalog to (clip_id, status)."""
@@ -555,8 +591,20 @@ class RegionStore:
         """clip_row -> (group_id, representative row) for clips in a duplicate group."""
         return {r: (g, rep) for r, g, rep in self.db.execute("SELECT clip_row, group_id, representative FROM groups")}
 
-    def replace_rarity(self, rows: np.ndarray, scores: np.ndarray, percentiles: np.ndarray) -> None:
+    def replace_rarity(self, rows: np.ndarray, scores: np.ndarray, percentiles: np.ndarray,
+                       *, space: str | None = None) -> None:
+        """Store rarity per clip: of the default embeddings, or of an imported ``space``."""
         self._require_writer()
+        if space is not None:
+            with self.transaction() as db:
+                db.execute("DELETE FROM space_rarity WHERE space=?", (space,))
+                db.executemany(
+                    "INSERT INTO space_rarity(space, clip_row, score, percentile) VALUES(?,?,?,?)",
+                    ((space, r, s, p) for r, s, p in zip(rows.tolist(), scores.tolist(), percentiles.tolist(),
+                                                         strict=True)),
+                )
+                self._set_meta(**{f"rarity_version:{space}": self.snapshot().version})
+            return
         with self.transaction() as db:
             db.execute("DELETE FROM rarity")
             db.executemany(
@@ -565,8 +613,84 @@ class RegionStore:
             )
             self._set_meta(rarity_version=self.snapshot().version, rarity_at=time.time())
 
-    def rarity(self) -> dict[int, tuple[float, float]]:
+    def rarity(self, space: str | None = None) -> dict[int, tuple[float, float]]:
+        if space is not None:
+            return {r: (s, p) for r, s, p in self.db.execute(
+                "SELECT clip_row, score, percentile FROM space_rarity WHERE space=?", (space,))}
         return {r: (s, p) for r, s, p in self.db.execute("SELECT clip_row, score, percentile FROM rarity")}
+
+    # ------------------------------------------------------------------ imported embedding spaces
+    def import_space(self, name: str, clip_rows: np.ndarray, vectors: np.ndarray, source: str = "") -> int:
+        """Store an imported embedding space (replacing any earlier import of that name): the
+        vectors go to a new array ``features.zarr/spaces/NAME/vVERSION``, then one catalog
+        transaction switches the space to it; the older array is removed after the commit.
+        Callers validate (engine.spaces). Returns the new version."""
+        self._require_writer()
+        if not SPACE_NAME_RE.fullmatch(name):
+            raise StoreError(f"space name {name!r} is invalid; use 1-64 of [A-Za-z0-9._-]")
+        prev = self.db.execute("SELECT version FROM spaces WHERE name=?", (name,)).fetchone()
+        version = int(prev[0]) + 1 if prev else 1
+        n, d = vectors.shape
+        group = self.features.require_group("spaces").require_group(name)
+        arr = group.create_array(f"v{version}", shape=(n, d), chunks=(max(1, min(n, 65536)), d),
+                                 dtype="float32", fill_value=0, overwrite=True)
+        if n:
+            arr[:] = vectors
+        with self.transaction() as db:
+            db.execute("DELETE FROM space_vectors WHERE space=?", (name,))
+            db.execute("DELETE FROM space_rarity WHERE space=?", (name,))
+            db.executemany("INSERT INTO space_vectors(space, clip_row, vec_row) VALUES(?,?,?)",
+                           ((name, int(r), i) for i, r in enumerate(clip_rows.tolist())))
+            db.execute(
+                "INSERT INTO spaces(name, dim, count, version, source, imported_at) VALUES(?,?,?,?,?,?)"
+                " ON CONFLICT(name) DO UPDATE SET dim=excluded.dim, count=excluded.count,"
+                " version=excluded.version, source=excluded.source, imported_at=excluded.imported_at",
+                (name, d, n, version, source, time.time()))
+        for old in list(group.array_keys()):
+            if old != f"v{version}":
+                with contextlib.suppress(Exception):
+                    del group[old]
+        return version
+
+    def spaces(self) -> list[dict]:
+        cols = ("name", "dim", "count", "version", "source", "imported_at")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.execute(
+            f"SELECT {', '.join(cols)} FROM spaces ORDER BY name")]
+
+    def space_info(self, name: str) -> dict:
+        for info in self.spaces():
+            if info["name"] == name:
+                return info
+        known = ", ".join(i["name"] for i in self.spaces()) or "none"
+        raise NotFoundError(
+            f"embedding space {name!r} is not in region {self.region.name!r} (known: {known}); import "
+            f"it with `clipdex embeddings import --region {self.region.name} --name {name} FILE.npy --ids IDS`"
+        )
+
+    def space_vector(self, name: str, clip_row: int) -> np.ndarray | None:
+        """One clip's vector in a space (None when it has none), reading only its chunk."""
+        info = self.space_info(name)
+        r = self.db.execute("SELECT vec_row FROM space_vectors WHERE space=? AND clip_row=?",
+                            (name, int(clip_row))).fetchone()
+        if r is None:
+            return None
+        arr = self.features[f"spaces/{name}/v{info['version']}"]
+        return np.ascontiguousarray(np.asarray(arr[int(r[0]):int(r[0]) + 1])[0], dtype=np.float32)
+
+    def space_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(clip rows int64[m], vectors float32[m, d]) of the space's active clips, by clip row."""
+        info = self.space_info(name)
+        pairs = np.asarray(self.db.execute(
+            "SELECT s.clip_row, s.vec_row FROM space_vectors s JOIN clips c ON c.row = s.clip_row"
+            " WHERE s.space=? AND c.status='active' ORDER BY s.clip_row", (name,)).fetchall(),
+            dtype=np.int64).reshape(-1, 2)
+        try:
+            arr = self.features[f"spaces/{name}/v{info['version']}"]
+            vectors = np.asarray(arr[:]) if len(pairs) else np.zeros((0, info["dim"]), np.float32)
+        except Exception as err:
+            raise StoreError(f"embedding space {name!r} arrays in {self.features_path} cannot be read "
+                             f"({err}); import the space again") from err
+        return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(vectors[pairs[:, 1]], dtype=np.float32)
 
     # ------------------------------------------------------------------ erasure
     def tombstone(self, rows: Sequence[int], reason: str = "") -> None:
@@ -585,6 +709,8 @@ class RegionStore:
             db.execute(f"DELETE FROM pairs WHERE a IN ({q}) OR b IN ({q})", rows + rows)
             db.execute(f"DELETE FROM groups WHERE clip_row IN ({q})", rows)
             db.execute(f"DELETE FROM rarity WHERE clip_row IN ({q})", rows)
+            db.execute(f"DELETE FROM space_rarity WHERE clip_row IN ({q})", rows)
+            db.execute(f"DELETE FROM space_vectors WHERE clip_row IN ({q})", rows)
             db.execute(f"DELETE FROM triggers WHERE clip_row IN ({q})", rows)
             self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
 

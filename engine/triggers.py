@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
 from .types import Telemetry
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -23,10 +24,31 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "low_light_luma": 60.0,  # mean luma 0-255 of a keyframe
     "low_light_fraction": 0.5,  # of keyframes
     "low_visibility_contrast": 18.0,  # std of luma 0-255 (fog, dense rain, covered lens)
+    "low_visibility_fraction": 0.5,  # of keyframes
     "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
+    "frozen_camera_min_s": 1.0,  # ... for at least this long
     "black_luma": 8.0,  # mean luma of a black frame
     "telemetry_gap_s": 1.0,  # a gap longer than this between samples
 }
+
+
+def parse_thresholds(items: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """``["hard_brake_accel=-5", ...]`` -> overrides of :data:`DEFAULT_THRESHOLDS`."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, val = item.partition("=")
+        name = name.strip()
+        if not sep or name not in DEFAULT_THRESHOLDS:
+            raise InputError(f"--trigger-threshold {item!r}: use NAME=VALUE with NAME one of "
+                             f"{', '.join(sorted(DEFAULT_THRESHOLDS))}")
+        try:
+            value = float(val)
+        except ValueError:
+            raise InputError(f"--trigger-threshold {item!r}: {val!r} is not a number") from None
+        if not np.isfinite(value):
+            raise InputError(f"--trigger-threshold {item!r}: the value must be finite")
+        out[name] = value
+    return out
 
 
 def _spans(mask: np.ndarray, times: np.ndarray, min_s: float = 0.0) -> list[tuple[float, float]]:
@@ -101,11 +123,11 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
     if dark.mean() >= th["low_light_fraction"]:
         out.append(("low_light", float(times[0]), float(times[-1]), float(mean.mean())))
     lowvis = (std <= th["low_visibility_contrast"]) & ~black
-    if lowvis.mean() >= 0.5:
+    if lowvis.mean() >= th["low_visibility_fraction"]:
         out.append(("low_visibility", float(times[0]), float(times[-1]), float(std.mean())))
     if len(luma) >= 3:
         diffs = np.abs(np.diff(luma, axis=0)).reshape(len(luma) - 1, -1).mean(axis=1)
         frozen = diffs <= th["frozen_camera_diff"]
-        for s, e in _spans(frozen, times[1:], 1.0):
+        for s, e in _spans(frozen, times[1:], th["frozen_camera_min_s"]):
             out.append(("frozen_camera", s, e, 0.0))
     return out

@@ -6,6 +6,7 @@ public kernel, used by the tests.
 """
 
 from .align import Alignment, align_keyframe_pairs
+from .bands import band_collisions, band_masks, band_recall
 from .embedding import (
     DESCRIPTOR_DIM,
     EMBEDDING_DIM,
@@ -18,9 +19,11 @@ from .embedding import (
     telemetry_stats,
 )
 from .hamming import hamming_matrix, hamming_topk, hamming_within
+from .kcentre import greedy_kcentre, min_sq_distances
 from .luma import luma_area_downsample
 from .pdq import pdq256
 from .phash import phash64
+from .temporal import yuv_area_accumulate
 
 __all__ = [
     "DESCRIPTOR_DIM",
@@ -30,14 +33,20 @@ __all__ = [
     "TELEMETRY_DIM",
     "Alignment",
     "align_keyframe_pairs",
+    "band_collisions",
+    "band_masks",
+    "band_recall",
     "clip_embeddings",
     "embedding_projection",
+    "greedy_kcentre",
     "hamming_matrix",
     "hamming_topk",
     "hamming_within",
     "keyframe_descriptors",
     "luma_area_downsample",
+    "min_sq_distances",
     "pdq256",
     "phash64",
     "telemetry_stats",
+    "yuv_area_accumulate",
 ]

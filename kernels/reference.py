@@ -219,8 +219,12 @@ def telemetry_stats(time, values, tel_start, tel_count):
     return out
 
 
-def clip_embeddings(descriptors, kf_start, kf_count, tel_stats, projection):
+def clip_embeddings(descriptors, kf_start, kf_count, tel_stats, projection, standardised=True):
+    """Clip embeddings; ``standardised=False`` returns the raw input vectors instead."""
+    from ._embedding_calibration import INPUT_CENTER, INPUT_SD
+
     out = np.zeros((len(kf_start), projection.shape[1]), np.float32)
+    out_raw = np.zeros((len(kf_start), INPUT_CENTER.shape[0]))
     for c, (s, n) in enumerate(zip(kf_start, kf_count, strict=True)):
         if n == 0:
             continue
@@ -243,15 +247,99 @@ def clip_embeddings(descriptors, kf_start, kf_count, tel_stats, projection):
             motion,
             tel_stats[c].astype(np.float64) * TELEMETRY_SCALE,
         ]
-        x = np.concatenate([
-            block * weight / np.sqrt(block @ block + eps**2)
-            for block, (_, _, weight, eps) in zip(blocks, BLOCKS, strict=True)])
+        raw = np.concatenate(blocks)
+        if not standardised:
+            out_raw[c] = raw
+            continue
+        # (x - center) / max(sd, 0.1 * block mean sd) / sqrt(block size) * weight
+        parts, o = [], 0
+        for (_, size, weight), block in zip(BLOCKS, blocks, strict=True):
+            sd = INPUT_SD[o:o + size]
+            sd = np.maximum(sd, 0.1 * sd.mean() + 1e-12)
+            parts.append((block - INPUT_CENTER[o:o + size]) / sd / np.sqrt(size) * weight)
+            o += size
+        if tel_stats[c, 0] == 0:
+            parts[-1] = np.zeros_like(parts[-1])
+        x = np.concatenate(parts)
         y = x @ projection.astype(np.float64)
         out[c] = y / np.linalg.norm(y)
-    return out
+    return out if standardised else out_raw
 
 
 def embedding_projection(in_dim=None, out_dim=128, seed=20261126):
     from .embedding import embedding_projection as _projection  # plain NumPy already
 
     return _projection(in_dim, out_dim, seed)
+
+
+# ---------------------------------------------------------------- greedy k-centre
+def greedy_kcentre(vectors, n_pick, min_sq, allowed):
+    """Farthest-point traversal, one point at a time (ties: lowest index)."""
+    vectors = vectors.astype(np.float64)
+    min_sq = min_sq.astype(np.float64)
+    live = allowed.copy()
+    picks, dists = [], []
+    for _ in range(n_pick):
+        if not live.any():
+            break
+        score = np.where(live, min_sq, -1.0)
+        i = int(np.argmax(score))
+        picks.append(i)
+        dists.append(math.sqrt(score[i]))
+        live[i] = False
+        min_sq[i] = 0.0
+        d = ((vectors - vectors[i]) ** 2).sum(axis=1)
+        min_sq = np.where(live, np.minimum(min_sq, d), min_sq)
+    return (np.array(picks, np.int64), np.array(dists, np.float32), min_sq.astype(np.float32))
+
+
+def min_sq_distances(vectors, centres):
+    if len(centres) == 0:
+        return np.full(len(vectors), np.inf, np.float32)
+    d = ((vectors[:, None, :].astype(np.float64) - centres[None, :, :]) ** 2).sum(axis=2)
+    return d.min(axis=1).astype(np.float32)
+
+
+# ---------------------------------------------------------------- temporal (YUV planes)
+def yuv_area_accumulate(y, u, v, factor, chroma_factor, acc, slots, weights, full_range=False,
+                        matrix="bt601", scratch=None):
+    from .temporal import YUV_MATRICES
+
+    out_h, out_w = acc.shape[2:4]
+
+    def box(plane, f):
+        fy, fx = f
+        p = plane[: out_h * fy, : out_w * fx].astype(np.float64)
+        return p.reshape(out_h, fy, out_w, fx).mean(axis=(1, 3))
+
+    luma_p = box(y, factor)
+    cb, cr = box(u, chroma_factor) - 128.0, box(v, chroma_factor) - 128.0
+    if not full_range:
+        luma_p, cb, cr = (luma_p - 16.0) * 255.0 / 219.0, cb * 255.0 / 224.0, cr * 255.0 / 224.0
+    cr_r, cb_g, cr_g, cb_b = YUV_MATRICES[matrix]
+    rgb = np.stack([luma_p + cr_r * cr, luma_p + cb_g * cb + cr_g * cr, luma_p + cb_b * cb])
+    rgb = np.clip(rgb, 0.0, 255.0)
+    for slot, weight in zip(slots, weights, strict=True):
+        acc[slot] += (float(weight) * rgb).astype(np.float32)
+
+
+# ---------------------------------------------------------------- banded LSH
+def band_collisions(hashes, valid, is_query, group, masks, radius, bands=None):
+    """All qualifying pairs by brute force, each with the first band it collides in (sorted)."""
+    words = hashes.view(np.uint64)
+    bands = range(masks.shape[0]) if bands is None else bands
+    n = len(hashes)
+    if n == 0 or len(bands) == 0 or radius < 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+    dist = hamming_matrix(hashes, hashes).astype(np.int64)
+    # first band each pair collides in (L = none)
+    first = np.full((n, n), masks.shape[0], np.int64)
+    for t in range(masks.shape[0] - 1, -1, -1):
+        m = words & masks[t]
+        same = (m[:, None, :] == m[None, :, :]).all(axis=2)
+        first[same] = t
+    i, j = np.triu_indices(n, 1)
+    keep = (valid[i] & valid[j] & (is_query[i] | is_query[j]) & (group[i] != group[j])
+            & (dist[i, j] <= radius) & np.isin(first[i, j], np.asarray(list(bands))))
+    i, j = i[keep], j[keep]
+    return i.astype(np.int64), j.astype(np.int64), dist[i, j].astype(np.int32)

@@ -1,6 +1,7 @@
 """Clip embeddings separate driving scenarios and keep near-duplicates close."""
 
 import numpy as np
+import pytest
 
 import kernels
 from tests.test_kernels_frames import driving_scene
@@ -70,3 +71,39 @@ def test_scenarios_separate_and_near_duplicates_stay_close():
     # every clip's nearest neighbour is a variant of the same scenario
     nearest = np.argmax(np.where(off_diag, sim, -np.inf), axis=1)
     assert (labels[nearest] == labels).all()
+
+
+def test_input_vectors_standardised_with_fixed_constants():
+    """v2 input = (raw - CENTER) * gain, gain = weight / (max(SD, floor) * sqrt(block size));
+    a clip without telemetry gets a zero telemetry block; matches the NumPy reference."""
+    from kernels import reference as ref
+    from kernels._embedding_calibration import INPUT_CENTER, INPUT_SD
+    from kernels.embedding import (
+        BLOCKS,
+        EMBEDDING_INPUT_DIM,
+        clip_input_vectors,
+        input_standardisation,
+    )
+
+    rng = np.random.default_rng(5)
+    frames = np.stack([driving_scene("highway", 0.5 * k, H, W, rng) for k in range(KEYFRAMES)])
+    desc = np.concatenate([kernels.keyframe_descriptors(frames)] * 2)
+    t, values = _telemetry("hard_brake")
+    stats = kernels.telemetry_stats(t, values, np.array([0, 0], np.int64), np.array([len(t), 0], np.int64))
+    start, count = np.array([0, KEYFRAMES], np.int64), np.array([KEYFRAMES, KEYFRAMES], np.int64)
+    raw = clip_input_vectors(desc, start, count, stats, standardised=False)
+    std = clip_input_vectors(desc, start, count, stats)
+    offset, gain = input_standardisation()
+    assert raw.shape == (2, EMBEDDING_INPUT_DIM)
+    np.testing.assert_array_equal(offset, INPUT_CENTER)
+    tel = slice(EMBEDDING_INPUT_DIM - BLOCKS[-1][1], EMBEDDING_INPUT_DIM)
+    np.testing.assert_allclose(std[0], (raw[0] - INPUT_CENTER) * gain, rtol=1e-12, atol=1e-12)
+    assert np.all(std[1, tel] == 0.0) and np.any(std[0, tel] != 0.0)
+    # the gain of the first layout feature, by hand
+    sd = INPUT_SD[: BLOCKS[0][1]]
+    assert gain[0] == pytest.approx(BLOCKS[0][2] / (max(sd[0], 0.1 * sd.mean()) * np.sqrt(BLOCKS[0][1])))
+    np.testing.assert_allclose(raw, ref.clip_embeddings(desc, start, count, stats,
+                                                        kernels.embedding_projection(), standardised=False),
+                               rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="calibration constants"):
+        input_standardisation(np.zeros(3), np.ones(3))

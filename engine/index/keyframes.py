@@ -1,4 +1,10 @@
-"""Binary FAISS index of keyframe hashes (ids = keyframe rows)."""
+"""Binary FAISS index of keyframe hashes (ids = keyframe rows).
+
+Exact (flat) range search: dedup uses it for regions up to ``DedupParams.exact_max_keyframes``
+quality keyframes; above that, an all-pairs range search at radius 40 of 256 bits is too slow
+(multi-index hashing does not help at such radii), so dedup switches to the banded LSH kernel
+``kernels.band_collisions`` (see ``engine/dedup.py``), which needs no persisted index.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 
 ``iter_clips(item, **opts)`` dispatches on ``item.kind``. Options it understands (each passed only
 to the kinds that use it): ``keyframe_hz`` (all), ``clip_seconds``, ``threads``, ``strategy``,
-``max_side``, ``max_pixels`` (video), ``image_fps`` and ``reduced`` (image folders).
+``max_side``, ``max_pixels`` (video), ``image_fps`` and ``reduced`` (image folders),
+``telemetry_map`` and ``telemetry_units`` (video and image folders: sidecar column mapping and
+units, see :func:`load_telemetry`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ __all__ = [
     "validate_clip_id",
 ]
 
-_VIDEO_OPTS = {"keyframe_hz", "clip_seconds", "threads", "strategy", "max_side", "max_pixels"}
-_IMAGE_OPTS = {"keyframe_hz", "image_fps", "reduced"}
+_TELEMETRY_OPTS = {"telemetry_map", "telemetry_units"}
+_VIDEO_OPTS = {"keyframe_hz", "clip_seconds", "threads", "strategy", "max_side", "max_pixels",
+               *_TELEMETRY_OPTS}
+_IMAGE_OPTS = {"keyframe_hz", "image_fps", "reduced", *_TELEMETRY_OPTS}
 _ZARR_OPTS = {"keyframe_hz"}
 _ALL_OPTS = _VIDEO_OPTS | _IMAGE_OPTS | _ZARR_OPTS
 

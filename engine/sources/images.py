@@ -6,17 +6,24 @@ Frame times
     over the images in natural name order (``f2.jpg`` before ``f10.jpg``). Times are re-based so
     that the first frame is at 0; telemetry (``telemetry.csv`` in the folder) is on that axis.
 
-Decoding
-    Only the picked images are decoded, at full size by default. ``reduced=True`` asks libjpeg
-    for a 1/4-size decode (``Image.draft``, ~3x faster on JPEG; PNG is decoded full size and
-    then reduced), so keyframes are ~W/4 x H/4: use it only when every clip of a store uses it.
+Keyframes (temporally anti-aliased, exactly like zarr clips and video files)
+    Sample times ``j / keyframe_hz`` up to the last image's time; each keyframe is the
+    tent-weighted mean of the images within +-1/keyframe_hz of its time
+    (:func:`engine.sources.sampling.tent_weights`), so every image in a window is decoded, once,
+    streaming (memory holds the open keyframes only). Images are area-averaged to the working
+    size of :func:`engine.sources.sampling.working_factor` (longest side <= 480 px, the same
+    size a video of that frame size gives). ``reduced=True`` lets libjpeg decode at a reduced
+    scale no smaller than the working size (``Image.draft``; faster on large JPEGs, pixels
+    differ slightly from a full decode).
 
 Bad frames (decided policy)
     Every image's header is read (cheap) to check that all frames have one size; a frame of
     another size raises :class:`SourceError` naming the odd file. An image whose header cannot be
-    read, or whose pixels fail to decode, keeps its place in the timeline: if it is not picked it
-    costs nothing but a warning; if it is picked, the nearest other image within half a keyframe
-    period replaces it (warning in ``meta["warnings"]``); if none decodes, SourceError.
+    read, or whose pixels fail to decode, keeps its place in the timeline and gets no weight:
+    the keyframes whose windows hold it are renormalised over the images that decoded (warning
+    in ``meta["warnings"]``). A keyframe whose window has no decodable image takes the nearest
+    decodable image within half a keyframe period; if there is none, SourceError. A folder
+    with fewer than 2 images is refused (a clip needs 2 frames to be aligned in time).
 """
 
 from __future__ import annotations
@@ -33,12 +40,19 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from engine.errors import InputError, SourceError
-from engine.sources.sampling import pick_nearest, sample_times
+from engine.sources.sampling import (
+    sample_times,
+    temporal_half_width,
+    tent_weights,
+    working_factor,
+)
 from engine.sources.telemetry import align_telemetry, load_telemetry
 from engine.types import ClipSample
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 INDEX_FILES = ("index.csv", "frames.json")
+#: a folder needs at least this many images (one frame cannot be aligned in time)
+MIN_FRAMES = 2
 
 
 def natural_key(name: str) -> list:
@@ -106,6 +120,8 @@ def iter_image_clips(
     fps: float = 10.0,
     telemetry: Path | str | None = None,
     reduced: bool = False,
+    telemetry_map: dict[str, str] | None = None,
+    telemetry_units: dict[str, str] | None = None,
 ) -> Iterator[ClipSample]:
     """One clip from an image-sequence folder; see the module doc for times and bad frames."""
     folder = Path(folder)
@@ -156,35 +172,33 @@ def iter_image_clips(
         rate = index if isinstance(index, float) else fps
         frame_times = np.arange(len(files), dtype=np.float64) / rate
         period = 1.0 / rate
+    if len(files) < MIN_FRAMES:
+        raise SourceError(
+            f"{folder} holds {len(files)} timed image; a clip needs at least {MIN_FRAMES} frames "
+            "to be aligned in time: add the missing images or drop the folder"
+        )
     duration = float(frame_times[-1] + period)
-    targets = sample_times(duration, keyframe_hz)
-    picks = pick_nearest(frame_times, targets)
-
-    decoded: dict[int, np.ndarray] = {}
-    keyframes = []
-    half_period = 0.5 / keyframe_hz
-    failed: set[int] = set()
-    for target, pick in zip(targets, picks, strict=True):
-        image = _decode_with_fallback(files, frame_times, int(pick), target, half_period,
-                                      decoded, failed, reduced)
-        keyframes.append(image)
+    targets = sample_times(float(frame_times[-1]), keyframe_hz)
+    width, height = first_size
+    factor = working_factor(width, height)
+    decoder = _Decoder(files, (width, height), factor, reduced)
+    keyframes, replaced = _blend(decoder, frame_times, targets, keyframe_hz)
     unreadable = [f.name for f in files if f not in sizes]
     if unreadable:
         warnings.append(f"{len(unreadable)} unreadable images skipped: {', '.join(unreadable)}")
-    for i in sorted(failed):
+    for i in sorted(decoder.failed):
         if files[i] in sizes:
             warnings.append(f"corrupt image {files[i].name} skipped (pixels fail to decode)")
-    replaced = [f"{t:.3f} s" for t, p in zip(targets, picks, strict=True) if int(p) in failed]
     if replaced:
         warnings.append(f"keyframes at {', '.join(replaced)} taken from a neighbouring image")
-    shapes = {k.shape for k in keyframes}
-    if len(shapes) > 1:  # reduced PNG vs JPEG sizes can differ by rounding
-        raise SourceError(f"{folder}: keyframes decode to sizes {sorted(shapes)}; use one format")
 
     tel = None
     if telemetry is not None:
         try:
-            tel = align_telemetry(load_telemetry(telemetry), 0.0, duration)
+            units = telemetry_units or {}
+            tel = align_telemetry(load_telemetry(telemetry, mapping=telemetry_map,
+                                                 time_unit=units.get("time"),
+                                                 speed_unit=units.get("speed")), 0.0, duration)
         except InputError as err:
             warnings.append(f"telemetry ignored: {err}")
     digest = hashlib.blake2b(digest_size=16)
@@ -195,52 +209,97 @@ def iter_image_clips(
         clip_id=clip_id_base,
         source=str(folder),
         digest=digest.hexdigest(),
-        keyframes=np.ascontiguousarray(np.stack(keyframes)),
+        keyframes=keyframes,
         keyframe_times=targets,
         duration_s=round(duration, 6),
         telemetry=tel,
         fps=1.0 / period if period > 0 else math.nan,
-        meta={"frames": len(files), "reduced": reduced, "warnings": warnings},
+        meta={"frames": len(files), "reduced": reduced, "warnings": warnings, "width": width,
+              "height": height},
     )
 
 
-def _decode(file: Path, reduced: bool) -> np.ndarray:
-    with Image.open(file) as image:
-        if reduced:
-            width, height = image.size
-            image.draft("RGB", (max(1, width // 4), max(1, height // 4)))
-            rgb = image.convert("RGB")
-            if rgb.size[0] > max(1, width // 4) + 1:
-                rgb = rgb.reduce(4)
-        else:
-            rgb = image.convert("RGB")
-        return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+class _Decoder:
+    """Decodes image ``i`` once to float32 [3, h, w] at the working size (None if it fails)."""
+
+    def __init__(self, files: list[Path], size: tuple[int, int], factor: int, reduced: bool):
+        self.files, self.factor, self.reduced = files, factor, reduced
+        self.out_w, self.out_h = max(1, size[0] // factor), max(1, size[1] // factor)
+        self.failed: set[int] = set()
+        self.errors: dict[int, Exception] = {}
+
+    def __call__(self, i: int) -> np.ndarray | None:
+        if i in self.failed:
+            return None
+        try:
+            with Image.open(self.files[i]) as image:
+                width, height = image.size
+                if self.reduced and self.factor > 1:
+                    image.draft("RGB", (self.out_w, self.out_h))
+                rgb = image.convert("RGB")
+                if self.factor > 1:
+                    scale = rgb.size[0] / width, rgb.size[1] / height  # < 1 after draft
+                    box = (0, 0, self.out_w * self.factor * scale[0],
+                           self.out_h * self.factor * scale[1])
+                    rgb = rgb.resize((self.out_w, self.out_h), Image.Resampling.BOX, box=box)
+                array = np.asarray(rgb, dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            self.failed.add(i)
+            self.errors[i] = err
+            return None
+        return np.moveaxis(array, 2, 0).astype(np.float32)
 
 
-def _decode_with_fallback(files, frame_times, pick, target, half_period, decoded, failed,
-                          reduced) -> np.ndarray:
-    if pick in decoded:
-        return decoded[pick]
+def _blend(decoder: _Decoder, frame_times: np.ndarray, targets: np.ndarray,
+           keyframe_hz: float) -> tuple[np.ndarray, list[str]]:
+    """Tent-filtered keyframes uint8[k, h, w, 3], streaming over the images in time order."""
+    half = temporal_half_width(keyframe_hz)
+    windows = tent_weights(frame_times, targets, half)
+    contributions: dict[int, list[tuple[int, float]]] = {}
+    for j, (a, _, w) in enumerate(windows):
+        for offset, weight in enumerate(w):
+            contributions.setdefault(a + offset, []).append((j, float(weight)))
+    closes: dict[int, list[int]] = {}
+    for j, (_, b, _) in enumerate(windows):
+        closes.setdefault(b - 1, []).append(j)
+    out = np.empty((len(targets), decoder.out_h, decoder.out_w, 3), np.uint8)
+    acc: dict[int, np.ndarray] = {}
+    wsum: dict[int, float] = {}
+    replaced: list[str] = []
+    for i in sorted(set(contributions) | set(closes)):
+        image = decoder(i) if i in contributions else None
+        for j, weight in contributions.get(i, []):
+            if j not in acc:
+                acc[j] = np.zeros((3, decoder.out_h, decoder.out_w), np.float32)
+                wsum[j] = 0.0
+            if image is not None:
+                acc[j] += np.float32(weight) * image
+                wsum[j] += weight
+        for j in closes.get(i, []):
+            total = wsum.pop(j, 0.0)
+            blended = acc.pop(j, None)
+            if total > 0:
+                blended /= np.float32(total)
+            else:
+                blended = _nearest_good(decoder, frame_times, float(targets[j]), 0.5 * half)
+                replaced.append(f"{targets[j]:.3f} s")
+            out[j] = np.rint(blended).astype(np.uint8).transpose(1, 2, 0)
+    return out, replaced
+
+
+def _nearest_good(decoder: _Decoder, frame_times, target: float, limit: float) -> np.ndarray:
     order = np.argsort(np.abs(frame_times - target), kind="stable")
-    first_error = None
     for candidate in order:
         candidate = int(candidate)
-        if candidate != pick and abs(frame_times[candidate] - target) > half_period:
+        if abs(frame_times[candidate] - target) > limit:
             break
-        if candidate in failed:
-            continue
-        if candidate in decoded:
-            return decoded[candidate]
-        try:
-            image = _decode(files[candidate], reduced)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            first_error = first_error or err
-            failed.add(candidate)
-            continue
-        decoded[candidate] = image
-        return image
+        image = decoder(candidate)
+        if image is not None:
+            return image
+    nearest = int(order[0])
+    err = decoder.errors.get(nearest)
     raise SourceError(
-        f"{files[pick]}: picked for the keyframe at {target:.3f} s but it cannot be decoded "
-        f"({first_error}) and no neighbour within {half_period:.3f} s can replace it; "
+        f"{decoder.files[nearest]}: nearest image to the keyframe at {target:.3f} s but it "
+        f"cannot be decoded ({err}) and no neighbour within {limit:.3f} s can replace it; "
         "re-export the image or remove it"
-    ) from first_error
+    ) from err

@@ -119,3 +119,24 @@ def blend_keyframes(frames, windows: list[tuple[int, int, np.ndarray]]) -> np.nd
             np.rint(acc, out=acc)
             out[j] = acc.astype(np.uint8)
     return out
+
+
+#: keyframes from video files and image folders are area-averaged to a working size whose
+#: longest side is at most this (hashes and embeddings downsample to 64x64 / 32x32 anyway)
+WORKING_MAX_SIDE = 480
+
+
+def working_factor(width: int, height: int) -> int:
+    """Power-of-two area-downsampling factor: the smallest ``f`` with
+    ``max(width, height) / f <= WORKING_MAX_SIDE`` (1 for frames already that small).
+    The working size is ``(width // f, height // f)``; up to ``f - 1`` edge pixels are dropped."""
+    longest = max(int(width), int(height), 1)
+    factor = 1
+    while longest / factor > WORKING_MAX_SIDE:
+        factor *= 2
+    return factor
+
+
+def temporal_half_width(keyframe_hz: float) -> float:
+    """Half-width (s) of the keyframe tent filter: one keyframe period (as zarr clips use)."""
+    return 1.0 / _check_hz(keyframe_hz)

@@ -12,6 +12,9 @@ Input units:
 - ``speed_unit``: ``"m/s"``, ``"km/h"`` or ``"mph"``; ``None`` means m/s unless the column name
   says otherwise (``speed_kph``, ``speed_kmh``, ``speed_mph``).
 - ``yaw_rate`` / ``steering`` columns named ``*_deg`` are converted from degrees.
+- ``mapping`` (``{"time": "timestamp_ms", "speed": "speed_kph"}``) names the file's column for a
+  channel; a mapped column named like an alias above keeps that alias's unit, and an explicit
+  ``time_unit`` / ``speed_unit`` wins over both.
 
 Repairs, each reported in ``Telemetry.issues``: empty, non-numeric and infinite cells -> NaN;
 rows without a time dropped; rows sorted by time and duplicate timestamps dropped (first kept);
@@ -80,7 +83,9 @@ def _resolve_columns(
                     f"telemetry column {column!r} (mapped to {name!r}) is not in {source}; "
                     f"columns there are {available}; fix the mapping"
                 )
-            resolved[name] = (column, None)
+            # a mapped column whose name says its unit (timestamp_ms, speed_kph ...) keeps it
+            implied = dict(_ALIASES[name]).get(column.strip().lower())
+            resolved[name] = (column, implied)
             continue
         resolved[name] = (None, None)
         for alias, scale in _ALIASES[name]:
@@ -238,3 +243,42 @@ def align_telemetry(tel: Telemetry, t0: float, t1: float) -> Telemetry:
         values=np.ascontiguousarray(tel.values[mask]),
         issues=list(tel.issues),
     )
+
+
+def parse_telemetry_options(
+    mapping_text: str | None, units_text: str | None
+) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """``"time=timestamp_ms,speed=speed_kph"`` and ``"time=ms,speed=km/h"`` -> checked dicts.
+
+    Raises :class:`InputError` naming the bad entry and the accepted keys/units.
+    """
+
+    def pairs(text: str, what: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for entry in (e.strip() for e in text.split(",")):
+            key, sep, value = entry.partition("=")
+            if not entry or not sep or not key.strip() or not value.strip():
+                raise InputError(
+                    f"telemetry {what} entry {entry!r} is not KEY=VALUE; write e.g. "
+                    + ("time=timestamp_ms,speed=speed_kph" if what == "map" else
+                       "time=ms,speed=km/h")
+                )
+            out[key.strip()] = value.strip()
+        return out
+
+    mapping = units = None
+    if mapping_text:
+        mapping = pairs(mapping_text, "map")
+        unknown = sorted(set(mapping) - set(COLUMNS))
+        if unknown:
+            raise InputError(f"--telemetry-map keys {unknown} are not channels; use keys from "
+                             f"{list(COLUMNS)} (values are your CSV's column names)")
+    if units_text:
+        units = pairs(units_text, "units")
+        tables = {"time": TIME_UNITS, "speed": SPEED_UNITS}
+        for key, value in units.items():
+            if key not in tables:
+                raise InputError(f"--telemetry-units key {key!r} is unknown; units can be set "
+                                 "for time (s, ms, us) and speed (m/s, km/h, mph)")
+            _unit_scale(key, value, tables[key])
+    return mapping, units

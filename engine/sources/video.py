@@ -1,39 +1,47 @@
 """Video files -> :class:`ClipSample` via PyAV, keyframes sampled by presentation time.
 
 Decoding
-    Frames are decoded in presentation order; only the frames picked as keyframes are converted
-    to RGB (``frame.to_ndarray(format="rgb24")``, which honours full-range ``yuvj420p``, 4:4:4
-    and 10-bit input). Frame times are ``(pts - first_pts) * time_base`` of the first *decoded*
-    frame, so MP4 edit lists and streams whose first pts != 0 start at 0. Frames whose time does
-    not increase are dropped (counted in ``meta["warnings"]``). Audio and other streams are
-    never decoded. A missing container duration is fine: the stream is decoded to its end.
+    Every frame is decoded in presentation order (frame + slice threads). Frame times are
+    ``(pts - first_pts) * time_base`` of the first *decoded* frame, so MP4 edit lists and streams
+    whose first pts != 0 start at 0. Frames whose time does not increase are dropped (counted in
+    ``meta["warnings"]``). Audio and other streams are never decoded. A missing container
+    duration is fine: the stream is decoded to its end.
 
-Sampling
-    Targets are ``j / keyframe_hz`` seconds within each clip; for each target the decoded frame
-    with the nearest presentation time is picked (ties -> earlier), the same rule as
-    :func:`engine.sources.sampling.pick_nearest`, computed while streaming.
+Keyframes (temporally anti-aliased, exactly like zarr clips)
+    Sample times are ``j / keyframe_hz`` within each clip, up to the last frame's time. Each
+    keyframe is the tent-weighted mean of the decoded frames within +-1/keyframe_hz of its time
+    (weight ``1 - |t - target| * keyframe_hz``, normalised), accumulated while streaming: each
+    frame adds into the (at most 2, 3 at split-clip seams) open keyframes whose window holds it.
+    A keyframe with no frame in its window takes the nearest frame (ties -> earlier). These are
+    the same times, window and weights as :func:`engine.sources.sampling.tent_weights`, so a
+    clip read from a zarr store, an H.264 file or an image folder gives near-identical keyframes.
     ``duration_s`` = last frame time + one frame period (1 / average rate; else the last frame's
     own duration; else the last frame interval).
+
+Working size
+    Frames are area-averaged to the working size of :func:`engine.sources.sampling.
+    working_factor` (power-of-two factor, longest side <= 480 px: 1280x720 -> 320x180,
+    1920x1080 -> 480x270) *during* conversion: 8-bit planar YUV (4:2:0/4:2:2/4:4:4, limited or
+    full range, BT.601 or BT.709 as tagged) goes straight from the decoder's planes through
+    :func:`kernels.yuv_area_accumulate` into float32 accumulators; other formats (10-bit, NV12,
+    RGB ...) through swscale's area scaler to RGB. Rotation metadata is applied to the keyframe.
+    ``meta`` holds the source's coded ``width``/``height``.
 
 Splitting
     With ``clip_seconds=L`` a recording becomes clips ``<base>-0000``, ``<base>-0001`` ... of
     length L (the last one kept if it is >= 1 s, or if it is the only one); each is yielded as
-    soon as its keyframes are decoded, so memory holds one clip. Without it the whole file is one
-    clip ``<base>`` holding all its keyframes (``2 Hz x 720p`` = 5.5 MB per second of video:
-    pass ``clip_seconds`` for recordings longer than a few minutes).
+    soon as its keyframes are complete, so memory holds one clip. Windows near a seam use the
+    frames on both sides (the recording is one timeline). Without it the whole file is one clip
+    ``<base>`` holding all its keyframes (2 Hz x 320x180 = 0.35 MB per second of video).
 
 Strategies (``strategy=``), measured in ``benchmarks/test_bench_decode.py``
-    ``"all"``       decode every frame (frame + slice threads), convert the picked ones.
-    ``"targeted"``  decode reference frames always, and non-reference frames only within a
-                    window around a target (``skip_frame`` switched per packet): the same picks
-                    as ``"all"``. Window = 1.5 x the largest frame interval seen so far
-                    (packet durations where the container has them, else intervals between
-                    decoded frames; at least the nominal period), so VFR gaps widen it.
-    ``"nonref"``    ``skip_frame="NONREF"`` throughout: picks may move to a neighbouring
-                    reference frame (error < half a keyframe period; not identical to "all").
-    ``"nonkey"``    ``skip_frame="NONKEY"``: key frames only; exact only for GOPs much shorter
-                    than the keyframe period (intra-only codecs such as MJPEG).
-    ``"auto"``      the measured winner, see :data:`AUTO_STRATEGY`.
+    ``"all"``       decode every frame. The default (``"auto"``).
+    ``"targeted"``  decode the frames inside any keyframe window; with the window half-width
+                    of one keyframe period that is every frame, so it is ``"all"`` (kept as a
+                    name for scripts that pass it).
+    ``"nonref"``    ``skip_frame="NONREF"``: non-reference frames are never decoded and their
+                    weight is lost (keyframes differ from "all"; faster; not the default).
+    ``"nonkey"``    ``skip_frame="NONKEY"``: key frames only; exact only for intra-only codecs.
 
 Errors raise :class:`SourceError` naming the file, the problem and the fix. A file that breaks
 part-way (truncated, corrupt packets) still yields what decoded, with ``meta["warnings"]``, if at
@@ -52,8 +60,9 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+import kernels
 from engine.errors import InputError, SourceError
-from engine.sources.sampling import TIME_TOLERANCE_S
+from engine.sources.sampling import TIME_TOLERANCE_S, temporal_half_width, working_factor
 from engine.sources.telemetry import align_telemetry, load_telemetry
 from engine.types import ClipSample, Telemetry
 
@@ -65,11 +74,12 @@ MAX_PIXELS = 40_000_000
 MIN_LAST_CLIP_S = 1.0
 #: a decoded stream shorter than its declared duration by more than this is reported truncated
 TRUNCATION_TOLERANCE_S = 0.5
-#: the default, from benchmarks/test_bench_decode.py (720p H.264 30 fps, B-frames, 2 Hz):
-#: "targeted" ran ~1.2-1.5x "all" with bit-identical keyframes; "nonref" ~1.5-1.7x but moved
-#: ~40% of picks by one frame (pixel MAE up to ~45 on textured motion), so it loses quality;
-#: "nonkey" is only exact for intra-only streams; seeking per sample ran ~0.13x.
-AUTO_STRATEGY = "targeted"
+#: the default. Tent-filtered keyframes need every frame inside +-1 keyframe period of a sample
+#: time, i.e. all frames, so "targeted" can no longer skip anything; "nonref"/"nonkey" are
+#: faster but drop frames from the windows (see benchmarks/test_bench_decode.py)
+AUTO_STRATEGY = "all"
+#: a video must decode at least this many frames (a 1-frame "clip" cannot be aligned in time)
+MIN_FRAMES = 2
 STRATEGIES = ("auto", "all", "targeted", "nonref", "nonkey")
 DIGEST_BLOCK = 1 << 20
 
@@ -88,15 +98,6 @@ def _split_digest(base: str, offset_s: float, length_s: float) -> str:
     return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
-def _rgb(frame: av.VideoFrame, rotation: int, reformatter: VideoReformatter) -> np.ndarray:
-    image = reformatter.reformat(frame, format="rgb24").to_ndarray()
-    quarter_turns = round(rotation / 90) % 4
-    if quarter_turns:
-        # frame.rotation is the counter-clockwise turn that makes the picture upright
-        image = np.rot90(image, k=quarter_turns)
-    return np.ascontiguousarray(image)
-
-
 class _Clip:
     """Keyframes of one output clip while it fills."""
 
@@ -105,73 +106,198 @@ class _Clip:
         self.start_s = start_s
         self.length_s = length_s  # math.inf for the unsplit clip
         self.images: list[np.ndarray] = []
-        self.picked_times: list[float] = []  # presentation time of each picked frame
-        self.next_j = 0
+        self.window_frames: list[int] = []  # frames averaged into each keyframe
 
-    def target(self, hz: float) -> float | None:
-        rel = self.next_j / hz
-        if math.isfinite(self.length_s) and rel >= self.length_s - 1e-9:
-            return None  # the next clip's t=0 covers it
-        return self.start_s + rel
+
+class _Target:
+    __slots__ = ("time", "clip", "slot", "weight", "frames")
+
+    def __init__(self, time: float, clip: _Clip, slot: int):
+        self.time, self.clip, self.slot = time, clip, slot
+        self.weight = 0.0
+        self.frames = 0
+
+
+#: 8-bit planar formats the YUV kernel reads directly: (chroma rows, chroma cols) subsampling
+#: and whether the levels are full range
+_PLANAR = {
+    "yuv420p": (2, 2, False), "yuvj420p": (2, 2, True),
+    "yuv422p": (1, 2, False), "yuvj422p": (1, 2, True),
+    "yuv444p": (1, 1, False), "yuvj444p": (1, 1, True),
+}
+
+
+class _Converter:
+    """Adds ``weight * frame`` (area-downsampled to the working size, RGB) to accumulators."""
+
+    def __init__(self, width: int, height: int):
+        self.factor = working_factor(width, height)
+        self.out_w = max(1, width // self.factor)
+        self.out_h = max(1, height // self.factor)
+        self.scratch = np.empty((3, self.out_h, self.out_w), np.float32)
+        self.reformatter = VideoReformatter()
+        self.kernel_frames = 0
+
+    def add(self, frame, acc: np.ndarray, slots: np.ndarray, weights: np.ndarray) -> None:
+        planar = _PLANAR.get(frame.format.name)
+        f = self.factor
+        if planar is not None and f % planar[0] == 0 and f % planar[1] == 0:
+            sub_y, sub_x, full = planar
+            planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)
+                      for p in frame.planes[:3]]
+            full = full or _is_full_range(frame)
+            matrix = "bt709" if _colorspace(frame) == 1 else "bt601"
+            kernels.yuv_area_accumulate(planes[0], planes[1], planes[2], (f, f),
+                                        (f // sub_y, f // sub_x), acc, slots, weights,
+                                        full_range=full, matrix=matrix, scratch=self.scratch)
+            self.kernel_frames += 1
+            return
+        # other formats (10-bit, NV12, RGB, small frames with subsampled chroma): swscale
+        image = self.reformatter.reformat(
+            frame, width=self.out_w, height=self.out_h, format="rgb24",
+            interpolation="AREA" if f > 1 else None,
+        ).to_ndarray()
+        planar_rgb = np.moveaxis(image, 2, 0).astype(np.float32)
+        for slot, weight in zip(slots, weights, strict=True):
+            acc[slot] += weight * planar_rgb
+
+
+def _is_full_range(frame) -> bool:
+    try:
+        return int(frame.color_range) == 2  # AVCOL_RANGE_JPEG
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _colorspace(frame) -> int:
+    try:
+        return int(frame.colorspace)
+    except (AttributeError, TypeError, ValueError):
+        return 2
 
 
 class _Sampler:
-    """Streaming nearest-frame picker over consecutive clips."""
+    """Streaming tent-filtered keyframes over consecutive clips.
 
-    def __init__(self, hz: float, clip_seconds: float | None, rotation_hint: int):
+    Targets (sample times) are made in time order; each stays open while frames within
+    ``half_width`` of it arrive, accumulating ``(1 - |t - target| / half_width) * frame`` in a
+    float32 working-size accumulator; it closes when a frame at ``>= target + half_width``
+    arrives (or the stream ends) as ``accumulator / sum of weights`` -- the same keyframe as
+    :func:`~engine.sources.sampling.tent_weights` + :func:`blend_keyframes` give. A target with
+    no frame in its window takes its nearest frame (ties -> earlier).
+    """
+
+    def __init__(self, hz: float, clip_seconds: float | None):
         self.hz = hz
+        self.half = temporal_half_width(hz)
         self.clip_seconds = clip_seconds
-        self.clip = _Clip(0, 0.0, clip_seconds or math.inf)
-        self.prev = None  # (time, frame)
-        self.prev_rgb: tuple[float, np.ndarray] | None = None
-        self.last_rgb: tuple[object, np.ndarray] | None = None
-        self.rotation_hint = rotation_hint
-        self.reformatter = VideoReformatter()  # reused: 2-4x cheaper than frame.to_ndarray()
+        self.gen_clip = _Clip(0, 0.0, clip_seconds or math.inf)
+        self.gen_j = 0
+        self.open: list[_Target] = []
+        self.filling: list[_Clip] = [self.gen_clip]
         self.finished: list[_Clip] = []
+        self.prev: tuple[float, object] | None = None
+        self.frames = 0
+        self.converter: _Converter | None = None
+        self.rotation = 0
+        self.acc: np.ndarray | None = None
+        self.free: list[int] = []
 
-    def _convert(self, frame) -> np.ndarray:
-        if self.last_rgb is not None and self.last_rgb[0] is frame:
-            return self.last_rgb[1]
-        rotation = getattr(frame, "rotation", 0) or self.rotation_hint
-        image = _rgb(frame, rotation, self.reformatter)
-        self.last_rgb = (frame, image)
-        return image
+    # -- targets ---------------------------------------------------------------------------
+    def _peek(self) -> float:
+        return self.gen_clip.start_s + self.gen_j / self.hz
 
-    def next_target(self) -> float | None:
-        while True:
-            target = self.clip.target(self.hz)
-            if target is not None:
-                return target
-            self.finished.append(self.clip)
-            start = (self.clip.index + 1) * self.clip_seconds
-            self.clip = _Clip(self.clip.index + 1, start, self.clip_seconds)
+    def _generate(self) -> _Target:
+        clip = self.gen_clip
+        target = _Target(self._peek(), clip, self._slot())
+        self.gen_j += 1
+        if math.isfinite(clip.length_s) and self.gen_j / self.hz >= clip.length_s - 1e-9:
+            start = (clip.index + 1) * self.clip_seconds
+            self.gen_clip = _Clip(clip.index + 1, start, self.clip_seconds)
+            self.filling.append(self.gen_clip)
+            self.gen_j = 0
+        self.open.append(target)
+        return target
 
+    def _slot(self) -> int:
+        if not self.free:
+            grown = 0 if self.acc is None else self.acc.shape[0]
+            shape = (max(4, 2 * grown), 3, self.converter.out_h, self.converter.out_w)
+            acc = np.zeros(shape, np.float32)
+            if self.acc is not None:
+                acc[:grown] = self.acc
+            self.acc = acc
+            self.free = list(range(shape[0] - 1, grown - 1, -1))
+        slot = self.free.pop()
+        self.acc[slot] = 0.0
+        return slot
+
+    # -- frames ----------------------------------------------------------------------------
     def push(self, time: float, frame) -> None:
-        target = self.next_target()
-        while target is not None and time >= target:
-            if self.prev is None or (time - target) < (target - self.prev[0]):
-                image, picked = self._convert(frame), time
-            else:
-                image, picked = self._convert(self.prev[1]), self.prev[0]
-            self.clip.images.append(image)
-            self.clip.picked_times.append(picked)
-            self.clip.next_j += 1
-            target = self.next_target()
+        if self.converter is None:
+            self.converter = _Converter(frame.width, frame.height)
+        self.rotation = getattr(frame, "rotation", 0) or 0
+        self.frames += 1
+        while self.open and self.open[0].time + self.half <= time:
+            self._close(self.open.pop(0), frame, time)
+        while self._peek() < time + self.half:
+            target = self._generate()
+            if target.time + self.half <= time:  # a gap longer than the window
+                self.open.remove(target)
+                self._close(target, frame, time)
+        if self.open:
+            slots = np.array([t.slot for t in self.open], np.int64)
+            weights = np.array([1.0 - abs(time - t.time) / self.half for t in self.open],
+                               np.float32)
+            self.converter.add(frame, self.acc, slots, weights)
+            for target, weight in zip(self.open, weights, strict=True):
+                target.weight += float(weight)
+                target.frames += 1
         self.prev = (time, frame)
+        self._emit()
 
-    def finish(self, duration_s: float) -> None:
-        """Resolve remaining targets <= duration to the last frame; close the last clip."""
-        if self.prev is not None:
-            while True:
-                target = self.next_target()
-                if target is None or target > duration_s + TIME_TOLERANCE_S:
-                    break
-                self.clip.images.append(self._convert(self.prev[1]))
-                self.clip.picked_times.append(self.prev[0])
-                self.clip.next_j += 1
-        if self.clip.images:
-            self.finished.append(self.clip)
-        self.clip = _Clip(self.clip.index + 1, math.inf, 0.0)
+    def _close(self, target: _Target, next_frame=None, next_time: float = math.inf) -> None:
+        acc = self.acc[target.slot]
+        if target.weight > 0:
+            acc /= np.float32(target.weight)
+        else:  # nearest frame alone; ties -> the earlier one
+            prev_time, prev_frame = self.prev if self.prev else (-math.inf, None)
+            nearest = next_frame if (next_time - target.time) < (target.time - prev_time) \
+                else prev_frame
+            self.converter.add(nearest, self.acc, np.array([target.slot], np.int64),
+                               np.ones(1, np.float32))
+            target.frames = 1
+        image = np.rint(acc).astype(np.uint8).transpose(1, 2, 0)
+        quarter_turns = round(self.rotation / 90) % 4
+        if quarter_turns:  # frame.rotation: the counter-clockwise turn that makes it upright
+            image = np.rot90(image, k=quarter_turns)
+        target.clip.images.append(np.ascontiguousarray(image))
+        target.clip.window_frames.append(target.frames)
+        self.free.append(target.slot)
+
+    def _emit(self) -> None:
+        oldest = self.open[0].clip.index if self.open else self.gen_clip.index
+        while self.filling and self.filling[0].index < oldest:
+            clip = self.filling.pop(0)
+            if clip.images:
+                self.finished.append(clip)
+
+    def finish(self, end_time: float) -> None:
+        """Close every target <= ``end_time`` (the last frame's time); drop later ones."""
+        if self.prev is None:
+            return
+        while self._peek() <= end_time + TIME_TOLERANCE_S:
+            self._generate()
+        for target in self.open:
+            if target.time <= end_time + TIME_TOLERANCE_S:
+                self._close(target)
+            else:
+                self.free.append(target.slot)
+        self.open = []
+        for clip in self.filling:
+            if clip.images:
+                self.finished.append(clip)
+        self.filling = []
 
 
 def _open(path: Path):
@@ -209,11 +335,14 @@ def iter_video_clips(
     strategy: str = "auto",
     max_side: int | None = None,
     max_pixels: int | None = None,
+    telemetry_map: dict[str, str] | None = None,
+    telemetry_units: dict[str, str] | None = None,
 ) -> Iterator[ClipSample]:
     """Decode one video file into clips with keyframes sampled at ``keyframe_hz``.
 
-    ``threads`` = 0 lets FFmpeg choose (one per core). See the module doc for strategies,
-    splitting and error handling.
+    ``threads`` = 0 lets FFmpeg choose (one per core). ``telemetry_map`` / ``telemetry_units``
+    go to :func:`~engine.sources.telemetry.load_telemetry` (``{"time": "ms", "speed": "km/h"}``).
+    See the module doc for strategies, splitting and error handling.
     """
     path = Path(path)
     if strategy not in STRATEGIES:
@@ -229,14 +358,14 @@ def iter_video_clips(
     try:
         yield from _decode(
             container, path, clip_id_base, float(keyframe_hz), clip_seconds, telemetry,
-            threads, strategy, max_side, max_pixels,
+            threads, strategy, max_side, max_pixels, telemetry_map, telemetry_units,
         )
     finally:
         container.close()
 
 
 def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads, strategy,
-            max_side, max_pixels) -> Iterator[ClipSample]:
+            max_side, max_pixels, telemetry_map, telemetry_units) -> Iterator[ClipSample]:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise SourceError(
@@ -270,25 +399,16 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
         declared_s = container.duration / av.time_base
 
     digest = file_digest(path)
-    tel, tel_warning = _load_sidecar(telemetry)
-    sampler = _Sampler(hz, clip_seconds, rotation_hint=0)
+    tel, tel_warning = _load_sidecar(telemetry, telemetry_map, telemetry_units)
+    sampler = _Sampler(hz, clip_seconds)
     warnings: list[str] = [tel_warning] if tel_warning else []
     first_pts = None
-    first_packet_pts = None
     last_time = -math.inf
     last_interval = 0.0
     last_duration = 0.0
-    # window of "targeted": the largest frame interval, from packet durations where the
-    # container has them, else from decoded frames
-    tb_float = float(time_base)
-    packet_interval = 0.0
-    frame_interval = nominal_period
-    max_interval = nominal_period
     dropped = 0
     frame_size = None
-    skipping = False
     max_packet_pts = None  # skipped frames still count for the duration
-    checked_size = False
 
     def clip_samples(final_duration: float | None) -> Iterator[ClipSample]:
         while sampler.finished:
@@ -302,29 +422,16 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
                 warnings.append(f"last {length:.3f} s shorter than {MIN_LAST_CLIP_S} s dropped")
                 continue
             yield _sample(path, clip, length, clip_id_base, clip_seconds, digest, hz, fps,
-                          tel, warnings, codec_name)
+                          tel, warnings, codec_name, frame_size)
 
     try:
         for packet in container.demux(stream):
             if packet.pts is not None and (max_packet_pts is None or packet.pts > max_packet_pts):
                 max_packet_pts = packet.pts
-            if strategy == "targeted" and packet.pts is not None:
-                if first_packet_pts is None:
-                    first_packet_pts = packet.pts
-                packet_time = (packet.pts - first_packet_pts) * tb_float
-                if packet.duration:
-                    packet_interval = max(packet_interval, packet.duration * tb_float)
-                max_interval = max(nominal_period, packet_interval or frame_interval)
-                near = _grid_distance(packet_time, hz, clip_seconds) <= 1.5 * max_interval + 1e-6
-                # far from every target: only frames others depend on are needed
-                if near == skipping:
-                    ctx.skip_frame = "DEFAULT" if near else "NONREF"
-                    skipping = not near
             for frame in packet.decode():
-                if not checked_size:
+                if frame_size is None:
                     _check_size(path, frame.width, frame.height, max_side, max_pixels)
                     frame_size = (frame.width, frame.height)
-                    checked_size = True
                 elif (frame.width, frame.height) != frame_size:
                     raise SourceError(
                         f"{path}: frame size changes from {frame_size[0]}x{frame_size[1]} to "
@@ -344,8 +451,6 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
                     continue
                 if math.isfinite(last_time):
                     last_interval = time - last_time
-                    if not skipping:  # gaps made by skipped frames are not frame intervals
-                        frame_interval = max(frame_interval, last_interval)
                 last_time = time
                 last_duration = float(frame.duration * time_base) if frame.duration else 0.0
                 sampler.push(time, frame)
@@ -363,6 +468,11 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
             f"{path}: no video frame could be decoded ({codec_name}); the file is empty, "
             "truncated or corrupt: re-export it"
         )
+    if sampler.frames < MIN_FRAMES and strategy in ("all", "targeted"):
+        raise SourceError(
+            f"{path}: only {sampler.frames} video frame decodes; a clip needs at least "
+            f"{MIN_FRAMES} frames to be compared in time: re-export the whole clip or drop it"
+        )
     if dropped:
         warnings.append(f"{dropped} frames with non-increasing timestamps dropped")
     period = nominal_period or last_duration or last_interval
@@ -375,33 +485,23 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
         warnings.append(
             f"decoded {duration:.3f} s of a declared {declared_s:.3f} s (truncated file?)"
         )
-    sampler.finish(duration)
+    sampler.finish(end_time)
     yield from clip_samples(duration)
 
 
-def _grid_distance(time: float, hz: float, clip_seconds: float | None) -> float:
-    """Distance (s) from ``time`` to the nearest sample target of any clip."""
-    start = 0.0
-    if clip_seconds is not None:
-        start = math.floor(max(time, 0.0) / clip_seconds) * clip_seconds
-    rel = time - start
-    nearest = min(abs(rel - math.floor(rel * hz) / hz), abs(rel - math.ceil(rel * hz) / hz))
-    if clip_seconds is not None:
-        nearest = min(nearest, start + clip_seconds - time)
-    return nearest
-
-
-def _load_sidecar(telemetry) -> tuple[Telemetry | None, str]:
+def _load_sidecar(telemetry, mapping=None, units=None) -> tuple[Telemetry | None, str]:
     if telemetry is None:
         return None, ""
+    units = units or {}
     try:
-        return load_telemetry(telemetry), ""
+        return load_telemetry(telemetry, mapping=mapping, time_unit=units.get("time"),
+                              speed_unit=units.get("speed")), ""
     except InputError as err:
         return None, f"telemetry ignored: {err}"
 
 
 def _sample(path, clip, length, clip_id_base, clip_seconds, digest, hz, fps, tel, warnings,
-            codec_name) -> ClipSample:
+            codec_name, frame_size) -> ClipSample:
     keyframes = np.stack(clip.images)
     times = np.arange(len(clip.images), dtype=np.float64) / hz
     if clip_seconds is None:
@@ -431,7 +531,9 @@ def _sample(path, clip, length, clip_id_base, clip_seconds, digest, hz, fps, tel
         meta={
             "codec": codec_name,
             "warnings": clip_warnings,
-            # presentation time of the frame picked for each keyframe, from the clip start
-            "frame_times": np.asarray(clip.picked_times, dtype=np.float64) - clip.start_s,
+            "width": frame_size[0] if frame_size else 0,  # the source's coded frame size
+            "height": frame_size[1] if frame_size else 0,
+            # decoded frames averaged into each keyframe (the tent window)
+            "window_frames": list(clip.window_frames),
         },
     )

@@ -1,0 +1,91 @@
+"""Ingest throughput vs plain PyAV decoding of the same H.264 1280x720 files, 2 threads.
+
+Run: ``pytest benchmarks/test_bench_ingest.py --benchmark-enable -p no:randomly``
+Files: the cached 4 x 10 s 1280x720 30 fps libx264 files of ``test_bench_decode.py``. In one
+test, rounds alternate between (a) PyAV decoding every frame (thread_count=2) and (b)
+``engine.ingest.ingest`` of the same files into a fresh temp region (one file at a time,
+``threads=2``: decode + tent-filtered keyframes + hashes, embeddings, thumbnails + catalog,
+zarr and FAISS index writes). ``extra_info["ingest_vs_decode"]`` is the ratio of the median
+throughputs (target >= 0.85), and ``sampling_vs_decode`` the same for ``iter_video_clips`` with
+the default strategy alone, and ``auto_strategy_speedup_vs_all`` the chosen strategy's speed-up
+over full decode ("all"). With benchmarks disabled a 320x180 file and one round keep it quick.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.test_bench_decode import FULL, QUICK, decode_all_frames, make_files, sample_clips
+from engine.ingest import IngestOptions, ingest
+from engine.regions import Home
+from engine.sources.video import AUTO_STRATEGY
+
+THREADS = 2
+
+
+def ingest_files(paths: list[Path], threads: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="clipdex_bench_ingest_") as tmp:
+        home = Home.open(Path(tmp) / "home", create=True)
+        home.add_region("bench")
+        report = ingest(home, "bench", [str(p) for p in paths],
+                        IngestOptions(workers=1, threads=threads))
+        assert report.ok, report.failed
+        return len(report.ingested)
+
+
+def test_bench_ingest_vs_pyav_decode(benchmark, request):
+    config = request.config
+    disabled = config.getoption("benchmark_disable") and not config.getoption("benchmark_enable")
+    spec = QUICK if disabled else FULL
+    paths = make_files(spec)
+    frames = round(spec["seconds"] * spec["fps"]) * len(paths)
+    rounds = 1 if disabled else 5
+    ingest_files(paths[:1], THREADS)  # warm: JIT from the disk cache, FAISS, zarr imports
+    times: dict[str, list[float]] = {"decode": [], "sampling": [], "ingest": []}
+    for _ in range(rounds):  # round robin: the machine is shared, ratios hold better
+        for name, fn in (("decode", decode_all_frames), ("ingest", ingest_files),
+                         ("sampling", lambda p, t: sample_clips(p, t, AUTO_STRATEGY))):
+            start = time.perf_counter()
+            fn(paths, THREADS)
+            times[name].append(time.perf_counter() - start)
+    clips = benchmark.pedantic(ingest_files, args=(paths, THREADS), rounds=1, warmup_rounds=0)
+    assert clips == len(paths)
+    fps = {name: frames / statistics.median(t) for name, t in times.items()}
+    benchmark.extra_info.update({
+        "threads": THREADS,
+        "files": len(paths),
+        "frames": frames,
+        "decode_frames_per_s": round(fps["decode"], 1),
+        "ingest_frames_per_s": round(fps["ingest"], 1),
+        "sampling_frames_per_s": round(fps["sampling"], 1),
+        "ingest_vs_decode": round(fps["ingest"] / fps["decode"], 3),
+        "sampling_vs_decode": round(fps["sampling"] / fps["decode"], 3),
+        "auto_strategy": AUTO_STRATEGY,
+        # the default strategy decodes every frame: it is full decode ("all")
+        "auto_strategy_speedup_vs_all": 1.0,
+        "rounds": rounds,
+    })
+    if not disabled:
+        assert fps["ingest"] / fps["decode"] >= 0.85, benchmark.extra_info
+
+
+@pytest.mark.parametrize("strategy", ["all", "nonref"])
+def test_bench_strategy_speedup_over_full_decode(benchmark, request, strategy):
+    config = request.config
+    disabled = config.getoption("benchmark_disable") and not config.getoption("benchmark_enable")
+    spec = QUICK if disabled else FULL
+    paths = make_files(spec)
+    started = time.perf_counter()
+    full = decode_all_frames(paths, THREADS)
+    full_s = time.perf_counter() - started
+    benchmark.pedantic(sample_clips, args=(paths, THREADS, strategy), rounds=1 if disabled else 3,
+                       warmup_rounds=0)
+    stats = getattr(benchmark, "stats", None)
+    seconds = stats.stats.median if stats else full_s
+    benchmark.extra_info.update({"strategy": strategy, "frames": full,
+                                 "speedup_vs_pyav_full_decode": round(full_s / seconds, 3)})

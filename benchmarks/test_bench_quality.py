@@ -1,0 +1,54 @@
+"""The quality benchmark as a test.
+
+With ``--benchmark-disable`` (the default run) it builds the tiny fleet (~60 clips, a few seconds
+of rendering) through the same path as ``python -m benchmarks.quality`` and checks that every
+figure is there and sane. With ``--benchmark-enable`` it runs the demo-size fleet once and puts
+the figures in ``extra_info``; the full 1,200-clip figures come from ``python -m
+benchmarks.quality`` (about 20-30 min on 2 cores), quoted in the README.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import quality
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quality") / "results.json"
+    return quality.run("tiny", seed=3, out=str(out), quiet=True), out
+
+
+def test_quality_benchmark_reports_every_figure(tiny_result):
+    result, out = tiny_result
+    assert json.loads(out.read_text())["fleet"]["clips"] == result["fleet"]["clips"]
+    o = result["overall"]
+    d = o["dedup"]
+    assert result["fleet"]["clips"] >= 60 and len(result["regions"]) == 2
+    assert sum(r["ingested"] for k, r in result["ingest"].items() if k != "render_s") == result["fleet"]["clips"]
+    assert d["true_pairs"] == sum(r["dedup"]["true_pairs"] for r in result["regions"].values())
+    assert d["true_pairs"] > 10 and d["hard_negatives"] > 0
+    # the engine finds most planted duplicates even on 96x54 clips, and merges no hard negative
+    assert d["precision"] >= 0.9 and d["recall"] >= 0.8, d
+    assert d["hard_negatives_merged"] == 0
+    assert {"trim", "reencode", "exact"} <= set(d["per_transform"])
+    assert 0.0 <= o["rarity"]["recall_at_k"] <= 1.0 and o["rarity"]["rare_clips"] > 0
+    assert o["query"]["precision_at_k"] is not None and o["query"]["queries"] > 0
+    assert o["selection"]["coverage"] < o["selection"]["random_coverage"]
+    rows = quality.table_rows(result)
+    assert any(r[0] == "dedup F1" for r in rows)
+
+
+def test_quality_benchmark_demo_fleet(benchmark, tmp_path):
+    if benchmark.disabled:
+        pytest.skip("runs with --benchmark-enable (the tiny fleet covers the code path)")
+    result = benchmark.pedantic(quality.run, args=("demo",), kwargs={"seed": 7, "out": str(tmp_path / "q.json"),
+                                                                     "quiet": True}, rounds=1, iterations=1)
+    o = result["overall"]
+    benchmark.extra_info.update({"dedup_f1": o["dedup"]["f1"], "rare_recall_at_k": o["rarity"]["recall_at_k"],
+                                 "query_p10": o["query"]["precision_at_k"],
+                                 "selection_improvement": o["selection"]["improvement"]})
+    assert o["dedup"]["hard_negatives_merged"] == 0

@@ -1,0 +1,480 @@
+"""Export a selection manifest's clips to a training-ready zarr v3 dataset, and read it back.
+
+Layout (``clipdex-export-v1``): a zarr v3 group whose attrs name the format, region, manifest
+(path and digest), frames mode and size; one child group per clip, named by its clip id, with
+
+- ``frames``       uint8[T, H, W, 3] RGB (chunks of up to 8 frames);
+- ``frame_times``  float64[T], seconds from the clip's start;
+- ``telemetry/``   ``time`` float64[M] (seconds from the clip's start) and float32 ``speed``
+  (m/s), ``accel`` (m/s^2), ``yaw_rate`` (rad/s), ``steering`` (rad), NaN where missing; absent
+  when the source has no telemetry;
+- attrs ``clip_id, region, source, span, split, reason, detail, drive_id, fps, frames_mode`` and,
+  written last, ``complete = true``.
+
+Frames come from the clip's source as the catalog records it (``clips.source``): zarr clip stores
+(``<store>/<clip id>``) are read directly; video files are decoded with PyAV from the clip's
+``source_offset_s`` for ``duration_s`` (the frames whose presentation time lies in that span);
+image folders are read with Pillow (times from ``index.csv``/``frames.json`` or the catalog's
+frame rate). ``frames="keyframes"`` exports, for each of the clip's keyframe times in the catalog
+(2 Hz by default), the *nearest decoded frame* (ties -> earlier) at full resolution: real frames,
+not the tent-filtered, downsampled blends ingest hashes. ``size=(W, H)`` resizes every frame with
+Pillow (box filter when shrinking, bilinear otherwise); rotation metadata of videos is not applied.
+
+Resumable: a clip group is complete only once its ``complete`` attr is written, after all its
+arrays. A rerun skips complete clips and rewrites partial ones. A clip that cannot be exported
+(not in the region, forgotten, of another region, unreadable source) is recorded with its reason;
+the others go on.
+
+Sovereignty: the dataset is written inside the region's folder (default
+``REGION/exports/<manifest stem>``). A destination outside it needs the region's policy to let
+``frames`` and ``telemetry`` leave (to the region whose folder holds the destination, else to any
+region: ``export_to = ["*"]``), and is written to the audit log before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, PolicyError, SourceError
+from .regions import Home, Region
+from .store import RegionStore, fault_point
+from .types import TELEMETRY_CHANNELS
+
+EXPORT_FORMAT = "clipdex-export-v1"
+FRAMES_MODES = ("all", "keyframes")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts")
+FRAMES_PER_CHUNK = 8
+#: a frame belongs to a clip when ``offset - tol <= t < offset + duration - tol``
+TIME_TOL_S = 1e-6
+
+
+@dataclass
+class ExportReport:
+    region: str
+    out: str
+    manifest: str
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already complete
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason)
+    frames: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict:
+        return {"region": self.region, "out": self.out, "manifest": self.manifest,
+                "written": len(self.written), "skipped_complete": len(self.skipped),
+                "failed": [{"clip_id": c, "reason": r} for c, r in self.failed],
+                "frames": self.frames, "bytes": self.bytes, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class ClipFrames:
+    frames: np.ndarray  # uint8[T, H, W, 3]
+    frame_times: np.ndarray  # float64[T], from the clip's start
+    telemetry: dict[str, np.ndarray] | None
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"224x224"`` -> (224, 224) (width, height); None/"" -> None (keep the source size)."""
+    if not text:
+        return None
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 1 or max(size) > 8192:
+        raise InputError(f"--size {text!r}: use WIDTHxHEIGHT in pixels, e.g. 320x180")
+    return size
+
+
+def default_out(region: Region, manifest: str | Path) -> Path:
+    return region.path / "exports" / Path(manifest).stem
+
+
+def check_destination(home: Home, region: Region, out: Path) -> str | None:
+    """None when ``out`` lies inside the region's folder; else the destination region name
+    (or ``"*"``) that the policy allows frames and telemetry to go to. Raises PolicyError."""
+    out = out.expanduser().resolve()
+    if out.is_relative_to(region.path):
+        return None
+    dest = "*"
+    for other in home.regions.values():
+        if other.name != region.name and out.is_relative_to(other.path):
+            dest = other.name
+    refused = [f for f in ("frames", "telemetry")
+               if not (region.allows(f, dest) if dest != "*" else
+                       f in region.export_fields and "*" in region.export_to)]
+    if refused:
+        where = f"region {dest!r}'s folder" if dest != "*" else "a folder outside every region"
+        raise PolicyError(
+            f"--out {out} is outside region {region.name!r} ({region.path}), in {where}, and the "
+            f"region's policy does not let {', '.join(refused)} leave it; export inside the region "
+            f"(omit --out or use a path under {region.path}) or change its export policy"
+        )
+    return dest
+
+
+def _manifest_digest(records: Sequence[dict]) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for r in records:
+        h.update(f"{r.get('clip_id')}|{r.get('region')}|{r.get('split')}\n".encode())
+    return h.hexdigest()
+
+
+def export_manifest(
+    home: Home,
+    manifest: str | Path,
+    *,
+    region: str | None = None,
+    out: str | Path | None = None,
+    frames: str = "all",
+    size: tuple[int, int] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ExportReport:
+    """Write the manifest's clips of ``region`` to a zarr dataset (see the module doc)."""
+    from .select import read_manifest
+
+    t0 = time.perf_counter()
+    if frames not in FRAMES_MODES:
+        raise InputError(f"--frames {frames!r}: use one of {', '.join(FRAMES_MODES)}")
+    records = read_manifest(manifest)
+    if region is None:
+        named = sorted({str(r.get("region", "")) for r in records} - {""})
+        if len(named) != 1:
+            raise InputError(f"manifest {manifest} names regions {named or 'none'}; pass --region")
+        region = named[0]
+    reg = home.region(region)
+    out_path = Path(out) if out is not None else default_out(reg, manifest)
+    dest = check_destination(home, reg, out_path)
+    out_path = out_path.expanduser().resolve()
+    report = ExportReport(reg.name, str(out_path), str(manifest))
+    want = {"format": EXPORT_FORMAT, "region": reg.name, "frames_mode": frames,
+            "size": list(size) if size else None, "manifest_digest": _manifest_digest(records)}
+    root = _open_root(out_path, want, manifest)
+    if dest is not None:
+        from . import audit
+
+        audit.record(reg, operation="export", fields=["frames", "telemetry"], to=dest,
+                     records=len(records), detail={"out": str(out_path)})
+    with RegionStore.open(reg) as store:
+        for k, rec in enumerate(records):
+            cid = str(rec.get("clip_id", ""))
+            if progress is not None:
+                progress(k, len(records), cid)
+            try:
+                done = _export_one(store, root, rec, frames, size, report)
+            except (SourceError, InputError) as err:
+                report.failed.append((cid, str(err)))
+                continue
+            except Exception as err:  # an unreadable source fails this clip, never the others
+                report.failed.append((cid, f"{type(err).__name__}: {err}"))
+                continue
+            (report.written if done else report.skipped).append(cid)
+        if progress is not None:
+            progress(len(records), len(records), "")
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _open_root(out_path: Path, want: dict, manifest) -> object:
+    import zarr
+
+    if (out_path / "zarr.json").exists():
+        root = zarr.open_group(out_path, mode="a")
+        have = {k: root.attrs.get(k) for k in want}
+        if have != want:
+            diff = ", ".join(f"{k}: {have[k]!r} -> {want[k]!r}" for k in want if have[k] != want[k])
+            raise InputError(
+                f"{out_path} already holds an export with other settings ({diff}); pass another "
+                "--out or delete it to start over"
+            )
+        return root
+    if out_path.exists() and any(out_path.iterdir()):
+        raise InputError(f"--out {out_path} exists and is not a clipdex export; pass an empty or new folder")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    root = zarr.open_group(out_path, mode="w")
+    root.attrs.update({**want, "manifest": str(manifest),
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return root
+
+
+def _clip_info(store: RegionStore, cid: str) -> dict:
+    row = store.db.execute(
+        "SELECT row, status, source, source_offset_s, duration_s, fps, drive_id, kf_start, kf_count"
+        " FROM clips WHERE clip_id=?", (cid,)).fetchone()
+    if row is None:
+        raise InputError(f"clip {cid!r} is not in region {store.region.name!r}; export a manifest "
+                         "written by `clipdex select` for this region")
+    if row[1] != "active":
+        raise InputError(f"clip {cid!r} is {row[1]} in region {store.region.name!r} (erasure or "
+                         "damage); it is not exported: select again without it")
+    keys = ("row", "status", "source", "offset", "duration", "fps", "drive_id", "kf_start", "kf_count")
+    return dict(zip(keys, row, strict=True))
+
+
+def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: ExportReport) -> bool:
+    """Export one clip; False when it was already complete."""
+    cid = str(rec.get("clip_id", ""))
+    rec_region = str(rec.get("region", store.region.name))
+    if rec_region != store.region.name:
+        raise InputError(f"clip {cid!r} belongs to region {rec_region!r}, not {store.region.name!r}; "
+                         f"export it with --region {rec_region} (its data stays in its region)")
+    from .ids import validate_clip_id
+
+    validate_clip_id(cid)
+    if cid in root.group_keys() and root[cid].attrs.get("complete") is True:
+        return False
+    info = _clip_info(store, cid)
+    targets = None
+    if mode == "keyframes":
+        s, n = int(info["kf_start"]), int(info["kf_count"])
+        targets = np.asarray(store.read_rows("keyframe_times", s, s + n), np.float64)
+    clip = read_clip_frames(info["source"], float(info["offset"]), float(info["duration"]),
+                            fps=info["fps"], keyframe_times=targets, size=size)
+    g = root.create_group(cid, overwrite=True)  # a partial group from an interrupted run is redone
+    t, h, w, _ = clip.frames.shape
+    fr = g.create_array("frames", shape=clip.frames.shape, dtype="uint8",
+                        chunks=(min(t, FRAMES_PER_CHUNK), h, w, 3))
+    fr[...] = clip.frames
+    fault_point("export_frames")  # crash tests: killed between a clip's arrays
+    ft = g.create_array("frame_times", shape=(t,), dtype="float64")
+    ft[...] = clip.frame_times
+    if clip.telemetry is not None:
+        tg = g.create_group("telemetry")
+        for name, values in clip.telemetry.items():
+            a = tg.create_array(name, shape=values.shape, dtype=values.dtype, chunks=(max(1, len(values)),))
+            a[...] = values
+    span = rec.get("span") or [rec.get("span_start"), rec.get("span_end")]
+    detail = {k: rec[k] for k in ("rarity", "percentile", "distance", "quota") if rec.get(k) not in (None, "")}
+    g.attrs.update({
+        "clip_id": cid, "region": store.region.name, "source": info["source"],
+        "span": [float(x) for x in span] if None not in span else
+        [float(info["offset"]), float(info["offset"]) + float(info["duration"])],
+        "split": str(rec.get("split") or "train"), "reason": str(rec.get("reason") or ""),
+        "detail": detail, "drive_id": info["drive_id"] or "",
+        "fps": float(info["fps"]) if info["fps"] is not None and math.isfinite(info["fps"]) else None,
+        "frames_mode": mode,
+    })
+    g.attrs["complete"] = True  # last: the clip counts only once everything above is on disk
+    report.frames += t
+    report.bytes += clip.frames.nbytes
+    return True
+
+
+# ---------------------------------------------------------------------------- reading sources
+def read_clip_frames(source: str, offset_s: float, duration_s: float, *, fps=None,
+                     keyframe_times: np.ndarray | None = None,
+                     size: tuple[int, int] | None = None) -> ClipFrames:
+    """All frames (or the frames nearest ``keyframe_times``) of one clip, from its source."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+        clip = _read_video(path, offset_s, duration_s)
+    elif path.is_dir() and not (path / "zarr.json").exists():
+        clip = _read_images(path, fps)
+    else:
+        clip = _read_zarr(source)
+    if keyframe_times is not None and len(clip.frame_times):
+        from .sources.sampling import pick_nearest
+
+        idx = pick_nearest(clip.frame_times, np.asarray(keyframe_times, np.float64))
+        clip = ClipFrames(clip.frames[idx], clip.frame_times[idx], clip.telemetry)
+    if size is not None and clip.frames.shape[2:0:-1] != tuple(size):
+        clip = ClipFrames(_resize(clip.frames, size), clip.frame_times, clip.telemetry)
+    return clip
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    w, h = size
+    shrink = w <= frames.shape[2] and h <= frames.shape[1]
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    out = np.empty((len(frames), h, w, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(frame).resize((w, h), method))
+    return out
+
+
+def _telemetry_dict(tel) -> dict[str, np.ndarray] | None:
+    if tel is None or len(tel.time) == 0:
+        return None
+    out = {"time": np.ascontiguousarray(tel.time, np.float64)}
+    for j, name in enumerate(TELEMETRY_CHANNELS):
+        out[name] = np.ascontiguousarray(tel.values[:, j], np.float32)
+    return out
+
+
+def _read_zarr(source: str) -> ClipFrames:
+    import zarr
+
+    from .sources.zarr_clips import _read_telemetry
+
+    store_path, _, name = source.rpartition("/")
+    try:
+        root = zarr.open_group(store_path, mode="r")
+        group = root[name] if name in root.group_keys() else root
+        if "frames" not in group.array_keys():
+            raise SourceError(f"{source}: no 'frames' array; the clip store changed since ingest")
+        frames = np.asarray(group["frames"][:])
+        times = np.asarray(group["frame_times"][:], np.float64)
+        tel = _read_telemetry(group["telemetry"], source) if "telemetry" in group.group_keys() else None
+    except SourceError:
+        raise
+    except Exception as err:
+        raise SourceError(f"{source}: cannot read the clip's frames ({type(err).__name__}: {err}); "
+                          "the source moved or is damaged: restore it and rerun the export") from err
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or len(times) != len(frames):
+        raise SourceError(f"{source}: frames must be uint8[T,H,W,3] with T frame times")
+    return ClipFrames(frames, times - times[0], _telemetry_dict(tel))
+
+
+def _read_video(path: Path, offset_s: float, duration_s: float) -> ClipFrames:
+    import av
+
+    from .sources import discover
+    from .sources.telemetry import align_telemetry, load_telemetry
+
+    lo, hi = offset_s - TIME_TOL_S, offset_s + duration_s - TIME_TOL_S
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            tb = stream.time_base
+            first_pts = next((f.pts for f in container.decode(stream) if f.pts is not None), 0)
+            frames, times = _decode_span(container, stream, tb, first_pts, lo, hi, seek=offset_s > 1.0)
+            if offset_s > 1.0 and (not times or times[0] > lo + 1.0 / max(1.0, float(stream.average_rate or 30))):
+                container.seek(0)  # a seek that overshot the span: decode from the start
+                frames, times = _decode_span(container, stream, tb, first_pts, lo, hi, seek=False)
+    except av.FFmpegError as err:
+        raise SourceError(f"{path}: cannot decode ({err}); the file changed since ingest") from err
+    if not frames:
+        raise SourceError(f"{path}: no frame in [{offset_s:.3f}, {offset_s + duration_s:.3f}) s; "
+                          "the file changed since ingest")
+    tel = None
+    items = [i for i in discover([path]) if i.kind == "video"]
+    if items and items[0].telemetry is not None:
+        try:
+            tel = align_telemetry(load_telemetry(items[0].telemetry), offset_s, offset_s + duration_s)
+        except InputError:
+            tel = None
+    return ClipFrames(np.stack(frames), np.asarray(times, np.float64) - offset_s, _telemetry_dict(tel))
+
+
+def _decode_span(container, stream, tb, first_pts, lo, hi, *, seek: bool):
+    if seek:
+        container.seek(int(first_pts + (lo - 1.0) / tb), stream=stream, backward=True)
+    else:
+        container.seek(0)
+    frames, times, last = [], [], -math.inf
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        t = float((frame.pts - first_pts) * tb)
+        if t >= hi:
+            break
+        if t < lo or t <= last:
+            continue
+        last = t
+        frames.append(frame.to_ndarray(format="rgb24"))
+        times.append(t)
+    return frames, times
+
+
+def _read_images(folder: Path, fps) -> ClipFrames:
+    from PIL import Image
+
+    from .sources import discover
+    from .sources.images import _read_index, list_images
+    from .sources.telemetry import align_telemetry, load_telemetry
+
+    files = list_images(folder)
+    index = _read_index(folder, files)
+    if isinstance(index, dict):
+        timed = sorted((t, f.name, f) for f in files if (t := index.get(f.name)) is not None)
+        files, times = [f for *_, f in timed], np.array([t for t, *_ in timed], np.float64)
+        keep = np.concatenate(([True], np.diff(times) > 0))
+        files, times = [f for f, k in zip(files, keep, strict=True) if k], times[keep]
+    else:
+        rate = index if isinstance(index, float) else (fps if fps and math.isfinite(fps) else 10.0)
+        times = np.arange(len(files), dtype=np.float64) / rate
+    frames = []
+    for f in files:
+        with Image.open(f) as im:
+            frames.append(np.asarray(im.convert("RGB")))
+    if not frames:
+        raise SourceError(f"{folder}: no image left; the folder changed since ingest")
+    times = times - times[0]
+    tel = None
+    items = [i for i in discover([folder]) if i.kind == "images"]
+    if items and items[0].telemetry is not None:
+        try:
+            tel = align_telemetry(load_telemetry(items[0].telemetry), 0.0, float(times[-1]) + 1.0)
+        except InputError:
+            tel = None
+    return ClipFrames(np.stack(frames), times, _telemetry_dict(tel))
+
+
+# ---------------------------------------------------------------------------- the reader
+@dataclass
+class ExportedClip:
+    clip_id: str
+    frames: np.ndarray  # uint8[T, H, W, 3] RGB
+    frame_times: np.ndarray  # float64[T], seconds from the clip's start
+    telemetry: dict[str, np.ndarray] | None  # time, speed, accel, yaw_rate, steering
+    meta: dict  # region, source, span, split, reason, detail, drive_id, fps, frames_mode
+
+
+class ExportedDataset:
+    """A finished export as a sequence of clips (``len``, ``[i]``); PyTorch-free, so it can be
+    wrapped by a ``torch.utils.data.Dataset`` as it is. Incomplete clips are not listed."""
+
+    def __init__(self, path: str | Path, split: str | None = None):
+        import zarr
+
+        self.path = Path(path)
+        try:
+            self._root = zarr.open_group(self.path, mode="r")
+        except Exception as err:
+            raise InputError(f"{self.path} is not a clipdex export ({err}); run `clipdex export` first") from err
+        if self._root.attrs.get("format") != EXPORT_FORMAT:
+            raise InputError(f"{self.path} is not a {EXPORT_FORMAT} dataset; run `clipdex export` first")
+        self.attrs = dict(self._root.attrs)
+        self.clip_ids = [
+            name for name in sorted(self._root.group_keys())
+            if (a := self._root[name].attrs).get("complete") is True
+            and (split is None or a.get("split") == split)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getitem__(self, i: int) -> ExportedClip:
+        cid = self.clip_ids[i]
+        g = self._root[cid]
+        tel = None
+        if "telemetry" in g.group_keys():
+            tg = g["telemetry"]
+            tel = {name: np.asarray(tg[name][:]) for name in ("time", *TELEMETRY_CHANNELS) if name in tg.array_keys()}
+        meta = {k: v for k, v in g.attrs.items() if k not in ("clip_id", "complete")}
+        return ExportedClip(cid, np.asarray(g["frames"][:]), np.asarray(g["frame_times"][:]), tel, meta)
+
+    def __iter__(self) -> Iterator[ExportedClip]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+def iter_dataset(path: str | Path, split: str | None = None) -> Iterator[ExportedClip]:
+    """The complete clips of an export (``split="train"``/``"val"`` to filter), in id order."""
+    return iter(ExportedDataset(path, split))
+

@@ -1,0 +1,252 @@
+"""Banded bit-sampling LSH over binary codes: near pairs without an all-pairs scan.
+
+A *band* is a fixed random subset of ``b`` bit positions (a mask of uint64 words, from
+:func:`band_masks`). Two codes *collide* in a band when they agree on every bit of its mask. For
+codes at Hamming distance ``d`` of ``n`` bits and flips at uniformly random positions, a band of
+``b`` bits collides with probability ``q(d) = C(n-d, b) / C(n, b)`` and at least one of ``L``
+bands with ``1 - (1 - q(d))^L``; unrelated codes collide in a band with probability about
+``2^-b`` (more for biased bits), so ``b ~ log2(N)`` keeps random collisions near linear in ``N``.
+
+:func:`band_collisions` returns every pair ``(i, j)``, ``i < j``, of valid codes that
+
+* collide in at least one band,
+* involve at least one *query* code (``is_query``; all valid codes for a self-join),
+* lie in different groups (``group[i] != group[j]``; e.g. keyframes of different clips), and
+* are within ``radius`` bits (the exact distance is checked),
+
+each pair once (it is reported by the first band it collides in) with its distance. Per band,
+the query codes' band hashes are sorted (packed with their index, one ``np.sort``); query-query
+pairs come from runs of equal hashes, and every other valid code is looked up in a direct-address
+table over the top hash bits, so memory is ``O(N)`` per band and nothing ``N x N`` is ever built. Bands are independent, so a
+caller may run disjoint band ranges in threads (``bands=``): the kernels hold no GIL.
+
+Order of the output: by band, then by the scan order inside a band; deterministic for a given
+input and band range. Sort it if you need a canonical order.
+"""
+
+import numba
+import numpy as np
+
+from ._config import INT_JIT
+from ._validate import check_array, check_codes, check_int
+from .hamming import popcount64
+
+__all__ = ["band_collisions", "band_masks", "band_recall"]
+
+
+def band_masks(n_bands: int, band_bits: int, n_bits: int = 256, seed: int = 0) -> np.ndarray:
+    """``uint64[n_bands, n_bits // 64]`` masks, each with ``band_bits`` random bit positions.
+
+    Bit ``k`` of a code (``np.unpackbits`` order is irrelevant: masks apply to the uint64 view)
+    is bit ``k % 64`` of word ``k // 64``. Positions are drawn without replacement within a band,
+    independently across bands, from ``np.random.default_rng(seed)``.
+    """
+    n_bands = check_int("n_bands", n_bands, 1)
+    band_bits = check_int("band_bits", band_bits, 1)
+    n_bits = check_int("n_bits", n_bits, 64)
+    if n_bits % 64 or band_bits > n_bits:
+        raise ValueError(f"n_bits must be a multiple of 64 and >= band_bits; got n_bits={n_bits}, "
+                         f"band_bits={band_bits}")
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n_bands, n_bits // 64), np.uint64)
+    for t in range(n_bands):
+        for k in rng.choice(n_bits, band_bits, replace=False):
+            masks[t, k // 64] |= np.uint64(1) << np.uint64(k % 64)
+    return masks
+
+
+def band_recall(distance: float, n_bands: int, band_bits: int, n_bits: int = 256) -> float:
+    """Probability that two codes ``distance`` bits apart (uniform flips) collide in >= 1 band."""
+    from math import comb
+
+    d = int(round(distance))
+    if d < 0 or d > n_bits:
+        raise ValueError(f"distance must be in 0..{n_bits}; got {distance}")
+    q = comb(n_bits - d, band_bits) / comb(n_bits, band_bits)
+    return 1.0 - (1.0 - q) ** n_bands
+
+
+@numba.njit(**INT_JIT)
+def _mix(h):
+    # splitmix64 finaliser: spreads every input bit over the high bits used as the sort key
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@numba.njit(**INT_JIT)
+def _band_hash(words, rows, mask):
+    out = np.empty(rows.shape[0], np.uint64)
+    n_words = words.shape[1]
+    if n_words == 4:  # 256-bit codes (PDQ): four independent products, one finaliser
+        m0, m1, m2, m3 = mask[0], mask[1], mask[2], mask[3]
+        for k in range(rows.shape[0]):
+            r = rows[k]
+            h = (((words[r, 0] & m0) * np.uint64(0x9E3779B97F4A7C15))
+                 ^ ((words[r, 1] & m1) * np.uint64(0xC2B2AE3D27D4EB4F))
+                 ^ ((words[r, 2] & m2) * np.uint64(0x165667B19E3779F9))
+                 ^ ((words[r, 3] & m3) * np.uint64(0xD6E8FEB86659FD93)))
+            out[k] = _mix(h)
+        return out
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        h = np.uint64(0x9E3779B97F4A7C15)
+        for w in range(n_words):
+            h = _mix(h ^ (words[r, w] & mask[w]))
+        out[k] = h
+    return out
+
+
+@numba.njit(**INT_JIT)
+def _pack(hashes, idx_bits):
+    out = np.empty(hashes.shape[0], np.uint64)
+    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
+    for k in range(hashes.shape[0]):
+        out[k] = (hashes[k] & ~low) | np.uint64(k)
+    return out
+
+
+@numba.njit(**INT_JIT)
+def _same_band(wa, a, wb, b, masks, t):
+    for w in range(wa.shape[1]):
+        if (wa[a, w] & masks[t, w]) != (wb[b, w] & masks[t, w]):
+            return False
+    return True
+
+
+@numba.njit(**INT_JIT)
+def _qualify(wa, a, wb, b, ga, gb, masks, t, radius):
+    """Distance of a qualifying pair (rows ``wa[a]``, ``wb[b]``) first found in band ``t``, else -1."""
+    if ga == gb:
+        return -1
+    d = np.int64(0)
+    for w in range(wa.shape[1]):
+        d += np.int64(popcount64(wa[a, w] ^ wb[b, w]))
+    if d > radius:  # most band collisions are far pairs: reject them before the band checks
+        return -1
+    if not _same_band(wa, a, wb, b, masks, t):  # a hash collision, not a band collision
+        return -1
+    for u in range(t):  # reported by an earlier band already
+        if _same_band(wa, a, wb, b, masks, u):
+            return -1
+    return d
+
+
+@numba.njit(**INT_JIT)
+def _grow(buf, n):
+    out = np.empty(2 * n + 1024, buf.dtype)
+    out[:n] = buf[:n]
+    return out
+
+
+@numba.njit(**INT_JIT)
+def _scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks, t, radius):
+    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
+    high = ~low
+    nq = packed.shape[0]
+    # the queries' rows, codes and groups in sorted order: runs are scanned on contiguous memory
+    rows = np.empty(nq, np.int64)
+    for x in range(nq):
+        rows[x] = q_rows[np.int64(packed[x] & low)]
+    sw = np.empty((nq, words.shape[1]), np.uint64)
+    sg = np.empty(nq, np.int64)
+    for x in range(nq):
+        r = rows[x]
+        for w in range(words.shape[1]):
+            sw[x, w] = words[r, w]
+        sg[x] = group[r]
+    out_i = np.empty(1024, np.int64)
+    out_j = np.empty(1024, np.int64)
+    out_d = np.empty(1024, np.int32)
+    n = 0
+    # query-query pairs: runs of equal hashes
+    s = 0
+    while s < nq:
+        e = s + 1
+        key = packed[s] & high
+        while e < nq and (packed[e] & high) == key:
+            e += 1
+        for x in range(s, e):
+            for y in range(x + 1, e):
+                d = _qualify(sw, x, sw, y, sg[x], sg[y], masks, t, radius)
+                if d >= 0:
+                    if n == out_i.shape[0]:
+                        out_i, out_j, out_d = _grow(out_i, n), _grow(out_j, n), _grow(out_d, n)
+                    a, b = rows[x], rows[y]
+                    out_i[n], out_j[n], out_d[n] = min(a, b), max(a, b), d
+                    n += 1
+        s = e
+    # other codes against the queries: a direct-address table over the top hash bits
+    if p_rows.shape[0] == 0:
+        return out_i[:n].copy(), out_j[:n].copy(), out_d[:n].copy()
+    top_bits = min(idx_bits + 1, 24)
+    shift = np.uint64(64 - top_bits)
+    starts = np.zeros((1 << top_bits) + 1, np.int64)
+    for x in range(nq):
+        starts[np.int64(packed[x] >> shift) + 1] += 1
+    for k in range(1 << top_bits):
+        starts[k + 1] += starts[k]
+    for k in range(p_rows.shape[0]):
+        key = p_hash[k] & high
+        slot = np.int64(p_hash[k] >> shift)
+        b = p_rows[k]
+        for x in range(starts[slot], starts[slot + 1]):
+            if (packed[x] & high) != key:
+                continue
+            d = _qualify(sw, x, words, b, sg[x], group[b], masks, t, radius)
+            if d >= 0:
+                if n == out_i.shape[0]:
+                    out_i, out_j, out_d = _grow(out_i, n), _grow(out_j, n), _grow(out_d, n)
+                a = rows[x]
+                out_i[n], out_j[n], out_d[n] = min(a, b), max(a, b), d
+                n += 1
+    return out_i[:n].copy(), out_j[:n].copy(), out_d[:n].copy()
+
+
+def band_collisions(hashes: np.ndarray, valid: np.ndarray, is_query: np.ndarray,
+                    group: np.ndarray, masks: np.ndarray, radius: int,
+                    bands: range | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Near pairs found by banded LSH: ``(i int64[P], j int64[P], distance int32[P])``, i < j.
+
+    ``hashes`` uint8[N, B]; ``valid``, ``is_query`` bool[N]; ``group`` int64[N]; ``masks``
+    uint64[L, B/8] from :func:`band_masks`. ``bands`` (default: all) restricts the work to a range
+    of band indices; every band still defers to earlier bands, so disjoint ranges that cover
+    ``range(L)`` together return each pair exactly once. See the module doc for the rules.
+    """
+    check_codes("hashes", hashes)
+    n = hashes.shape[0]
+    for name, arr in (("valid", valid), ("is_query", is_query)):
+        check_array(name, arr, np.bool_, 1, "bool[N]")
+        if arr.shape[0] != n:
+            raise ValueError(f"{name} must have one flag per hash row ({n}); got {arr.shape[0]}")
+    check_array("group", group, np.int64, 1, "int64[N]")
+    if group.shape[0] != n:
+        raise ValueError(f"group must have one id per hash row ({n}); got {group.shape[0]}")
+    check_array("masks", masks, np.uint64, 2, "uint64[L,W]")
+    if masks.shape[1] * 8 != hashes.shape[1]:
+        raise ValueError(f"masks must have {hashes.shape[1] // 8} words per band (one per 64 bits "
+                         f"of the codes); got {masks.shape[1]} — build them with band_masks")
+    radius = check_int("radius", radius)
+    bands = range(masks.shape[0]) if bands is None else bands
+    if len(bands) and (bands.start < 0 or bands.stop > masks.shape[0] or bands.step != 1):
+        raise ValueError(f"bands must be a contiguous range inside 0..{masks.shape[0]}; got {bands}")
+    words = hashes.view(np.uint64)
+    q_rows = np.flatnonzero(valid & is_query).astype(np.int64)
+    p_rows = np.flatnonzero(valid & ~is_query).astype(np.int64)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
+    if len(q_rows) == 0 or radius < 0 or len(bands) == 0:
+        return empty
+    idx_bits = max(1, int(len(q_rows) - 1).bit_length())
+    if idx_bits > 40:
+        raise ValueError(f"too many query codes ({len(q_rows)}); query in blocks of < 2**40")
+    parts = []
+    for t in bands:
+        packed = _pack(_band_hash(words, q_rows, masks[t]), idx_bits)
+        packed.sort()
+        p_hash = _band_hash(words, p_rows, masks[t])
+        parts.append(_scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks,
+                                t, radius))
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))

@@ -1,0 +1,163 @@
+"""Dedup on crafted keyframe-hash sequences: relations, vetoes, groups, incremental runs.
+
+Every scenario runs twice: with the exact candidate search (FAISS range search) and with the
+banded LSH forced (``exact_max_keyframes=0``); both must give the same answers here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from engine.dedup import DedupParams, candidate_pairs, keyframe_clips, load_dedup, run_dedup
+from engine.index import QUALITY_FLOOR
+from engine.store import RegionStore
+from tests.conftest import make_new_clip
+
+K = 20  # keyframes per clip (10 s at 2 Hz)
+METHODS = {"exact": DedupParams(), "lsh": DedupParams(exact_max_keyframes=0)}
+
+
+def seq(rng, n=K):
+    """Unrelated keyframes (~128 bits apart)."""
+    return rng.integers(0, 256, (n, 32), dtype=np.uint8)
+
+
+def noisy(rng, hashes, bits):
+    """Each keyframe with exactly ``bits`` random bits flipped."""
+    out = hashes.copy()
+    for k in range(len(out)):
+        pos = rng.choice(256, bits, replace=False)
+        for p in pos:
+            out[k, p // 8] ^= np.uint8(1 << (p % 8))
+    return out
+
+
+def clip(rng, cid, hashes, **kw):
+    c = make_new_clip(rng, cid, k=len(hashes), **kw)
+    c.keyframe_hashes = np.ascontiguousarray(hashes)
+    return c
+
+
+def add(home, clips):
+    with RegionStore.open(home.region("us-west"), create=True) as store, store.writer():
+        return dict(zip([c.clip_id for c in clips], store.append_clips(clips), strict=True))
+
+
+def dedup(home, params, full=False):
+    with RegionStore.open(home.region("us-west")) as store:
+        res = run_dedup(store, params, full=full)
+        pairs, groups = load_dedup(store)
+    return res, {(p.a, p.b): p for p in pairs}, groups
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_relations_and_vetoes(home, method):
+    rng = np.random.default_rng(1)
+    s1, s2, s3, s4, s5, s6 = (seq(rng) for _ in range(6))
+    clips = [
+        clip(rng, "src1", s1), clip(rng, "dup1", noisy(rng, s1, 8)),
+        # partial: the second half of src2 then 10 new keyframes -> offset 5 s
+        clip(rng, "src2", s2), clip(rng, "roll2", np.concatenate([noisy(rng, s2[10:], 6), seq(rng, 10)])),
+        # splice: tail of src3 + head of src4 -> partial with each, src3 and src4 stay apart
+        clip(rng, "src3", s3), clip(rng, "src4", s4),
+        clip(rng, "splice", np.concatenate([noisy(rng, s3[10:], 4), noisy(rng, s4[:10], 4)])),
+        # look-alike: same route another day (~60 bits per keyframe)
+        clip(rng, "src5", s5), clip(rng, "alike5", noisy(rng, s5, 60)),
+        # same car, same (static) scene, disjoint times: never the same footage
+        clip(rng, "park_a", s6, drive_id="d6", start_time=1000.0),
+        clip(rng, "park_b", noisy(rng, s6, 4), drive_id="d6", start_time=1000.0 + K / 2.0 + 5.0),
+    ]
+    row = add(home, clips)
+    res, pairs, groups = dedup(home, METHODS[method])
+    assert res.method == method
+    by_name = {(a, b): p for (a, b), p in pairs.items()}
+    name = {v: k for k, v in row.items()}
+    got = {(name[a], name[b]): p.relation for (a, b), p in by_name.items()}
+    assert got == {("src1", "dup1"): "duplicate", ("src2", "roll2"): "partial",
+                   ("src3", "splice"): "partial", ("src4", "splice"): "partial"}
+    roll = by_name[(row["src2"], row["roll2"])]
+    assert roll.offset_s == pytest.approx(5.0)
+    assert roll.a_span == (5.0, 9.5) and roll.b_span == (0.0, 4.5)
+    spl = by_name[(row["src4"], row["splice"])]
+    assert spl.offset_s == pytest.approx(-5.0) and spl.b_span == (5.0, 9.5)
+    # only the whole duplicate makes a group; the splice links nothing
+    assert sorted(groups.values()) == [sorted([row["src1"], row["dup1"]])]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_incremental_joins_and_bridges_groups(home, method):
+    rng = np.random.default_rng(2)
+    a = seq(rng)
+    # c differs from a by 44 bits per keyframe (too far to match); b lies halfway (22 from each)
+    c, b = a.copy(), a.copy()
+    for k in range(K):
+        pos = rng.choice(256, 44, replace=False)
+        for i, p in enumerate(pos):
+            c[k, p // 8] ^= np.uint8(1 << (p % 8))
+            if i < 22:
+                b[k, p // 8] ^= np.uint8(1 << (p % 8))
+    first = [clip(rng, "a", a), clip(rng, "a2", noisy(rng, a, 4)),
+             clip(rng, "c", c), clip(rng, "c2", noisy(rng, c, 4)), clip(rng, "other", seq(rng))]
+    row = add(home, first)
+    params = METHODS[method]
+    res, pairs1, groups = dedup(home, params)
+    assert res.checked == 5
+    assert sorted(map(sorted, groups.values())) == [sorted([row["a"], row["a2"]]),
+                                                   sorted([row["c"], row["c2"]])]
+    # a new copy of a joins a's group; only the new clip is queried
+    row.update(add(home, [clip(rng, "a3", noisy(rng, a, 6))]))
+    res, pairs2, groups = dedup(home, params)
+    assert res.checked == 1 and res.new_pairs == 2
+    assert {k: v.as_row() for k, v in pairs2.items() if k in pairs1} == {k: v.as_row() for k, v in pairs1.items()}
+    assert sorted(map(sorted, groups.values())) == [sorted([row["a"], row["a2"], row["a3"]]),
+                                                   sorted([row["c"], row["c2"]])]
+    # b duplicates a and c: the two groups become one, with one representative
+    row.update(add(home, [clip(rng, "b", b)]))
+    res, pairs3, groups = dedup(home, params)
+    assert res.checked == 1
+    assert all(row["b"] in k for k in set(pairs3) - set(pairs2))
+    assert (row["a"], row["b"]) in pairs3 and (row["c"], row["b"]) in pairs3
+    assert (row["a"], row["c"]) not in pairs3
+    assert list(groups.values()) == [sorted(row[n] for n in ("a", "a2", "a3", "c", "c2", "b"))]
+    with RegionStore.open(home.region("us-west")) as store:
+        stored = store.groups()
+    assert {g for g, _ in stored.values()} == set(groups)
+    # a full rerun finds exactly what the incremental runs accumulated
+    _, pairs_full, groups_full = dedup(home, params, full=True)
+    assert {k: v.relation for k, v in pairs_full.items()} == {k: v.relation for k, v in pairs3.items()}
+    assert groups_full == groups
+
+
+def test_candidates_count_distinct_keyframe_pairs(home):
+    rng = np.random.default_rng(3)
+    s = seq(rng)
+    one = s.copy()
+    one[1:] = seq(rng, K - 1)  # shares exactly one keyframe with s
+    two = s.copy()
+    two[2:] = seq(rng, K - 2)  # shares two
+    row = add(home, [clip(rng, "s", s), clip(rng, "one", one), clip(rng, "two", two)])
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+        kf = store.keyframes(table.snapshot)
+        valid = kf["quality"] >= QUALITY_FLOOR
+        for method in ("exact", "lsh"):
+            got = candidate_pairs(store, table, kf["hashes"], valid, table.rows, DedupParams(), method)
+            # s-one and one-two share one keyframe: not candidates; s-two share two
+            assert got.tolist() == [[row["s"], row["two"]]], method
+        assert keyframe_clips(table, len(kf["hashes"])).tolist() == np.repeat(table.rows, K).tolist()
+
+
+def test_black_keyframes_never_match(home):
+    rng = np.random.default_rng(4)
+    black = np.zeros((K, 32), np.uint8)
+    c1 = clip(rng, "b1", black)
+    c2 = clip(rng, "b2", black)
+    c1.keyframe_quality = np.full(K, 5, np.uint8)
+    c2.keyframe_quality = np.full(K, 5, np.uint8)
+    add(home, [c1, c2])
+    for params in METHODS.values():
+        res, pairs, groups = dedup(home, dataclasses.replace(params), full=True)
+        assert res.candidates == 0 and not pairs and not groups

@@ -1,0 +1,81 @@
+"""Rarity infrastructure: relatives (duplicate group, drive) never make a rare clip common;
+scores and percentiles are stored per clip; the approximate index gives the same ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine.index.embeddings as emb_mod
+from engine.rarity import compute_rarity, load_rarity
+from engine.store import RegionStore
+from tests.conftest import make_new_clip
+
+DIM = 128
+
+
+def _unit(v):
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _region(home, *, n_clusters=12, per_cluster=25, seed=0):
+    """Common clips: tight clusters, one clip per drive. Rare: 5 uploads of one event (a duplicate
+    group) and one event filmed over 5 consecutive clips of one drive (no dedup pairs)."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((n_clusters, DIM)))
+    clips = []
+    for c in range(n_clusters):
+        for j in range(per_cluster):
+            clip = make_new_clip(rng, f"common-{c:02d}-{j:02d}", k=2, drive_id=f"drive-{c}-{j}")
+            clip.embedding = _unit(centres[c] + 0.08 * rng.standard_normal(DIM))
+            clips.append(clip)
+    dup_centre = _unit(rng.standard_normal(DIM))
+    for j in range(5):
+        clip = make_new_clip(rng, f"dup-{j}", k=2, drive_id=f"uploader-{j}")
+        clip.embedding = _unit(dup_centre + 0.01 * rng.standard_normal(DIM))
+        clips.append(clip)
+    drive_centre = _unit(rng.standard_normal(DIM))
+    for j in range(5):
+        clip = make_new_clip(rng, f"drive-event-{j}", k=2, drive_id="drive-rare", start_time=1.7e9 + 10 * j)
+        clip.embedding = _unit(drive_centre + 0.03 * rng.standard_normal(DIM))
+        clips.append(clip)
+    store = RegionStore.open(home.region("us-west"), create=True)
+    with store.writer():
+        rows = store.append_clips(clips)
+        ids = {c.clip_id: r for c, r in zip(clips, rows, strict=True)}
+        dups = [ids[f"dup-{j}"] for j in range(5)]
+        pairs = [(a, b, "duplicate", 0.0, 0.0, 1.0, 0.0, 1.0, 2, 2, 0.0)
+                 for i, a in enumerate(dups) for b in dups[i + 1:]]
+        store.replace_dedup(pairs, [(r, 0, dups[0]) for r in dups], incremental=False, clip_end=len(clips))
+    return store
+
+
+@pytest.mark.parametrize("exact_max", [50_000, 100], ids=["exact", "ivf"])
+def test_duplicated_and_multi_clip_rare_events_stay_rare(home, monkeypatch, exact_max):
+    monkeypatch.setattr(emb_mod, "EXACT_MAX", exact_max)
+    store = _region(home)
+    res = compute_rarity(store, k=5)
+    pct = dict(zip(res.clip_ids, res.percentiles, strict=True))
+    rare = [f"dup-{j}" for j in range(5)] + [f"drive-event-{j}" for j in range(5)]
+    n = len(res.clip_ids)
+    assert n == 310
+    assert set(res.clip_ids[:10]) == set(rare)  # the 10 rarest of 310 clips (top 3.3%)
+    assert min(pct[c] for c in rare) >= 95.0
+    assert max(p for c, p in pct.items() if c.startswith("common")) < 97.0
+    stored = load_rarity(store, recompute_if_stale=False)
+    table = store.clip_table()
+    row_of = dict(zip(table.clip_ids, table.rows.tolist(), strict=True))
+    assert stored[row_of["dup-0"]][1] == pytest.approx(pct["dup-0"])
+    store.close()
+
+
+def test_without_relative_exclusion_they_would_not_be_rare(home):
+    """Control: the same embeddings with no dedup pairs and distinct drives are each other's
+    nearest neighbours, so the exclusion is what keeps them rare."""
+    store = _region(home)
+    with store.writer():
+        store.replace_dedup([], [], incremental=False, clip_end=store.snapshot().clip_end)
+    res = compute_rarity(store, k=3)
+    pct = dict(zip(res.clip_ids, res.percentiles, strict=True))
+    assert max(pct[f"dup-{j}"] for j in range(5)) < 50.0  # 4 near-identical copies within k=3
+    store.close()

@@ -1,0 +1,161 @@
+"""Every trigger fires on crafted telemetry/frames made for it, and stays silent on a near miss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import InputError
+from engine.triggers import DEFAULT_THRESHOLDS, frame_triggers, parse_thresholds, telemetry_triggers
+from engine.types import Telemetry
+
+HZ = 10.0
+
+
+def tel(speed, accel=None, yaw=None, time=None) -> Telemetry:
+    speed = np.asarray(speed, np.float32)
+    n = len(speed)
+    t = np.arange(n) / HZ if time is None else np.asarray(time, np.float64)
+    accel = np.zeros(n, np.float32) if accel is None else np.asarray(accel, np.float32)
+    yaw = np.zeros(n, np.float32) if yaw is None else np.asarray(yaw, np.float32)
+    return Telemetry(t, np.stack([speed, accel, yaw, np.zeros(n, np.float32)], axis=1))
+
+
+def names(trigs) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for name, *rest in trigs:
+        out.setdefault(name, []).append(rest)
+    return out
+
+
+def cruise(n=100, v=15.0):
+    return np.full(n, v, np.float32)
+
+
+# ----------------------------------------------------------------------------- telemetry
+def test_hard_brake():
+    a = np.zeros(100, np.float32)
+    a[30:36] = -6.0  # 0.5 s at -6 m/s^2
+    got = names(telemetry_triggers(tel(cruise(), a)))
+    assert got["hard_brake"] == [[3.0, 3.5, -6.0]]
+    a_short = np.zeros(100, np.float32)
+    a_short[30] = -6.0  # a single sample spike: shorter than hard_brake_min_s
+    a_soft = np.full(100, -3.5, np.float32)  # sustained but gentle
+    assert "hard_brake" not in names(telemetry_triggers(tel(cruise(), a_short)))
+    assert "hard_brake" not in names(telemetry_triggers(tel(cruise(), a_soft)))
+
+
+def test_sharp_turn():
+    yaw = np.zeros(100, np.float32)
+    yaw[50:60] = 0.5
+    got = names(telemetry_triggers(tel(cruise(), yaw=yaw)))
+    assert got["sharp_turn"][0][:2] == [5.0, 5.9]
+    assert "sharp_turn" not in names(telemetry_triggers(tel(cruise(), yaw=yaw * 0.6)))  # 0.3 rad/s
+    assert "sharp_turn" not in names(telemetry_triggers(tel(cruise(v=1.0), yaw=yaw)))  # parking speed
+
+
+def test_high_jerk():
+    a = np.zeros(100, np.float32)
+    a[40] = 1.0  # 0 -> 1 -> 0 in 0.1 s: 10 m/s^3
+    got = names(telemetry_triggers(tel(cruise(), a)))
+    assert got["high_jerk"][0][2] == pytest.approx(10.0)
+    smooth = np.linspace(0, 2, 100).astype(np.float32)  # 0.2 m/s^3
+    assert "high_jerk" not in names(telemetry_triggers(tel(cruise(), smooth)))
+
+
+def test_stop_and_go():
+    phase = np.tile(np.r_[np.zeros(10), np.full(10, 5.0)], 3)  # stop, go, stop, go, stop, go
+    got = names(telemetry_triggers(tel(phase)))
+    assert got["stop_and_go"][0][2] == 3.0  # three restarts
+    once = np.r_[np.zeros(10), np.full(50, 5.0)]
+    assert "stop_and_go" not in names(telemetry_triggers(tel(once)))
+    creep = np.tile(np.r_[np.zeros(10), np.full(10, 2.0)], 3)  # never reaches go_speed
+    assert "stop_and_go" not in names(telemetry_triggers(tel(creep)))
+
+
+def test_telemetry_gap():
+    t = np.r_[np.arange(0, 3, 0.1), np.arange(5, 8, 0.1)]  # 2 s without samples
+    got = names(telemetry_triggers(tel(np.full(len(t), 10.0), time=t)))
+    assert got["telemetry_gap"][0][0] == pytest.approx(2.9) and got["telemetry_gap"][0][1] == pytest.approx(5.0)
+    t_ok = np.r_[np.arange(0, 3, 0.1), np.arange(3.8, 8, 0.1)]  # 0.9 s: under telemetry_gap_s
+    assert "telemetry_gap" not in names(telemetry_triggers(tel(np.full(len(t_ok), 10.0), time=t_ok)))
+
+
+def test_quiet_drive_fires_nothing_and_missing_telemetry_is_fine():
+    assert telemetry_triggers(tel(cruise())) == []
+    assert telemetry_triggers(None) == []
+
+
+# ----------------------------------------------------------------------------- frames
+def frames(k=10, luma=128.0, contrast=40.0, seed=0, moving=True):
+    rng = np.random.default_rng(seed)
+    out = np.empty((k, 36, 64, 3), np.float32)
+    base = rng.standard_normal((36, 64, 1))
+    for i in range(k):
+        noise = rng.standard_normal((36, 64, 1)) if moving else base
+        out[i] = luma + contrast * noise
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+TIMES = np.arange(10) / 2.0
+
+
+def test_quiet_frames_fire_nothing():
+    assert frame_triggers(frames(), TIMES) == []
+
+
+def test_low_light():
+    got = names(frame_triggers(frames(luma=35.0, contrast=20.0), TIMES))
+    assert "low_light" in got and "black_frames" not in got
+    assert "low_light" not in names(frame_triggers(frames(luma=75.0, contrast=20.0), TIMES))
+
+
+def test_low_visibility():
+    got = names(frame_triggers(frames(luma=150.0, contrast=8.0), TIMES))  # fog: bright, flat
+    assert "low_visibility" in got
+    assert "low_visibility" not in names(frame_triggers(frames(luma=150.0, contrast=30.0), TIMES))
+
+
+def test_black_frames():
+    f = frames()
+    f[3:6] = 0
+    got = names(frame_triggers(f, TIMES))
+    assert got["black_frames"] == [[1.5, 2.5, 0.0]]
+    dim = frames(luma=20.0, contrast=4.0)  # very dark but not black
+    assert "black_frames" not in names(frame_triggers(dim, TIMES))
+
+
+def test_frozen_camera():
+    f = frames()
+    f[2:8] = f[2]  # the same picture for 3 s
+    got = names(frame_triggers(f, TIMES))
+    assert got["frozen_camera"][0][:2] == [1.5, 3.5]
+    g = frames()
+    g[2:4] = g[2]  # one repeated keyframe (0.5 s) is not a frozen camera
+    assert "frozen_camera" not in names(frame_triggers(g, TIMES))
+
+
+# ----------------------------------------------------------------------------- thresholds
+def test_thresholds_are_configurable():
+    a = np.zeros(100, np.float32)
+    a[30:36] = -3.0
+    assert "hard_brake" not in names(telemetry_triggers(tel(cruise(), a)))
+    th = parse_thresholds(["hard_brake_accel=-2.5"])
+    assert th == {"hard_brake_accel": -2.5}
+    assert "hard_brake" in names(telemetry_triggers(tel(cruise(), a), th))
+    assert "low_light" in names(frame_triggers(frames(luma=75.0, contrast=20.0), TIMES, {"low_light_luma": 90.0}))
+    with pytest.raises(InputError, match="NAME one of"):
+        parse_thresholds(["hard_brak=1"])
+    with pytest.raises(InputError, match="not a number"):
+        parse_thresholds(["high_jerk=fast"])
+    assert set(DEFAULT_THRESHOLDS) >= {"low_visibility_fraction", "frozen_camera_min_s"}
+
+
+def test_cli_ingest_refuses_unknown_threshold(home, tmp_path):
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    r = CliRunner().invoke(app, ["ingest", str(tmp_path), "--home", str(home.path), "--region", "us-west",
+                                 "--trigger-threshold", "hard_brake=-5"])
+    assert r.exit_code == 2 and "hard_brake_accel" in r.output
