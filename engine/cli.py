@@ -483,6 +483,7 @@ def select_cmd(
     force: Annotated[list[str] | None, typer.Option(help="Clip ids to select first.")] = None,
     quota: Annotated[list[str] | None, typer.Option(help="TRIGGER=COUNT clips carrying a trigger, e.g. hard_brake=50 (repeatable).")] = None,
     previous: Annotated[Path | None, typer.Option(help="A previous training set's manifest: seeds diversity, never re-selected.")] = None,
+    diversity: Annotated[str, typer.Option(help="Diverse share: coverage (mean distance, default) or kcentre (farthest point).")] = "coverage",
     json_out: JsonOpt = False,
 ) -> None:
     """Select a training set: duplicates removed, forced, quotas, rare, then diverse, then random."""
@@ -493,7 +494,7 @@ def select_cmd(
         with _store(home, region) as store:
             sel = select_clips(store, budget, mix=parse_mix(mix), seed=seed, val_fraction=val_fraction,
                                exclude=exclude or (), force=force or (), quotas=parse_quotas(quota or []),
-                               previous=prev)
+                               previous=prev, method=diversity)
         path = write_manifest(sel, out)
         info = {"region": sel.region, "budget": budget, "selected": len(sel.chosen), "candidates": sel.candidates,
                 "duplicates_excluded": sel.excluded_duplicates, "by_reason": sel.counts, "manifest": str(path)}

@@ -180,7 +180,7 @@ def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
         if m < params.min_matches or m / span < params.min_match_fraction:
             continue
         na, nb = int(count[pairs[p, 0]]), int(table.kf_count[pairs[p, 1]])
-        whole = span / na >= params.whole_coverage and span / nb >= params.whole_coverage
+        whole = bool(params.is_whole(int(al.first_a[p]), int(al.last_a[p]), int(al.shift[p]), na, nb))
         out.append({"token": int(pairs[p, 0]), "clip_id": table.clip_ids[pairs[p, 1]],
                     "relation": "duplicate" if whole else "partial",
                     "offset_s": float(al.shift[p]) * step, "matches": m,

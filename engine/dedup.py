@@ -54,10 +54,28 @@ class DedupParams:
     min_candidate_matches: int = 2  # distinct matching keyframe pairs for a clip pair to be verified
     min_matches: int = 3  # matched keyframes for any relation
     min_match_fraction: float = 0.6  # matched keyframes / keyframes in the matched span
-    whole_coverage: float = 0.8  # a duplicate's matched span covers this much of each clip
+    # a "duplicate" (whole clip) leaves at most this much of either clip outside the matched
+    # span: max(whole_slack_s, (1 - whole_coverage) x its duration); anything shorter is "partial"
+    # (a copy trimmed by 1.3 s is a partial overlap with an offset, not the same clip)
+    whole_coverage: float = 0.95
+    whole_slack_s: float = 1.0
+
+    def is_whole(self, first_a, last_a, shift, count_a, count_b):
+        """Vectorised duplicate test on keyframe indices of the matched span."""
+        step = 1.0 / self.keyframe_hz
+        out_a = (first_a + (count_a - 1 - last_a)) * step
+        first_b, last_b = first_a - shift, last_a - shift
+        out_b = (first_b + (count_b - 1 - last_b)) * step
+        slack_a = np.maximum(self.whole_slack_s, (1 - self.whole_coverage) * count_a * step)
+        slack_b = np.maximum(self.whole_slack_s, (1 - self.whole_coverage) * count_b * step)
+        return (out_a <= slack_a + 1e-9) & (out_b <= slack_b + 1e-9)
     keyframe_hz: float = 2.0
     query_block: int = 32768  # keyframes per range-search block (exact candidates)
     same_drive_tolerance_s: float = 1.0
+    # partial matches shorter than this many keyframes must show change across the matched
+    # stretch (first vs last matched keyframe of A at least this many bits apart)
+    specific_span_keyframes: int = 6
+    specific_change_bits: int = 24
     # candidate structure by region size: exact FAISS range search up to this many quality
     # keyframes (about 2,500 clips of 20 keyframes), banded LSH above it (module doc)
     exact_max_keyframes: int = 50_000
@@ -266,13 +284,58 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     ok &= ~((drive_code[ia] >= 0) & (drive_code[ia] == drive_code[ib]) & np.isfinite(sa)
             & np.isfinite(sb) & disjoint)
     na, nb = table.kf_count[ia], table.kf_count[ib]
-    whole = (span_len / na >= params.whole_coverage) & (span_len / nb >= params.whole_coverage)
+    whole = params.is_whole(fa, la, s, na, nb)
+    # a short partial match must be temporally specific: if the matched stretch of A barely
+    # changes (a car waiting at a light), any other moment of that wait matches as well, e.g.
+    # the end of the previous clip of the same drive; require its first and last matched
+    # keyframes to differ
+    short = ok & ~whole & (span_len < params.specific_span_keyframes)
+    if short.any():
+        first = hashes[table.kf_start[ia[short]] + np.maximum(fa[short], 0)]
+        last = hashes[table.kf_start[ia[short]] + np.maximum(la[short], 0)]
+        change = np.bitwise_count(first ^ last).sum(axis=1)
+        ok[np.flatnonzero(short)[change < params.specific_change_bits]] = False
     out: list[Pair] = []
     for p in np.flatnonzero(ok).tolist():
         out.append(Pair(int(pairs[p, 0]), int(pairs[p, 1]), "duplicate" if whole[p] else "partial",
                         float(s[p] * step), (float(fa[p] * step), float(la[p] * step)),
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
+    return out
+
+
+def _group_consistent(pairs: list[Pair], groups: dict[int, list[int]], table: ClipTable,
+                      params: DedupParams) -> list[Pair]:
+    """Drop partial pairs contradicted by a duplicate of either clip.
+
+    Whole duplicates are the same footage, so a relation must hold for every member of a group:
+    when clip A and some duplicate of clip B come from the same drive at disjoint recorded times
+    (e.g. B is another uploader's re-encode of the clip *after* A, and A and B only look alike
+    where the drive continues), A and B cannot share footage either."""
+    members: dict[int, list[int]] = {}
+    for ms in groups.values():
+        for m in ms:
+            members[m] = ms
+    pos = table.position()
+    tol = params.same_drive_tolerance_s
+
+    def disjoint_same_drive(x: int, y: int) -> bool:
+        i, j = pos[x], pos[y]
+        d = table.drive_ids[i]
+        if not d or d != table.drive_ids[j]:
+            return False
+        sa, sb = table.start_time[i], table.start_time[j]
+        if not (np.isfinite(sa) and np.isfinite(sb)):
+            return False
+        return bool(sa + table.duration_s[i] <= sb + tol or sb + table.duration_s[j] <= sa + tol)
+
+    out = []
+    for p in pairs:
+        if p.relation == "partial" and (p.a in members or p.b in members):
+            xs, ys = members.get(p.a, [p.a]), members.get(p.b, [p.b])
+            if any(disjoint_same_drive(x, y) for x in xs for y in ys):
+                continue
+        out.append(p)
     return out
 
 
@@ -312,9 +375,13 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
     groups = elect_representatives(
         _union_find(len(table), [(p.a, p.b) for p in all_pairs if p.relation == "duplicate"]), table
     )
+    all_pairs = _group_consistent(all_pairs, groups, table, params)
+    kept = {(p.a, p.b) for p in all_pairs}
+    dropped_old = any((p.a, p.b) not in kept for p in old)
+    new_pairs = [p for p in new_pairs if (p.a, p.b) in kept]
     group_rows = [(m, rep, rep) for rep, members in groups.items() for m in members]
     # incremental: old pairs stay as stored, only the new ones are written; groups are rebuilt
-    incremental = not full and done_end > 0
+    incremental = not full and done_end > 0 and not dropped_old
     with store.writer("clipdex dedup"):
         store.replace_dedup([p.as_row() for p in (new_pairs if incremental else all_pairs)], group_rows,
                             incremental=incremental, clip_end=snap.clip_end)

@@ -229,8 +229,8 @@ def diverse_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: 
 
 #: coverage_picks: picks per coarse cell, candidates sampled per pick inside a cell, Lloyd rounds
 PICKS_PER_CELL = 32
-CELL_SAMPLE_PER_PICK = 24
-REFINE_ROUNDS = 2
+CELL_SAMPLE_PER_PICK = 64
+REFINE_ROUNDS = 6
 
 
 def coverage_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: np.ndarray,
@@ -306,22 +306,25 @@ def coverage_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed:
 
 
 def _allocate(weight: np.ndarray, capacity: np.ndarray, total: int) -> np.ndarray:
-    """Integers <= capacity summing to min(total, capacity.sum()), proportional to weight
-    (largest remainder; cells that hit their capacity hand the rest on)."""
-    out = np.zeros(len(weight), np.int64)
+    """Integers <= capacity summing to min(total, capacity.sum()), proportional to weight:
+    cells whose share exceeds their capacity get their capacity, the rest share what is left
+    by largest remainder (ties to the lower index)."""
+    capacity = np.asarray(capacity, np.int64)
     total = int(min(total, capacity.sum()))
-    weight = np.where(capacity > 0, np.maximum(weight, 1e-12), 0.0)
-    while out.sum() < total:
-        free = (out < capacity) & (weight > 0)
-        left = total - int(out.sum())
-        share = weight * free / (weight * free).sum() * left
-        add = np.minimum(np.floor(share).astype(np.int64), capacity - out)
-        if add.sum() == 0:  # hand out the remainders one by one, largest first
-            rem = np.where(free, share - np.floor(share), -1.0)
-            for c in np.argsort(-rem, kind="stable")[:left]:
-                if free[c]:
-                    add[c] += 1
-        out += add
+    weight = np.where(capacity > 0, np.maximum(np.asarray(weight, np.float64), 1e-12), 0.0)
+    full = np.zeros(len(weight), bool)
+    while True:
+        left = total - int(capacity[full].sum())
+        w = np.where(full, 0.0, weight)
+        share = w / w.sum() * left if w.sum() > 0 else np.zeros(len(w))
+        over = ~full & (share > capacity)
+        if not over.any():
+            break
+        full |= over
+    out = np.where(full, capacity, np.floor(share).astype(np.int64))
+    rem = np.where(full | (weight == 0) | (out >= capacity), -1.0, share - np.floor(share))
+    for c in np.argsort(-rem, kind="stable")[:total - int(out.sum())]:
+        out[c] += 1
     return out
 
 
@@ -361,9 +364,9 @@ def _local_picks(vecs: np.ndarray, seed_vecs: np.ndarray, k: int, rng: np.random
         owner = _nearest_centre(vecs, centres) - n_seeds  # < 0: a seed covers the point
         used = np.zeros(len(vecs), bool)
         new = picks.copy()
-        counts = np.bincount(owner[owner >= 0], minlength=k)
-        sums = np.zeros((k, vecs.shape[1]), np.float64)
-        np.add.at(sums, owner[owner >= 0], vecs[owner >= 0])
+        onehot = (owner[:, None] == np.arange(k)[None, :]).astype(np.float32)
+        counts = onehot.sum(axis=0).astype(np.int64)
+        sums = onehot.T @ vecs  # members' sums per pick (BLAS; np.add.at is ~20x slower)
         for j in np.argsort(-counts, kind="stable"):
             members = np.flatnonzero(owner == j)
             if not len(members):

@@ -701,8 +701,14 @@ class RegionStore:
         rows = [int(r) for r in rows]
         if not rows:
             return
+        q = ",".join("?" * len(rows))
+        # vectors of imported spaces are erased now: the tombstone drops the only link to them
+        for space, vec_row, version in self.db.execute(
+                f"SELECT v.space, v.vec_row, s.version FROM space_vectors v JOIN spaces s ON s.name = v.space"
+                f" WHERE v.clip_row IN ({q})", rows).fetchall():
+            arr = self.features[f"spaces/{space}/v{version}"]
+            arr[int(vec_row):int(vec_row) + 1] = np.zeros((1, arr.shape[1]), np.float32)
         with self.transaction() as db:
-            q = ",".join("?" * len(rows))
             db.execute(
                 f"UPDATE clips SET status='forgotten', meta=json_set(meta, '$.forgotten_at', ?,"
                 f" '$.forget_reason', ?) WHERE row IN ({q})", [time.time(), reason, *rows])

@@ -155,3 +155,31 @@ def test_diverse_picks_match_exact_traversal_and_beat_random():
     sampled = np.mean([coverage(x, diverse_picks(x, 200, seeds, allowed, np.random.default_rng(s))[0])
                        for s in range(5)])
     assert sampled < 0.85 * rand
+
+
+def test_coverage_picks_respect_allowed_seeds_and_seed():
+    from benchmarks.select_scale import clustered_embeddings, coverage
+    from engine.select import _allocate, coverage_picks
+
+    x, labels = clustered_embeddings(20000, 32, n_clusters=60, n_rare=3, rare_size=10, seed=2)
+    allowed = np.random.default_rng(1).random(len(x)) < 0.9
+    # a previous set covering every clip of clusters 0-9 (the biggest: ~40% of the clips)
+    covered = np.isin(labels, np.arange(10))
+    seeds = np.flatnonzero(covered)[::5]
+    picks, dists = coverage_picks(x, 300, seeds, allowed, np.random.default_rng(4))
+    assert len(picks) == len(np.unique(picks)) == 300
+    assert allowed[picks].all() and not np.isin(picks, seeds).any()
+    assert np.all(np.diff(dists) <= 0)  # most novel first
+    assert covered[picks].mean() < 0.15  # new picks go where the previous set is thin
+    again, _ = coverage_picks(x, 300, seeds, allowed, np.random.default_rng(4))
+    np.testing.assert_array_equal(picks, again)
+    # better mean coverage than exact farthest point and than random, same budget, no seeds
+    none = np.zeros(0, np.int64)
+    ours = coverage(x, coverage_picks(x, 300, none, allowed, np.random.default_rng(0))[0])
+    exact = coverage(x, diverse_picks(x, 300, none, allowed, np.random.default_rng(0), sample=len(x))[0])
+    rand = coverage(x, np.random.default_rng(0).choice(np.flatnonzero(allowed), 300, replace=False))
+    assert ours < 0.9 * min(exact, rand)
+    alloc = _allocate(np.array([5.0, 1.0, 0.0, 3.0]), np.array([2, 10, 4, 10]), 9)
+    assert alloc.tolist() == [2, 2, 0, 5] and alloc.sum() == 9
+    with pytest.raises(InputError, match="coverage or kcentre"):
+        diverse_picks(x, 3, none, allowed, np.random.default_rng(0), method="farthest")

@@ -109,10 +109,14 @@ def test_partial_space_and_forget(store):
         select_clips(store, 3, space="part")
     with pytest.raises(InputError, match="c15.*no vector in space"):
         search_clip(store, "c15", space="part")
+    vec_row = store.db.execute("SELECT vec_row FROM space_vectors WHERE space='part' AND clip_row=0").fetchone()[0]
     with store.writer():
         store.tombstone([0])
     rows, _ = store.space_vectors("part")
     assert 0 not in rows.tolist()
+    version = store.spaces()[0]["version"]
+    erased = np.asarray(store.features[f"spaces/part/v{version}"][vec_row])
+    assert not erased.any()  # an erasure request erases the imported vector at once
     hits = search_clip(store, "c01", k=20, space="part")
     assert "c00" not in {h.clip_id for h in hits} and len(hits) == 8
 
