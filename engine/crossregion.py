@@ -134,58 +134,62 @@ def export_hashes(store: RegionStore) -> tuple[dict, list[str]]:
 
 
 def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
-    """Inside the target region: which payload clips (by token) duplicate which local clips."""
-    import kernels
+    """Inside the target region: which payload clips (by token) duplicate which local clips.
 
-    from .dedup import DedupParams
+    Candidates come from the region's keyframe index; verification is :func:`dedup.verify_pairs`
+    on a table of the remote clips (tokens, no metadata) followed by the local ones, so the
+    cross-border check applies exactly the rules of in-region dedup."""
+    from .dedup import DedupParams, _span_rows, verify_pairs
     from .index import QUALITY_FLOOR, ensure_indexes
+    from .store import ClipTable
 
     params = params or DedupParams()
     table = store.clip_table()
-    if len(table) == 0 or len(payload["counts"]) == 0:
+    n_remote = len(payload["counts"])
+    if len(table) == 0 or n_remote == 0:
         return []
     kf = store.keyframes(table.snapshot)
     kf_index, _ = ensure_indexes(store)
-    n_remote = len(payload["counts"])
-    remote_start = np.concatenate([[0], np.cumsum(payload["counts"])[:-1]]).astype(np.int64)
     token_of_kf = np.repeat(np.arange(n_remote), payload["counts"])
     q = np.flatnonzero(payload["valid"])
     lims, _, ids = kf_index.range_search(np.ascontiguousarray(payload["hashes"][q]), params.candidate_radius)
-    local_clip_of_kf = np.full(len(kf["hashes"]), -1, np.int64)
-    for i, (s, n) in enumerate(zip(table.kf_start, table.kf_count, strict=True)):
-        local_clip_of_kf[s : s + n] = i
+    local_of_kf = np.full(len(kf["hashes"]), -1, np.int64)
+    local_of_kf[_span_rows(table.kf_start, table.kf_count)] = np.repeat(np.arange(len(table)), table.kf_count)
     qa = np.repeat(token_of_kf[q], np.diff(lims))
-    lb = local_clip_of_kf[ids]
+    lb = local_of_kf[ids]
     keep = lb >= 0
     if not keep.any():
         return []
     # one vote per remote keyframe and local clip
     trip = np.unique(np.stack([qa[keep], lb[keep], np.repeat(q, np.diff(lims))[keep]], 1), axis=0)
-    pairs, n = np.unique(trip[:, :2], axis=0, return_counts=True)
-    pairs = pairs[n >= params.min_candidate_matches]
-    if len(pairs) == 0:
+    cand, n = np.unique(trip[:, :2], axis=0, return_counts=True)
+    cand = cand[n >= params.min_candidate_matches]
+    if len(cand) == 0:
         return []
-    # align: remote clips first, local clips after, in one hash array
+    # combined table: remote clips get rows 0..n_remote-1, local clips follow
+    n_hash = len(payload["hashes"])
+    remote_start = np.concatenate([[0], np.cumsum(payload["counts"])[:-1]]).astype(np.int64)
+    nan = np.full(n_remote, np.nan)
+    combined = ClipTable(
+        table.snapshot,
+        np.arange(n_remote + len(table), dtype=np.int64),
+        [f"token-{t}" for t in range(n_remote)] + list(table.clip_ids),
+        [""] * n_remote + list(table.drive_ids),
+        [""] * n_remote + list(table.vehicle_ids),
+        np.concatenate([nan, table.start_time]),
+        np.concatenate([np.asarray(payload["counts"]) / params.keyframe_hz, table.duration_s]),
+        np.concatenate([remote_start, table.kf_start + n_hash]).astype(np.int64),
+        np.concatenate([payload["counts"], table.kf_count]).astype(np.int64),
+        np.concatenate([nan, table.quality_mean]),
+        [""] * n_remote + list(table.sources),
+        np.concatenate([np.zeros(n_remote), table.source_offset_s]),
+    )
     hashes = np.ascontiguousarray(np.concatenate([payload["hashes"], kf["hashes"]]))
     valid = np.concatenate([payload["valid"], kf["quality"] >= QUALITY_FLOOR])
-    start = np.concatenate([remote_start, table.kf_start + len(payload["hashes"])]).astype(np.int64)
-    count = np.concatenate([payload["counts"], table.kf_count]).astype(np.int64)
-    al = kernels.align_keyframe_pairs(hashes, valid, start, count, pairs[:, 0].astype(np.int64),
-                                      (pairs[:, 1] + n_remote).astype(np.int64), params.match_radius, -1)
-    step = 1.0 / params.keyframe_hz
-    out = []
-    for p in range(len(pairs)):
-        m = int(al.matches[p])
-        span = int(al.last_a[p]) - int(al.first_a[p]) + 1
-        if m < params.min_matches or m / span < params.min_match_fraction:
-            continue
-        na, nb = int(count[pairs[p, 0]]), int(table.kf_count[pairs[p, 1]])
-        whole = bool(params.is_whole(int(al.first_a[p]), int(al.last_a[p]), int(al.shift[p]), na, nb))
-        out.append({"token": int(pairs[p, 0]), "clip_id": table.clip_ids[pairs[p, 1]],
-                    "relation": "duplicate" if whole else "partial",
-                    "offset_s": float(al.shift[p]) * step, "matches": m,
-                    "mean_distance": round(float(al.mean_dist[p]), 2)})
-    return out
+    pairs = np.stack([cand[:, 0], cand[:, 1] + n_remote], axis=1).astype(np.int64)
+    return [{"token": int(p.a), "clip_id": table.clip_ids[p.b - n_remote], "relation": p.relation,
+             "offset_s": p.offset_s, "matches": p.matches, "mean_distance": round(p.mean_dist, 2)}
+            for p in verify_pairs(pairs, combined, hashes, valid, params)]
 
 
 def cross_duplicates(home: Home, source: str, target: str) -> CrossDuplicates:
