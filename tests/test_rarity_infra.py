@@ -69,12 +69,20 @@ def test_duplicated_and_multi_clip_rare_events_stay_rare(home, monkeypatch, exac
     store.close()
 
 
-def test_without_relative_exclusion_they_would_not_be_rare(home):
+def test_without_relative_exclusion_they_would_not_be_rare(home, monkeypatch):
     """Control: the same embeddings with no dedup pairs and distinct drives are each other's
-    nearest neighbours, so the exclusion is what keeps them rare."""
+    nearest neighbours, so the exclusion is what keeps them rare. Without dedup pairs the
+    near-duplicate rule (cosine >= NEAR_DUPLICATE_SIMILARITY counts as a copy) still keeps them
+    rare; with that rule off too, they are not."""
+    import engine.rarity as rarity_mod
+
     store = _region(home)
     with store.writer():
         store.replace_dedup([], [], incremental=False, clip_end=store.snapshot().clip_end)
+    res = compute_rarity(store, k=3)
+    pct = dict(zip(res.clip_ids, res.percentiles, strict=True))
+    assert min(pct[f"dup-{j}"] for j in range(5)) >= 95.0  # missed copies are still relatives
+    monkeypatch.setattr(rarity_mod, "NEAR_DUPLICATE_SIMILARITY", 1.01)
     res = compute_rarity(store, k=3)
     pct = dict(zip(res.clip_ids, res.percentiles, strict=True))
     assert max(pct[f"dup-{j}"] for j in range(5)) < 50.0  # 4 near-identical copies within k=3
