@@ -37,26 +37,24 @@ def thumbnails(frames: np.ndarray) -> np.ndarray:
 #: fraction of the content cropped off top/bottom and left/right before hashing ("safe area"):
 #: burned-in timestamp bars, logos and overlays live there
 SAFE_MARGIN = (0.10, 0.05)
-#: a letterbox/pillarbox bar: rows/columns that are flat (max - min over the row and every
-#: keyframe at most this) -- black, or grey once a brightness change lifted the black ...
-BAR_MAX_SPREAD = 12
-#: ... and no brighter than this ...
-BAR_MAX_LUMA = 128
-#: ... ending in a sharp edge (a step of the brightest or the mean value of at least this),
-#: at most this fraction a side
+#: a letterbox/pillarbox bar: rows/columns no brighter than this in every keyframe ...
+BAR_MAX_LUMA = 24
+#: ... that end in a sharp edge (a step of the brightest or the mean value of at least this),
+#: at most this fraction a side. (A "flat rows" test that also caught bars lifted to grey by a
+#: brightness change was tried and dropped: noise in a copy breaks flatness, so the copy and its
+#: source were cropped differently -- blur/noise and fps-change recall fell 10-15 points.)
 BAR_EDGE_STEP = 16.0
 BAR_MAX_FRACTION = 0.25
 
 
-def _bar_length(flat: np.ndarray, profile_max: np.ndarray, profile_mean: np.ndarray) -> int:
-    """Leading rows of a bar: flat everywhere, ended by a sharp step into the picture."""
+def _bar_length(profile_max: np.ndarray, profile_mean: np.ndarray) -> int:
+    """Leading rows of a black bar: dark everywhere, ended by a sharp step into the picture."""
     limit = int(len(profile_max) * BAR_MAX_FRACTION)
-    bar = flat[:limit] & (profile_max[:limit] <= BAR_MAX_LUMA)
-    n = int(np.argmin(bar)) if not bar.all() else limit
+    dark = profile_max[:limit] <= BAR_MAX_LUMA
+    n = int(np.argmin(dark)) if not dark.all() else limit
     if n < 2 or n >= limit:
         return 0
-    step = max(abs(float(profile_max[n]) - float(profile_max[n - 1])),
-               abs(float(profile_mean[n] - profile_mean[n - 1])))
+    step = max(float(profile_max[n]) - float(profile_max[n - 1]), float(profile_mean[n] - profile_mean[n - 1]))
     return n if step >= BAR_EDGE_STEP else 0
 
 
@@ -64,15 +62,12 @@ def content_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the picture inside letterbox/pillarbox bars, per clip."""
     _, h, w, _ = keyframes.shape
     mx = keyframes.max(axis=(0, 3))  # [H, W]: brightest value over keyframes and channels
-    mn = keyframes.min(axis=(0, 3))
     mean = keyframes.mean(axis=(0, 3), dtype=np.float32)
     rmax, rmean, cmax, cmean = mx.max(axis=1), mean.mean(axis=1), mx.max(axis=0), mean.mean(axis=0)
-    rflat = (rmax.astype(np.int16) - mn.min(axis=1)) <= BAR_MAX_SPREAD
-    cflat = (cmax.astype(np.int16) - mn.min(axis=0)) <= BAR_MAX_SPREAD
-    top = _bar_length(rflat, rmax, rmean)
-    bottom = h - _bar_length(rflat[::-1], rmax[::-1], rmean[::-1])
-    left = _bar_length(cflat, cmax, cmean)
-    right = w - _bar_length(cflat[::-1], cmax[::-1], cmean[::-1])
+    top = _bar_length(rmax, rmean)
+    bottom = h - _bar_length(rmax[::-1], rmean[::-1])
+    left = _bar_length(cmax, cmean)
+    right = w - _bar_length(cmax[::-1], cmean[::-1])
     return top, bottom, left, right
 
 
