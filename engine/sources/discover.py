@@ -34,14 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine.errors import InputError
+from engine.ids import MAX_CLIP_ID_LEN, validate_clip_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TELEMETRY_SIDECARS = (".telemetry.csv", ".csv", ".npy", ".npz")
-MAX_CLIP_ID_LEN = 128
 MAX_BASE_LEN = MAX_CLIP_ID_LEN - 5  # leaves room for "-0000"
-_CLIP_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -55,29 +53,6 @@ class SourceItem:
     clip_id_base: str
     telemetry: Path | None = None
     message: str = ""  # why, for kind "error"
-
-
-def validate_clip_id(clip_id: str) -> str:
-    """Return ``clip_id`` if it is a valid clip id, else raise :class:`InputError`."""
-    rule = "a clip id is 1-128 characters from [A-Za-z0-9._-], and not '.' or '..'"
-    if not isinstance(clip_id, str):
-        raise InputError(f"clip id {clip_id!r} is a {type(clip_id).__name__}; {rule}; pass a str")
-    if not clip_id:
-        raise InputError(f"clip id is empty; {rule}; name the clip, e.g. 'drive1__cam0'")
-    if len(clip_id) > MAX_CLIP_ID_LEN:
-        raise InputError(
-            f"clip id {clip_id[:40]!r}... has {len(clip_id)} characters; {rule}; shorten it "
-            "(discover() truncates with a hash suffix)"
-        )
-    if clip_id in (".", ".."):
-        raise InputError(f"clip id {clip_id!r} is a path component; {rule}; rename it")
-    if not _CLIP_ID.fullmatch(clip_id):
-        bad = sorted({c for c in clip_id if _BAD_CHARS.match(c)})
-        raise InputError(
-            f"clip id {clip_id!r} contains {bad!r} (paths, '/', NUL and spaces are not ids); "
-            f"{rule}; replace them, e.g. with '_' ('/' with '__')"
-        )
-    return clip_id
 
 
 def _short_hash(text: str) -> str:
