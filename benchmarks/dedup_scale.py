@@ -127,11 +127,6 @@ def _kf_noise(pair_mean: np.ndarray, counts: np.ndarray, rng: np.random.Generato
     return mean + np.where(out, rng.uniform(*OUTLIER_BITS, len(mean)), 0.0)
 
 
-def _span_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    ends = np.cumsum(counts)
-    return np.repeat(starts - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
-
-
 def make_fleet(n_clips: int, seed: int = 0) -> SynthFleet:
     """A region of ``n_clips`` clips (~20 keyframes each) with planted truth (module doc)."""
     rng = np.random.default_rng(seed)
@@ -423,7 +418,7 @@ def exact_agreement(home_dir: Path, n_subset: int, seed: int = 0, region: str = 
     from engine.dedup import DedupParams, keyframe_clips, load_dedup, verify_pairs
     from engine.index import QUALITY_FLOOR
     from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.store import RegionStore, span_rows
 
     p = DedupParams()
     with RegionStore.open(Home.open(home_dir).region(region)) as store:
@@ -434,7 +429,7 @@ def exact_agreement(home_dir: Path, n_subset: int, seed: int = 0, region: str = 
     rng = np.random.default_rng(seed)
     subset = np.sort(rng.choice(table.rows, min(n_subset, len(table)), replace=False))
     kf_clip = keyframe_clips(table, len(hashes))
-    q = _span_rows(table.kf_start[np.searchsorted(table.rows, subset)],
+    q = span_rows(table.kf_start[np.searchsorted(table.rows, subset)],
                    table.kf_count[np.searchsorted(table.rows, subset)])
     q = q[valid[q]]
     base = np.flatnonzero(valid)

@@ -24,7 +24,7 @@ from . import audit
 from .errors import PolicyError
 from .query import Filters, search_vector
 from .regions import Home
-from .store import RegionStore
+from .store import RegionStore, span_rows
 
 
 @dataclass
@@ -123,8 +123,7 @@ def export_hashes(store: RegionStore) -> tuple[dict, list[str]]:
 
     table = store.clip_table()
     kf = store.keyframes(table.snapshot)
-    idx = np.concatenate([np.arange(s, s + n) for s, n in zip(table.kf_start, table.kf_count, strict=True)]) \
-        if len(table) else np.zeros(0, np.int64)
+    idx = span_rows(table.kf_start, table.kf_count)
     payload = {
         "hashes": np.ascontiguousarray(kf["hashes"][idx]),
         "valid": kf["quality"][idx] >= QUALITY_FLOOR,
@@ -139,7 +138,7 @@ def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
     Candidates come from the region's keyframe index; verification is :func:`dedup.verify_pairs`
     on a table of the remote clips (tokens, no metadata) followed by the local ones, so the
     cross-border check applies exactly the rules of in-region dedup."""
-    from .dedup import DedupParams, _span_rows, verify_pairs
+    from .dedup import DedupParams, verify_pairs
     from .index import QUALITY_FLOOR, ensure_indexes
     from .store import ClipTable
 
@@ -154,7 +153,7 @@ def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
     q = np.flatnonzero(payload["valid"])
     lims, _, ids = kf_index.range_search(np.ascontiguousarray(payload["hashes"][q]), params.candidate_radius)
     local_of_kf = np.full(len(kf["hashes"]), -1, np.int64)
-    local_of_kf[_span_rows(table.kf_start, table.kf_count)] = np.repeat(np.arange(len(table)), table.kf_count)
+    local_of_kf[span_rows(table.kf_start, table.kf_count)] = np.repeat(np.arange(len(table)), table.kf_count)
     qa = np.repeat(token_of_kf[q], np.diff(lims))
     lb = local_of_kf[ids]
     keep = lb >= 0

@@ -44,7 +44,7 @@ import numpy as np
 import kernels
 
 from .index import QUALITY_FLOOR, ensure_indexes
-from .store import ClipTable, RegionStore
+from .store import ClipTable, RegionStore, span_rows
 
 
 @dataclass(frozen=True)
@@ -168,18 +168,8 @@ def elect_representatives(groups: dict[int, list[int]], table: ClipTable) -> dic
 def keyframe_clips(table: ClipTable, n_keyframes: int) -> np.ndarray:
     """Clip row of every keyframe row (``-1`` for rows of no active clip), without a Python loop."""
     kf_clip = np.full(n_keyframes, -1, np.int64)
-    kf_clip[_span_rows(table.kf_start, table.kf_count)] = np.repeat(table.rows, table.kf_count)
+    kf_clip[span_rows(table.kf_start, table.kf_count)] = np.repeat(table.rows, table.kf_count)
     return kf_clip
-
-
-def _span_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])``, vectorised."""
-    counts = np.asarray(counts, np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(counts)
-    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(total)
 
 
 def candidate_method(n_quality_keyframes: int, params: DedupParams) -> str:

@@ -886,3 +886,14 @@ class ClipTable:
 
 def _num(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
+
+
+def span_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Keyframe rows of clips given their starts and counts:
+    ``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])``, vectorised."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(total)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .store import RegionStore
+from .store import RegionStore, span_rows
 
 UNIT_NORM_TOLERANCE = 1e-3
 
@@ -292,8 +292,8 @@ def _check_embeddings(rep: VerifyReport, block: np.ndarray, lo: int, rows, activ
 
 
 def _expected_index_ids(rows, kf_start, kf_count, active, quality, floor) -> tuple[np.ndarray, np.ndarray]:
-    spans = [(int(s), int(n)) for s, n, a in zip(kf_start, kf_count, active, strict=True) if a and n > 0]
-    kf = np.concatenate([np.arange(s, s + n, dtype=np.int64) for s, n in spans]) if spans else np.zeros(0, np.int64)
+    active = np.asarray(active, bool)
+    kf = span_rows(np.asarray(kf_start)[active], np.maximum(np.asarray(kf_count)[active], 0))
     kf = kf[kf < len(quality)]
     kf = kf[quality[kf] >= floor]
     return np.sort(kf), np.sort(rows[active]).astype(np.int64)

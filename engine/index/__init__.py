@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 
 from ..errors import StoreError
-from ..store import RegionStore, Snapshot, fault_point
+from ..store import RegionStore, Snapshot, fault_point, span_rows
 from .embeddings import EmbeddingIndex
 from .keyframes import KeyframeIndex
 
@@ -149,8 +149,9 @@ def _active_keyframe_rows(store: RegionStore, clip_lo: int, clip_hi: int) -> tup
     ).fetchall()
     if not spans:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rows = np.concatenate([np.arange(s, s + n, dtype=np.int64) for _, s, n in spans])
-    clips = np.concatenate([np.full(n, r, dtype=np.int64) for r, _, n in spans])
+    clip_rows, starts, counts = (np.asarray(c, np.int64) for c in zip(*spans, strict=True))
+    rows = span_rows(starts, counts)
+    clips = np.repeat(clip_rows, counts)
     return rows, clips
 
 
