@@ -72,6 +72,11 @@ class DedupParams:
     keyframe_hz: float = 2.0
     query_block: int = 32768  # keyframes per range-search block (exact candidates)
     same_drive_tolerance_s: float = 1.0
+    # two clips whose recorded time ranges lie further apart than this cannot be whole duplicates,
+    # whatever their drive or vehicle (the same route driven on another day looks alike frame by
+    # frame); only clips that both carry a recorded start time; 0 turns the rule off. Partials are
+    # exempt: a splice of two recordings carries the start time of its first part only
+    max_recorded_gap_s: float = 6 * 3600.0
     # partial matches shorter than this many keyframes must show change across the matched
     # stretch (first vs last matched keyframe of A at least this many bits apart)
     specific_span_keyframes: int = 6
@@ -275,6 +280,8 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
             & np.isfinite(sb) & disjoint)
     na, nb = table.kf_count[ia], table.kf_count[ib]
     whole = params.is_whole(fa, la, s, na, nb)
+    # recorded on different days: never the same whole clip, whoever recorded it
+    ok &= ~(whole & recorded_far_apart(sa, table.duration_s[ia], sb, table.duration_s[ib], params))
     # a short partial match must be temporally specific: if the matched stretch of A barely
     # changes (a car waiting at a light), any other moment of that wait matches as well, e.g.
     # the end of the previous clip of the same drive; require its first and last matched
@@ -292,6 +299,17 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
     return out
+
+
+def recorded_far_apart(sa, da, sb, db, params: DedupParams):
+    """Vectorised: both start times known and the recorded ranges more than
+    ``params.max_recorded_gap_s`` apart (False everywhere when the rule is off)."""
+    sa, da, sb, db = (np.asarray(v, np.float64) for v in (sa, da, sb, db))
+    if params.max_recorded_gap_s <= 0:
+        return np.zeros(np.broadcast(sa, sb).shape, bool)
+    with np.errstate(invalid="ignore"):
+        gap = np.maximum(sa, sb) - np.minimum(sa + da, sb + db)
+        return np.isfinite(gap) & (gap > params.max_recorded_gap_s)
 
 
 def _group_consistent(pairs: list[Pair], groups: dict[int, list[int]], table: ClipTable,

@@ -17,6 +17,7 @@ from engine.store import RegionStore
 from tests.conftest import make_new_clip
 
 K = 20  # keyframes per clip (10 s at 2 Hz)
+DAY0, DAY = 1.7e9, 86400.0
 METHODS = {"exact": DedupParams(), "lsh": DedupParams(exact_max_keyframes=0)}
 
 
@@ -56,19 +57,29 @@ def dedup(home, params, full=False):
 @pytest.mark.parametrize("method", METHODS)
 def test_relations_and_vetoes(home, method):
     rng = np.random.default_rng(1)
-    s1, s2, s3, s4, s5, s6 = (seq(rng) for _ in range(6))
+    s1, s2, s3, s4, s5, s6, s7 = (seq(rng) for _ in range(7))
     clips = [
         clip(rng, "src1", s1), clip(rng, "dup1", noisy(rng, s1, 8)),
         # partial: the second half of src2 then 10 new keyframes -> offset 5 s
         clip(rng, "src2", s2), clip(rng, "roll2", np.concatenate([noisy(rng, s2[10:], 6), seq(rng, 10)])),
         # splice: tail of src3 + head of src4 -> partial with each, src3 and src4 stay apart
-        clip(rng, "src3", s3), clip(rng, "src4", s4),
-        clip(rng, "splice", np.concatenate([noisy(rng, s3[10:], 4), noisy(rng, s4[:10], 4)])),
+        # (src4 was recorded days before the splice's recorded start, which is src3's: a splice
+        # carries the time of its first part only, so the time rule must not veto partials)
+        clip(rng, "src3", s3, start_time=DAY0), clip(rng, "src4", s4, start_time=DAY0 - 3 * DAY),
+        clip(rng, "splice", np.concatenate([noisy(rng, s3[10:], 4), noisy(rng, s4[:10], 4)]),
+             start_time=DAY0 + 5.0),
         # look-alike: same route another day (~60 bits per keyframe)
         clip(rng, "src5", s5), clip(rng, "alike5", noisy(rng, s5, 60)),
         # same car, same (static) scene, disjoint times: never the same footage
         clip(rng, "park_a", s6, drive_id="d6", start_time=1000.0),
         clip(rng, "park_b", noisy(rng, s6, 4), drive_id="d6", start_time=1000.0 + K / 2.0 + 5.0),
+        # the same place recorded by two cars on different days, frames nearly identical: not a
+        # duplicate (recorded more than max_recorded_gap_s apart); a copy that keeps the recorded
+        # time still is one, and a clip without a recorded time is never vetoed
+        clip(rng, "day_a", s7, drive_id="d7", start_time=DAY0),
+        clip(rng, "day_b", noisy(rng, s7, 6), drive_id="d8", start_time=DAY0 + 2 * DAY),
+        clip(rng, "day_a_copy", noisy(rng, s7, 6), drive_id="upload", start_time=DAY0),
+        clip(rng, "nodate", noisy(rng, s7, 6)),
     ]
     row = add(home, clips)
     res, pairs, groups = dedup(home, METHODS[method])
@@ -77,14 +88,18 @@ def test_relations_and_vetoes(home, method):
     name = {v: k for k, v in row.items()}
     got = {(name[a], name[b]): p.relation for (a, b), p in by_name.items()}
     assert got == {("src1", "dup1"): "duplicate", ("src2", "roll2"): "partial",
-                   ("src3", "splice"): "partial", ("src4", "splice"): "partial"}
+                   ("src3", "splice"): "partial", ("src4", "splice"): "partial",
+                   ("day_a", "day_a_copy"): "duplicate", ("day_a", "nodate"): "duplicate",
+                   ("day_b", "nodate"): "duplicate", ("day_a_copy", "nodate"): "duplicate"}
     roll = by_name[(row["src2"], row["roll2"])]
     assert roll.offset_s == pytest.approx(5.0)
     assert roll.a_span == (5.0, 9.5) and roll.b_span == (0.0, 4.5)
     spl = by_name[(row["src4"], row["splice"])]
     assert spl.offset_s == pytest.approx(-5.0) and spl.b_span == (5.0, 9.5)
-    # only the whole duplicate makes a group; the splice links nothing
-    assert sorted(groups.values()) == [sorted([row["src1"], row["dup1"]])]
+    # only whole duplicates make groups; the splice links nothing. The undated copy bridges
+    # day_b into day_a's group: the time rule vetoes pairs, it cannot split what other pairs join
+    assert sorted(groups.values()) == sorted([sorted([row["src1"], row["dup1"]]), sorted(
+        [row["day_a"], row["day_b"], row["day_a_copy"], row["nodate"]])])
 
 
 @pytest.mark.parametrize("method", METHODS)
