@@ -1,7 +1,7 @@
 """Quality benchmark: how good clipdex is against a synthetic fleet's ground truth.
 
     python -m benchmarks.quality [--preset quality] [--clips N] [--seed 0] [--out results.json]
-                                 [--home DIR] [--keep]
+                                 [--home DIR] [--keep] [--no-scaled]
 
 Builds the fleet (``FleetSpec.quality()``: 1,200 clips of 10 s at 320x180 over 3 regions by
 default), then per region runs the real engine path: the fleet is rendered in chunks, each chunk
@@ -9,6 +9,12 @@ is written as a ``clipdex-clip-v1`` zarr store and ingested with :func:`engine.i
 (decode, keyframe sampling, kernels, store, indexes) and deleted, so the whole fleet never sits
 on disk (it would take ~8 GB); then dedup -> rarity -> query -> selection, each scored against
 the ground truth by :mod:`engine.evaluate`. Prints one table and saves it as JSON.
+
+The fleet's regions are small enough for the exact candidate search; unless ``--no-scaled``, each
+region is first deduplicated with the scaled design forced (banded LSH candidates, what regions
+above ``DedupParams.exact_max_keyframes`` use) and scored the same way, and the table shows both
+and how many verified pairs differ (issue 6: the quality figures hold with the scaled design).
+Everything after dedup reads the stored pairs, so identical pairs mean identical downstream figures.
 """
 
 from __future__ import annotations
@@ -104,9 +110,10 @@ def build_home(spec, home: Path, work: Path, chunk: int = 120, say=print) -> tup
     return plan.ground_truth, info
 
 
-def evaluate_home(home: Path, gt: dict, seed: int = 0, say=print) -> dict:
-    """Run dedup, rarity, selection on every region of ``home`` and score them."""
-    from engine.dedup import run_dedup
+def evaluate_home(home: Path, gt: dict, seed: int = 0, say=print, scaled: bool = True) -> dict:
+    """Run dedup, rarity, selection on every region of ``home`` and score them (and, with
+    ``scaled``, dedup with forced LSH candidates first, scored and compared pair by pair)."""
+    from engine.dedup import DedupParams, load_dedup, run_dedup
     from engine.evaluate import (
         dedup_quality,
         query_quality,
@@ -124,6 +131,14 @@ def evaluate_home(home: Path, gt: dict, seed: int = 0, say=print) -> dict:
     for r in sorted({c["region"] for c in gt["clips"]}):
         with RegionStore.open(h.region(r)) as store:
             times = {}
+            lsh = None
+            if scaled:
+                t = time.perf_counter()
+                say(f"[{r}] dedup, scaled design (LSH candidates forced)")
+                run_dedup(store, DedupParams(exact_max_keyframes=0), full=True)
+                times["dedup_lsh_s"] = round(time.perf_counter() - t, 2)
+                lsh = {"dedup": dedup_quality(store, gt),
+                       "pairs": {(p.a, p.b, p.relation) for p in load_dedup(store)[0]}}
             t = time.perf_counter()
             say(f"[{r}] dedup")
             run_dedup(store, full=True)
@@ -145,7 +160,21 @@ def evaluate_home(home: Path, gt: dict, seed: int = 0, say=print) -> dict:
                 "selection": selection_quality(store, [s.clip_id for s in sel.chosen], seed=seed),
                 "seconds": times,
             }
-    return {"regions": regions, "overall": summarize_regions(regions)}
+            if lsh is not None:
+                exact_pairs = {(p.a, p.b, p.relation) for p in load_dedup(store)[0]}
+                regions[r]["dedup_scaled"] = {
+                    **{k: lsh["dedup"][k] for k in ("precision", "recall", "f1", "hard_negatives_merged",
+                                                    "offset_error_max_s")},
+                    "pairs": len(lsh["pairs"]), "pairs_only_exact": len(exact_pairs - lsh["pairs"]),
+                    "pairs_only_scaled": len(lsh["pairs"] - exact_pairs)}
+    out = {"regions": regions, "overall": summarize_regions(regions)}
+    if scaled:
+        sc = [s["dedup_scaled"] for s in regions.values()]
+        out["scaled"] = {"pairs_only_exact": sum(x["pairs_only_exact"] for x in sc),
+                         "pairs_only_scaled": sum(x["pairs_only_scaled"] for x in sc),
+                         "f1_min": min(x["f1"] for x in sc),
+                         "hard_negatives_merged": sum(x["hard_negatives_merged"] for x in sc)}
+    return out
 
 
 def table_rows(result: dict) -> list[list[str]]:
@@ -182,7 +211,15 @@ def table_rows(result: dict) -> list[list[str]]:
          f"{o['selection']['coverage']:.4f} vs {o['selection']['random_coverage']:.4f} "
          f"({o['selection']['improvement']:+.1%})", f">= {TARGETS['selection_improvement']:.0%} better"],
     ]
+    if "scaled" in result:
+        sc = result["scaled"]
+        rows.append(["scaled design (LSH candidates): verified pairs only exact / only LSH",
+                     f"{sc['pairs_only_exact']} / {sc['pairs_only_scaled']}", "0 / 0"])
     for r, s in result["regions"].items():
+        if "dedup_scaled" in s:
+            x = s["dedup_scaled"]
+            rows.append([f"[{r}] dedup P / R / F1, scaled design",
+                         f"{x['precision']:.3f} / {x['recall']:.3f} / {x['f1']:.3f}", ""])
         rows.append([f"[{r}] dedup P / R / F1",
                      f"{s['dedup']['precision']:.3f} / {s['dedup']['recall']:.3f} / {s['dedup']['f1']:.3f}",
                      ""])
@@ -193,7 +230,8 @@ def table_rows(result: dict) -> list[list[str]]:
 
 
 def run(preset: str = "quality", clips: int | None = None, seed: int = 0, out: str | None = None,
-        home: str | None = None, keep: bool = False, chunk: int = 120, quiet: bool = False) -> dict:
+        home: str | None = None, keep: bool = False, chunk: int = 120, quiet: bool = False,
+        scaled: bool = True) -> dict:
     from rich.console import Console
 
     console = Console(stderr=True, quiet=quiet)
@@ -215,7 +253,7 @@ def run(preset: str = "quality", clips: int | None = None, seed: int = 0, out: s
         say(f"fleet {preset}: {spec.n_clips} clips, {len(spec.regions)} regions, "
             f"{spec.width}x{spec.height}, {spec.clip_seconds:g} s, seed {seed}")
         gt, ingest_info = build_home(spec, home_path, work, chunk=chunk, say=say)
-        result = evaluate_home(home_path, gt, seed=seed, say=say)
+        result = evaluate_home(home_path, gt, seed=seed, say=say, scaled=scaled)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if tmp is not None and not keep:
@@ -261,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary home")
     ap.add_argument("--chunk", type=int, default=120, help="clips rendered per ingest chunk")
     ap.add_argument("--json", action="store_true", help="print the JSON instead of the table")
+    ap.add_argument("--no-scaled", action="store_true",
+                    help="skip the dedup pass with forced LSH candidates (the scaled design)")
     a = ap.parse_args(argv)
-    result = run(a.preset, a.clips, a.seed, a.out, a.home, a.keep, a.chunk)
+    result = run(a.preset, a.clips, a.seed, a.out, a.home, a.keep, a.chunk, scaled=not a.no_scaled)
     if a.json:
         print(json.dumps(result, indent=1))
     else:
