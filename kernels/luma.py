@@ -14,6 +14,12 @@ column ``J`` likewise over columns. Each kernel only supplies its per-axis weigh
 Per output row, the kernel sums the weighted input rows over the *interleaved* RGB bytes (one
 contiguous FMA stream, no de-interleaving in the hot loop), then converts the ``3W`` sums to luma
 once and bins the columns. Rows that no output needs are never read.
+
+:func:`area_luma_frame` is the area-weights fast path (pHash, :func:`luma_area_downsample`):
+fully covered rows summed in uint16 two at a time, the merge folded into the binning, and the
+binning dot products over zero-padded contiguous slices (an indexed ``acc[base + t]`` made LLVM
+emit gathers for the negative-index wraparound; slices do not). PDQ keeps
+:func:`weighted_luma_frame`, whose arithmetic its bit-exactness tests pin down.
 """
 
 import numba
@@ -23,6 +29,10 @@ from ._config import FLOAT_JIT, INT_JIT, PARALLEL
 from ._validate import check_frames, check_int
 
 __all__ = ["LUMA_COEFFS", "area_axis_weights", "luma_area_downsample"]
+
+#: column-weight rows are zero-padded to a multiple of this many float32 lanes, so the binning
+#: dot products run whole vector iterations (no scalar remainder loop)
+BIN_PAD = 32
 
 #: BT.601 luma weights of R, G, B
 LUMA_COEFFS = (0.299, 0.587, 0.114)
@@ -158,22 +168,145 @@ def weighted_luma_frame(frame, r_start, r_count, r_weight, full_weight, c_start,
         _bin_columns(accf, c_start, c_count, c_w3, scale, out[i])
 
 
+@numba.njit(**FLOAT_JIT)
+def padded_luma_column_weights(c_weight, full_weight):
+    """:func:`luma_column_weights` zero-padded to ``BIN_PAD`` lanes: ``(w3, w3 * full_weight)``.
+
+    Scratch rows must then be ``3W + w3.shape[1]`` long (see :func:`area_luma_frame`).
+    """
+    w3 = luma_column_weights(c_weight)
+    n_out, n3 = w3.shape
+    pad = (n3 + BIN_PAD - 1) // BIN_PAD * BIN_PAD
+    w3p = np.zeros((n_out, pad), np.float32)
+    w3f = np.zeros((n_out, pad), np.float32)
+    for j in range(n_out):
+        for t in range(n3):
+            w3p[j, t] = w3[j, t]
+            w3f[j, t] = w3[j, t] * full_weight
+    return w3p, w3f
+
+
+@numba.njit(**FLOAT_JIT)
+def _sum_full_rows(flat, first, count, acc16, fresh):
+    """``acc16[:3W]`` (``=`` if ``fresh`` else ``+=``) the sum of ``count`` rows from ``first``,
+    two rows per pass (half the accumulator loads/stores of a row-at-a-time loop)."""
+    width3 = flat.shape[1]
+    t = 0
+    if fresh:
+        if count >= 2:
+            r0 = flat[first]
+            r1 = flat[first + 1]
+            for k in range(width3):
+                acc16[k] = np.uint16(r0[k]) + np.uint16(r1[k])
+            t = 2
+        else:
+            r0 = flat[first]
+            for k in range(width3):
+                acc16[k] = np.uint16(r0[k])
+            t = 1
+    while t + 2 <= count:
+        r0 = flat[first + t]
+        r1 = flat[first + t + 1]
+        for k in range(width3):
+            acc16[k] = np.uint16(acc16[k] + np.uint16(np.uint16(r0[k]) + np.uint16(r1[k])))
+        t += 2
+    if t < count:
+        r0 = flat[first + t]
+        for k in range(width3):
+            acc16[k] = np.uint16(acc16[k] + np.uint16(r0[k]))
+
+
+@numba.njit(**FLOAT_JIT)
+def area_luma_frame(frame, r_start, r_count, r_weight, full_weight, c_start, c_w3p, c_w3f,
+                    scale, acc16, accf, out):
+    """Area-average luma of one frame ``uint8[H,W,3]`` into ``out[out_h, out_w]``, fused.
+
+    The fast twin of :func:`weighted_luma_frame` for area weights (``full_weight`` = the
+    weight of a row wholly inside a bin, i.e. ``out_h``): per output row, fully covered rows are
+    summed exactly in uint16 two at a time, the (at most a few) partially covered rows in
+    float32 ``accf``, and the merge of the two is folded into the column binning, which reads
+    ``acc16`` directly with the pre-scaled weights ``c_w3f`` when no partial row was seen. The
+    binning dot products take contiguous zero-padded slices (``c_w3p``/``c_w3f`` from
+    :func:`padded_luma_column_weights`): no negative-index wraparound, hence no gathers, and
+    no scalar remainder. ``acc16``/``accf`` are caller scratch of length ``3W + pad`` whose
+    tail past ``3W`` is zero (``np.zeros``) and is never written here.
+    """
+    height, width = frame.shape[0], frame.shape[1]
+    flat = frame.reshape((height, width * 3))
+    width3 = flat.shape[1]
+    pad = c_w3p.shape[1]
+    for i in range(out.shape[0]):
+        first = r_start[i]
+        count = r_count[i]
+        weights = r_weight[i]
+        n_int = 0
+        n_float = 0
+        t = 0
+        while t < count:
+            w = weights[t]
+            if w == full_weight:
+                run = 1
+                while t + run < count and weights[t + run] == full_weight and n_int + run < 256:
+                    run += 1
+                _sum_full_rows(flat, first + t, run, acc16, n_int == 0)
+                n_int += run
+                t += run
+                if n_int == 256:  # uint16 holds 257 * 255: flush before it could overflow
+                    if n_float == 0:
+                        for k in range(width3):
+                            accf[k] = full_weight * np.float32(acc16[k])
+                    else:
+                        for k in range(width3):
+                            accf[k] += full_weight * np.float32(acc16[k])
+                    n_float += 1
+                    n_int = 0
+            else:
+                row = flat[first + t]
+                if n_float == 0:
+                    for k in range(width3):
+                        accf[k] = w * np.float32(row[k])
+                else:
+                    for k in range(width3):
+                        accf[k] += w * np.float32(row[k])
+                n_float += 1
+                t += 1
+        out_row = out[i]
+        for j in range(out_row.shape[0]):
+            base = 3 * c_start[j]
+            a16 = acc16[base:base + pad]
+            af = accf[base:base + pad]
+            s = np.float32(0.0)
+            if n_float == 0:
+                wf = c_w3f[j]
+                for u in range(pad):
+                    s += wf[u] * np.float32(a16[u])
+            elif n_int == 0:
+                wp = c_w3p[j]
+                for u in range(pad):
+                    s += wp[u] * af[u]
+            else:
+                wp = c_w3p[j]
+                for u in range(pad):
+                    s += wp[u] * (af[u] + full_weight * np.float32(a16[u]))
+            out_row[j] = s * scale
+
+
 @numba.njit(**FLOAT_JIT, **PARALLEL)
 def _luma_area_downsample(frames, out_h, out_w):
     n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
     out = np.empty((n, out_h, out_w), np.float32)
     r_start, r_count, r_weight = area_axis_weights(height, out_h)
-    c_start, c_count, c_weight = area_axis_weights(width, out_w)
-    c_w3 = luma_column_weights(c_weight)
-    scale = 1.0 / (float(height) * float(width))
+    c_start, _, c_weight = area_axis_weights(width, out_w)
     full_weight = np.float32(out_h)  # the weight of a row lying wholly inside one bin
+    c_w3p, c_w3f = padded_luma_column_weights(c_weight, full_weight)
+    scale = 1.0 / (float(height) * float(width))
     n_blocks = (n + FRAMES_PER_BLOCK - 1) // FRAMES_PER_BLOCK
     for b in numba.prange(n_blocks):
-        acc16 = np.empty(3 * width, np.uint16)
-        accf = np.empty(3 * width, np.float32)
+        acc16 = np.zeros(3 * width + c_w3p.shape[1], np.uint16)
+        accf = np.zeros(3 * width + c_w3p.shape[1], np.float32)
         for f in range(b * FRAMES_PER_BLOCK, min(n, (b + 1) * FRAMES_PER_BLOCK)):
-            weighted_luma_frame(frames[f], r_start, r_count, r_weight, full_weight, c_start,
-                                c_count, c_w3, scale, acc16, accf, out[f])
+            area_luma_frame(frames[f], r_start, r_count, r_weight, full_weight, c_start, c_w3p,
+                            c_w3f, scale, acc16, accf, out[f])
     return out
 
 

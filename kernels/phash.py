@@ -6,6 +6,12 @@ those 64 values (mean of the two middle ones, as ``np.median``). Bit ``8*r + c``
 over the 8x8 block) is stored MSB-first, i.e. ``np.packbits(bits.ravel())``: the bytes equal
 ``np.packbits(imagehash.phash(img).hash.flatten())``. imagehash resizes with Lanczos from an
 8-bit 'L' image, so the two hashes agree closely, not exactly (see the tests).
+
+Arithmetic: exact integer row sums (uint16, flushed to float32 every 256 rows; partially
+covered rows weighted in float32), column binning in float32, DCT and median in float64. The
+NumPy twin computes the same means in float64, so the 32x32 images differ by float32 rounding
+(~1e-5) and the hashes are equal unless a DCT coefficient ties the median to that precision
+(frames of a few pixels, whose 32x32 image is constant along an axis, do; natural frames do not).
 """
 
 import math
@@ -15,7 +21,7 @@ import numpy as np
 
 from ._config import FLOAT_JIT, PARALLEL
 from ._validate import check_frames
-from .luma import FRAMES_PER_BLOCK, area_axis_weights, luma_column_weights, weighted_luma_frame
+from .luma import FRAMES_PER_BLOCK, area_axis_weights, area_luma_frame, padded_luma_column_weights
 
 __all__ = ["PHASH_BYTES", "dct_ii_matrix", "phash64"]
 
@@ -79,22 +85,23 @@ def _phash64(frames):
     n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
     out = np.empty((n, PHASH_BYTES), np.uint8)
     r_start, r_count, r_weight = area_axis_weights(height, _SMALL)
-    c_start, c_count, c_weight = area_axis_weights(width, _SMALL)
-    c_w3 = luma_column_weights(c_weight)
-    scale = 1.0 / (float(height) * float(width))
+    c_start, _, c_weight = area_axis_weights(width, _SMALL)
     full_weight = np.float32(_SMALL)
+    c_w3p, c_w3f = padded_luma_column_weights(c_weight, full_weight)
+    scratch = 3 * width + c_w3p.shape[1]
+    scale = 1.0 / (float(height) * float(width))
     dct = dct_ii_matrix(_KEEP, _SMALL)
     n_blocks = (n + FRAMES_PER_BLOCK - 1) // FRAMES_PER_BLOCK
     for b in numba.prange(n_blocks):
-        acc16 = np.empty(3 * width, np.uint16)
-        accf = np.empty(3 * width, np.float32)
+        acc16 = np.zeros(scratch, np.uint16)
+        accf = np.zeros(scratch, np.float32)  # the zero tail past 3W is read (times 0)
         small = np.empty((_SMALL, _SMALL), np.float64)
         tmp = np.empty((_KEEP, _SMALL), np.float64)
         coeffs = np.empty(_KEEP * _KEEP, np.float64)
         sorted_coeffs = np.empty(_KEEP * _KEEP, np.float64)
         for f in range(b * FRAMES_PER_BLOCK, min(n, (b + 1) * FRAMES_PER_BLOCK)):
-            weighted_luma_frame(frames[f], r_start, r_count, r_weight, full_weight, c_start,
-                                c_count, c_w3, scale, acc16, accf, small)
+            area_luma_frame(frames[f], r_start, r_count, r_weight, full_weight, c_start, c_w3p,
+                            c_w3f, scale, acc16, accf, small)
             _phash_bits(small, dct, tmp, coeffs, sorted_coeffs, out[f])
     return out
 

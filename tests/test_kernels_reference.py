@@ -31,6 +31,15 @@ def test_luma_area_downsample_exact_means():
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def test_luma_area_downsample_flushes_uint16_sums():
+    """Bins taller than 256 rows of 255s overflow uint16 unless the partial sums are flushed."""
+    frames = np.full((2, 601, 7, 3), 255, np.uint8)
+    frames[1, ::2] = 0  # alternate rows: the flushed and unflushed parts must add up exactly
+    got = kernels.luma_area_downsample(frames, 2, 3)
+    np.testing.assert_allclose(got, ref.luma_area_downsample(frames, 2, 3), rtol=1e-6)
+    np.testing.assert_allclose(got[0], 255.0, rtol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (90, 160), (200, 131), (360, 640)])
 def test_phash64_matches_reference(shape):
     frames = natural_frames(8, *shape, np.random.default_rng(3))
