@@ -147,7 +147,7 @@ def test_ivf_above_exact_max_has_high_recall(monkeypatch):
     x = _clustered(4000)
     ids = np.arange(4000, dtype=np.int64) * 3 + 5  # ids are clip rows, not positions
     idx = emb_mod.EmbeddingIndex.build(x, ids, {})
-    assert idx.meta["kind"] == "ivf-flat" and idx.meta["nlist"] == 256
+    assert idx.meta["kind"] == emb_mod.IVF_KIND and idx.meta["nlist"] == 256
     exact = emb_mod.EmbeddingIndex.build(x[:1000], ids[:1000], {})
     assert exact.meta["kind"] == "flat-ip"
     q = x[:200]
@@ -175,9 +175,49 @@ def test_region_switches_to_ivf_and_loads_memory_mapped(home, monkeypatch):
     with s.writer():
         s.append_clips(clips[200:])
     idx = ensure_embedding_index(s)
-    assert idx.meta["kind"] == "ivf-flat" and idx.ntotal == 700
+    assert idx.meta["kind"] == emb_mod.IVF_KIND and idx.ntotal == 700
     again = ensure_embedding_index(s)  # current: read from disk, lists memory-mapped
-    assert again.meta["kind"] == "ivf-flat" and again.meta["nprobe"] == emb_mod.IVF_NPROBE
+    assert again.meta["kind"] == emb_mod.IVF_KIND and again.meta["nprobe"] == emb_mod.IVF_NPROBE
     hits = search_clip(s, "c0005", k=5)
     assert len(hits) == 5 and all(h.clip_id != "c0005" for h in hits)
+    s.close()
+
+
+def test_approximate_index_returns_exact_cosines_for_any_dim(monkeypatch):
+    """The PQ codes only pick candidates: the scores returned are the exact cosines (re-rank), and
+    odd dimensions (one dim per sub-quantizer) build too."""
+    monkeypatch.setattr(emb_mod, "EXACT_MAX", 500)
+    for dim in (32, 33):
+        x = _clustered(2000, seed=dim, dim=dim)
+        ids = np.arange(2000, dtype=np.int64) + 7
+        idx = emb_mod.EmbeddingIndex.build(x, ids, {})
+        assert idx.meta["kind"] == emb_mod.IVF_KIND and idx.meta["pq_m"] == (16 if dim == 32 else 33)
+        q = x[:50]
+        sims, got = idx.search(q, 10)
+        assert (got >= 7).all()
+        exact = np.einsum("qd,qkd->qk", q, x[got - 7])
+        np.testing.assert_allclose(sims, exact, atol=1e-5)
+        assert (got[:, 0] == ids[:50]).all()  # each query's own vector is its best match
+
+
+def test_older_ivf_flat_index_is_rebuilt(home, monkeypatch):
+    """An index saved by the previous code (kind ivf-flat) is current by catalog version, but is
+    rebuilt as the present approximate kind on first use, the reason recorded."""
+    monkeypatch.setattr(emb_mod, "EXACT_MAX", 300)
+    rng = np.random.default_rng(2)
+    s = RegionStore.open(home.region("us-west"), create=True)
+    x = _clustered(400, dim=128)
+    clips = [make_new_clip(rng, f"c{i:04d}", k=1) for i in range(400)]
+    for c, v in zip(clips, x, strict=True):
+        c.embedding = v
+    with s.writer():
+        s.append_clips(clips)
+    ensure_embedding_index(s)
+    sidecar = s.index_dir / "embeddings.json"
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "kind": "ivf-flat", "nprobe": 32}))
+    idx = ensure_embedding_index(s)
+    assert idx.meta["kind"] == emb_mod.IVF_KIND and idx.ntotal == 400
+    assert json.loads(sidecar.read_text())["kind"] == emb_mod.IVF_KIND
+    assert "embeddings: built with other parameters" in s.meta("index_rebuild_reason", "")
     s.close()

@@ -4,19 +4,29 @@ Which index, by region size (``n`` = clips in the index):
 
 * ``n <= EXACT_MAX``: exact search (``IndexFlatIP``). Recall 1; ~2 ms a query at 100k, so exact
   stays the choice while it is fast enough and needs no training.
-* ``n > EXACT_MAX``: an inverted file with exact vectors (``IndexIVFFlat``), ``nlist`` = the
-  power of two nearest ``4 * sqrt(n)`` (4096 at 1M), k-means trained on a seeded sample of
+* ``n > EXACT_MAX`` (kind ``ivf-pqfs-refine``): an inverted file of 4-bit fast-scan PQ codes
+  (``IndexIVFPQFastScan``, ``d/2`` sub-quantizers: 32 bytes a 128-d clip) whose top
+  ``k * REFINE_K_FACTOR`` candidates are re-ranked exactly against the float embeddings
+  (``IndexRefineFlat``), so the scores returned are exact cosines. ``nlist`` = the power of two
+  nearest ``4 * sqrt(n)`` (4096 at 1M), k-means trained on a seeded sample of
   ``IVF_TRAIN_PER_LIST * nlist`` vectors, searched with ``nprobe = IVF_NPROBE`` lists.
-  Measured on 1M synthetic clustered 128-d embeddings (``python benchmarks/query_scale.py``):
-  recall@10 against exact search and single-thread latency are in the README table.
+  The fast-scan codes are ~16x smaller than float vectors and scanned with SIMD look-up tables,
+  so a query can afford to scan 192 lists (~47k clips at 1M) in about the time IVF-flat scans 32;
+  the exact re-rank of 200 candidates then recovers what the coarse codes blur.
+  Measured on 1M synthetic clustered 128-d embeddings (``python -m benchmarks.query_scale``),
+  one thread, k=10: recall@10 0.969 at p50 0.49 ms / p99 0.62 ms, where IVF4096-flat reached
+  0.933 at nprobe 32 (p50 0.53 ms) and 0.949 at nprobe 64 (0.97 ms); the README has the table.
 
-Why IVF and not HNSW: an IVF index's inverted lists are **memory-mapped** when the index is
-current (``IO_FLAG_MMAP``), so a one-shot ``clipdex query`` on a 1M-clip region opens it in tens
-of milliseconds and pages in only the ``nprobe`` lists it scans; ``IndexHNSWFlat`` cannot be
-memory-mapped (reading a 1M HNSW32 file copies ~800 MB: seconds). HNSW also builds ~10x slower
-on 128-d data here (200k random vectors: 210 s on the shared 2-core box vs ~150 s for a 1M IVF).
+Loading: the saved file is read with ``IO_FLAG_MMAP_IFC``, which maps the exact float vectors
+(the re-rank store, 512 MB at 1M) in place instead of copying them; only the PQ lists and id map
+are read (+94 MB RSS at 1M), so a one-shot ``clipdex query`` opens a 1M-clip index in 20-55 ms
+and pages in only the ~200 vectors it re-ranks. ``IndexHNSWFlat`` cannot be memory-mapped (reading a
+1M HNSW32 file copies ~800 MB: seconds) and builds ~10x slower on 128-d data here (200k random
+vectors: 210 s on the shared 2-core box vs ~80 s for this 1M index); a finer partition (nlist
+8192) trained ~2x slower and needed more lists for the same recall (0.952 at 256 lists, 0.74 ms).
 An index trained for ``n0`` clips serves appends up to ``IVF_REBUILD_GROWTH * n0`` clips and is
 rebuilt beyond that (lists grow too long) or when the region falls back under ``EXACT_MAX``.
+Indexes of an older kind (``ivf-flat``, saved before the change) are rebuilt on first use.
 """
 
 from __future__ import annotations
@@ -38,12 +48,21 @@ IVF_MAX_LISTS = 16384
 #: k-means training sample: this many vectors per list (FAISS warns below 39)
 IVF_TRAIN_PER_LIST = 40
 IVF_TRAIN_SEED = 0
-#: lists scanned per query: recall@10 >= 0.95 on the 1M benchmark (see README)
-IVF_NPROBE = 32
+#: lists scanned per query: recall@10 0.969 on the 1M benchmark (see README)
+IVF_NPROBE = 192
+#: PQ fast-scan candidates re-ranked exactly per result wanted (k=10: 200 candidates)
+REFINE_K_FACTOR = 20
+#: bits per PQ sub-quantizer (fast scan needs 4)
+PQ_NBITS = 4
 #: an IVF index trained on n0 clips is rebuilt once the region holds more than this x n0
 IVF_REBUILD_GROWTH = 4.0
-#: kinds whose saved file may be memory-mapped when no appends are pending
-MMAP_KINDS = ("flat-ip", "ivf-flat")
+#: the approximate kind built above EXACT_MAX
+IVF_KIND = "ivf-pqfs-refine"
+#: kinds this code builds; a saved index of any other kind (``ivf-flat``: older) is rebuilt
+KINDS = ("flat-ip", IVF_KIND)
+#: searches of at most this many queries run on one thread (no OpenMP team start-up or spinning
+#: for a single query; FAISS parallelises over queries, so a lone query cannot use more anyway)
+SINGLE_THREAD_MAX_QUERIES = 4
 
 # kept for older imports: the size above which an approximate index is used
 HNSW_THRESHOLD = EXACT_MAX
@@ -53,6 +72,11 @@ def ivf_lists(n: int) -> int:
     """Number of IVF lists for ``n`` vectors."""
     target = IVF_LISTS_PER_SQRT * math.sqrt(max(n, 1))
     return int(min(IVF_MAX_LISTS, max(IVF_MIN_LISTS, 2 ** round(math.log2(target)))))
+
+
+def pq_subquantizers(d: int) -> int:
+    """PQ sub-quantizers for ``d`` dims: two dims each (one each for odd ``d``)."""
+    return d // 2 if d % 2 == 0 else d
 
 
 @dataclass
@@ -71,22 +95,31 @@ class EmbeddingIndex:
         extra: dict = {}
         if n > EXACT_MAX:
             nlist = ivf_lists(n)
+            m_pq = pq_subquantizers(d)
             quantizer = faiss.IndexFlatIP(d)
-            inner = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-            inner.own_fields = True
+            ivf = faiss.IndexIVFPQFastScan(quantizer, d, nlist, m_pq, PQ_NBITS, faiss.METRIC_INNER_PRODUCT)
+            ivf.own_fields = True
             quantizer.this.disown()
-            inner.cp.seed = IVF_TRAIN_SEED
+            ivf.cp.seed = IVF_TRAIN_SEED
             rng = np.random.default_rng(IVF_TRAIN_SEED)
             m = min(n, IVF_TRAIN_PER_LIST * nlist)
             sample = np.sort(rng.choice(n, m, replace=False)) if m < n else np.arange(n)
-            inner.train(np.ascontiguousarray(vectors[sample]))
-            inner.nprobe = IVF_NPROBE
-            kind = "ivf-flat"
-            extra = {"nlist": nlist, "nprobe": IVF_NPROBE, "trained_n": n}
+            ivf.train(np.ascontiguousarray(vectors[sample]))  # coarse k-means, then PQ on residuals
+            ivf.nprobe = IVF_NPROBE
+            inner = faiss.IndexRefineFlat(ivf)
+            inner.own_fields = True
+            ivf.this.disown()
+            inner.k_factor = float(REFINE_K_FACTOR)
+            index = faiss.IndexIDMap(inner)  # no reverse map to rebuild on every load (IDMap2)
+            kind = IVF_KIND
+            extra = {"nlist": nlist, "nprobe": IVF_NPROBE, "pq_m": m_pq, "pq_nbits": PQ_NBITS,
+                     "k_factor": REFINE_K_FACTOR, "trained_n": n}
         else:
             inner = faiss.IndexFlatIP(d)
+            index = faiss.IndexIDMap2(inner)
             kind = "flat-ip"
-        index = faiss.IndexIDMap2(inner)
+        index.own_fields = True
+        inner.this.disown()
         if n:
             index.add_with_ids(np.ascontiguousarray(vectors), ids)
         return cls(index, {**meta, "kind": kind, "dim": d, "ntotal": int(index.ntotal), **extra})
@@ -97,28 +130,54 @@ class EmbeddingIndex:
         kind = meta.get("kind")
         if kind == "flat-ip":
             return n <= EXACT_MAX
-        if kind == "ivf-flat":
+        if kind == IVF_KIND:
             return EXACT_MAX < n <= IVF_REBUILD_GROWTH * max(int(meta.get("trained_n", 0)), 1)
         return False
 
     @staticmethod
+    def known_kind(meta: dict) -> bool:
+        """Whether a saved index is of a kind this code builds (else rebuild it, even if current)."""
+        return meta.get("kind") in KINDS
+
+    @staticmethod
     def mmappable(meta: dict) -> bool:
-        return meta.get("kind") in MMAP_KINDS
+        return meta.get("kind") in KINDS
+
+    @staticmethod
+    def read_flags(meta: dict) -> int:
+        """FAISS read flags for a current saved index: the approximate kind maps its float
+        re-rank store in place (``IO_FLAG_MMAP_IFC``); the exact kind is read (<= 25 MB)."""
+        return faiss.IO_FLAG_MMAP_IFC if meta.get("kind") == IVF_KIND else faiss.IO_FLAG_MMAP
 
     def _ivf(self):
-        inner = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap2) else None
-        return inner if isinstance(inner, faiss.IndexIVF) else None
+        try:
+            return faiss.extract_index_ivf(self.index)
+        except RuntimeError:  # exact index
+            return None
+
+    def _refine(self):
+        inner = faiss.downcast_index(self.index.index) if hasattr(self.index, "id_map") else None
+        return inner if isinstance(inner, faiss.IndexRefine) else None
 
     def __post_init__(self) -> None:
         ivf = self._ivf()
         if ivf is not None:
             ivf.nprobe = int(self.meta.get("nprobe", IVF_NPROBE))
+        refine = self._refine()
+        if refine is not None:
+            refine.k_factor = float(self.meta.get("k_factor", REFINE_K_FACTOR))
 
     def set_nprobe(self, nprobe: int) -> None:
         """Lists scanned per query (IVF only; exact indexes ignore it)."""
         ivf = self._ivf()
         if ivf is not None:
             ivf.nprobe = int(nprobe)
+
+    def set_k_factor(self, k_factor: float) -> None:
+        """Candidates re-ranked exactly per result wanted (approximate kind only)."""
+        refine = self._refine()
+        if refine is not None:
+            refine.k_factor = float(k_factor)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         _check("vectors", vectors, np.float32, 2)
@@ -132,7 +191,15 @@ class EmbeddingIndex:
         _check("queries", queries, np.float32, 2)
         if self.index.ntotal == 0:
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
-        return self.index.search(np.ascontiguousarray(queries), k)
+        queries = np.ascontiguousarray(queries)
+        threads = faiss.omp_get_max_threads()
+        if len(queries) > SINGLE_THREAD_MAX_QUERIES or threads == 1:
+            return self.index.search(queries, k)
+        faiss.omp_set_num_threads(1)
+        try:
+            return self.index.search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     @property
     def ntotal(self) -> int:
