@@ -302,18 +302,21 @@ def min_sq_distances(vectors, centres):
 
 # ---------------------------------------------------------------- temporal (YUV planes)
 def yuv_area_accumulate(y, u, v, factor, chroma_factor, acc, slots, weights, full_range=False,
-                        matrix="bt601", scratch=None):
+                        matrix="bt601", scratch=None, rows=None):
     from .temporal import YUV_MATRICES
 
     out_h, out_w = acc.shape[2:4]
+    rows = (factor[0], chroma_factor[0]) if rows is None else rows
 
-    def box(plane, f):
+    def box(plane, f, ry):
         fy, fx = f
         p = plane[: out_h * fy, : out_w * fx].astype(np.float64)
-        return p.reshape(out_h, fy, out_w, fx).mean(axis=(1, 3))
+        first = (fy - ry) // 2
+        return p.reshape(out_h, fy, out_w, fx)[:, first:first + ry].mean(axis=(1, 3))
 
-    luma_p = box(y, factor)
-    cb, cr = box(u, chroma_factor) - 128.0, box(v, chroma_factor) - 128.0
+    luma_p = box(y, factor, rows[0])
+    cb = box(u, chroma_factor, rows[1]) - 128.0
+    cr = box(v, chroma_factor, rows[1]) - 128.0
     if not full_range:
         luma_p, cb, cr = (luma_p - 16.0) * 255.0 / 219.0, cb * 255.0 / 224.0, cr * 255.0 / 224.0
     cr_r, cb_g, cr_g, cb_b = YUV_MATRICES[matrix]

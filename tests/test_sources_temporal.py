@@ -18,6 +18,8 @@ from kernels import reference as ref
     ((2, 2), (1, 1), True, "bt709"),  # 4:2:0 full range
     ((2, 4), (2, 2), False, "bt601"),  # 4:2:2
     ((3, 3), (3, 3), True, "bt601"),  # 4:4:4, odd factor (strided column sum)
+    ((8, 8), (4, 4), False, "bt709"),  # 4K 4:2:0 (generic column sum; chroma unrolled by 4)
+    ((1, 1), (1, 1), False, "bt601"),  # no downsampling
 ])
 def test_yuv_area_accumulate_matches_reference(factor, chroma, full_range, matrix):
     rng = np.random.default_rng(5)
@@ -33,6 +35,35 @@ def test_yuv_area_accumulate_matches_reference(factor, chroma, full_range, matri
     ref.yuv_area_accumulate(y, u, v, factor, chroma, want, slots, weights, full_range, matrix)
     np.testing.assert_allclose(got, want, atol=2e-3)
     np.testing.assert_array_equal(got[1], want[1])  # untouched slot
+
+
+@pytest.mark.parametrize("factor,chroma,rows", [
+    ((4, 4), (2, 2), (2, 2)),  # 720p/1080p 4:2:0 as video ingest reads it: half the luma rows
+    ((8, 8), (4, 4), (4, 2)),  # 4K 4:2:0
+    ((4, 4), (4, 4), (1, 3)),  # uneven: offset (fy - rows) // 2 rounds down
+])
+def test_yuv_area_accumulate_central_rows_match_reference(factor, chroma, rows):
+    rng = np.random.default_rng(11)
+    out_h, out_w = 5, 9
+    y = rng.integers(0, 256, (out_h * factor[0], out_w * factor[1] + 7), dtype=np.uint8)
+    u = rng.integers(0, 256, (out_h * chroma[0], out_w * chroma[1] + 3), dtype=np.uint8)
+    v = rng.integers(0, 256, u.shape, dtype=np.uint8)
+    got = np.zeros((1, 3, out_h, out_w), np.float32)
+    want = got.copy()
+    args = (np.array([0]), np.ones(1, np.float32))
+    kernels.yuv_area_accumulate(y, u, v, factor, chroma, got, *args, rows=rows)
+    ref.yuv_area_accumulate(y, u, v, factor, chroma, want, *args, rows=rows)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    # only the central rows are read: changing the others changes nothing
+    first = (factor[0] - rows[0]) // 2
+    y2 = y.copy()
+    y2[[r for r in range(y.shape[0]) if not first <= r % factor[0] < first + rows[0]]] = 0
+    again = np.zeros_like(got)
+    kernels.yuv_area_accumulate(y2, u, v, factor, chroma, again, *args, rows=rows)
+    np.testing.assert_array_equal(again, got)
+    with pytest.raises(ValueError, match="rows"):
+        kernels.yuv_area_accumulate(y, u, v, factor, chroma, got, *args,
+                                    rows=(factor[0] + 1, 1))
 
 
 def test_yuv_area_accumulate_exact_grey_levels():
@@ -52,7 +83,8 @@ def test_yuv_area_accumulate_refuses_wrong_types():
                                     acc.astype(np.float64), np.array([0]), np.ones(1, np.float32))
     with pytest.raises(ValueError, match="out of range"):
         kernels.yuv_area_accumulate(y, y[:4, :4].copy(), y[:4, :4].copy(), (4, 4), (2, 2),
-                                    acc, np.array([3]), np.ones(1, np.float32))
+                                    acc, np.array([0, 3]), np.ones(2, np.float32))
+    assert not acc.any()  # checked before anything is added
 
 
 @pytest.mark.parametrize("size,factor", [((160, 96), 1), ((480, 270), 1), ((1280, 720), 4),

@@ -187,6 +187,32 @@ def test_threads_do_not_change_the_result(h264_30):
     np.testing.assert_array_equal(a.keyframes, b.keyframes)
 
 
+@pytest.mark.parametrize("ahead", [0, 1, 4])
+def test_decode_ahead_thread_does_not_change_the_result(h264_30, media, monkeypatch, ahead):
+    split = write_video(media / "split_ahead.mkv", fps=25, seconds=5) \
+        if not (media / "split_ahead.mkv").exists() else media / "split_ahead.mkv"
+    monkeypatch.setattr(video_module, "DECODE_AHEAD", 0)
+    want = [one(h264_30)] + clips(split, clip_seconds=2.0)
+    monkeypatch.setattr(video_module, "DECODE_AHEAD", ahead)
+    got = [one(h264_30)] + clips(split, clip_seconds=2.0)
+    assert [c.clip_id for c in got] == [c.clip_id for c in want]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a.keyframes, b.keyframes)
+        assert (a.duration_s, a.meta["window_frames"]) == (b.duration_s, b.meta["window_frames"])
+
+
+def test_decode_ahead_thread_stops_when_the_consumer_stops(media):
+    import threading
+
+    long_video = write_video(media / "long_ahead.mp4", fps=30, seconds=6)
+    before = {t for t in threading.enumerate() if t.name == "clipdex-decode"}
+    gen = iter_video_clips(long_video, clip_id_base="c", clip_seconds=1.0)
+    first = next(gen)  # the decoder thread is running ahead now
+    assert first.clip_id == "c-0000"
+    gen.close()
+    assert {t for t in threading.enumerate() if t.name == "clipdex-decode"} == before
+
+
 def test_split_into_clips_with_offsets_and_telemetry(media):
     path = write_video(media / "drive.mp4", fps=10, seconds=6)
     sidecar = media / "drive.csv"
