@@ -275,6 +275,7 @@ def run(preset: str = "quality", clips: int | None = None, seed: int = 0, out: s
 
 def print_table(result: dict, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -285,7 +286,7 @@ def print_table(result: dict, console=None) -> None:
     t.add_column("value", justify="right")
     t.add_column("target")
     for row in table_rows(result):
-        t.add_row(*row)
+        t.add_row(*(escape(cell) for cell in row))  # "[us-west] ..." is not rich markup
     console.print(t)
 
 

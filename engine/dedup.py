@@ -74,9 +74,11 @@ class DedupParams:
     same_drive_tolerance_s: float = 1.0
     # two clips whose recorded time ranges lie further apart than this cannot be whole duplicates,
     # whatever their drive or vehicle (the same route driven on another day looks alike frame by
-    # frame); only clips that both carry a recorded start time; 0 turns the rule off. Partials are
-    # exempt: a splice of two recordings carries the start time of its first part only
+    # frame), and a partial overlap between them needs an edit to explain it (see
+    # explained_partials); only clips that both carry a recorded start time; 0 turns it off
     max_recorded_gap_s: float = 6 * 3600.0
+    # an edit's parts: spans of one clip matched to two sources overlap by at most this much
+    edit_overlap_s: float = 1.0
     # partial matches shorter than this many keyframes must show change across the matched
     # stretch (first vs last matched keyframe of A at least this many bits apart)
     specific_span_keyframes: int = 6
@@ -312,6 +314,54 @@ def recorded_far_apart(sa, da, sb, db, params: DedupParams):
         return np.isfinite(gap) & (gap > params.max_recorded_gap_s)
 
 
+def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:
+    """Drop partial pairs between clips recorded far apart that no edit explains.
+
+    Footage recorded on different days can only be shared through an edit: a splice carries the
+    recorded start time of its *first* part, so its second part matches a source recorded at
+    another time. Such a partial (A, B) is kept when A or B also shares a *different* part of
+    itself (spans overlapping by at most ``edit_overlap_s``) with a clip recorded at a consistent
+    time -- the edit's other source. Without that, two clips recorded days apart that match over
+    a stretch are the same place on another day (a car waiting at the same red light), not the
+    same footage. Pairs are stored unfiltered and filtered when read, so an explanation that is
+    ingested later makes the pair appear.
+    """
+    if params.max_recorded_gap_s <= 0 or not pairs:
+        return pairs
+    pos = table.position()
+    start, dur = table.start_time, table.duration_s
+
+    def far(x: int, y: int) -> bool:
+        i, j = pos.get(x), pos.get(y)
+        if i is None or j is None:
+            return False
+        return bool(recorded_far_apart(start[i], dur[i], start[j], dur[j], params))
+
+    suspects = [p for p in pairs if p.relation == "partial" and far(p.a, p.b)]
+    if not suspects:
+        return pairs
+    by_clip: dict[int, list[Pair]] = {}
+    for p in pairs:
+        by_clip.setdefault(p.a, []).append(p)
+        by_clip.setdefault(p.b, []).append(p)
+
+    def span(p: Pair, x: int) -> tuple[float, float]:
+        return p.a_span if x == p.a else p.b_span
+
+    def explained(p: Pair, x: int) -> bool:
+        s = span(p, x)
+        for q in by_clip[x]:
+            if q is p or far(x, q.b if q.a == x else q.a):
+                continue
+            t = span(q, x)
+            if min(s[1], t[1]) - max(s[0], t[0]) <= params.edit_overlap_s + 1e-9:
+                return True
+        return False
+
+    drop = {id(p) for p in suspects if not (explained(p, p.a) or explained(p, p.b))}
+    return [p for p in pairs if id(p) not in drop] if drop else pairs
+
+
 def _group_consistent(pairs: list[Pair], groups: dict[int, list[int]], table: ClipTable,
                       params: DedupParams) -> list[Pair]:
     """Drop partial pairs contradicted by a duplicate of either clip.
@@ -394,14 +444,21 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         store.replace_dedup([p.as_row() for p in (new_pairs if incremental else all_pairs)], group_rows,
                             incremental=incremental, clip_end=snap.clip_end)
     stages["groups_store"] = time.perf_counter() - t
-    return DedupResult(store.region.name, len(table), len(query_clips), len(cand), all_pairs, groups,
-                       len(new_pairs), time.perf_counter() - t0, stages, info.get("method", ""),
-                       info.get("keyframe_pairs", 0))
+    # stored unfiltered (a later ingest may bring the edit that explains a pair), shown filtered
+    visible = explained_partials(all_pairs, table, params)
+    shown = {(p.a, p.b) for p in visible}
+    return DedupResult(store.region.name, len(table), len(query_clips), len(cand), visible, groups,
+                       sum((p.a, p.b) in shown for p in new_pairs), time.perf_counter() - t0, stages,
+                       info.get("method", ""), info.get("keyframe_pairs", 0))
 
 
-def load_dedup(store: RegionStore) -> tuple[list[Pair], dict[int, list[int]]]:
-    """Stored pairs and groups (representative -> members)."""
+def load_dedup(store: RegionStore, table: ClipTable | None = None) -> tuple[list[Pair], dict[int, list[int]]]:
+    """Stored pairs (partials between clips recorded far apart only where an edit explains them,
+    :func:`explained_partials`) and groups (representative -> members)."""
     pairs = [Pair.from_row(r) for r in store.pairs()]
+    if any(p.relation == "partial" for p in pairs):
+        pairs = explained_partials(pairs, table if table is not None else store.clip_table(),
+                                   DedupParams())
     groups: dict[int, list[int]] = {}
     for row, (_, rep) in store.groups().items():
         groups.setdefault(rep, []).append(row)

@@ -11,7 +11,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine.dedup import DedupParams, candidate_pairs, keyframe_clips, load_dedup, run_dedup
+from engine.dedup import (
+    DedupParams,
+    Pair,
+    candidate_pairs,
+    explained_partials,
+    keyframe_clips,
+    load_dedup,
+    run_dedup,
+)
 from engine.index import QUALITY_FLOOR
 from engine.store import RegionStore
 from tests.conftest import make_new_clip
@@ -100,6 +108,41 @@ def test_relations_and_vetoes(home, method):
     # day_b into day_a's group: the time rule vetoes pairs, it cannot split what other pairs join
     assert sorted(groups.values()) == sorted([sorted([row["src1"], row["dup1"]]), sorted(
         [row["day_a"], row["day_b"], row["day_a_copy"], row["nodate"]])])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_partial_across_days_needs_an_edit_to_explain_it(home, method):
+    """The same place on another day (a wait at the same red light) matches over a stretch;
+    recorded days apart, that is only shared footage when one clip is an edit whose other part
+    matches a source recorded at its own time -- and that source may be ingested later."""
+    rng = np.random.default_rng(3)
+    place, before = seq(rng), seq(rng)
+    params = METHODS[method]
+    row = add(home, [
+        clip(rng, "monday", place, drive_id="d1", start_time=DAY0),
+        # friday: 10 keyframes of its own, then the same 10 s wait as monday's second half
+        clip(rng, "friday", np.concatenate([noisy(rng, before[:10], 4), noisy(rng, place[10:], 8)]),
+             drive_id="d2", start_time=DAY0 + 4 * DAY),
+    ])
+    _, pairs, _ = dedup(home, params)
+    assert pairs == {}  # matched, stored, not shown: nothing explains it
+    with RegionStore.open(home.region("us-west")) as store:
+        assert len(store.pairs()) == 1
+    # friday turns out to be an edit: its first part is footage recorded on friday (another
+    # upload of it arrives), so its second part can come from monday's recording
+    row.update(add(home, [clip(rng, "friday_src", before, drive_id="d2", start_time=DAY0 + 4 * DAY - 3.0)]))
+    res, pairs, _ = dedup(home, params)
+    assert res.checked == 1
+    assert set(pairs) == {(row["monday"], row["friday"]), (row["friday"], row["friday_src"])}
+    assert {p.relation for p in pairs.values()} == {"partial"}
+    assert pairs[(row["monday"], row["friday"])].a_span == (5.0, 9.5)
+    # turned off, the rule shows the pair without the explanation too
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+        stored = [Pair.from_row(r) for r in store.pairs()]
+    only = [p for p in stored if p.b != row["friday_src"] and p.a != row["friday_src"]]
+    assert explained_partials(only, table, params) == []
+    assert explained_partials(only, table, dataclasses.replace(params, max_recorded_gap_s=0)) == only
 
 
 @pytest.mark.parametrize("method", METHODS)
