@@ -7,6 +7,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.sources import pick_nearest, sample_times, validate_clip_id
+from engine.sources.sampling import tent_weights
 
 
 def naive_pick(frame_times, targets):
@@ -73,3 +74,28 @@ def test_invalid_clip_ids_name_the_rule_and_fix(bad, match):
     with pytest.raises(InputError, match=match) as info:
         validate_clip_id(bad)
     assert "[A-Za-z0-9._-]" in str(info.value)
+
+
+def test_blend_mask_caps_the_blended_frame_rate():
+    from engine.sources.sampling import BLEND_MAX_HZ, BlendGate, blend_mask
+
+    assert BLEND_MAX_HZ == 15.0
+    for fps, step in ((10, 1), (15, 1), (30, 2), (60, 4), (25, 2), (24, 2)):
+        t = np.arange(3 * fps) / fps
+        keep = blend_mask(t)
+        assert keep.tolist() == [i % step == 0 for i in range(len(t))], fps
+    # 15 fps stored with 1 ms timestamps (Matroska/WebM): still every frame
+    t = np.round(np.arange(45) / 15, 3)
+    assert blend_mask(t).all()
+    # the streaming gate gives the same answers frame by frame
+    t = np.sort(np.random.default_rng(0).uniform(0, 3, 200))
+    gate = BlendGate()
+    assert [gate.take(x) for x in t] == blend_mask(t).tolist()
+
+
+def test_tent_weights_skip_frames_past_the_blend_rate():
+    t = np.arange(60) / 30.0  # 30 fps, 2 s
+    windows = tent_weights(t, np.array([1.0]), 0.5)
+    a, b, w = windows[0]
+    assert np.all(w[(np.arange(a, b) % 2) == 1] == 0)  # odd frames: decoded, not blended
+    assert w.sum() == pytest.approx(1.0)

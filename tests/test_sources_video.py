@@ -10,7 +10,7 @@ import pytest
 from engine.errors import InputError, SourceError
 from engine.sources import discover, iter_clips, sample_times
 from engine.sources import video as video_module
-from engine.sources.sampling import blend_keyframes, tent_weights
+from engine.sources.sampling import BLEND_MAX_HZ, blend_keyframes, blend_mask, tent_weights
 from engine.sources.video import iter_video_clips
 from tests.test_sources_helpers import scene, write_audio_only, write_video
 
@@ -84,7 +84,10 @@ def test_codecs_and_containers_sample_by_time(media, name, kwargs):
     np.testing.assert_array_equal(clip.keyframe_times, sample_times(true_times[-1], 2.0))
     assert clip.keyframes.dtype == np.uint8 and clip.keyframes.flags.c_contiguous
     assert clip.keyframes.shape == (6, 96, 160, 3)  # rotated files come out upright
-    assert clip.meta["window_frames"][1] == fps - 1  # every frame strictly within +-0.5 s
+    # every frame strictly within +-0.5 s of 0.5 s, at most BLEND_MAX_HZ of them a second
+    inside = np.abs(true_times - 0.5) < 0.5
+    assert clip.meta["window_frames"][1] == int((inside & blend_mask(true_times)).sum())
+    assert clip.meta["window_frames"][1] == (fps - 1 if fps <= BLEND_MAX_HZ else {25: 12, 30: 14}[fps])
     assert mae(clip.keyframes, tent_reference(true_times)) < 9.0  # range/rotation errors: > 30
     assert clip.meta["warnings"] == []
     assert len(clip.digest) == 32

@@ -17,6 +17,38 @@ from engine.errors import InputError
 TIME_TOLERANCE_S = 1e-3
 
 
+#: the tent filter averages at most this many frames a second: a frame contributes only when at
+#: least ``1 / BLEND_MAX_HZ`` (less 2 ms of container timestamp rounding) after the last one that
+#: did (30 fps video: every other frame; 60 fps: every fourth; 15 fps and slower: every frame).
+#: 15 Hz is far above the 2 Hz keyframe rate the filter smooths for -- the blend stays a dense sum
+#: over its +-0.5 s window -- and it halves the per-frame work of ingesting 30 fps video (the
+#: accumulation, not the decoding, which every frame needs).
+BLEND_MAX_HZ = 15.0
+BLEND_MIN_GAP_S = 1.0 / BLEND_MAX_HZ - 2e-3
+
+
+def blend_mask(frame_times: np.ndarray) -> np.ndarray:
+    """bool per frame (presentation order): whether it contributes to tent-filtered keyframes
+    (see :data:`BLEND_MAX_HZ`; :class:`BlendGate` is the streaming form)."""
+    gate = BlendGate()
+    return np.array([gate.take(t) for t in np.asarray(frame_times, np.float64)], bool)
+
+
+class BlendGate:
+    """Streaming :func:`blend_mask`: ``take(t)`` for each frame time in presentation order."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = -math.inf
+
+    def take(self, time_s: float) -> bool:
+        if time_s - self.last >= BLEND_MIN_GAP_S:
+            self.last = time_s
+            return True
+        return False
+
+
 def _check_hz(hz: float) -> float:
     hz = float(hz)
     if not math.isfinite(hz) or hz <= 0:
@@ -85,17 +117,20 @@ def tent_weights(
     whose frames fall at other phases (a trim at 1.3 s, a 15 fps re-encode) would hash different
     instants. A keyframe that is the tent-weighted mean of the frames around its time changes
     smoothly with the phase, so their hashes stay close. A target with no frame inside its window
-    (sparse image sequences) takes its nearest frame alone.
+    (sparse image sequences) takes its nearest frame alone. Frames faster than
+    :data:`BLEND_MAX_HZ` get weight 0 except the first of each time bucket (:func:`blend_mask`).
     """
     frame_times = np.asarray(frame_times, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64)
     nearest = pick_nearest(frame_times, targets)
+    keep = blend_mask(frame_times)
     lo = np.searchsorted(frame_times, targets - half_width_s, side="right")
     hi = np.searchsorted(frame_times, targets + half_width_s, side="left")
     out = []
     for j, t in enumerate(targets):
         a, b = int(lo[j]), int(hi[j])
-        w = 1.0 - np.abs(frame_times[a:b] - t) / half_width_s if b > a and half_width_s > 0 else None
+        w = (1.0 - np.abs(frame_times[a:b] - t) / half_width_s) * keep[a:b] \
+            if b > a and half_width_s > 0 else None
         if w is None or w.sum() <= 0:
             n = int(nearest[j])
             out.append((n, n + 1, np.ones(1, np.float32)))

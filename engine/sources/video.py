@@ -73,7 +73,12 @@ from av.video.reformatter import VideoReformatter
 
 import kernels
 from engine.errors import InputError, SourceError
-from engine.sources.sampling import TIME_TOLERANCE_S, temporal_half_width, working_factor
+from engine.sources.sampling import (
+    TIME_TOLERANCE_S,
+    BlendGate,
+    temporal_half_width,
+    working_factor,
+)
 from engine.sources.telemetry import align_telemetry, load_telemetry
 from engine.types import ClipSample, Telemetry
 
@@ -244,6 +249,7 @@ class _Sampler:
         self.filling: list[_Clip] = [self.gen_clip]
         self.finished: list[_Clip] = []
         self.prev: tuple[float, object] | None = None
+        self.gate = BlendGate()
         self.frames = 0
         self.converter: _Converter | None = None
         self.rotation = 0
@@ -292,7 +298,8 @@ class _Sampler:
             if target.time + self.half <= time:  # a gap longer than the window
                 self.open.remove(target)
                 self._close(target, frame, time)
-        if self.open:
+        blend = self.gate.take(time)  # frames past BLEND_MAX_HZ are decoded, not blended
+        if self.open and blend:
             slots = np.array([t.slot for t in self.open], np.int64)
             weights = np.array([1.0 - abs(time - t.time) / self.half for t in self.open],
                                np.float32)
