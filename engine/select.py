@@ -228,9 +228,15 @@ def diverse_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: 
 
 
 #: coverage_picks: picks per coarse cell, candidates sampled per pick inside a cell, Lloyd rounds
-PICKS_PER_CELL = 32
+PICKS_PER_CELL = 16
 CELL_SAMPLE_PER_PICK = 64
 REFINE_ROUNDS = 6
+#: rounds of the final refinement over *every* candidate (not a sample), each pick moving to its
+#: members' medoid; a point looks for its nearest pick among the picks of the NEIGHBOUR_CELLS
+#: cells nearest its own, so a round costs O(n * NEIGHBOUR_CELLS * PICKS_PER_CELL * d)
+GLOBAL_REFINE_ROUNDS = 2
+NEIGHBOUR_CELLS = 4
+MEDOID_CANDIDATES = 8
 
 
 def coverage_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed: np.ndarray,
@@ -298,11 +304,65 @@ def coverage_picks(vectors: np.ndarray, n_pick: int, seeds: np.ndarray, allowed:
         local = _local_picks(cand_vecs[members], seed_vecs[cs], int(quota[c]), rng, refine)
         picks.append(members[local])
     chosen = np.concatenate(picks) if picks else np.zeros(0, np.int64)
+    if n_cells > 1 and len(chosen):
+        chosen = _global_refine(cand_vecs, seed_vecs, centres, cell, seed_cell, chosen,
+                                GLOBAL_REFINE_ROUNDS)
     # distance of each pick to the nearest other chosen clip (seeds and the other picks)
     others = np.concatenate([seed_vecs, cand_vecs[chosen]])
     dist = np.sqrt(_sq_distances_to(cand_vecs[chosen], others, self_offset=len(seeds)))
     by = np.lexsort((cand[chosen], -dist))
     return cand[chosen][by], dist[by].astype(np.float32)
+
+
+def _global_refine(vecs: np.ndarray, seed_vecs: np.ndarray, centres: np.ndarray, cell: np.ndarray,
+                   seed_cell: np.ndarray, chosen: np.ndarray, rounds: int) -> np.ndarray:
+    """Medoid rounds over all candidates: every candidate is assigned to its nearest pick or seed
+    among those of the cells nearest its own, then each pick moves to the member (of the
+    ``MEDOID_CANDIDATES`` nearest its members' mean) with the least summed distance to them --
+    the medoid, which minimises the *mean* distance the coverage measures (a mean minimises the
+    squared one). Seeds stay; picks stay distinct (members are disjoint)."""
+    n_cells = len(centres)
+    m = min(NEIGHBOUR_CELLS, n_cells)
+    sims = centres @ centres.T
+    neighbours = np.argsort(-sims, axis=1, kind="stable")[:, :m]
+    members_of = np.argsort(cell, kind="stable")
+    bounds = np.searchsorted(cell[members_of], np.arange(n_cells + 1))
+    for _ in range(max(0, rounds)):
+        k = len(chosen)
+        pick_cell = cell[chosen]
+        owner = np.full(len(vecs), -1, np.int64)
+        for c in range(n_cells):
+            pts = members_of[bounds[c]:bounds[c + 1]]
+            if not len(pts):
+                continue
+            near = np.isin(pick_cell, neighbours[c])
+            cand = np.flatnonzero(near)
+            seeds = np.flatnonzero(np.isin(seed_cell, neighbours[c])) if len(seed_vecs) else cand[:0]
+            if not len(cand):
+                continue
+            centres_c = vecs[chosen[cand]]
+            if len(seeds):
+                centres_c = np.concatenate([centres_c, seed_vecs[seeds]])
+            best = _nearest_centre(vecs[pts], centres_c)
+            mine = best < len(cand)  # else a seed covers it
+            owner[pts[mine]] = cand[best[mine]]
+        order = np.argsort(owner, kind="stable")
+        ob = np.searchsorted(owner[order], np.arange(-1, k + 1))
+        new = chosen.copy()
+        for j in range(k):
+            mem = order[ob[j + 1]:ob[j + 2]]
+            if len(mem) < 3:
+                continue
+            x = vecs[mem]
+            d2 = ((x - x.mean(axis=0)) ** 2).sum(axis=1)
+            top = mem[np.argsort(d2, kind="stable")[:MEDOID_CANDIDATES]]
+            cv = vecs[top]
+            sq = np.maximum((cv * cv).sum(axis=1)[:, None] - 2.0 * (cv @ x.T) + (x * x).sum(axis=1)[None, :], 0.0)
+            new[j] = top[int(np.argmin(np.sqrt(sq).sum(axis=1)))]
+        if np.array_equal(new, chosen):
+            break
+        chosen = new
+    return chosen
 
 
 def _allocate(weight: np.ndarray, capacity: np.ndarray, total: int) -> np.ndarray:

@@ -183,3 +183,22 @@ def test_coverage_picks_respect_allowed_seeds_and_seed():
     assert alloc.tolist() == [2, 2, 0, 5] and alloc.sum() == 9
     with pytest.raises(InputError, match="coverage or kcentre"):
         diverse_picks(x, 3, none, allowed, np.random.default_rng(0), method="farthest")
+
+
+def test_global_medoid_rounds_improve_coverage_and_respect_seeds_and_pool(monkeypatch):
+    import engine.select as sel
+    from benchmarks.select_scale import clustered_embeddings
+    from engine.evaluate import coverage
+
+    vectors, _ = clustered_embeddings(30_000, 32, n_clusters=60, seed=2)
+    allowed = np.ones(len(vectors), bool)
+    allowed[::7] = False  # not selectable (e.g. validation clips), still to be covered
+    seeds = np.arange(1, 300, 3)  # a previous training set
+    got = {}
+    for rounds in (0, 2):
+        monkeypatch.setattr(sel, "GLOBAL_REFINE_ROUNDS", rounds)
+        picks, _ = sel.coverage_picks(vectors, 400, seeds, allowed, np.random.default_rng(0))
+        assert len(np.unique(picks)) == 400
+        assert allowed[picks].all() and not np.isin(picks, seeds).any()
+        got[rounds] = coverage(vectors, np.concatenate([seeds, picks]))
+    assert got[2] < got[0]  # medoids minimise the mean distance that coverage measures
