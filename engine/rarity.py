@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dedup import load_dedup
-from .errors import StoreError
 from .index import ensure_embedding_index
 from .store import ClipTable, RegionStore
 
@@ -156,11 +155,9 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None)
     ranks = np.empty(len(scores), np.float64)
     ranks[order] = np.arange(len(scores))
     percentiles = 100.0 * (1.0 - ranks / max(1, len(scores) - 1)) if len(scores) > 1 else np.full(1, 100.0)
-    try:  # caching the scores needs the writer lock: a reader during an ingest or on a
-        with store.writer("clipdex rare"):  # read-only store just skips it
-            store.replace_rarity(table.rows, scores, percentiles, space=space)
-    except StoreError:
-        pass
+    # a cache, written without the writer lock (an ingest starting now must not fail because of
+    # a reader); a read-only or busy catalog just skips it
+    store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space)
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0)
 

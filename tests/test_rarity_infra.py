@@ -87,3 +87,30 @@ def test_without_relative_exclusion_they_would_not_be_rare(home, monkeypatch):
     pct = dict(zip(res.clip_ids, res.percentiles, strict=True))
     assert max(pct[f"dup-{j}"] for j in range(5)) < 50.0  # 4 near-identical copies within k=3
     store.close()
+
+
+def test_rarity_never_holds_the_writer_lock_and_caches_at_its_snapshot(home):
+    """A reader computing rarity while an ingest holds the region's writer lock still caches its
+    scores (a derived cache in one SQLite transaction), and never takes the lock itself, so an
+    ingest starting at that moment cannot be refused. The cache is stamped with the catalog
+    version the scores were computed at."""
+    store = _region(home, n_clusters=3, per_cluster=5)
+    version = store.snapshot().version
+    store.close()
+    ingest = RegionStore.open(home.region("us-west"))
+    reader = RegionStore.open(home.region("us-west"))
+    with ingest.writer("clipdex ingest (test)"):
+        res = compute_rarity(reader, k=3)
+        assert reader._lock_fd is None  # the reader never asked for the writer lock
+    assert len(res.clip_ids) == 25
+    assert int(reader.meta("rarity_version")) == version
+    assert load_rarity(reader, recompute_if_stale=False) == {
+        int(r): (pytest.approx(s), pytest.approx(p))
+        for r, s, p in zip(res.rows, res.scores, res.percentiles, strict=True)}
+    # a commit after the scores were computed leaves them stale (recomputed), not current
+    with ingest.writer():
+        ingest.append_clips([make_new_clip(np.random.default_rng(9), "late", k=2)])
+    assert int(reader.meta("rarity_version")) != reader.snapshot().version
+    assert len(load_rarity(reader)) == 26
+    ingest.close()
+    reader.close()
