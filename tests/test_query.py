@@ -142,6 +142,15 @@ def _clustered(n, seed=0, dim=32):
     return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True))
 
 
+def _clips_with_embeddings(n, k, seed):
+    """n new clips ``c0000..`` of k keyframes whose embeddings are :func:`_clustered` (128-d)."""
+    rng = np.random.default_rng(seed)
+    clips = [make_new_clip(rng, f"c{i:04d}", k=k) for i in range(n)]
+    for c, v in zip(clips, _clustered(n, dim=128), strict=True):
+        c.embedding = v
+    return clips
+
+
 def test_ivf_above_exact_max_has_high_recall(monkeypatch):
     monkeypatch.setattr(emb_mod, "EXACT_MAX", 1000)
     x = _clustered(4000)
@@ -163,12 +172,8 @@ def test_ivf_above_exact_max_has_high_recall(monkeypatch):
 
 def test_region_switches_to_ivf_and_loads_memory_mapped(home, monkeypatch):
     monkeypatch.setattr(emb_mod, "EXACT_MAX", 300)
-    rng = np.random.default_rng(1)
     s = RegionStore.open(home.region("us-west"), create=True)
-    x = _clustered(700, dim=128)
-    clips = [make_new_clip(rng, f"c{i:04d}", k=2) for i in range(700)]
-    for c, v in zip(clips, x, strict=True):
-        c.embedding = v
+    clips = _clips_with_embeddings(700, k=2, seed=1)
     with s.writer():
         s.append_clips(clips[:200])
     assert ensure_embedding_index(s).meta["kind"] == "flat-ip"
@@ -204,12 +209,8 @@ def test_older_ivf_flat_index_is_rebuilt(home, monkeypatch):
     """An index saved by the previous code (kind ivf-flat) is current by catalog version, but is
     rebuilt as the present approximate kind on first use, the reason recorded."""
     monkeypatch.setattr(emb_mod, "EXACT_MAX", 300)
-    rng = np.random.default_rng(2)
     s = RegionStore.open(home.region("us-west"), create=True)
-    x = _clustered(400, dim=128)
-    clips = [make_new_clip(rng, f"c{i:04d}", k=1) for i in range(400)]
-    for c, v in zip(clips, x, strict=True):
-        c.embedding = v
+    clips = _clips_with_embeddings(400, k=1, seed=2)
     with s.writer():
         s.append_clips(clips)
     ensure_embedding_index(s)
