@@ -18,7 +18,7 @@ def predicted_pairs(store: RegionStore) -> dict[frozenset, str]:
     """Every clip-id pair the engine calls related: verified pairs plus pairs within a group."""
     table = store.clip_table()
     ids = dict(zip(table.rows.tolist(), table.clip_ids, strict=True))
-    pairs, groups = load_dedup(store)
+    pairs, groups = load_dedup(store, table)
     out: dict[frozenset, str] = {}
     for p in pairs:
         if p.a in ids and p.b in ids:
@@ -58,7 +58,7 @@ def dedup_quality(store: RegionStore, gt: dict) -> dict:
     # offset error of partial pairs: compare |offset| (direction depends on row order)
     table = store.clip_table()
     row_of = dict(zip(table.clip_ids, table.rows.tolist(), strict=True))
-    pairs, _ = load_dedup(store)
+    pairs, _ = load_dedup(store, table)
     by_rows = {(p.a, p.b): p for p in pairs}
     errors = []
     for key, p in truth.items():

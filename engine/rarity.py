@@ -135,13 +135,13 @@ def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = N
 
 def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None) -> RarityResult:
     t0 = time.perf_counter()
-    table = store.clip_table()
+    full = store.clip_table()
+    if len(full) == 0:
+        return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
+    table, vectors, emb_index = embedding_inputs(store, full, space)
     if len(table) == 0:
         return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
-    table, vectors, emb_index = embedding_inputs(store, table, space)
-    if len(table) == 0:
-        return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
-    pairs, _ = load_dedup(store)
+    pairs, _ = load_dedup(store, full)
     comp = relative_components(table, pairs)
     drives = drive_codes(table)
     # the near-duplicate threshold is calibrated for clipdex's own embedding, not imported spaces

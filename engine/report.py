@@ -45,7 +45,7 @@ def _histogram_svg(values: np.ndarray, bins: int = 30, width: int = 480, height:
 def build_report(store: RegionStore, out: str | Path, *, top: int = 30, max_groups: int = 50) -> Path:
     table = store.clip_table()
     ids = dict(zip(table.rows.tolist(), table.clip_ids, strict=True))
-    pairs, groups = load_dedup(store)
+    pairs, groups = load_dedup(store, table)
     rar = load_rarity(store)
     thumbs = store.read_rows("thumbnails", 0, table.snapshot.clip_end)
     trig: dict[int, set[str]] = {}

@@ -530,7 +530,7 @@ def select_clips(
             raise InputError(f"clip {cid!r} (in --exclude/--force) is not in region {store.region.name!r}")
     prev_pos = np.array(sorted({id_pos[c] for c in previous if c in id_pos}), np.int64)
     previous_missing = len(set(previous)) - len(prev_pos)
-    pairs, groups = load_dedup(store)
+    pairs, groups = load_dedup(store, table)
     non_rep = np.zeros(n, bool)
     for rep, members in groups.items():
         for m in members:
