@@ -157,16 +157,19 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None)
     percentiles = 100.0 * (1.0 - ranks / max(1, len(scores) - 1)) if len(scores) > 1 else np.full(1, 100.0)
     # a cache, written without the writer lock (an ingest starting now must not fail because of
     # a reader); a read-only or busy catalog just skips it
-    store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space)
+    store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space, k=k)
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0)
 
 
 def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int = 10,
                 space: str | None = None) -> dict[int, tuple[float, float]]:
-    """clip row -> (score, percentile), recomputed when the catalog changed since."""
-    key = "rarity_version" if space is None else f"rarity_version:{space}"
-    stale = int(store.meta(key, "-1")) != store.snapshot().version
+    """clip row -> (score, percentile), recomputed when the catalog changed since or when the
+    cached scores were computed with another ``k``."""
+    suffix = "" if space is None else f":{space}"
+    stale = int(store.meta(f"rarity_version{suffix}", "-1")) != store.snapshot().version
+    cached_k = store.meta(f"rarity_k{suffix}", "") or ""
+    stale = stale or (cached_k != "" and int(cached_k) != k)
     if space is not None and not stale:  # a re-import of the space since the scores
         stale = not store.rarity(space)
     if stale and recompute_if_stale:

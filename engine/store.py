@@ -592,29 +592,33 @@ class RegionStore:
         return {r: (g, rep) for r, g, rep in self.db.execute("SELECT clip_row, group_id, representative FROM groups")}
 
     def replace_rarity(self, rows: np.ndarray, scores: np.ndarray, percentiles: np.ndarray,
-                       *, space: str | None = None) -> None:
+                       *, space: str | None = None, k: int | None = None) -> None:
         """Store rarity per clip (of the default embeddings, or of an imported ``space``),
-        computed at the current catalog version, under the writer lock."""
+        computed at the current catalog version with ``k`` neighbours (None: scores from
+        elsewhere, valid for any k), under the writer lock."""
         self._require_writer()
-        self._write_rarity(rows, scores, percentiles, self.snapshot().version, space)
+        self._write_rarity(rows, scores, percentiles, self.snapshot().version, space, k)
 
     def cache_rarity(self, rows: np.ndarray, scores: np.ndarray, percentiles: np.ndarray,
-                     version: int, *, space: str | None = None) -> bool:
+                     version: int, *, space: str | None = None, k: int | None = None) -> bool:
         """Cache rarity scores computed at catalog ``version``, *without* the writer lock.
 
         The scores are derived data in one SQLite transaction, which SQLite serialises with the
         writers' own transactions, so a reader computing rarity (``clipdex rare``, ``select``,
         a query) never holds the region's writer lock and never makes an ingest that starts at
         that moment fail. Stamped with the version they were computed at, so a commit in
-        between leaves them stale, not wrongly current. False when the catalog cannot be
+        between leaves them stale, not wrongly current; stamped with ``k`` too, so scores of
+        ``clipdex rare --k 3`` are not read back as the default k's. False when the catalog cannot be
         written now (read-only mount, busy past SQLite's timeout): the caller just goes on."""
         try:
-            self._write_rarity(rows, scores, percentiles, int(version), space)
+            self._write_rarity(rows, scores, percentiles, int(version), space, k)
             return True
         except sqlite3.OperationalError:
             return False
 
-    def _write_rarity(self, rows, scores, percentiles, version: int, space: str | None) -> None:
+    def _write_rarity(self, rows, scores, percentiles, version: int, space: str | None,
+                      k: int | None = None) -> None:
+        stamp = "" if k is None else str(int(k))
         if space is not None:
             with self.transaction() as db:
                 db.execute("DELETE FROM space_rarity WHERE space=?", (space,))
@@ -623,7 +627,7 @@ class RegionStore:
                     ((space, r, s, p) for r, s, p in zip(rows.tolist(), scores.tolist(), percentiles.tolist(),
                                                          strict=True)),
                 )
-                self._set_meta(**{f"rarity_version:{space}": version})
+                self._set_meta(**{f"rarity_version:{space}": version, f"rarity_k:{space}": stamp})
             return
         with self.transaction() as db:
             db.execute("DELETE FROM rarity")
@@ -631,7 +635,7 @@ class RegionStore:
                 "INSERT INTO rarity(clip_row, score, percentile) VALUES(?,?,?)",
                 zip(rows.tolist(), scores.tolist(), percentiles.tolist(), strict=True),
             )
-            self._set_meta(rarity_version=version, rarity_at=time.time())
+            self._set_meta(rarity_version=version, rarity_k=stamp, rarity_at=time.time())
 
     def rarity(self, space: str | None = None) -> dict[int, tuple[float, float]]:
         if space is not None:

@@ -114,3 +114,23 @@ def test_rarity_never_holds_the_writer_lock_and_caches_at_its_snapshot(home):
     assert len(load_rarity(reader)) == 26
     ingest.close()
     reader.close()
+
+
+def test_cached_scores_of_another_k_are_recomputed(home):
+    """``clipdex rare --k 3`` caches its scores; selection and reports (default k) must not read
+    them back as their own: the cache is stamped with k as well as the catalog version."""
+    store = _region(home, n_clusters=3, per_cluster=5)
+    k3 = compute_rarity(store, k=3)
+    assert store.meta("rarity_k") == "3"
+    default = load_rarity(store)  # k=10
+    assert store.meta("rarity_k") == "10"
+    k10 = compute_rarity(store, k=10)
+    assert default == {int(r): (pytest.approx(s), pytest.approx(p))
+                       for r, s, p in zip(k10.rows, k10.scores, k10.percentiles, strict=True)}
+    assert not np.allclose(np.sort(k3.scores), np.sort(k10.scores))
+    # scores stored from elsewhere (no k) stay valid for any k
+    with store.writer():
+        store.replace_rarity(k3.rows, k3.scores, k3.percentiles)
+    assert load_rarity(store, k=5) == {int(r): (pytest.approx(s), pytest.approx(p))
+                                       for r, s, p in zip(k3.rows, k3.scores, k3.percentiles, strict=True)}
+    store.close()
