@@ -18,8 +18,10 @@ from benchmarks import quality
 
 @pytest.fixture(scope="module")
 def tiny_result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("quality") / "results.json"
-    return quality.run("tiny", seed=3, out=str(out), quiet=True), out
+    base = tmp_path_factory.mktemp("quality")
+    out = base / "results.json"
+    result = quality.run("tiny", seed=3, out=str(out), home=str(base / "home"), quiet=True)
+    return result, out
 
 
 def test_quality_benchmark_reports_every_figure(tiny_result):
@@ -56,3 +58,23 @@ def test_quality_benchmark_demo_fleet(benchmark, tmp_path):
                                  "query_p10": o["query"]["precision_at_k"],
                                  "selection_improvement": o["selection"]["improvement"]})
     assert o["dedup"]["hard_negatives_merged"] == 0
+
+
+def test_rarity_diagnostics_agree_with_the_quality_figures(tiny_result):
+    """The diagnostics' recall@k at the default k is the quality benchmark's, and every scenario
+    of the region shows up with its drives and percentiles."""
+    from benchmarks import rarity_diagnostics
+    from fixtures.fleet import plan_fleet
+
+    result, out = tiny_result
+    gt = plan_fleet(quality.fleet_spec("tiny", None, 3)).ground_truth
+    diag = rarity_diagnostics.diagnose(out.parent / "home", gt)
+    assert set(diag) == set(result["regions"])
+    for region, d in diag.items():
+        assert d["recall_at_k"]["10"] == result["regions"][region]["rarity"]["recall_at_k"]
+        assert set(d["recall_at_k"]) == {str(k) for k in rarity_diagnostics.K_VALUES}
+        scen = {c["scenario"] for c in gt["clips"] if c["region"] == region}
+        assert set(d["scenarios"]) == scen
+        for s in d["scenarios"].values():
+            assert 0.0 <= s["pct_min"] <= s["pct_median"] <= s["pct_max"] <= 100.0 and s["clips"] >= 1
+    assert rarity_diagnostics.main(["--home", str(out.parent / "missing")]) == 2

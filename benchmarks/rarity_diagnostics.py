@@ -1,0 +1,116 @@
+"""Where rarity goes wrong: per-scenario rarity percentiles and recall@k for several k.
+
+    python -m benchmarks.quality --home DIR            # build (and keep) a scored home first
+    python -m benchmarks.rarity_diagnostics --home DIR [--preset quality --seed 0] [--json]
+
+The quality benchmark gives one number (rare recall@k); this says *why* it is what it is. For
+every region: rare recall@k of the engine's own score (:func:`engine.rarity.compute_rarity`)
+at several neighbour counts, and for every scenario the number of independent drives it was
+filmed in, its clip count and the median / min / max rarity percentile of its clips. A
+scenario whose *max* percentile is high while its median is low has outliers as isolated as
+the rare scenarios (the embedding spreads it out); a rare scenario with a low median is dense
+in the embedding (it looks like something common, or was filmed by many drives). The ground
+truth comes from the fleet plan (``--preset``/``--seed`` must match the home's build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+K_VALUES = (5, 10, 20)
+
+
+def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
+    from engine.rarity import compute_rarity
+    from engine.regions import Home
+    from engine.store import RegionStore
+
+    info = {c["clip_id"]: c for c in gt["clips"]}
+    h = Home.open(home)
+    out: dict = {}
+    for region in sorted(h.regions):
+        store = RegionStore.open(h.region(region))
+        try:
+            ids = store.clip_table().clip_ids
+            known = [c for c in ids if c in info]
+            rare = {c for c in known if info[c]["rare"]}
+            recall = {}
+            pct_default: dict[str, float] = {}
+            for k in k_values:
+                res = compute_rarity(store, k=k)
+                top = res.clip_ids[: len(rare)]
+                recall[k] = round(sum(c in rare for c in top) / len(rare), 4) if rare else 1.0
+                if k == 10 or not pct_default:
+                    pct_default = dict(zip(res.clip_ids, res.percentiles.tolist(), strict=True))
+            compute_rarity(store)  # leave the default k's scores in the cache
+        finally:
+            store.close()
+        per: dict[str, dict] = defaultdict(lambda: {"drives": set(), "pct": []})
+        for c in known:
+            g = info[c]
+            s = per[g["scenario"]]
+            s["rare"] = g["rare"]
+            if g["transform"] is None:  # originals: the drives that filmed the scenario
+                s["drives"].add(g["drive_id"])
+            s["pct"].append(pct_default[c])
+        out[region] = {
+            "rare_clips": len(rare),
+            "recall_at_k": {str(k): v for k, v in recall.items()},
+            "scenarios": {
+                name: {"rare": s["rare"], "drives": len(s["drives"]), "clips": len(s["pct"]),
+                       "pct_median": round(float(np.median(s["pct"])), 1),
+                       "pct_min": round(float(np.min(s["pct"])), 1),
+                       "pct_max": round(float(np.max(s["pct"])), 1)}
+                for name, s in sorted(per.items(), key=lambda kv: (not kv[1]["rare"], kv[0]))},
+        }
+    return out
+
+
+def print_tables(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for region, r in result.items():
+        recalls = ", ".join(f"k={k}: {v:.2f}" for k, v in r["recall_at_k"].items())
+        t = Table(title=f"{region}: {r['rare_clips']} rare clips; rare recall@k with {recalls}")
+        for col in ("scenario", "rare", "drives", "clips", "pct median", "pct min", "pct max"):
+            t.add_column(col, justify="left" if col == "scenario" else "right")
+        for name, s in r["scenarios"].items():
+            t.add_row(name, "yes" if s["rare"] else "", str(s["drives"]), str(s["clips"]),
+                      f"{s['pct_median']:.0f}", f"{s['pct_min']:.0f}", f"{s['pct_max']:.0f}")
+        console.print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.rarity_diagnostics",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--home", required=True, help="a home built by `python -m benchmarks.quality --home DIR`")
+    ap.add_argument("--preset", default="quality", choices=["quality", "demo", "tiny"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    a = ap.parse_args(argv)
+    from benchmarks.quality import fleet_spec
+    from fixtures.fleet import plan_fleet
+
+    if not Path(a.home).is_dir():
+        print(f"error: no clipdex home at {a.home}; build one with "
+              f"`python -m benchmarks.quality --home {a.home}`", file=sys.stderr)
+        return 2
+    gt = plan_fleet(fleet_spec(a.preset, None, a.seed)).ground_truth
+    result = diagnose(a.home, gt)
+    if a.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_tables(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
