@@ -22,6 +22,12 @@
    covers a long enough span of both but not most of each (trims, pre/post roll, splices), else
    nothing. Two clips of the same drive whose recorded times do not overlap are never duplicates.
    The rules are applied to all candidates at once with NumPy.
+   **Same recording, reframed** (:func:`same_recording_pairs`): an off-centre crop-and-rescale
+   moves every 256-bit hash as far as unrelated footage, so hashes cannot find it. Clips that
+   carry recorded start times within ``same_recording_s`` (sorted start times: a few candidates
+   a clip at any scale), with near-identical clip embeddings and low-frequency pHashes that agree
+   keyframe by keyframe, are whole duplicates too. All three must hold: two cars of a fleet do
+   record at the same second, and look-alike footage exists, but not both at once.
 3. **Groups.** Union-find over ``duplicate`` pairs only; partial pairs never merge groups (a splice
    of two drives does not make the drives duplicates). One representative per group: best quality,
    then longest, then earliest.
@@ -90,6 +96,16 @@ class DedupParams:
     lsh_band_bits: int = 0  # bits per band; 0: ceil(log2(quality keyframes)), clamped to 16..28
     lsh_seed: int = 0  # seed of the band masks
     threads: int = 0  # threads over LSH bands; 0: all cores
+    # same recording, reframed: two clips recorded at the same moment (start times within
+    # same_recording_s, durations within whole_slack_s) whose clip embeddings agree (cosine >=
+    # same_recording_cosine) and whose aligned keyframes agree in their low-frequency pHash
+    # (mean <= same_recording_phash_bits of 64, and same_recording_coverage of the keyframes
+    # each within it) are duplicates even when the 256-bit hash moved
+    # (an off-centre crop-and-rescale moves PDQ 60-100 bits, pHash-64 0-16); 0 turns it off
+    same_recording_s: float = 1.0
+    same_recording_cosine: float = 0.92
+    same_recording_phash_bits: float = 20.0
+    same_recording_coverage: float = 0.9  # of the aligned keyframes within that many bits
 
     def band_bits_for(self, n_keyframes: int) -> int:
         if self.lsh_band_bits:
@@ -303,6 +319,86 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     return out
 
 
+def same_recording_pairs(table: ClipTable, hashes: np.ndarray, load_phash: Callable[[], np.ndarray],
+                         embeddings_of: Callable[[np.ndarray], np.ndarray], query_clips: np.ndarray,
+                         known: set[tuple[int, int]], params: DedupParams) -> list[Pair]:
+    """Whole duplicates that the 256-bit hashes miss: the same recording reframed.
+
+    Only clips that carry a recorded start time take part. Candidates are pairs with a query
+    clip whose start times lie within ``same_recording_s`` and whose durations agree (found by
+    sorting start times: a few candidates per clip even at millions of clips); each must then
+    agree in its clip embedding and, keyframe by keyframe at the offset the start times give,
+    in its 64-bit pHash (``load_phash()``: the region's keyframe pHashes, read only when some
+    candidate passes the embedding test). ``embeddings_of(rows)`` reads the clip embeddings of sorted clip rows
+    (only the candidates' are read); pairs in ``known`` are skipped. A
+    pair's ``matches`` counts keyframes within the pHash limit; ``mean_dist`` is, as for every
+    pair, the mean 256-bit distance of the aligned keyframes (large here: that is why the
+    hashes missed it)."""
+    if params.same_recording_s <= 0 or len(query_clips) == 0:
+        return []
+    start = np.asarray(table.start_time, np.float64)
+    has = np.isfinite(start) & (start > 0)
+    idx = np.flatnonzero(has)
+    if len(idx) < 2:
+        return []
+    order = idx[np.argsort(start[idx], kind="stable")]
+    sorted_start = start[order]
+    q = np.searchsorted(table.rows, query_clips)
+    q = q[has[q]]
+    tol = params.same_recording_s
+    lo = np.searchsorted(sorted_start, start[q] - tol, side="left")
+    hi = np.searchsorted(sorted_start, start[q] + tol, side="right")
+    counts = hi - lo
+    qi = np.repeat(q, counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    cj = order[np.repeat(lo, counts) + within]
+    keep = (qi != cj) & (np.abs(table.duration_s[qi] - table.duration_s[cj]) <= params.whole_slack_s)
+    ia, ib = np.minimum(qi, cj)[keep], np.maximum(qi, cj)[keep]
+    if len(ia) == 0:
+        return []
+    uniq = np.unique(np.stack([ia, ib], axis=1), axis=0)
+    ia, ib = uniq[:, 0], uniq[:, 1]
+    involved = np.unique(np.concatenate([ia, ib]))
+    vec = embeddings_of(table.rows[involved])
+    at = np.searchsorted(involved, ia), np.searchsorted(involved, ib)
+    cos = np.einsum("ij,ij->i", vec[at[0]], vec[at[1]])
+    step = 1.0 / params.keyframe_hz
+    out: list[Pair] = []
+    if not (cos >= params.same_recording_cosine).any():
+        return out
+    phash = load_phash()
+    for a, b, c in zip(ia.tolist(), ib.tolist(), cos.tolist(), strict=True):
+        ra, rb = int(table.rows[a]), int(table.rows[b])
+        if c < params.same_recording_cosine or (ra, rb) in known:
+            continue
+        # b's t=0 lies at a's time start_b - start_a, known to the start times' precision:
+        # try every keyframe shift that allows and keep the best
+        delta = float(start[b] - start[a])
+        ka, kb = int(table.kf_start[a]), int(table.kf_start[b])
+        na, nb = int(table.kf_count[a]), int(table.kf_count[b])
+        best = None
+        for shift in range(int(np.floor((delta - tol) / step)), int(np.ceil((delta + tol) / step)) + 1):
+            first_a, last_a = max(0, shift), min(na, nb + shift) - 1
+            if last_a - first_a + 1 < params.min_matches:
+                continue
+            bits = np.bitwise_count(phash[ka + first_a: ka + last_a + 1]
+                                    ^ phash[kb + first_a - shift: kb + last_a - shift + 1]).sum(axis=1)
+            if best is None or bits.mean() < best[0].mean():
+                best = (bits, shift, first_a, last_a)
+        if best is None or best[0].mean() > params.same_recording_phash_bits:
+            continue
+        bits, shift, first_a, last_a = best
+        matches = int((bits <= params.same_recording_phash_bits).sum())
+        if matches < params.same_recording_coverage * len(bits):  # e.g. a splice: half of it
+            continue
+        pdq = np.bitwise_count(hashes[ka + first_a: ka + last_a + 1]
+                               ^ hashes[kb + first_a - shift: kb + last_a - shift + 1]).sum(axis=1)
+        out.append(Pair(ra, rb, "duplicate", shift * step, (first_a * step, last_a * step),
+                        ((first_a - shift) * step, (last_a - shift) * step), matches,
+                        last_a - first_a + 1, float(pdq.mean())))
+    return out
+
+
 def recorded_far_apart(sa, da, sb, db, params: DedupParams):
     """Vectorised: both start times known and the recorded ranges more than
     ``params.max_recorded_gap_s`` apart (False everywhere when the rule is off)."""
@@ -320,7 +416,8 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
     Footage recorded on different days can only be shared through an edit: a splice carries the
     recorded start time of its *first* part, so its second part matches a source recorded at
     another time. Such a partial (A, B) is kept when A or B also shares a *different* part of
-    itself (spans overlapping by at most ``edit_overlap_s``) with a clip recorded at a consistent
+    itself (spans overlapping by at most ``edit_overlap_s`` and by less than half of the suspect
+    span) with a clip recorded at a consistent
     time -- the edit's other source. Without that, two clips recorded days apart that match over
     a stretch are the same place on another day (a car waiting at the same red light), not the
     same footage. Pairs are stored unfiltered and filtered when read, so an explanation that is
@@ -354,7 +451,10 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
             if q is p or far(x, q.b if q.a == x else q.a):
                 continue
             t = span(q, x)
-            if min(s[1], t[1]) - max(s[0], t[0]) <= params.edit_overlap_s + 1e-9:
+            shared = min(s[1], t[1]) - max(s[0], t[0])
+            # a *different* part: barely overlapping, and most of the suspect span outside it (a
+            # 3-keyframe span is only 1 s long, within edit_overlap_s of anything)
+            if shared <= params.edit_overlap_s + 1e-9 and shared < 0.5 * (s[1] - s[0]):
                 return True
         return False
 
@@ -423,6 +523,16 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
     t = time.perf_counter()
     new_pairs = verify_pairs(cand, table, hashes, valid, params)
     stages["verify"] = time.perf_counter() - t
+    if params.same_recording_s > 0:
+        t = time.perf_counter()
+        known = {(p.a, p.b) for p in new_pairs}
+        if not full:  # pairs verified by earlier runs keep their hash evidence
+            known |= {(int(r[0]), int(r[1])) for r in store.pairs()}
+        new_pairs += same_recording_pairs(table, hashes,
+                                          lambda: store.read_rows("keyframe_phash", 0, snap.kf_end),
+                                          lambda rows: store.read_rows_at("clip_embeddings", rows),
+                                          query_clips, known, params)
+        stages["same_recording"] = time.perf_counter() - t
     t = time.perf_counter()
     active = set(table.rows.tolist())
     old = [] if full else [Pair.from_row(r) for r in store.pairs()]

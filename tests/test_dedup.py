@@ -219,3 +219,78 @@ def test_black_keyframes_never_match(home):
     for params in METHODS.values():
         res, pairs, groups = dedup(home, dataclasses.replace(params), full=True)
         assert res.candidates == 0 and not pairs and not groups
+
+
+def _phash_noisy(rng, phash, bits):
+    out = phash.copy()
+    for k in range(len(out)):
+        for p in rng.choice(64, bits, replace=False):
+            out[k, p // 8] ^= np.uint8(1 << (p % 8))
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_recording_reframed_is_a_duplicate(home, method):
+    """A crop-and-rescale copy moves the 256-bit hashes as far as unrelated footage, but it is
+    the same recording: same recorded start, a near-identical clip embedding and low-frequency
+    pHashes that agree. Each of the three alone is not enough."""
+    rng = np.random.default_rng(11)
+    src = clip(rng, "src", seq(rng), start_time=DAY0 + 100.0, drive_id="d1", vehicle_id="v1")
+
+    def copy(cid, *, start=DAY0 + 100.0, phash_bits=8, emb_noise=0.02, **kw):
+        c = clip(rng, cid, seq(rng), start_time=start, drive_id=f"up-{cid}", vehicle_id="v9", **kw)
+        c.keyframe_phash = _phash_noisy(rng, src.keyframe_phash, phash_bits)
+        e = src.embedding + emb_noise * rng.standard_normal(src.embedding.shape).astype(np.float32)
+        c.embedding = (e / np.linalg.norm(e)).astype(np.float32)
+        return c
+
+    rows = add(home, [src, copy("crop"), copy("other-day", start=DAY0 + DAY + 100.0),
+                      copy("other-scene", phash_bits=30), copy("other-look", emb_noise=0.5),
+                      copy("same-second-other-clip", start=DAY0 + 100.4, phash_bits=9)])
+    res, pairs, groups = dedup(home, METHODS[method])
+    linked = {frozenset(k) for k, p in pairs.items() if p.relation == "duplicate"}
+    r = rows
+    assert frozenset((r["src"], r["crop"])) in linked
+    assert frozenset((r["src"], r["same-second-other-clip"])) in linked  # within the 1 s window
+    assert frozenset((r["src"], r["other-day"])) not in linked
+    assert frozenset((r["src"], r["other-scene"])) not in linked
+    assert frozenset((r["src"], r["other-look"])) not in linked
+    p = pairs[(r["src"], r["crop"])]
+    assert p.offset_s == 0.0 and p.matches == K and p.mean_dist > 80  # the 256-bit hashes moved
+    assert "same_recording" in res.stage_seconds
+    # off: nothing links them
+    with RegionStore.open(home.region("us-west")) as store:
+        off = run_dedup(store, dataclasses.replace(METHODS[method], same_recording_s=0.0), full=True)
+    assert not any({p.a, p.b} == {r["src"], r["crop"]} for p in off.pairs)
+
+
+def test_same_recording_needs_agreement_along_the_whole_clip(home):
+    """A splice starts like its first source and has its length, but only half of it agrees:
+    not a whole duplicate of that source."""
+    rng = np.random.default_rng(12)
+    src = clip(rng, "src", seq(rng), start_time=DAY0 + 100.0, drive_id="d1")
+    splice = clip(rng, "splice", seq(rng), start_time=DAY0 + 100.0, drive_id="up-1")
+    splice.keyframe_phash = src.keyframe_phash.copy()
+    splice.keyframe_phash[K // 2:] = rng.integers(0, 256, (K - K // 2, 8), dtype=np.uint8)
+    splice.embedding = src.embedding.copy()
+    rows = add(home, [src, splice])
+    _, pairs, _ = dedup(home, DedupParams())
+    assert (rows["src"], rows["splice"]) not in pairs
+
+
+def test_a_whole_copy_does_not_explain_a_short_match_across_days(home):
+    """Three keyframes matched days apart span 1 s, within ``edit_overlap_s`` of anything: a
+    whole re-upload of one clip shares that very stretch, so it is no edit's other part."""
+    rng = np.random.default_rng(13)
+    place = seq(rng)
+    monday = clip(rng, "monday", place, drive_id="d1", start_time=DAY0)
+    own = seq(rng)
+    own[8:11] = noisy(rng, place[8:11], 6)  # 3 keyframes of the same place on friday
+    friday = clip(rng, "friday", own, drive_id="d2", start_time=DAY0 + 4 * DAY)
+    reupload = clip(rng, "friday-reupload", noisy(rng, own, 4), drive_id="up", start_time=DAY0 + 4 * DAY)
+    row = add(home, [monday, friday, reupload])
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+    short = Pair(row["monday"], row["friday"], "partial", 0.0, (4.0, 5.0), (4.0, 5.0), 3, 20, 30.0)
+    whole = Pair(row["friday"], row["friday-reupload"], "duplicate", 0.0, (0.0, 9.5), (0.0, 9.5), 20, 20, 4.0)
+    assert explained_partials([short, whole], table, DedupParams()) == [whole]
