@@ -40,6 +40,7 @@ def test_quality_benchmark_reports_every_figure(tiny_result):
     assert 0.0 <= o["rarity"]["recall_at_k"] <= 1.0 and o["rarity"]["rare_clips"] > 0
     assert o["query"]["precision_at_k"] is not None and o["query"]["queries"] > 0
     assert o["selection"]["coverage"] < o["selection"]["random_coverage"]
+    assert o["selection_diverse"]["coverage"] < o["selection_diverse"]["random_coverage"]
     # the scaled design (forced LSH candidates) verifies the same pairs on this fleet
     assert result["scaled"]["pairs_only_exact"] == 0 and result["scaled"]["pairs_only_scaled"] == 0
     assert all(r["dedup_scaled"]["f1"] == r["dedup"]["f1"] for r in result["regions"].values())

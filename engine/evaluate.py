@@ -207,9 +207,11 @@ def summarize_regions(regions: dict[str, dict]) -> dict:
     nq = sum(q["queries"] for q in qs)
     query = {"precision_at_k": round(sum(q["precision_at_k"] * q["queries"] for q in qs) / nq, 4)
              if nq else None, "queries": nq}
-    ss = [r["selection"] for r in regions.values()]
-    cov = float(np.mean([s["coverage"] for s in ss]))
-    rnd = float(np.mean([s["random_coverage"] for s in ss]))
-    selection = {"coverage": round(cov, 5), "random_coverage": round(rnd, 5),
-                 "improvement": round(float(np.mean([s["improvement"] for s in ss])), 4)}
-    return {"dedup": dedup, "rarity": rarity, "query": query, "selection": selection}
+    out = {"dedup": dedup, "rarity": rarity, "query": query}
+    for key in ("selection", "selection_diverse"):
+        ss = [r[key] for r in regions.values() if key in r]
+        if ss:
+            out[key] = {"coverage": round(float(np.mean([s["coverage"] for s in ss])), 5),
+                        "random_coverage": round(float(np.mean([s["random_coverage"] for s in ss])), 5),
+                        "improvement": round(float(np.mean([s["improvement"] for s in ss])), 4)}
+    return out
