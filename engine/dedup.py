@@ -78,6 +78,9 @@ class DedupParams:
     keyframe_hz: float = 2.0
     query_block: int = 32768  # keyframes per range-search block (exact candidates)
     same_drive_tolerance_s: float = 1.0
+    # a pair's offset comes from the recorded start times when they agree with the aligned
+    # keyframe shift within this (exact, not quantised to the keyframe step; 0 turns it off)
+    recorded_offset_tolerance_s: float = 1.0
     # two clips whose recorded time ranges lie further apart than this cannot be whole duplicates,
     # whatever their drive or vehicle (the same route driven on another day looks alike frame by
     # frame), and a partial overlap between them needs an edit to explain it (see
@@ -310,10 +313,18 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
         last = hashes[table.kf_start[ia[short]] + np.maximum(la[short], 0)]
         change = np.bitwise_count(first ^ last).sum(axis=1)
         ok[np.flatnonzero(short)[change < params.specific_change_bits]] = False
+    # the offset: the aligned shift is quantised to the keyframe step, and in a scene that does
+    # not change, any nearby shift matches as well; where both clips carry recorded start times
+    # that agree with it (within recorded_offset_tolerance_s), those give the offset exactly
+    offset = s * step
+    recorded = sb - sa
+    known = np.isfinite(recorded) & (sa > 0) & (sb > 0)
+    agree = known & (np.abs(recorded - offset) <= params.recorded_offset_tolerance_s)
+    offset = np.where(agree, recorded, offset)
     out: list[Pair] = []
     for p in np.flatnonzero(ok).tolist():
         out.append(Pair(int(pairs[p, 0]), int(pairs[p, 1]), "duplicate" if whole[p] else "partial",
-                        float(s[p] * step), (float(fa[p] * step), float(la[p] * step)),
+                        float(offset[p]), (float(fa[p] * step), float(la[p] * step)),
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
     return out

@@ -294,3 +294,21 @@ def test_a_whole_copy_does_not_explain_a_short_match_across_days(home):
     short = Pair(row["monday"], row["friday"], "partial", 0.0, (4.0, 5.0), (4.0, 5.0), 3, 20, 30.0)
     whole = Pair(row["friday"], row["friday-reupload"], "duplicate", 0.0, (0.0, 9.5), (0.0, 9.5), 20, 20, 4.0)
     assert explained_partials([short, whole], table, DedupParams()) == [whole]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_offset_from_recorded_times_when_they_agree(home, method):
+    """The aligned shift is quantised to the keyframe step (0.5 s); recorded start times that
+    agree with it give the exact offset, ones that do not are ignored."""
+    rng = np.random.default_rng(14)
+    base = seq(rng)
+    src = clip(rng, "src", base, start_time=DAY0, drive_id="d1")
+    tail = np.concatenate([noisy(rng, base[16:], 6), seq(rng, 16)])
+    roll = clip(rng, "roll", tail, start_time=DAY0 + 8.3, drive_id="up-1")
+    other = clip(rng, "other-clock", np.concatenate([noisy(rng, base[16:], 6), seq(rng, 16)]),
+                 start_time=DAY0 + 3600.0, drive_id="up-2")
+    row = add(home, [src, roll, other])
+    _, pairs, _ = dedup(home, METHODS[method])
+    assert pairs[(row["src"], row["roll"])].relation == "partial"
+    assert pairs[(row["src"], row["roll"])].offset_s == pytest.approx(8.3)
+    assert pairs[(row["src"], row["other-clock"])].offset_s == pytest.approx(8.0)
