@@ -318,8 +318,8 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     # that agree with it (within recorded_offset_tolerance_s), those give the offset exactly
     offset = s * step
     recorded = sb - sa
-    known = np.isfinite(recorded) & (sa > 0) & (sb > 0)
-    agree = known & (np.abs(recorded - offset) <= params.recorded_offset_tolerance_s)
+    agree = (has_recorded_time(sa) & has_recorded_time(sb)
+             & (np.abs(recorded - offset) <= params.recorded_offset_tolerance_s))
     offset = np.where(agree, recorded, offset)
     out: list[Pair] = []
     for p in np.flatnonzero(ok).tolist():
@@ -328,6 +328,12 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
     return out
+
+
+def has_recorded_time(start) -> np.ndarray:
+    """Vectorised: the clip carries a recorded start time (NaN or 0 mean unknown)."""
+    start = np.asarray(start, np.float64)
+    return np.isfinite(start) & (start > 0)
 
 
 def same_recording_pairs(table: ClipTable, hashes: np.ndarray, load_phash: Callable[[], np.ndarray],
@@ -339,16 +345,15 @@ def same_recording_pairs(table: ClipTable, hashes: np.ndarray, load_phash: Calla
     clip whose start times lie within ``same_recording_s`` and whose durations agree (found by
     sorting start times: a few candidates per clip even at millions of clips); each must then
     agree in its clip embedding and, keyframe by keyframe at the offset the start times give,
-    in its 64-bit pHash (``load_phash()``: the region's keyframe pHashes, read only when some
-    candidate passes the embedding test). ``embeddings_of(rows)`` reads the clip embeddings of sorted clip rows
-    (only the candidates' are read); pairs in ``known`` are skipped. A
-    pair's ``matches`` counts keyframes within the pHash limit; ``mean_dist`` is, as for every
-    pair, the mean 256-bit distance of the aligned keyframes (large here: that is why the
-    hashes missed it)."""
+    in its 64-bit pHash. ``load_phash()`` returns the region's keyframe pHashes (called only when
+    some candidate passes the embedding test); ``embeddings_of(rows)`` reads the clip embeddings
+    of sorted clip rows (only the candidates'); pairs in ``known`` are skipped. A pair's
+    ``matches`` counts keyframes within the pHash limit; ``mean_dist`` is, as for every pair, the
+    mean 256-bit distance of the aligned keyframes (large here: that is why the hashes missed it)."""
     if params.same_recording_s <= 0 or len(query_clips) == 0:
         return []
     start = np.asarray(table.start_time, np.float64)
-    has = np.isfinite(start) & (start > 0)
+    has = has_recorded_time(start)
     idx = np.flatnonzero(has)
     if len(idx) < 2:
         return []
@@ -534,11 +539,11 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
     t = time.perf_counter()
     new_pairs = verify_pairs(cand, table, hashes, valid, params)
     stages["verify"] = time.perf_counter() - t
+    old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     if params.same_recording_s > 0:
         t = time.perf_counter()
-        known = {(p.a, p.b) for p in new_pairs}
-        if not full:  # pairs verified by earlier runs keep their hash evidence
-            known |= {(int(r[0]), int(r[1])) for r in store.pairs()}
+        # pairs verified by hashes, in this run or earlier ones, keep their hash evidence
+        known = {(p.a, p.b) for p in new_pairs} | {(p.a, p.b) for p in old}
         new_pairs += same_recording_pairs(table, hashes,
                                           lambda: store.read_rows("keyframe_phash", 0, snap.kf_end),
                                           lambda rows: store.read_rows_at("clip_embeddings", rows),
@@ -546,7 +551,6 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         stages["same_recording"] = time.perf_counter() - t
     t = time.perf_counter()
     active = set(table.rows.tolist())
-    old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     by_key = {(p.a, p.b): p for p in old if p.a in active and p.b in active}
     for p in new_pairs:
         by_key[(p.a, p.b)] = p

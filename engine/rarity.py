@@ -168,7 +168,7 @@ def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int =
     cached scores were computed with another ``k``."""
     suffix = "" if space is None else f":{space}"
     stale = int(store.meta(f"rarity_version{suffix}", "-1")) != store.snapshot().version
-    cached_k = store.meta(f"rarity_k{suffix}", "") or ""
+    cached_k = store.meta(f"rarity_k{suffix}", "")
     stale = stale or (cached_k != "" and int(cached_k) != k)
     if space is not None and not stale:  # a re-import of the space since the scores
         stale = not store.rarity(space)
