@@ -166,7 +166,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     """Features of a batch of clips. Raises :class:`InputError` for a bad clip."""
     for s in samples:
         _check_sample(s)
-    descs, hashes, quals, phashes, thumbs = [], [], [], [], []
+    descs, hashes, quals, phashes, thumbs, views = [], [], [], [], [], []
     for s in samples:
         kf = hash_view(s.keyframes)
         h, q = kernels.pdq256(kf)
@@ -175,6 +175,9 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
         phashes.append(kernels.phash64(kf))
         descs.append(kernels.keyframe_descriptors(kf))
         thumbs.append(thumbnails(np.ascontiguousarray(s.keyframes)))
+        # frame triggers judge the hashed view: the picture without letterbox or pillarbox bars,
+        # burned-in overlay bars and the safe margins where timestamps and logos live
+        views.append(thumbnails(kf))
     counts = np.array([len(d) for d in descs], dtype=np.int64)
     kf_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     tel_time, tel_vals, tel_start, tel_count = _stack_telemetry([s.telemetry for s in samples])
@@ -183,7 +186,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     out = []
     for i, s in enumerate(samples):
         trig = telemetry_triggers(s.telemetry, thresholds) + frame_triggers(
-            thumbs[i], s.keyframe_times, thresholds
+            views[i], s.keyframe_times, thresholds, s.telemetry
         )
         meta = dict(s.meta)
         if s.telemetry is not None and s.telemetry.issues:

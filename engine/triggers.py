@@ -17,16 +17,20 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_min_s": 0.2,  # ... for at least this long
     "sharp_turn_yaw_rate": 0.35,  # rad/s
     "sharp_turn_min_speed": 3.0,  # m/s (turning on the spot is parking, not a sharp turn)
-    "high_jerk": 8.0,  # m/s^3
+    "high_jerk": 8.0,  # m/s^3, the change of acceleration over high_jerk_window_s ...
+    "high_jerk_window_s": 0.5,  # ... (differencing 10 Hz samples turns sensor noise into jerk)
     "stop_speed": 0.5,  # m/s: below this the car is stopped
     "go_speed": 3.0,  # m/s: above this it moves again
     "stop_and_go_cycles": 2,  # stops followed by moving again
     "low_light_luma": 60.0,  # mean luma 0-255 of a keyframe
     "low_light_fraction": 0.5,  # of keyframes
-    "low_visibility_contrast": 18.0,  # std of luma 0-255 (fog, dense rain, covered lens)
-    "low_visibility_fraction": 0.5,  # of keyframes
+    "low_visibility_weber": 0.12,  # std / mean of the luma of the upper half of the picture
+    "low_visibility_fraction": 0.5,  # of keyframes (fog, snow, a covered or misted lens)
+    "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
+    "glare_fraction": 0.25,  # ... covering at least this share of a keyframe (sun, tunnel exit)
     "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
-    "frozen_camera_min_s": 1.0,  # ... for at least this long
+    "frozen_camera_min_s": 1.0,  # ... for at least this long, unless telemetry says the car
+    # stood still (speed <= stop_speed) all that time: a parked or waiting car sees a still picture
     "black_luma": 8.0,  # mean luma of a black frame
     "telemetry_gap_s": 1.0,  # a gap longer than this between samples
 }
@@ -66,6 +70,30 @@ def _spans(mask: np.ndarray, times: np.ndarray, min_s: float = 0.0) -> list[tupl
     return out
 
 
+def _jerk_spans(t: np.ndarray, accel: np.ndarray, limit: float, window_s: float) -> list[tuple[float, float, float]]:
+    """Spans where ``|a(t + w) - a(t)| / w >= limit``: jerk over a window of ``window_s`` (the
+    first valid sample at least that far on), over the samples with a valid acceleration. With
+    ``window_s`` 0 it is the sample-to-sample jerk."""
+    ok = np.isfinite(accel)
+    tv, av = t[ok], accel[ok].astype(np.float64)
+    if len(tv) < 2:
+        return []
+    j = np.searchsorted(tv, tv + max(window_s, 0.0), side="left")
+    j = np.maximum(j, np.arange(len(tv)) + 1)
+    valid = j < len(tv)
+    i = np.flatnonzero(valid)
+    j = j[valid]
+    dt = tv[j] - tv[i]
+    jerk = (av[j] - av[i]) / np.where(dt > 0, dt, np.nan)
+    with np.errstate(invalid="ignore"):
+        hit = np.abs(jerk) >= limit
+    out = []
+    for s, e in _spans(hit, tv[i]):
+        sel = hit & (tv[i] >= s) & (tv[i] <= e)
+        out.append((s, float(tv[j[sel]].max()), float(np.nanmax(np.abs(jerk[sel])))))
+    return out
+
+
 def telemetry_triggers(tel: Telemetry | None, th: dict[str, float] | None = None) -> list[tuple[str, float, float, float]]:
     """Triggers from telemetry: (name, t_start, t_end, value) tuples."""
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
@@ -80,12 +108,8 @@ def telemetry_triggers(tel: Telemetry | None, th: dict[str, float] | None = None
             for s, e in _spans(hb, t, th["hard_brake_min_s"]):
                 sel = (t >= s) & (t <= e)
                 out.append(("hard_brake", s, e, float(np.nanmin(accel[sel]))))
-            dt = np.diff(t)
-            jerk = np.diff(accel) / np.where(dt > 0, dt, np.nan)
-            hj = np.abs(jerk) >= th["high_jerk"]
-            for s, e in _spans(hj, t[1:]):
-                sel = (t[1:] >= s) & (t[1:] <= e)
-                out.append(("high_jerk", s, e, float(np.nanmax(np.abs(jerk[sel])))))
+            for s, e, value in _jerk_spans(t, accel, th["high_jerk"], th["high_jerk_window_s"]):
+                out.append(("high_jerk", s, e, value))
         if np.isfinite(yaw).any():
             st = (np.abs(yaw) >= th["sharp_turn_yaw_rate"]) & (speed >= th["sharp_turn_min_speed"])
             for s, e in _spans(st, t):
@@ -107,14 +131,16 @@ def telemetry_triggers(tel: Telemetry | None, th: dict[str, float] | None = None
     return out
 
 
-def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] | None = None) -> list[tuple[str, float, float, float]]:
-    """Triggers from keyframe thumbnails ``uint8[k,h,w,3]`` at ``times`` (seconds)."""
+def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] | None = None,
+                   telemetry: Telemetry | None = None) -> list[tuple[str, float, float, float]]:
+    """Triggers from keyframe thumbnails ``uint8[k,h,w,3]`` at ``times`` (seconds); the clip's
+    ``telemetry``, when given, tells a frozen camera from a car that stands still."""
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
     if len(thumbs) == 0:
         return []
     luma = thumbs.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    mean = luma.reshape(len(luma), -1).mean(axis=1)
-    std = luma.reshape(len(luma), -1).std(axis=1)
+    flat = luma.reshape(len(luma), -1)
+    mean = flat.mean(axis=1)
     out: list[tuple[str, float, float, float]] = []
     black = mean <= th["black_luma"]
     for s, e in _spans(black, times):
@@ -122,12 +148,33 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
     dark = (mean <= th["low_light_luma"]) & ~black
     if dark.mean() >= th["low_light_fraction"]:
         out.append(("low_light", float(times[0]), float(times[-1]), float(mean.mean())))
-    lowvis = (std <= th["low_visibility_contrast"]) & ~black
+    # visibility: the Weber contrast (std / mean) of the upper half, where a forward camera sees
+    # the far scene; fog and falling snow wash it out while the near road keeps its contrast (the
+    # whole frame's std hardly drops in fog). Dark frames are low light, not low visibility.
+    upper = luma[:, : max(1, luma.shape[1] // 2)].reshape(len(luma), -1)
+    weber = upper.std(axis=1) / np.maximum(upper.mean(axis=1), 1.0)
+    lowvis = (weber <= th["low_visibility_weber"]) & ~dark & ~black
     if lowvis.mean() >= th["low_visibility_fraction"]:
-        out.append(("low_visibility", float(times[0]), float(times[-1]), float(std.mean())))
+        out.append(("low_visibility", float(times[0]), float(times[-1]), float(weber.mean())))
+    glare = (flat >= th["glare_luma"]).mean(axis=1)
+    for s, e in _spans(glare >= th["glare_fraction"], times):
+        out.append(("glare", s, e, float(glare[(times >= s) & (times <= e)].max())))
     if len(luma) >= 3:
         diffs = np.abs(np.diff(luma, axis=0)).reshape(len(luma) - 1, -1).mean(axis=1)
         frozen = diffs <= th["frozen_camera_diff"]
         for s, e in _spans(frozen, times[1:], th["frozen_camera_min_s"]):
-            out.append(("frozen_camera", s, e, 0.0))
+            if not _stood_still(telemetry, s, e, th["stop_speed"]):
+                out.append(("frozen_camera", s, e, 0.0))
     return out
+
+
+def _stood_still(tel: Telemetry | None, t0: float, t1: float, stop_speed: float) -> bool:
+    """True when telemetry covers [t0, t1] and every speed sample in it is <= ``stop_speed``."""
+    if tel is None or len(tel.time) == 0:
+        return False
+    speed = tel.channel("speed")
+    sel = (tel.time >= t0 - 0.5) & (tel.time <= t1 + 0.5)
+    vals = speed[sel]
+    if vals.size == 0 or not np.isfinite(vals).all():
+        return False
+    return bool(tel.time[sel].min() <= t0 and tel.time[sel].max() >= t1 and (vals <= stop_speed).all())

@@ -56,11 +56,27 @@ def test_sharp_turn():
 
 def test_high_jerk():
     a = np.zeros(100, np.float32)
-    a[40] = 1.0  # 0 -> 1 -> 0 in 0.1 s: 10 m/s^3
+    a[40:] = -5.0  # braking that bites in 0.1 s: 5 m/s^2 change within the 0.5 s window
     got = names(telemetry_triggers(tel(cruise(), a)))
-    assert got["high_jerk"][0][2] == pytest.approx(10.0)
+    assert got["high_jerk"][0][2] == pytest.approx(10.0)  # 5 m/s^2 over 0.5 s
+    assert got["high_jerk"][0][:2] == pytest.approx([3.5, 4.4])  # windows that contain the step
     smooth = np.linspace(0, 2, 100).astype(np.float32)  # 0.2 m/s^3
     assert "high_jerk" not in names(telemetry_triggers(tel(cruise(), smooth)))
+    spike = np.zeros(100, np.float32)
+    spike[40] = 1.5  # one noisy sample: 15 m/s^3 sample to sample, not a jerk of the car
+    assert "high_jerk" not in names(telemetry_triggers(tel(cruise(), spike)))
+    # with no window the sample-to-sample jerk is used, and the spike fires
+    raw = telemetry_triggers(tel(cruise(), spike), {"high_jerk_window_s": 0.0})
+    assert names(raw)["high_jerk"][0][2] == pytest.approx(15.0)
+
+
+def test_high_jerk_skips_missing_acceleration():
+    a = np.zeros(100, np.float32)
+    a[40:] = -5.0
+    a[41:44] = np.nan  # gaps in the channel: the window reaches the next valid sample
+    got = names(telemetry_triggers(tel(cruise(), a)))
+    assert "high_jerk" in got
+    assert all(np.isfinite(v[2]) for v in got["high_jerk"])
 
 
 def test_stop_and_go():
@@ -111,9 +127,35 @@ def test_low_light():
 
 
 def test_low_visibility():
-    got = names(frame_triggers(frames(luma=150.0, contrast=8.0), TIMES))  # fog: bright, flat
+    got = names(frame_triggers(frames(luma=150.0, contrast=12.0), TIMES))  # fog: bright, flat (0.08)
     assert "low_visibility" in got
-    assert "low_visibility" not in names(frame_triggers(frames(luma=150.0, contrast=30.0), TIMES))
+    assert "low_visibility" not in names(frame_triggers(frames(luma=150.0, contrast=22.0), TIMES))  # 0.15
+
+
+def test_low_visibility_looks_at_the_far_scene():
+    """Fog washes out the upper half (the far scene) while the near road keeps its contrast:
+    the whole frame's contrast stays high, the trigger still fires; a clear far scene over a
+    flat road does not."""
+    fog = frames(luma=150.0, contrast=8.0)
+    fog[:, 18:] = frames(luma=90.0, contrast=60.0)[:, 18:]  # contrasty near road
+    assert fog.astype(np.float32).std() > 30
+    assert "low_visibility" in names(frame_triggers(fog, TIMES))
+    clear = frames(luma=150.0, contrast=40.0)
+    clear[:, 18:] = 100  # a flat, uniform road surface under a detailed far scene
+    assert "low_visibility" not in names(frame_triggers(clear, TIMES))
+    night = frames(luma=30.0, contrast=2.0)  # dark and flat: low light, not low visibility
+    got = names(frame_triggers(night, TIMES))
+    assert "low_light" in got and "low_visibility" not in got
+
+
+def test_glare():
+    f = frames()
+    f[4:6, :18] = 255  # the upper half blown out for two keyframes (a tunnel exit, the sun)
+    got = names(frame_triggers(f, TIMES))
+    assert got["glare"] == [[2.0, 2.5, 0.5]]
+    g = frames()
+    g[4:6, :6] = 255  # a bright sky strip: 1/6 of the picture
+    assert "glare" not in names(frame_triggers(g, TIMES))
 
 
 def test_black_frames():
@@ -133,6 +175,22 @@ def test_frozen_camera():
     g = frames()
     g[2:4] = g[2]  # one repeated keyframe (0.5 s) is not a frozen camera
     assert "frozen_camera" not in names(frame_triggers(g, TIMES))
+
+
+def test_frozen_camera_is_not_a_car_standing_still():
+    """A car waiting at a red light sees a still picture: with telemetry showing it stopped over
+    the whole span, that is not a frozen camera; moving, or without telemetry, it is."""
+    f = frames()
+    f[2:8] = f[2]
+    n = 50  # 5 s at 10 Hz covers the keyframes at 0..4.5 s
+    stopped = tel(np.zeros(n, np.float32))
+    moving = tel(np.full(n, 12.0, np.float32))
+    assert "frozen_camera" not in names(frame_triggers(f, TIMES, telemetry=stopped))
+    assert "frozen_camera" in names(frame_triggers(f, TIMES, telemetry=moving))
+    gappy = tel(np.r_[np.zeros(20), np.full(30, np.nan)].astype(np.float32))  # speed unknown later
+    assert "frozen_camera" in names(frame_triggers(f, TIMES, telemetry=gappy))
+    short = tel(np.zeros(20, np.float32))  # telemetry ends at 1.9 s: it cannot vouch for 3.5 s
+    assert "frozen_camera" in names(frame_triggers(f, TIMES, telemetry=short))
 
 
 # ----------------------------------------------------------------------------- thresholds
