@@ -317,31 +317,39 @@ def rare(
     top: Annotated[int, typer.Option("--top", help="How many clips to list.")] = 20,
     k: Annotated[int, typer.Option(help="Neighbours in the density estimate.")] = 10,
     trigger: Annotated[str | None, typer.Option(help="Only clips with this trigger.")] = None,
+    density_only: Annotated[bool, typer.Option(
+        "--density-only", help="Rank by embedding density alone, without rare event signatures.")] = False,
     space: SpaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank clips by rarity (distance to their k nearest non-relative clips)."""
+    """Rank clips by rarity: embedding density (distance to the k nearest non-relative clips) and
+    the rarity of their trigger signature among the region's drives."""
     from .rarity import compute_rarity
     from .spaces import resolve_space
 
     def go():
         with _store(home, region) as store:
-            res = compute_rarity(store, k=k, space=resolve_space(space))
+            res = compute_rarity(store, k=k, space=resolve_space(space), events=not density_only)
             keep = None
             if trigger:
                 keep = {r for (r,) in store.db.execute("SELECT DISTINCT clip_row FROM triggers WHERE name=?", (trigger,))}
             trig = {}
             for row, name, *_ in store.triggers(res.rows[: max(top * 4, 100)].tolist()):
                 trig.setdefault(row, set()).add(name)
-        rows = [(int(r), c, float(s), float(p)) for r, c, s, p in zip(res.rows, res.clip_ids, res.scores, res.percentiles, strict=True)
+        support = res.support if res.support is not None else [-1] * len(res.rows)
+        rows = [(int(r), c, float(s), float(p), int(n))
+                for r, c, s, p, n in zip(res.rows, res.clip_ids, res.scores, res.percentiles, support, strict=True)
                 if keep is None or int(r) in keep][:top]
         out = [{"rank": i + 1, "clip_id": c, "rarity": round(s, 5), "percentile": round(p, 2),
-                "triggers": sorted(trig.get(r, ()))} for i, (r, c, s, p) in enumerate(rows)]
+                "triggers": sorted(trig.get(r, ())), "event_support_units": n if n >= 0 else None}
+               for i, (r, c, s, p, n) in enumerate(rows)]
         if json_out:
             _print_json(out)
         else:
-            _table(f"rarest clips in {region} (k={k})", ["rank", "clip", "rarity", "percentile", "triggers"],
-                   [[o["rank"], o["clip_id"], f"{o['rarity']:.4f}", f"{o['percentile']:.1f}", ",".join(o["triggers"])] for o in out])
+            _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
+                   ["rank", "clip", "density", "percentile", "triggers", "units sharing them"],
+                   [[o["rank"], o["clip_id"], f"{o['rarity']:.4f}", f"{o['percentile']:.1f}", ",".join(o["triggers"]),
+                     "" if o["event_support_units"] is None else o["event_support_units"]] for o in out])
 
     _run(go)
 

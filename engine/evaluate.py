@@ -96,7 +96,8 @@ def rarity_quality(store: RegionStore, gt: dict) -> dict:
     rare = {c["clip_id"] for c in gt["clips"] if c["region"] == region and c.get("rare")}
     rar = load_rarity(store)
     table = store.clip_table()
-    order = sorted(range(len(table)), key=lambda i: -rar[int(table.rows[i])][0])
+    # the stored percentile is the ranking (density and rare event signatures, engine.rarity)
+    order = sorted(range(len(table)), key=lambda i: (-rar[int(table.rows[i])][1], -rar[int(table.rows[i])][0], i))
     ranked = [table.clip_ids[i] for i in order]
     k = len(rare)
     hits = sum(1 for c in ranked[:k] if c in rare)

@@ -1,9 +1,27 @@
-"""Rarity: how empty the embedding space is around a clip.
+"""Rarity: how empty the embedding space is around a clip, and how rare its events are.
 
-The score is the mean distance to the ``k`` nearest clips of the region, skipping the clip's
-*relatives*: its duplicate group and partial-overlap partners (a rare event uploaded five times
-stays rare) and the other clips of its drive (a rare event filmed over five consecutive clips
-stays rare). Distances are Euclidean between L2-normalised embeddings (0..2).
+Two views of the same question, both blind to the clip's *relatives*: its duplicate group and
+partial-overlap partners (a rare event uploaded five times stays rare) and the other clips of its
+drive (a rare event filmed over five consecutive clips stays rare).
+
+* **Density**: the mean distance to the ``k`` nearest non-relative clips of the region, Euclidean
+  between L2-normalised embeddings (0..2), turned into a percentile (100 = emptiest).
+* **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
+  brake, high jerk, sharp turn, stop-and-go, low light, low visibility, glare; data-quality flags
+  are not situations), united over its whole-duplicate group (a copy shows the same event even
+  where a transform hides it from a trigger). Its *support* is the number of other *recording units* of the region
+  carrying the same signature; a unit is a drive together with every copy of its clips, closed
+  transitively (five uploads of one event, each with its own upload id, are one unit). A
+  signature carried by fewer than ``event_share`` of the region's units is rare: the clip gets
+  the event percentile ``100 * (1 - support / units)`` (>= 95 at the default 5 %), otherwise 0.
+  Clips without situation triggers get 0.
+
+The clip's rarity is the larger of the two percentiles (ties broken by density), re-ranked into
+the stored percentile. Why both: an embedding summarises what a clip *looks* like, and the looks
+of an ordinary clip under a lighting or weather nobody else filmed can be as unusual as those of
+a hard brake on a cut-in, which differs from ordinary following in a second of telemetry. The
+measured effect on the fixture fleets is in the README ("Quality"); ``events=False`` (``clipdex
+rare --density-only``) gives the density alone.
 """
 
 from __future__ import annotations
@@ -16,6 +34,13 @@ import numpy as np
 from .dedup import load_dedup
 from .index import ensure_embedding_index
 from .store import ClipTable, RegionStore
+
+#: triggers that describe the driving situation; data-quality flags (black frames, frozen camera,
+#: telemetry gaps) say nothing about the scenario and stay out of event signatures
+SITUATION_TRIGGERS = frozenset({"hard_brake", "high_jerk", "sharp_turn", "stop_and_go", "low_light",
+                                "low_visibility", "glare"})
+#: an event signature carried by fewer than this share of the region's recording units is rare
+RARE_EVENT_SHARE = 0.05
 
 #: cosine similarity above which a neighbour is treated as a copy of the clip (median between
 #: whole duplicates on the demo fleet: 0.987; unrelated clips exceed 0.97 in < 0.1 % of pairs)
@@ -31,6 +56,10 @@ class RarityResult:
     percentiles: np.ndarray  # 100 = rarest
     k: int
     seconds: float
+    #: per listed clip: its event signature ("" without situation triggers) and the number of other
+    #: recording units sharing it; None with ``events=False``
+    signatures: list[str] | None = None
+    support: np.ndarray | None = None
 
 
 def relative_components(table: ClipTable, pairs) -> np.ndarray:
@@ -133,7 +162,80 @@ def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = N
     return table, vectors, emb_index
 
 
-def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None) -> RarityResult:
+def event_signatures(store: RegionStore, table: ClipTable,
+                     groups: dict[int, list[int]] | None = None) -> list[str]:
+    """Per table position, its situation triggers joined with ``+`` in name order ("" for none).
+
+    With ``groups`` (whole-duplicate groups, representative -> member rows) every member gets the
+    union of its group's triggers: a copy shows the same event, but a transform can hide it from
+    a trigger (a letterbox bar over the far scene, a re-upload without telemetry)."""
+    pos = {int(r): i for i, r in enumerate(table.rows)}
+    names: list[set[str]] = [set() for _ in range(len(table))]
+    for row, name, *_ in store.triggers(table.rows.tolist()):
+        i = pos.get(int(row))
+        if i is not None and name in SITUATION_TRIGGERS:
+            names[i].add(name)
+    for members in (groups or {}).values():
+        idx = [pos[int(r)] for r in members if int(r) in pos]
+        union = set().union(*(names[i] for i in idx)) if idx else set()
+        for i in idx:
+            names[i] = union
+    return ["+".join(sorted(n)) for n in names]
+
+
+def recording_units(comp: np.ndarray, drives: np.ndarray) -> np.ndarray:
+    """Per clip, its *recording unit*: clips linked by a drive or by a duplicate relation, closed
+    transitively (an upload of a drive's clip, with its own upload id, belongs to that drive)."""
+    n = len(comp)
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first: dict[tuple[str, int], int] = {}
+    for i in range(n):
+        for key in (("c", int(comp[i])), ("d", int(drives[i]))):
+            j = first.setdefault(key, i)
+            if j != i:
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def event_support(signatures: list[str], units: np.ndarray) -> np.ndarray:
+    """Per clip, how many recording units other than its own carry its signature (-1 for clips
+    without a signature)."""
+    support = np.full(len(signatures), -1, np.int64)
+    carriers: dict[str, set[int]] = {}
+    for i, sig in enumerate(signatures):
+        if sig:
+            carriers.setdefault(sig, set()).add(int(units[i]))
+    for i, sig in enumerate(signatures):
+        if sig:
+            support[i] = len(carriers[sig]) - 1
+    return support
+
+
+def event_percentiles(support: np.ndarray, n_units: int, share: float = RARE_EVENT_SHARE) -> np.ndarray:
+    """``100 * (1 - support / n_units)`` where a signature is rarer than ``share`` of the drives, else 0."""
+    frac = support / max(1, n_units)
+    return np.where((support >= 0) & (frac < share), 100.0 * (1.0 - frac), 0.0)
+
+
+def _rank_percentiles(order: np.ndarray) -> np.ndarray:
+    n = len(order)
+    ranks = np.empty(n, np.float64)
+    ranks[order] = np.arange(n)
+    return 100.0 * (1.0 - ranks / max(1, n - 1)) if n > 1 else np.full(n, 100.0)
+
+
+def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None, events: bool = True,
+                   event_share: float = RARE_EVENT_SHARE) -> RarityResult:
+    """Rank the region's clips by rarity (see the module doc) and cache the result."""
     t0 = time.perf_counter()
     full = store.clip_table()
     if len(full) == 0:
@@ -141,7 +243,7 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None)
     table, vectors, emb_index = embedding_inputs(store, full, space)
     if len(table) == 0:
         return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
-    pairs, _ = load_dedup(store, full)
+    pairs, groups = load_dedup(store, full)
     comp = relative_components(table, pairs)
     drives = drive_codes(table)
     # the near-duplicate threshold is calibrated for clipdex's own embedding, not imported spaces
@@ -151,29 +253,47 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None)
     with np.errstate(all="ignore"):
         scores = np.nanmean(finite, axis=1)
     scores = np.where(np.isfinite(scores), scores, 2.0).astype(np.float64)  # no neighbour: rarest
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), np.float64)
-    ranks[order] = np.arange(len(scores))
-    percentiles = 100.0 * (1.0 - ranks / max(1, len(scores) - 1)) if len(scores) > 1 else np.full(1, 100.0)
+    density_order = np.argsort(-scores, kind="stable")
+    percentiles = _rank_percentiles(density_order)
+    signatures: list[str] = []
+    support = np.zeros(0, np.int64)
+    if events:
+        signatures = event_signatures(store, table, groups)
+        units = recording_units(comp, drives)
+        support = event_support(signatures, units)
+        combined = np.maximum(percentiles, event_percentiles(support, len(np.unique(units)), event_share))
+        order = np.lexsort((-scores, -combined))
+        percentiles = _rank_percentiles(order)
+    else:
+        order = density_order
     # a cache, written without the writer lock (an ingest starting now must not fail because of
     # a reader); a read-only or busy catalog just skips it
-    store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space, k=k)
+    store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,
+                       k=rarity_stamp(k, events, event_share))
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
-                        scores[order], percentiles[order], k, time.perf_counter() - t0)
+                        scores[order], percentiles[order], k, time.perf_counter() - t0,
+                        [signatures[i] for i in order] if events else None,
+                        support[order] if events else None)
+
+
+def rarity_stamp(k: int, events: bool = True, event_share: float = RARE_EVENT_SHARE) -> str:
+    """What cached scores were computed with: k and the method (a cache of another is stale)."""
+    return f"{int(k)}:events{event_share:g}" if events else f"{int(k)}:density"
 
 
 def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int = 10,
-                space: str | None = None) -> dict[int, tuple[float, float]]:
-    """clip row -> (score, percentile), recomputed when the catalog changed since or when the
-    cached scores were computed with another ``k``."""
+                space: str | None = None, events: bool = True) -> dict[int, tuple[float, float]]:
+    """clip row -> (density score, percentile), recomputed when the catalog changed since, or when
+    the cached scores were computed with another ``k`` or method (scores of older versions,
+    stamped with k alone, count as another method)."""
     suffix = "" if space is None else f":{space}"
     stale = int(store.meta(f"rarity_version{suffix}", "-1")) != store.snapshot().version
-    cached_k = store.meta(f"rarity_k{suffix}", "")
-    stale = stale or (cached_k != "" and int(cached_k) != k)
+    stamp = store.meta(f"rarity_k{suffix}", "")  # "" = scores stored from elsewhere: valid for any k
+    stale = stale or (stamp != "" and stamp != rarity_stamp(k, events))
     if space is not None and not stale:  # a re-import of the space since the scores
         stale = not store.rarity(space)
     if stale and recompute_if_stale:
-        return _as_dict(compute_rarity(store, k, space=space))
+        return _as_dict(compute_rarity(store, k, space=space, events=events))
     return store.rarity(space)
 
 

@@ -71,7 +71,7 @@ def build_report(store: RegionStore, out: str | Path, *, top: int = 30, max_grou
     if not groups:
         parts.append("<p>none</p>")
     parts.append(f"<h2>Rarest {top} clips</h2>")
-    ranked = sorted((r for r in ids if r in rar), key=lambda r: -rar[r][0])[:top]
+    ranked = sorted((r for r in ids if r in rar), key=lambda r: (-rar[r][1], -rar[r][0]))[:top]
     parts.append('<div class="strip">' + "".join(
         card(r, f"rarity {rar[r][0]:.3f} (p{rar[r][1]:.0f}) {' '.join(sorted(trig.get(r, ())))}") for r in ranked)
         + "</div>")

@@ -3,7 +3,9 @@
 Order of filling the budget:
 
 1. ``force`` clips (always in, reason ``forced``);
-2. ``rare`` share: the rarest clips (reason ``rare`` with score and percentile);
+2. ``rare`` share: the rarest clips (reason ``rare`` with score and percentile), breadth first
+   over recording units (:func:`engine.rarity.recording_units`): the rarest clip of each unit
+   before a second clip of any;
 3. ``diverse`` share: picks that cover the embedding space on average (:func:`coverage_picks`:
    D-sampling + Lloyd rounds inside coarse cells; small pools and ``method="kcentre"`` use greedy
    k-centre, farthest point), seeded with everything already chosen and with a previous training
@@ -28,7 +30,7 @@ import numpy as np
 
 from .dedup import load_dedup
 from .errors import InputError
-from .rarity import load_rarity
+from .rarity import drive_codes, load_rarity, recording_units, relative_components
 from .store import RegionStore
 
 REDUNDANT_COVERAGE = 0.8
@@ -677,7 +679,18 @@ def select_clips(
     if share.get("rare"):
         rar = load_rarity(store, space=space)
         order = sorted((i for i in range(n) if candidate[i] and int(table.rows[i]) in rar),
-                       key=lambda i: (-rar[int(table.rows[i])][0], i))
+                       key=lambda i: (-rar[int(table.rows[i])][1], -rar[int(table.rows[i])][0], i))
+        # breadth first over recording units (a drive with every copy of its clips): the rarest
+        # clip of every unit, in rarity order, before a second clip of any unit -- ten rare events
+        # before the fifth clip of one long one
+        units = recording_units(relative_components(table, pairs), drive_codes(table))
+        seen: dict[int, int] = {}
+        rounds = {}
+        for i in order:
+            u = int(units[i])
+            rounds[i] = seen.get(u, 0)
+            seen[u] = rounds[i] + 1
+        order = sorted(order, key=lambda i: rounds[i])  # stable: rarity order within a round
         got = 0
         for i in order:
             if got >= share["rare"]:

@@ -600,14 +600,14 @@ class RegionStore:
         self._write_rarity(rows, scores, percentiles, self.snapshot().version, space, k)
 
     def cache_rarity(self, rows: np.ndarray, scores: np.ndarray, percentiles: np.ndarray,
-                     version: int, *, space: str | None = None, k: int | None = None) -> bool:
+                     version: int, *, space: str | None = None, k: int | str | None = None) -> bool:
         """Cache rarity scores computed at catalog ``version``, *without* the writer lock.
 
         The scores are derived data in one SQLite transaction, which SQLite serialises with the
         writers' own transactions, so a reader computing rarity (``clipdex rare``, ``select``,
         a query) never holds the region's writer lock and never makes an ingest that starts at
         that moment fail. Stamped with the version they were computed at, so a commit in
-        between leaves them stale, not wrongly current; stamped with ``k`` too, so scores of
+        between leaves them stale, not wrongly current; stamped with ``k`` and the method (``engine.rarity.rarity_stamp``) too, so scores of
         ``clipdex rare --k 3`` are not read back as the default k's. False when the catalog cannot be
         written now (read-only mount, busy past SQLite's timeout): the caller just goes on."""
         try:
@@ -617,8 +617,8 @@ class RegionStore:
             return False
 
     def _write_rarity(self, rows, scores, percentiles, version: int, space: str | None,
-                      k: int | None = None) -> None:
-        stamp = "" if k is None else str(int(k))
+                      k: int | str | None = None) -> None:
+        stamp = "" if k is None else str(k)
         if space is not None:
             with self.transaction() as db:
                 db.execute("DELETE FROM space_rarity WHERE space=?", (space,))

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 import engine.index.embeddings as emb_mod
-from engine.rarity import compute_rarity, load_rarity
+from engine.rarity import (
+    compute_rarity,
+    event_percentiles,
+    event_support,
+    load_rarity,
+    recording_units,
+)
 from engine.store import RegionStore
 from tests.conftest import make_new_clip
 
@@ -121,9 +127,9 @@ def test_cached_scores_of_another_k_are_recomputed(home):
     them back as their own: the cache is stamped with k as well as the catalog version."""
     store = _region(home, n_clusters=3, per_cluster=5)
     k3 = compute_rarity(store, k=3)
-    assert store.meta("rarity_k") == "3"
+    assert store.meta("rarity_k") == "3:events0.05"
     default = load_rarity(store)  # k=10
-    assert store.meta("rarity_k") == "10"
+    assert store.meta("rarity_k") == "10:events0.05"
     k10 = compute_rarity(store, k=10)
     assert default == {int(r): (pytest.approx(s), pytest.approx(p))
                        for r, s, p in zip(k10.rows, k10.scores, k10.percentiles, strict=True)}
@@ -133,4 +139,74 @@ def test_cached_scores_of_another_k_are_recomputed(home):
         store.replace_rarity(k3.rows, k3.scores, k3.percentiles)
     assert load_rarity(store, k=5) == {int(r): (pytest.approx(s), pytest.approx(p))
                                        for r, s, p in zip(k3.rows, k3.scores, k3.percentiles, strict=True)}
+    store.close()
+
+
+# ----------------------------------------------------------------------------- event signatures
+def test_recording_units_join_drives_and_copies_transitively():
+    drives = np.array([0, 0, 1, 2, 3, 4])
+    comp = np.array([0, 1, 1, 3, 3, 5])  # clip 2 copies clip 1 (drive 0); clip 4 copies clip 3
+    units = recording_units(comp, drives)
+    assert units[0] == units[1] == units[2]  # drive 0, and drive 1 through its copy
+    assert units[3] == units[4] != units[0]
+    assert len(set(units.tolist())) == 3
+
+
+def test_event_support_counts_other_units():
+    #        0     1     2     3     4          5          6     7
+    sigs = ["hb", "hb", "hb", "hb", "hb+jerk", "hb+jerk", "", "low_light"]
+    units = np.array([0, 0, 1, 2, 3, 3, 5, 6])
+    got = event_support(sigs, units)
+    assert got.tolist() == [2, 2, 2, 2, 0, 0, -1, 0]
+
+
+def test_event_support_matches_a_brute_force_count():
+    rng = np.random.default_rng(3)
+    n = 300
+    sigs = [str(s) if s else "" for s in rng.integers(0, 5, n)]
+    drives = rng.integers(0, 60, n)
+    comp = np.arange(n)
+    comp[rng.integers(0, n, 80)] = rng.integers(0, 20, 80)  # some duplicate groups across drives
+    units = recording_units(comp, drives)
+    got = event_support(sigs, units)
+    for i in range(n):
+        if not sigs[i]:
+            assert got[i] == -1
+            continue
+        other = {int(units[j]) for j in range(n) if sigs[j] == sigs[i] and units[j] != units[i]}
+        assert got[i] == len(other), i
+
+
+def test_event_percentiles():
+    support = np.array([-1, 0, 1, 4, 5, 50])
+    pct = event_percentiles(support, 100, share=0.05)
+    assert pct.tolist() == [0.0, 100.0, 99.0, 96.0, 0.0, 0.0]
+
+
+def test_rare_event_signature_ranks_a_dense_clip_rare(home):
+    """A clip deep inside a common embedding cluster whose drive braked hard (a trigger no other
+    drive carries) ranks among the rarest; with ``events=False`` it stays common."""
+    store = _region(home)
+    rows = {c: r for r, c in zip(store.clip_table().rows, store.clip_table().clip_ids, strict=True)}
+    with store.writer():
+        with store.transaction() as db:
+            db.execute("INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
+                       (int(rows["common-03-07"]), "hard_brake", 1.0, 2.0, -7.0))
+            for j in range(25):  # a trigger every drive of cluster 5 carries is not rare
+                db.execute("INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
+                           (int(rows[f"common-05-{j:02d}"]), "low_light", 0.0, 1.0, 40.0))
+    both = compute_rarity(store, k=5)
+    assert store.meta("rarity_k") == "5:events0.05"
+    pct = dict(zip(both.clip_ids, both.percentiles, strict=True))
+    assert pct["common-03-07"] >= 95.0
+    assert both.signatures[both.clip_ids.index("common-03-07")] == "hard_brake"
+    assert both.support[both.clip_ids.index("common-03-07")] == 0
+    assert max(pct[f"common-05-{j:02d}"] for j in range(25)) < 90.0
+    dens = compute_rarity(store, k=5, events=False)
+    assert store.meta("rarity_k") == "5:density"
+    assert dict(zip(dens.clip_ids, dens.percentiles, strict=True))["common-03-07"] < 90.0
+    assert dens.signatures is None
+    # the cache knows which method wrote it
+    assert load_rarity(store, k=5) == {int(r): (pytest.approx(s), pytest.approx(p))
+                                       for r, s, p in zip(both.rows, both.scores, both.percentiles, strict=True)}
     store.close()
