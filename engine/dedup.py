@@ -86,6 +86,13 @@ class DedupParams:
     # frame), and a partial overlap between them needs an edit to explain it (see
     # explained_partials); only clips that both carry a recorded start time; 0 turns it off
     max_recorded_gap_s: float = 6 * 3600.0
+    # within that gap, recorded times must also agree with the match itself: the same footage has
+    # B's recorded start at A's start + offset, up to a clock error (this tolerance) plus a time
+    # zone mistake (a multiple of recorded_zone_step_s: every UTC offset is a multiple of 15 min).
+    # Two drives of one route 11 min apart, or the next clip of the same drive (10 s on), match
+    # frame by frame at night or on an empty road but not in time; 0 turns this part off
+    recorded_time_tolerance_s: float = 2.0
+    recorded_zone_step_s: float = 900.0
     # an edit's parts: spans of one clip matched to two sources overlap by at most this much
     edit_overlap_s: float = 1.0
     # partial matches shorter than this many keyframes must show change across the matched
@@ -301,8 +308,10 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
             & np.isfinite(sb) & disjoint)
     na, nb = table.kf_count[ia], table.kf_count[ib]
     whole = params.is_whole(fa, la, s, na, nb)
-    # recorded on different days: never the same whole clip, whoever recorded it
-    ok &= ~(whole & recorded_far_apart(sa, table.duration_s[ia], sb, table.duration_s[ib], params))
+    # recorded on different days, or at times the match contradicts: never the same whole clip,
+    # whoever recorded it (partials between such clips need an edit: explained_partials)
+    ok &= ~(whole & recorded_contradicts(sa, table.duration_s[ia], sb, table.duration_s[ib],
+                                         s / params.keyframe_hz, params))
     # a short partial match must be temporally specific: if the matched stretch of A barely
     # changes (a car waiting at a light), any other moment of that wait matches as well, e.g.
     # the end of the previous clip of the same drive; require its first and last matched
@@ -409,7 +418,10 @@ def same_recording_pairs(table: ClipTable, hashes: np.ndarray, load_phash: Calla
             continue
         pdq = np.bitwise_count(hashes[ka + first_a: ka + last_a + 1]
                                ^ hashes[kb + first_a - shift: kb + last_a - shift + 1]).sum(axis=1)
-        out.append(Pair(ra, rb, "duplicate", shift * step, (first_a * step, last_a * step),
+        # the offset: the recorded times' difference where it agrees with the aligned shift (as
+        # for every pair, recorded_offset_tolerance_s), exact instead of quantised to a keyframe
+        offset = delta if abs(delta - shift * step) <= params.recorded_offset_tolerance_s else shift * step
+        out.append(Pair(ra, rb, "duplicate", offset, (first_a * step, last_a * step),
                         ((first_a - shift) * step, (last_a - shift) * step), matches,
                         last_a - first_a + 1, float(pdq.mean())))
     return out
@@ -426,10 +438,29 @@ def recorded_far_apart(sa, da, sb, db, params: DedupParams):
         return np.isfinite(gap) & (gap > params.max_recorded_gap_s)
 
 
-def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:
-    """Drop partial pairs between clips recorded far apart that no edit explains.
+def recorded_contradicts(sa, da, sb, db, offset, params: DedupParams):
+    """Vectorised: both start times known and the match (B's t=0 at A's time ``offset``) at odds
+    with them: recorded more than ``max_recorded_gap_s`` apart, or B's recorded start differs from
+    A's start + offset by more than ``recorded_time_tolerance_s`` beyond a whole number of
+    ``recorded_zone_step_s`` (a time-zone mistake)."""
+    far = recorded_far_apart(sa, da, sb, db, params)
+    if params.max_recorded_gap_s <= 0 or params.recorded_time_tolerance_s <= 0:
+        return far
+    sa, sb, offset = (np.asarray(v, np.float64) for v in (sa, sb, offset))
+    known = has_recorded_time(sa) & has_recorded_time(sb)
+    with np.errstate(invalid="ignore"):
+        residual = (sb - sa) - offset
+        step = params.recorded_zone_step_s
+        zone = residual - np.round(residual / step) * step if step > 0 else residual
+        return far | (known & (np.abs(zone) > params.recorded_time_tolerance_s))
 
-    Footage recorded on different days can only be shared through an edit: a splice carries the
+
+def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:
+    """Drop partial pairs between clips whose recorded times contradict the match
+    (:func:`recorded_contradicts`: days apart, or apart by other than the match's offset) that no
+    edit explains.
+
+    Footage recorded at other times can only be shared through an edit: a splice carries the
     recorded start time of its *first* part, so its second part matches a source recorded at
     another time. Such a partial (A, B) is kept when A or B also shares a *different* part of
     itself (spans overlapping by at most ``edit_overlap_s`` and by less than half of the suspect
@@ -444,13 +475,13 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
     pos = table.position()
     start, dur = table.start_time, table.duration_s
 
-    def far(x: int, y: int) -> bool:
-        i, j = pos.get(x), pos.get(y)
+    def far(p: Pair) -> bool:
+        i, j = pos.get(p.a), pos.get(p.b)
         if i is None or j is None:
             return False
-        return bool(recorded_far_apart(start[i], dur[i], start[j], dur[j], params))
+        return bool(recorded_contradicts(start[i], dur[i], start[j], dur[j], p.offset_s, params))
 
-    suspects = [p for p in pairs if p.relation == "partial" and far(p.a, p.b)]
+    suspects = [p for p in pairs if p.relation == "partial" and far(p)]
     if not suspects:
         return pairs
     by_clip: dict[int, list[Pair]] = {}
@@ -464,7 +495,7 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
     def explained(p: Pair, x: int) -> bool:
         s = span(p, x)
         for q in by_clip[x]:
-            if q is p or far(x, q.b if q.a == x else q.a):
+            if q is p or far(q):
                 continue
             t = span(q, x)
             shared = min(s[1], t[1]) - max(s[0], t[0])

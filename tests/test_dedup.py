@@ -18,6 +18,7 @@ from engine.dedup import (
     explained_partials,
     keyframe_clips,
     load_dedup,
+    recorded_contradicts,
     run_dedup,
 )
 from engine.index import QUALITY_FLOOR
@@ -130,7 +131,7 @@ def test_partial_across_days_needs_an_edit_to_explain_it(home, method):
         assert len(store.pairs()) == 1
     # friday turns out to be an edit: its first part is footage recorded on friday (another
     # upload of it arrives), so its second part can come from monday's recording
-    row.update(add(home, [clip(rng, "friday_src", before, drive_id="d2", start_time=DAY0 + 4 * DAY - 3.0)]))
+    row.update(add(home, [clip(rng, "friday_src", before, drive_id="d2", start_time=DAY0 + 4 * DAY)]))
     res, pairs, _ = dedup(home, params)
     assert res.checked == 1
     assert set(pairs) == {(row["monday"], row["friday"]), (row["friday"], row["friday_src"])}
@@ -257,6 +258,8 @@ def test_same_recording_reframed_is_a_duplicate(home, method):
     assert frozenset((r["src"], r["other-look"])) not in linked
     p = pairs[(r["src"], r["crop"])]
     assert p.offset_s == 0.0 and p.matches == K and p.mean_dist > 80  # the 256-bit hashes moved
+    # 0.4 s apart: the keyframe shift is 0 or 0.5 s, the recorded times give the exact offset
+    assert pairs[(r["src"], r["same-second-other-clip"])].offset_s == pytest.approx(0.4)
     assert "same_recording" in res.stage_seconds
     # off: nothing links them
     with RegionStore.open(home.region("us-west")) as store:
@@ -305,10 +308,50 @@ def test_offset_from_recorded_times_when_they_agree(home, method):
     src = clip(rng, "src", base, start_time=DAY0, drive_id="d1")
     tail = np.concatenate([noisy(rng, base[16:], 6), seq(rng, 16)])
     roll = clip(rng, "roll", tail, start_time=DAY0 + 8.3, drive_id="up-1")
-    other = clip(rng, "other-clock", np.concatenate([noisy(rng, base[16:], 6), seq(rng, 16)]),
-                 start_time=DAY0 + 3600.0, drive_id="up-2")
-    row = add(home, [src, roll, other])
+    # a camera clock set to another time zone: exactly one hour off
+    other = clip(rng, "other-zone", np.concatenate([noisy(rng, base[16:], 6), seq(rng, 16)]),
+                 start_time=DAY0 + 3600.0 + 8.0, drive_id="up-2")
+    # a clock 17 minutes off matches no time zone: the match contradicts the recorded times
+    wrong = clip(rng, "wrong-clock", np.concatenate([noisy(rng, base[16:], 6), seq(rng, 16)]),
+                 start_time=DAY0 + 1020.0 + 8.0, drive_id="up-3")
+    row = add(home, [src, roll, other, wrong])
     _, pairs, _ = dedup(home, METHODS[method])
     assert pairs[(row["src"], row["roll"])].relation == "partial"
     assert pairs[(row["src"], row["roll"])].offset_s == pytest.approx(8.3)
-    assert pairs[(row["src"], row["other-clock"])].offset_s == pytest.approx(8.0)
+    assert pairs[(row["src"], row["other-zone"])].offset_s == pytest.approx(8.0)
+    assert (row["src"], row["wrong-clock"]) not in pairs
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_recorded_times_must_agree_with_the_match(home, method):
+    """Look-alike footage at another time: the next clip of a drive on an empty night road (10 s
+    on) copied by an uploader, or another car on the same road 11 minutes later, matches frame by
+    frame, but B's recorded start is not A's start + offset (nor a time-zone shift of it). Such a
+    whole match is never a duplicate; a copy whose clock is a whole time zone off still is, and
+    turning the rule off (tolerance 0) restores the old behaviour."""
+    rng = np.random.default_rng(21)
+    road = seq(rng)
+    row = add(home, [
+        clip(rng, "night", road, drive_id="d1", start_time=DAY0),
+        # an upload of the *next* clip of the same drive: recorded 10 s later, looks the same
+        clip(rng, "next-upload", noisy(rng, road, 8), drive_id="up-1", start_time=DAY0 + 10.0),
+        clip(rng, "later-car", noisy(rng, road, 8), drive_id="d2", start_time=DAY0 + 660.0),
+        clip(rng, "zone-copy", noisy(rng, road, 8), drive_id="up-2", start_time=DAY0 + 2 * 3600.0),
+    ])
+    _, pairs, _ = dedup(home, METHODS[method])
+    names = {v: k for k, v in row.items()}
+    got = {tuple(sorted((names[a], names[b]))) for a, b in pairs}
+    assert got == {("night", "zone-copy")}
+    params = dataclasses.replace(METHODS[method], recorded_time_tolerance_s=0.0)
+    _, pairs, _ = dedup(home, params, full=True)
+    assert len(pairs) == 6  # every pair of the four look-alikes
+
+
+def test_recorded_contradicts():
+    p = DedupParams()
+    sa = np.array([DAY0] * 6)
+    sb = sa + np.array([5.0, 6.5, 3600.0 + 5.0, 10.0, 7 * 3600.0, 5.0])
+    off = np.array([5.0, 5.0, 5.0, 0.0, 0.0, 5.0])
+    sb[5] = np.nan  # unknown start: no contradiction
+    got = recorded_contradicts(sa, np.full(6, 10.0), sb, np.full(6, 10.0), off, p)
+    assert got.tolist() == [False, False, False, True, True, False]
