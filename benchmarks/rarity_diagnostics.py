@@ -5,7 +5,11 @@
 
 The quality benchmark gives one number (rare recall@k); this says *why* it is what it is. For
 every region: rare recall@k of the engine's own score (:func:`engine.rarity.compute_rarity`)
-at several neighbour counts, and for every scenario the number of independent drives it was
+at several neighbour counts and with the embedding density alone (``events=False``); the recall of
+a *scenario oracle* that knows every clip's scenario and ranks clips by how many other drives of
+the region filmed it (the best a density over a perfect scenario embedding could do: where it
+falls short of a target, the fleet itself makes rare scenarios as frequent as common ones); and
+for every scenario the number of independent drives it was
 filmed in, its clip count and the median / min / max rarity percentile of its clips. A
 scenario whose *max* percentile is high while its median is low has outliers as isolated as
 the rare scenarios (the embedding spreads it out); a rare scenario with a low median is dense
@@ -48,7 +52,10 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
                 recall[k] = round(sum(c in rare for c in top) / len(rare), 4) if rare else 1.0
                 if k == 10 or not pct_default:
                     pct_default = dict(zip(res.clip_ids, res.percentiles.tolist(), strict=True))
-            compute_rarity(store)  # leave the default k's scores in the cache
+            dens = compute_rarity(store, events=False)
+            top = dens.clip_ids[: len(rare)]
+            density_recall = round(sum(c in rare for c in top) / len(rare), 4) if rare else 1.0
+            compute_rarity(store)  # leave the default scores in the cache
         finally:
             store.close()
         per: dict[str, dict] = defaultdict(lambda: {"drives": set(), "pct": []})
@@ -62,6 +69,8 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
         out[region] = {
             "rare_clips": len(rare),
             "recall_at_k": {str(k): v for k, v in recall.items()},
+            "recall_density_only": density_recall,
+            "recall_scenario_oracle": scenario_oracle_recall(known, info),
             "scenarios": {
                 name: {"rare": s["rare"], "drives": len(s["drives"]), "clips": len(s["pct"]),
                        "pct_median": round(float(np.median(s["pct"])), 1),
@@ -72,6 +81,27 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
     return out
 
 
+def scenario_oracle_recall(clip_ids: list[str], info: dict) -> float:
+    """Rare recall@k of ranking clips by how few *other* drives filmed their scenario (drives of
+    the originals; a copy counts with its source's drive); ties in a fixed pseudo-random order."""
+    def root(c: str) -> dict:
+        seen = set()
+        while info[c]["source_clip"] in info and c not in seen:
+            seen.add(c)
+            c = info[c]["source_clip"]
+        return info[c]
+
+    drives: dict[str, set[str]] = defaultdict(set)
+    for c in clip_ids:
+        drives[info[c]["scenario"]].add(root(c)["drive_id"])
+    others = np.array([len(drives[info[c]["scenario"]] - {root(c)["drive_id"]}) for c in clip_ids])
+    rare = np.array([bool(info[c]["rare"]) for c in clip_ids])
+    if not rare.any():
+        return 1.0
+    order = np.lexsort((np.random.default_rng(0).random(len(clip_ids)), others))
+    return round(float(rare[order[: rare.sum()]].mean()), 4)
+
+
 def print_tables(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -79,7 +109,9 @@ def print_tables(result: dict) -> None:
     console = Console()
     for region, r in result.items():
         recalls = ", ".join(f"k={k}: {v:.2f}" for k, v in r["recall_at_k"].items())
-        t = Table(title=f"{region}: {r['rare_clips']} rare clips; rare recall@k with {recalls}")
+        t = Table(title=f"{region}: {r['rare_clips']} rare clips; rare recall@k with {recalls}; "
+                        f"density alone {r['recall_density_only']:.2f}; "
+                        f"scenario oracle {r['recall_scenario_oracle']:.2f}")
         for col in ("scenario", "rare", "drives", "clips", "pct median", "pct min", "pct max"):
             t.add_column(col, justify="left" if col == "scenario" else "right")
         for name, s in r["scenarios"].items():

@@ -74,8 +74,26 @@ def test_rarity_diagnostics_agree_with_the_quality_figures(tiny_result):
     for region, d in diag.items():
         assert d["recall_at_k"]["10"] == result["regions"][region]["rarity"]["recall_at_k"]
         assert set(d["recall_at_k"]) == {str(k) for k in rarity_diagnostics.K_VALUES}
+        assert 0.0 <= d["recall_density_only"] <= 1.0 and 0.0 <= d["recall_scenario_oracle"] <= 1.0
         scen = {c["scenario"] for c in gt["clips"] if c["region"] == region}
         assert set(d["scenarios"]) == scen
         for s in d["scenarios"].values():
             assert 0.0 <= s["pct_min"] <= s["pct_median"] <= s["pct_max"] <= 100.0 and s["clips"] >= 1
     assert rarity_diagnostics.main(["--home", str(out.parent / "missing")]) == 2
+
+
+def test_scenario_oracle_recall_counts_other_drives():
+    """The oracle ranks by how many other drives filmed a clip's scenario; copies count with
+    their source's drive, so five uploads of one rare clip stay one drive."""
+    from benchmarks.rarity_diagnostics import scenario_oracle_recall
+
+    def clip(cid, scen, rare, drive, src=None):
+        return cid, {"clip_id": cid, "scenario": scen, "rare": rare, "drive_id": drive, "source_clip": src}
+
+    info = dict([clip(f"c{i}", "cruise", False, f"d{i}") for i in range(6)]
+                + [clip("r0", "fog", True, "f0")]
+                + [clip(f"u{i}", "fog", True, f"upload{i}", "r0") for i in range(4)])
+    assert scenario_oracle_recall(list(info), info) == 1.0
+    # a "rare" scenario filmed by more drives than a common one: no ranking by frequency finds it
+    info.update(dict([clip(f"s{i}", "snow", True, f"s{i}") for i in range(8)]))
+    assert scenario_oracle_recall(list(info), info) < 1.0
