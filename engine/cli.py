@@ -323,7 +323,7 @@ def rare(
     json_out: JsonOpt = False,
 ) -> None:
     """Rank clips by rarity: embedding density (distance to the k nearest non-relative clips) and
-    the rarity of their trigger signature among the region's drives."""
+    the rarity of their trigger signature among the region's recording units."""
     from .rarity import compute_rarity
     from .spaces import resolve_space
 

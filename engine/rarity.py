@@ -9,9 +9,10 @@ drive (a rare event filmed over five consecutive clips stays rare).
 * **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
   brake, high jerk, sharp turn, stop-and-go, low light, low visibility, glare; data-quality flags
   are not situations), united over its whole-duplicate group (a copy shows the same event even
-  where a transform hides it from a trigger). Its *support* is the number of other *recording units* of the region
-  carrying the same signature; a unit is a drive together with every copy of its clips, closed
-  transitively (five uploads of one event, each with its own upload id, are one unit). A
+  where a transform hides it from a trigger). Its *support* is the number of other *recording
+  units* of the region carrying the same signature; a unit is a drive together with every copy
+  of its clips, closed transitively (five uploads of one event, each with its own upload id, are
+  one unit). A
   signature carried by fewer than ``event_share`` of the region's units is rare: the clip gets
   the event percentile ``100 * (1 - support / units)`` (>= 95 at the default 5 %), otherwise 0.
   Clips without situation triggers get 0.
@@ -221,7 +222,7 @@ def event_support(signatures: list[str], units: np.ndarray) -> np.ndarray:
 
 
 def event_percentiles(support: np.ndarray, n_units: int, share: float = RARE_EVENT_SHARE) -> np.ndarray:
-    """``100 * (1 - support / n_units)`` where a signature is rarer than ``share`` of the drives, else 0."""
+    """``100 * (1 - support / n_units)`` where a signature is rarer than ``share`` of the units, else 0."""
     frac = support / max(1, n_units)
     return np.where((support >= 0) & (frac < share), 100.0 * (1.0 - frac), 0.0)
 

@@ -596,6 +596,9 @@ def select_clips(
     prev_pos = np.array(sorted({id_pos[c] for c in previous if c in id_pos}), np.int64)
     previous_missing = len(set(previous)) - len(prev_pos)
     pairs, groups = load_dedup(store, table)
+    # recording units: drives linked by any duplicate or partial pair (the rare share goes breadth
+    # first over them; the train/val split keeps each on one side)
+    units = recording_units(relative_components(table, pairs), drive_codes(table))
     non_rep = np.zeros(n, bool)
     for rep, members in groups.items():
         for m in members:
@@ -683,7 +686,6 @@ def select_clips(
         # breadth first over recording units (a drive with every copy of its clips): the rarest
         # clip of every unit, in rarity order, before a second clip of any unit -- ten rare events
         # before the fifth clip of one long one
-        units = recording_units(relative_components(table, pairs), drive_codes(table))
         seen: dict[int, int] = {}
         rounds = {}
         for i in order:
@@ -706,7 +708,7 @@ def select_clips(
             if len(chosen) >= budget:
                 break
             take(int(i), "random", {})
-    splits = _split_by_drive(table, pairs, groups, [i for i, _, _ in chosen], val_fraction, seed)
+    splits = _split_by_drive(table, units, [i for i, _, _ in chosen], val_fraction, seed)
     out = [
         Selected(table.clip_ids[i], store.region.name, reason, detail, table.sources[i],
                  float(table.source_offset_s[i]), float(table.duration_s[i]), table.drive_ids[i],
@@ -734,38 +736,22 @@ def _union_length(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def _split_by_drive(table, pairs, groups, chosen_pos: list[int], val_fraction: float, seed: int) -> dict[int, str]:
-    """train/val per chosen clip; drives linked by any pair or duplicate group share a side."""
+def _split_by_drive(table, units: np.ndarray, chosen_pos: list[int], val_fraction: float,
+                    seed: int) -> dict[int, str]:
+    """train/val per chosen clip, by recording unit (drives linked by any pair or duplicate group
+    share a side); a unit is named by its smallest drive id, so the split of a unit does not move
+    when unrelated clips arrive."""
     if val_fraction <= 0:
         return dict.fromkeys(chosen_pos, "train")
-    pos = table.position()
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def drive(i: int) -> str:
-        return table.drive_ids[i] or f"clip:{table.clip_ids[i]}"
-
-    for p in pairs:
-        if p.a in pos and p.b in pos:
-            ra, rb = find(drive(pos[p.a])), find(drive(pos[p.b]))
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    for members in groups.values():
-        inside = [pos[m] for m in members if m in pos]
-        for j in inside[1:]:
-            ra, rb = find(drive(inside[0])), find(drive(j))
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+    name: dict[int, str] = {}
+    for i in range(len(table)):
+        d = table.drive_ids[i] or f"clip:{table.clip_ids[i]}"
+        u = int(units[i])
+        if u not in name or d < name[u]:
+            name[u] = d
     out = {}
     for i in chosen_pos:
-        comp = find(drive(i))
-        h = hashlib.blake2b(f"{seed}|{comp}".encode(), digest_size=8).digest()
+        h = hashlib.blake2b(f"{seed}|{name[int(units[i])]}".encode(), digest_size=8).digest()
         u = int.from_bytes(h, "big") / 2**64
         out[i] = "val" if u < val_fraction else "train"
     return out
