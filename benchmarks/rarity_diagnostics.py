@@ -5,12 +5,12 @@
 
 The quality benchmark gives one number (rare recall@k); this says *why* it is what it is. For
 every region: rare recall@k of the engine's own score (:func:`engine.rarity.compute_rarity`)
-at several neighbour counts and with the embedding density alone (``events=False``); the recall of
-a *scenario oracle* that knows every clip's scenario and ranks clips by how many other drives of
-the region filmed it (the best a density over a perfect scenario embedding could do: where it
+at several neighbour counts and with the embedding density alone (``events=False``); the recall
+of a *scenario oracle* that knows every clip's scenario and ranks clips by how many other drives
+of the region filmed it (the best a density over a perfect scenario embedding could do: where it
 falls short of a target, the fleet itself makes rare scenarios as frequent as common ones); and
-for every scenario the number of independent drives it was
-filmed in, its clip count and the median / min / max rarity percentile of its clips. A
+for every scenario the number of independent drives it was filmed in, its clip count and the
+median / min / max rarity percentile of its clips. A
 scenario whose *max* percentile is high while its median is low has outliers as isolated as
 the rare scenarios (the embedding spreads it out); a rare scenario with a low median is dense
 in the embedding (it looks like something common, or was filmed by many drives). The ground
