@@ -347,7 +347,7 @@ def rare(
             _print_json(out)
         else:
             _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
-                   ["rank", "clip", "density", "percentile", "triggers", "units sharing them"],
+                   ["rank", "clip", "density", "pct", "triggers", "units alike"],
                    [[o["rank"], o["clip_id"], f"{o['rarity']:.4f}", f"{o['percentile']:.1f}", ",".join(o["triggers"]),
                      "" if o["event_support_units"] is None else o["event_support_units"]] for o in out])
 

@@ -71,7 +71,7 @@ def test_cli_commands_on_demo_home(demo_summary):
     assert len(dens) == 5 and all(t["event_support_units"] is None for t in dens)
     assert [t["rarity"] for t in dens] == sorted((t["rarity"] for t in dens), reverse=True)
     res = runner.invoke(app, ["rare", "--region", region, "--home", home, "--top", "5"])
-    assert res.exit_code == 0 and "units sharing" in res.output, res.output
+    assert res.exit_code == 0 and "units alike" in res.output, res.output
     res = runner.invoke(app, ["query", "--region", region, "--home", home, "--clip", top[0]["clip_id"], "-k", "3", "--json"])
     assert res.exit_code == 0, res.output
     hits = json.loads(res.stdout)
