@@ -43,7 +43,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -95,6 +95,10 @@ class DedupParams:
     recorded_zone_step_s: float = 900.0
     # an edit's parts: spans of one clip matched to two sources overlap by at most this much
     edit_overlap_s: float = 1.0
+    # a partial pair's offset from a short, ambiguous match (a scene that barely changes) is
+    # replaced by the offset through a third clip both share better-supported matches with, when
+    # the two agree within this (refine_offsets); 0 turns it off
+    offset_refine_max_s: float = 1.5
     # partial matches shorter than this many keyframes must show change across the matched
     # stretch (first vs last matched keyframe of A at least this many bits apart)
     specific_span_keyframes: int = 6
@@ -601,20 +605,76 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
                             incremental=incremental, clip_end=snap.clip_end)
     stages["groups_store"] = time.perf_counter() - t
     # stored unfiltered (a later ingest may bring the edit that explains a pair), shown filtered
-    visible = explained_partials(all_pairs, table, params)
+    visible = shown_pairs(all_pairs, table, params)
     shown = {(p.a, p.b) for p in visible}
     return DedupResult(store.region.name, len(table), len(query_clips), len(cand), visible, groups,
                        sum((p.a, p.b) in shown for p in new_pairs), time.perf_counter() - t0, stages,
                        info.get("method", ""), info.get("keyframe_pairs", 0))
 
 
+def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:
+    """Partial pairs get the offset of their best-supported path through a third clip.
+
+    A short partial match in a scene that barely changes fits several keyframe shifts (a trim of
+    a clip against a splice of the same clip: 4 keyframes, 1 s off). When both clips share longer
+    matches with a third clip C (the source both were cut from), the offset through C is
+    ``offset(A, C) + offset(C, B)``. It replaces the direct one when the weaker of the two legs
+    has more matched keyframes than the direct match, the two stretches of C overlap (the same
+    footage), and it lies within ``offset_refine_max_s`` of the direct offset (the same
+    alignment, only sharper). Offsets already taken from agreeing recorded start times are
+    exact and stay. Spans stay the matched keyframes. One hop; pairs are not modified in place.
+    """
+    if params.offset_refine_max_s <= 0 or not pairs:
+        return pairs
+    pos = table.position()
+    start = table.start_time
+    nbrs: dict[int, list[tuple[int, float, tuple[float, float], int]]] = {}
+    for p in pairs:
+        # (other clip, other's t=0 in this clip's time, this pair's stretch of the *other* clip, matches)
+        nbrs.setdefault(p.a, []).append((p.b, p.offset_s, p.b_span, p.matches))
+        nbrs.setdefault(p.b, []).append((p.a, -p.offset_s, p.a_span, p.matches))
+
+    def exact(p: Pair) -> bool:
+        i, j = pos.get(p.a), pos.get(p.b)
+        if i is None or j is None or not (has_recorded_time(start[i]) and has_recorded_time(start[j])):
+            return False
+        return abs((start[j] - start[i]) - p.offset_s) <= 1e-3
+
+    out = []
+    for p in pairs:
+        if p.relation != "partial" or exact(p):
+            out.append(p)
+            continue
+        best = None
+        b_side = {c: (off, span, m) for c, off, span, m in nbrs.get(p.b, ())}
+        for c, off_ac, span_c_from_a, m_ac in nbrs.get(p.a, ()):
+            if c == p.b or c not in b_side:
+                continue
+            off_bc, span_c_from_b, m_bc = b_side[c]
+            support = min(m_ac, m_bc)
+            if support <= p.matches or (best is not None and support <= best[0]):
+                continue
+            if min(span_c_from_a[1], span_c_from_b[1]) < max(span_c_from_a[0], span_c_from_b[0]):
+                continue  # the two matches use different parts of C: not the same footage
+            composed = off_ac - off_bc  # B's t=0 in A's time: C's t=0 in A's, less C's in B's
+            if abs(composed - p.offset_s) <= params.offset_refine_max_s:
+                best = (support, composed)
+        out.append(p if best is None else replace(p, offset_s=float(best[1])))
+    return out
+
+
+def shown_pairs(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:
+    """Stored pairs as shown: unexplained partials dropped, offsets refined through shared sources."""
+    return refine_offsets(explained_partials(pairs, table, params), table, params)
+
+
 def load_dedup(store: RegionStore, table: ClipTable | None = None) -> tuple[list[Pair], dict[int, list[int]]]:
-    """Stored pairs (partials between clips recorded far apart only where an edit explains them,
-    :func:`explained_partials`) and groups (representative -> members)."""
+    """Stored pairs as shown (:func:`shown_pairs`: partials between clips recorded at contradicting
+    times only where an edit explains them, offsets refined through shared sources) and groups
+    (representative -> members)."""
     pairs = [Pair.from_row(r) for r in store.pairs()]
     if any(p.relation == "partial" for p in pairs):
-        pairs = explained_partials(pairs, table if table is not None else store.clip_table(),
-                                   DedupParams())
+        pairs = shown_pairs(pairs, table if table is not None else store.clip_table(), DedupParams())
     groups: dict[int, list[int]] = {}
     for row, (_, rep) in store.groups().items():
         groups.setdefault(rep, []).append(row)

@@ -19,6 +19,7 @@ from engine.dedup import (
     keyframe_clips,
     load_dedup,
     recorded_contradicts,
+    refine_offsets,
     run_dedup,
 )
 from engine.index import QUALITY_FLOOR
@@ -355,3 +356,49 @@ def test_recorded_contradicts():
     sb[5] = np.nan  # unknown start: no contradiction
     got = recorded_contradicts(sa, np.full(6, 10.0), sb, np.full(6, 10.0), off, p)
     assert got.tolist() == [False, False, False, True, True, False]
+
+
+def test_offsets_refined_through_a_shared_source(home):
+    """A trim (A) and a splice (B) of the same source C match directly over 4 keyframes of a
+    scene that barely changes, 1 s off; both match C over longer stretches, and the path
+    through C gives the offset. Weaker legs, legs using different parts of C, a path far from
+    the direct match, or an offset the recorded times already give, are left alone."""
+    rng = np.random.default_rng(30)
+    row = add(home, [clip(rng, n, seq(rng)) for n in ("trim", "splice", "source", "other")])
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+    a, b, c, o = row["trim"], row["splice"], row["source"], row["other"]
+    direct = Pair(a, b, "partial", -6.5, (0.5, 2.0), (7.0, 8.5), 4, 5, 28.0)
+    a_c = Pair(a, c, "partial", -2.6, (0.0, 3.5), (2.5, 6.0), 8, 8, 10.0)  # C's t=0 at A's -2.6
+    c_b = Pair(c, b, "partial", -5.0, (0.5, 3.5), (5.5, 8.5), 7, 8, 9.0)  # B's t=0 at C's -5.0
+    got = {(p.a, p.b): p for p in refine_offsets([direct, a_c, c_b], table, DedupParams())}
+    assert got[(a, b)].offset_s == pytest.approx(-7.6)  # -2.6 + -5.0
+    assert got[(a, b)].a_span == direct.a_span and got[(a, c)] == a_c and got[(c, b)] == c_b
+    # the legs must be better supported than the direct match
+    weak = dataclasses.replace(c_b, matches=4)
+    assert refine_offsets([direct, a_c, weak], table, DedupParams())[0] == direct
+    # ... use the same part of C
+    elsewhere = dataclasses.replace(c_b, a_span=(6.5, 9.5))
+    assert refine_offsets([direct, a_c, elsewhere], table, DedupParams())[0] == direct
+    # ... and agree with the direct match (a path 3 s away is another alignment, not a sharper one)
+    far = dataclasses.replace(c_b, offset_s=-7.0)
+    assert refine_offsets([direct, a_c, far], table, DedupParams())[0] == direct
+    # off
+    off = DedupParams(offset_refine_max_s=0.0)
+    assert refine_offsets([direct, a_c, c_b], table, off)[0] == direct
+    # unrelated pairs pass through untouched
+    other = Pair(c, o, "duplicate", 0.0, (0.0, 9.5), (0.0, 9.5), 20, 20, 3.0)
+    assert refine_offsets([other], table, DedupParams()) == [other]
+
+
+def test_exact_recorded_offsets_are_not_refined(home):
+    rng = np.random.default_rng(31)
+    row = add(home, [clip(rng, "a", seq(rng), start_time=DAY0), clip(rng, "b", seq(rng), start_time=DAY0 - 6.3),
+                     clip(rng, "c", seq(rng))])
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+    a, b, c = row["a"], row["b"], row["c"]
+    direct = Pair(a, b, "partial", -6.3, (0.5, 2.0), (6.8, 8.3), 4, 5, 28.0)  # = the recorded difference
+    a_c = Pair(a, c, "partial", -2.6, (0.0, 3.5), (2.5, 6.0), 8, 8, 10.0)
+    c_b = Pair(c, b, "partial", -4.5, (0.5, 3.5), (5.0, 8.0), 7, 8, 9.0)
+    assert refine_offsets([direct, a_c, c_b], table, DedupParams())[0] == direct
