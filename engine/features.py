@@ -174,7 +174,8 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
         quals.append(q)
         phashes.append(kernels.phash64(kf))
         descs.append(kernels.keyframe_descriptors(kf))
-        thumbs.append(thumbnails(np.ascontiguousarray(s.keyframes)))
+        mid = len(s.keyframes) // 2  # the stored thumbnail: the middle keyframe, whole frame
+        thumbs.append(thumbnails(np.ascontiguousarray(s.keyframes[mid:mid + 1]))[0])
         # frame triggers judge the hashed view: the picture without letterbox or pillarbox bars,
         # burned-in overlay bars and the safe margins where timestamps and logos live
         views.append(thumbnails(kf))
@@ -202,7 +203,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
                 keyframe_quality=quals[i],
                 keyframe_times=np.asarray(s.keyframe_times, dtype=np.float32),
                 embedding=emb[i],
-                thumbnail=thumbs[i][len(thumbs[i]) // 2],
+                thumbnail=thumbs[i],
                 source_offset_s=float(s.source_offset_s),
                 fps=float(s.fps),
                 drive_id=s.drive_id,

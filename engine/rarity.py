@@ -63,10 +63,9 @@ class RarityResult:
     support: np.ndarray | None = None
 
 
-def relative_components(table: ClipTable, pairs) -> np.ndarray:
-    """Per table position, a component id shared by clips linked by any verified pair."""
-    pos = table.position()
-    parent = np.arange(len(table))
+def _components(n: int, edges) -> np.ndarray:
+    """Per position 0..n-1, the smallest position of its connected component under ``edges``."""
+    parent = np.arange(n)
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -74,12 +73,17 @@ def relative_components(table: ClipTable, pairs) -> np.ndarray:
             x = parent[x]
         return x
 
-    for p in pairs:
-        if p.a in pos and p.b in pos:
-            ra, rb = find(pos[p.a]), find(pos[p.b])
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(len(table))], dtype=np.int64)
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def relative_components(table: ClipTable, pairs) -> np.ndarray:
+    """Per table position, a component id shared by clips linked by any verified pair."""
+    pos = table.position()
+    return _components(len(table), ((pos[p.a], pos[p.b]) for p in pairs if p.a in pos and p.b in pos))
 
 
 def drive_codes(table: ClipTable) -> np.ndarray:
@@ -187,24 +191,14 @@ def event_signatures(store: RegionStore, table: ClipTable,
 def recording_units(comp: np.ndarray, drives: np.ndarray) -> np.ndarray:
     """Per clip, its *recording unit*: clips linked by a drive or by a duplicate relation, closed
     transitively (an upload of a drive's clip, with its own upload id, belongs to that drive)."""
-    n = len(comp)
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
     first: dict[tuple[str, int], int] = {}
-    for i in range(n):
+    edges = []
+    for i in range(len(comp)):
         for key in (("c", int(comp[i])), ("d", int(drives[i]))):
             j = first.setdefault(key, i)
             if j != i:
-                a, b = find(i), find(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    return np.array([find(i) for i in range(n)], dtype=np.int64)
+                edges.append((i, j))
+    return _components(len(comp), edges)
 
 
 def event_support(signatures: list[str], units: np.ndarray) -> np.ndarray:
