@@ -9,8 +9,9 @@ at several neighbour counts and with the embedding density alone (``events=False
 of a *scenario oracle* that knows every clip's scenario and ranks clips by how many other drives
 of the region filmed it (the best a density over a perfect scenario embedding could do: where it
 falls short of a target, the fleet itself makes rare scenarios as frequent as common ones); and
-for every scenario the number of independent drives it was filmed in, its clip count and the
-median / min / max rarity percentile of its clips. A
+for every scenario the number of independent drives it was filmed in, its clip count, the
+median / min / max rarity percentile of its clips and the share of its original clips each
+trigger fired on (``--json`` has them per region, ``trigger_share``). A
 scenario whose *max* percentile is high while its median is low has outliers as isolated as
 the rare scenarios (the embedding spreads it out); a rare scenario with a low median is dense
 in the embedding (it looks like something common, or was filmed by many drives). The ground
@@ -56,15 +57,23 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
             top = dens.clip_ids[: len(rare)]
             density_recall = round(sum(c in rare for c in top) / len(rare), 4) if rare else 1.0
             compute_rarity(store)  # leave the default scores in the cache
+            table = store.clip_table()
+            fired: dict[str, set[str]] = defaultdict(set)  # clip id -> triggers
+            for row, name, *_ in store.triggers(table.rows.tolist()):
+                fired[table.clip_ids[table.position()[int(row)]]].add(name)
         finally:
             store.close()
-        per: dict[str, dict] = defaultdict(lambda: {"drives": set(), "pct": []})
+        per: dict[str, dict] = defaultdict(lambda: {"drives": set(), "pct": [], "originals": 0,
+                                                    "fires": defaultdict(int)})
         for c in known:
             g = info[c]
             s = per[g["scenario"]]
             s["rare"] = g["rare"]
-            if g["transform"] is None:  # originals: the drives that filmed the scenario
+            if g["transform"] is None:  # originals: the drives that filmed it, what fired on them
                 s["drives"].add(g["drive_id"])
+                s["originals"] += 1
+                for name in fired.get(c, ()):
+                    s["fires"][name] += 1
             s["pct"].append(pct_default[c])
         out[region] = {
             "rare_clips": len(rare),
@@ -75,7 +84,10 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
                 name: {"rare": s["rare"], "drives": len(s["drives"]), "clips": len(s["pct"]),
                        "pct_median": round(float(np.median(s["pct"])), 1),
                        "pct_min": round(float(np.min(s["pct"])), 1),
-                       "pct_max": round(float(np.max(s["pct"])), 1)}
+                       "pct_max": round(float(np.max(s["pct"])), 1),
+                       "originals": s["originals"],
+                       "trigger_share": {t: round(v / s["originals"], 3)
+                                         for t, v in sorted(s["fires"].items())} if s["originals"] else {}}
                 for name, s in sorted(per.items(), key=lambda kv: (not kv[1]["rare"], kv[0]))},
         }
     return out
@@ -112,11 +124,13 @@ def print_tables(result: dict) -> None:
         t = Table(title=f"{region}: {r['rare_clips']} rare clips; rare recall@k with {recalls}; "
                         f"density alone {r['recall_density_only']:.2f}; "
                         f"scenario oracle {r['recall_scenario_oracle']:.2f}")
-        for col in ("scenario", "rare", "drives", "clips", "pct median", "pct min", "pct max"):
-            t.add_column(col, justify="left" if col == "scenario" else "right")
+        for col in ("scenario", "rare", "drives", "clips", "pct median", "pct min", "pct max",
+                    "triggers on originals"):
+            t.add_column(col, justify="left" if col in ("scenario", "triggers on originals") else "right")
         for name, s in r["scenarios"].items():
+            fires = " ".join(f"{k} {100 * v:.0f}%" for k, v in s["trigger_share"].items())
             t.add_row(name, "yes" if s["rare"] else "", str(s["drives"]), str(s["clips"]),
-                      f"{s['pct_median']:.0f}", f"{s['pct_min']:.0f}", f"{s['pct_max']:.0f}")
+                      f"{s['pct_median']:.0f}", f"{s['pct_min']:.0f}", f"{s['pct_max']:.0f}", fires)
         console.print(t)
 
 

@@ -79,6 +79,7 @@ def test_rarity_diagnostics_agree_with_the_quality_figures(tiny_result):
         assert set(d["scenarios"]) == scen
         for s in d["scenarios"].values():
             assert 0.0 <= s["pct_min"] <= s["pct_median"] <= s["pct_max"] <= 100.0 and s["clips"] >= 1
+            assert all(0.0 < v <= 1.0 for v in s["trigger_share"].values())
     assert rarity_diagnostics.main(["--home", str(out.parent / "missing")]) == 2
 
 
