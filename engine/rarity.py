@@ -7,22 +7,24 @@ drive (a rare event filmed over five consecutive clips stays rare).
 * **Density**: the mean distance to the ``k`` nearest non-relative clips of the region, Euclidean
   between L2-normalised embeddings (0..2), turned into a percentile (100 = emptiest).
 * **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
-  brake, high jerk, sharp turn, stop-and-go, low light, low visibility, glare; data-quality flags
-  are not situations), united over its whole-duplicate group (a copy shows the same event even
-  where a transform hides it from a trigger). Its *support* is the number of other *recording
-  units* of the region carrying the same signature; a unit is a drive together with every copy
-  of its clips, closed transitively (five uploads of one event, each with its own upload id, are
-  one unit). A
-  signature carried by fewer than ``event_share`` of the region's units is rare: the clip gets
-  the event percentile ``100 * (1 - support / units)`` (>= 95 at the default 5 %), otherwise 0.
-  Clips without situation triggers get 0.
+  brake, high jerk, sharp turn, stop-and-go, low light, low visibility, snow, glare; data-quality
+  flags are not situations), shared by its whole-duplicate group (telemetry triggers of every
+  copy, picture triggers of the sharpest copy: see :func:`event_signatures`). Its *support* is
+  the number of other *recording units* of the region carrying the same signature; a unit is a
+  drive together with every copy of its clips, closed transitively (five uploads of one event,
+  each with its own upload id, are one unit). A signature carried by fewer than ``event_share``
+  of the region's units is rare: the clip gets the event percentile ``100 * (1 - support /
+  units)`` (>= 95 at the default 5 %), otherwise 0. Clips without situation triggers get 0.
 
-The clip's rarity is the larger of the two percentiles (ties broken by density), re-ranked into
-the stored percentile. Why both: an embedding summarises what a clip *looks* like, and the looks
-of an ordinary clip under a lighting or weather nobody else filmed can be as unusual as those of
-a hard brake on a cut-in, which differs from ordinary following in a second of telemetry. The
-measured effect on the fixture fleets is in the README ("Quality"); ``events=False`` (``clipdex
-rare --density-only``) gives the density alone.
+Clips with a rare event signature come first (the fewest other units first, ties broken by
+density), then every other clip by density; the order is stored as the percentile. Why both: an
+embedding summarises what a clip *looks* like, and a hard brake on a cut-in differs from
+ordinary following in a second of telemetry, which pooled features average away; a trigger
+names it. Why events first: a named event that few recordings share is direct evidence of a
+rare situation, while an empty neighbourhood is also what an ordinary clip under an unusual
+light, or an unusual camera, looks like (on the quality fleet 5-8 common clips a region sit at
+the 97th-100th density percentile). The measured effect on the fixture fleets is in the README
+("Quality"); ``events=False`` (``clipdex rare --density-only``) gives the density alone.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from .store import ClipTable, RegionStore
 #: triggers that describe the driving situation; data-quality flags (black frames, frozen camera,
 #: telemetry gaps) say nothing about the scenario and stay out of event signatures
 SITUATION_TRIGGERS = frozenset({"hard_brake", "high_jerk", "sharp_turn", "stop_and_go", "low_light",
-                                "low_visibility", "glare"})
+                                "low_visibility", "snow", "glare"})
+#: the situation triggers judged from pictures (the rest come from telemetry)
+FRAME_TRIGGERS = frozenset({"low_light", "low_visibility", "snow", "glare"})
 #: an event signature carried by fewer than this share of the region's recording units is rare
 RARE_EVENT_SHARE = 0.05
 
@@ -172,19 +176,26 @@ def event_signatures(store: RegionStore, table: ClipTable,
     """Per table position, its situation triggers joined with ``+`` in name order ("" for none).
 
     With ``groups`` (whole-duplicate groups, representative -> member rows) every member gets the
-    union of its group's triggers: a copy shows the same event, but a transform can hide it from
-    a trigger (a letterbox bar over the far scene, a re-upload without telemetry)."""
+    group's signature: the telemetry triggers of all members (a re-upload without telemetry
+    shows the same event) and the picture triggers of its best-quality member (highest mean PDQ
+    quality). Transforms both hide and fake picture conditions: a contrast-reduced copy looks
+    foggy, a brightened one is no longer dark, a blurred one loses glare; the sharpest copy is
+    the best witness of what the camera saw."""
     pos = {int(r): i for i, r in enumerate(table.rows)}
     names: list[set[str]] = [set() for _ in range(len(table))]
     for row, name, *_ in store.triggers(table.rows.tolist()):
         i = pos.get(int(row))
         if i is not None and name in SITUATION_TRIGGERS:
             names[i].add(name)
+    quality = np.nan_to_num(np.asarray(table.quality_mean, np.float64), nan=-1.0)
     for members in (groups or {}).values():
         idx = [pos[int(r)] for r in members if int(r) in pos]
-        union = set().union(*(names[i] for i in idx)) if idx else set()
+        if len(idx) < 2:
+            continue
+        best = max(idx, key=lambda i: (quality[i], -i))
+        signature = {n for i in idx for n in names[i] - FRAME_TRIGGERS} | (names[best] & FRAME_TRIGGERS)
         for i in idx:
-            names[i] = union
+            names[i] = signature
     return ["+".join(sorted(n)) for n in names]
 
 
@@ -256,8 +267,10 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
         signatures = event_signatures(store, table, groups)
         units = recording_units(comp, drives)
         support = event_support(signatures, units)
-        combined = np.maximum(percentiles, event_percentiles(support, len(np.unique(units)), event_share))
-        order = np.lexsort((-scores, -combined))
+        # a rare named event outranks an empty neighbourhood: rare events first (fewest other
+        # units first), then every other clip by density
+        event_pct = event_percentiles(support, len(np.unique(units)), event_share)
+        order = np.lexsort((-scores, -event_pct))
         percentiles = _rank_percentiles(order)
     else:
         order = density_order

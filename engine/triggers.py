@@ -22,10 +22,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "stop_speed": 0.5,  # m/s: below this the car is stopped
     "go_speed": 3.0,  # m/s: above this it moves again
     "stop_and_go_cycles": 2,  # stops followed by moving again
-    "low_light_luma": 60.0,  # mean luma 0-255 of a keyframe
+    "low_light_luma": 60.0,  # mean luma 0-255 of a keyframe, or ...
+    "low_light_sky_luma": 60.0,  # ... median luma of its top sixth (a night sky over a lit street)
     "low_light_fraction": 0.5,  # of keyframes
-    "low_visibility_weber": 0.12,  # std / mean of the luma of the upper half of the picture
+    "low_visibility_spread": 0.3,  # (p90 - p10) / median of the luma of the upper half
     "low_visibility_fraction": 0.5,  # of keyframes (fog, snow, a covered or misted lens)
+    "snow_ground_ratio": 0.8,  # low visibility over a lower half at least this bright relative
+    # to the upper half (snow on the ground reflects like the sky; fog leaves the road dark)
     "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
     "glare_fraction": 0.25,  # ... covering at least this share of a keyframe (sun, tunnel exit)
     "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
@@ -145,17 +148,30 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
     black = mean <= th["black_luma"]
     for s, e in _spans(black, times):
         out.append(("black_frames", s, e, float(mean[(times >= s) & (times <= e)].mean())))
+    # low light: a dark picture, or a dark sky band (streetlights and headlights keep a night
+    # street's mean luma at 70-120, but the sky above stays dark)
+    rows = luma.shape[1]
+    sky = np.median(luma[:, : max(1, rows // 6)].reshape(len(luma), -1), axis=1)
     dark = (mean <= th["low_light_luma"]) & ~black
-    if dark.mean() >= th["low_light_fraction"]:
+    if (dark | ((sky <= th["low_light_sky_luma"]) & ~black)).mean() >= th["low_light_fraction"]:
         out.append(("low_light", float(times[0]), float(times[-1]), float(mean.mean())))
-    # visibility: the Weber contrast (std / mean) of the upper half, where a forward camera sees
-    # the far scene; fog and falling snow wash it out while the near road keeps its contrast (the
-    # whole frame's std hardly drops in fog). Dark frames are low light, not low visibility.
-    upper = luma[:, : max(1, luma.shape[1] // 2)].reshape(len(luma), -1)
-    weber = upper.std(axis=1) / np.maximum(upper.mean(axis=1), 1.0)
-    lowvis = (weber <= th["low_visibility_weber"]) & ~dark & ~black
+    # visibility: the spread of the upper half's luma, where a forward camera sees the far scene;
+    # fog and falling snow wash it out while the near road keeps its contrast (the whole frame's
+    # std hardly drops in fog). The middle 80 % of the pixels, relative to their median: a car
+    # close ahead (a few bright or dark pixels) does not lift a foggy picture's contrast, as it
+    # does the std. Dark frames are low light, not low visibility.
+    upper = luma[:, : max(1, rows // 2)].reshape(len(luma), -1)
+    p10, p50, p90 = np.percentile(upper, [10, 50, 90], axis=1)
+    spread = (p90 - p10) / np.maximum(p50, 1.0)
+    lowvis = (spread <= th["low_visibility_spread"]) & ~dark & ~black
     if lowvis.mean() >= th["low_visibility_fraction"]:
-        out.append(("low_visibility", float(times[0]), float(times[-1]), float(weber.mean())))
+        out.append(("low_visibility", float(times[0]), float(times[-1]), float(spread.mean())))
+        # snow: the washed-out far scene over a ground as bright as it (fog leaves the road dark)
+        lower = luma[:, rows // 2:].reshape(len(luma), -1).mean(axis=1)
+        ratio = lower / np.maximum(upper.mean(axis=1), 1.0)
+        snowy = lowvis & (ratio >= th["snow_ground_ratio"])
+        if snowy.mean() >= th["low_visibility_fraction"]:
+            out.append(("snow", float(times[0]), float(times[-1]), float(ratio[snowy].mean())))
     glare = (flat >= th["glare_luma"]).mean(axis=1)
     for s, e in _spans(glare >= th["glare_fraction"], times):
         out.append(("glare", s, e, float(glare[(times >= s) & (times <= e)].max())))

@@ -10,6 +10,7 @@ import engine.index.embeddings as emb_mod
 from engine.rarity import (
     compute_rarity,
     event_percentiles,
+    event_signatures,
     event_support,
     load_rarity,
     recording_units,
@@ -199,6 +200,7 @@ def test_rare_event_signature_ranks_a_dense_clip_rare(home):
     assert store.meta("rarity_k") == "5:events0.05"
     pct = dict(zip(both.clip_ids, both.percentiles, strict=True))
     assert pct["common-03-07"] >= 95.0
+    assert both.clip_ids[0] == "common-03-07"  # a rare named event outranks every density outlier
     assert both.signatures[both.clip_ids.index("common-03-07")] == "hard_brake"
     assert both.support[both.clip_ids.index("common-03-07")] == 0
     assert max(pct[f"common-05-{j:02d}"] for j in range(25)) < 90.0
@@ -209,4 +211,27 @@ def test_rare_event_signature_ranks_a_dense_clip_rare(home):
     # the cache knows which method wrote it
     assert load_rarity(store, k=5) == {int(r): (pytest.approx(s), pytest.approx(p))
                                        for r, s, p in zip(both.rows, both.scores, both.percentiles, strict=True)}
+    store.close()
+
+
+def test_duplicate_group_shares_telemetry_triggers_and_its_sharpest_copys_picture(home):
+    """A whole-duplicate group carries one signature: every member's telemetry triggers (a copy
+    uploaded without telemetry still braked hard) and the picture triggers of its best-quality
+    member (a contrast-reduced copy looks foggy; the sharp original shows it was not)."""
+    rng = np.random.default_rng(5)
+    clips = [make_new_clip(rng, "orig", k=4, drive_id="d0"),
+             make_new_clip(rng, "faded", k=4, drive_id="u1"),
+             make_new_clip(rng, "other", k=4, drive_id="d2")]
+    clips[1].keyframe_quality = np.full(4, 40, np.uint8)  # the faded copy: lower PDQ quality
+    store = RegionStore.open(home.region("us-west"), create=True)
+    with store.writer():
+        rows = store.append_clips(clips)
+        with store.transaction() as db:
+            for row, name in ((rows[0], "hard_brake"), (rows[1], "low_visibility"), (rows[2], "low_visibility")):
+                db.execute("INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
+                           (int(row), name, 0.0, 1.0, 0.0))
+    table = store.clip_table()
+    assert event_signatures(store, table) == ["hard_brake", "low_visibility", "low_visibility"]
+    groups = {int(rows[1]): [int(rows[1]), int(rows[0])]}  # the faded copy listed first
+    assert event_signatures(store, table, groups) == ["hard_brake", "hard_brake", "low_visibility"]
     store.close()

@@ -126,10 +126,51 @@ def test_low_light():
     assert "low_light" not in names(frame_triggers(frames(luma=75.0, contrast=20.0), TIMES))
 
 
+def test_low_light_sees_a_night_sky_over_a_lit_street():
+    """Streetlights and headlights lift a night street's mean luma well above the dark-picture
+    threshold; the sky band above stays dark. A dusk sky (luma 90) over the same street does not
+    fire."""
+    night = frames(luma=110.0, contrast=30.0)
+    night[:, :6] = frames(luma=12.0, contrast=4.0)[:, :6]  # top sixth: a dark sky
+    assert night.astype(np.float32).mean() > 90
+    assert "low_light" in names(frame_triggers(night, TIMES))
+    dusk = frames(luma=110.0, contrast=30.0)
+    dusk[:, :6] = frames(luma=90.0, contrast=4.0)[:, :6]
+    assert "low_light" not in names(frame_triggers(dusk, TIMES))
+    assert "low_light" in names(frame_triggers(dusk, TIMES, {"low_light_sky_luma": 95.0}))
+
+
 def test_low_visibility():
-    got = names(frame_triggers(frames(luma=150.0, contrast=12.0), TIMES))  # fog: bright, flat (0.08)
+    # gaussian texture: (p90 - p10) / median = 2.56 * contrast / luma
+    got = names(frame_triggers(frames(luma=150.0, contrast=12.0), TIMES))  # fog: bright, flat (0.21)
     assert "low_visibility" in got
-    assert "low_visibility" not in names(frame_triggers(frames(luma=150.0, contrast=22.0), TIMES))  # 0.15
+    assert "low_visibility" not in names(frame_triggers(frames(luma=150.0, contrast=22.0), TIMES))  # 0.38
+
+
+def test_low_visibility_ignores_a_car_close_ahead():
+    """A car close ahead puts a few dark and bright pixels into a foggy far scene: the std of the
+    upper half doubles, its robust spread (p90 - p10 over the median) hardly moves."""
+    fog = frames(luma=150.0, contrast=8.0)
+    fog[:, 10:18, 28:36] = 30  # 1/18 of the upper half: a dark car body ...
+    fog[:, 12:14, 29:31] = 250  # ... with lit tail lights
+    upper = fog[:, :18].astype(np.float32).mean(axis=-1).reshape(len(fog), -1)
+    assert (upper.std(axis=1) / upper.mean(axis=1)).min() > 0.15  # the old std/mean test missed it
+    assert "low_visibility" in names(frame_triggers(fog, TIMES))
+
+
+def test_snow_is_low_visibility_over_a_bright_ground():
+    """Snow on the ground reflects like the sky; fog leaves the road dark. Both wash out the far
+    scene (low visibility); only the bright ground adds ``snow``."""
+    snow = frames(luma=170.0, contrast=8.0)
+    snow[:, 18:] = frames(luma=160.0, contrast=20.0)[:, 18:]  # a white ground with tyre tracks
+    got = names(frame_triggers(snow, TIMES))
+    assert "low_visibility" in got and "snow" in got
+    fog = frames(luma=170.0, contrast=8.0)
+    fog[:, 18:] = frames(luma=95.0, contrast=20.0)[:, 18:]  # a grey road
+    got = names(frame_triggers(fog, TIMES))
+    assert "low_visibility" in got and "snow" not in got
+    bright_clear = frames(luma=170.0, contrast=40.0)  # a bright ground under a clear far scene
+    assert "snow" not in names(frame_triggers(bright_clear, TIMES))
 
 
 def test_low_visibility_looks_at_the_far_scene():
