@@ -424,7 +424,8 @@ def exact_agreement(home_dir: Path, n_subset: int, seed: int = 0, region: str = 
     with RegionStore.open(Home.open(home_dir).region(region)) as store:
         table = store.clip_table()
         kf = store.keyframes(table.snapshot)
-        pairs, _ = load_dedup(store)
+        # matched pairs only: the partials implied through whole copies are no keyframe match
+        pairs, _ = load_dedup(store, params=DedupParams(partials_through_copies=False))
     hashes, valid = kf["hashes"], kf["quality"] >= QUALITY_FLOOR
     rng = np.random.default_rng(seed)
     subset = np.sort(rng.choice(table.rows, min(n_subset, len(table)), replace=False))

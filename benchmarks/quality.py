@@ -209,6 +209,8 @@ def table_rows(result: dict) -> list[list[str]]:
         ["rare clips (k, summed)", str(q["rare_clips"]), ""],
         ["multi-uploaded rare clip, worst percentile", f(q["multi_upload_worst_percentile"], "{:.1f}"),
          ">= 95"],
+        ["  last rare recording if all rare ranked first", f(q.get("all_rare_first_worst_percentile"), "{:.1f}"),
+         ""],
         ["same-scenario precision@10", f(o["query"]["precision_at_k"]),
          f">= {TARGETS['query_precision_at_10']}"],
         ["selection coverage vs random (lower), default mix",

@@ -326,10 +326,12 @@ def rare(
     the rarity of their trigger signature among the region's recording units."""
     from .rarity import compute_rarity
     from .spaces import resolve_space
+    from .triggers import TRIGGERS_VERSION
 
     def go():
         with _store(home, region) as store:
             res = compute_rarity(store, k=k, space=resolve_space(space), events=not density_only)
+            stale = 0 if density_only else store.clips_with_older_triggers(TRIGGERS_VERSION)
             keep = None
             if trigger:
                 keep = {r for (r,) in store.db.execute("SELECT DISTINCT clip_row FROM triggers WHERE name=?", (trigger,))}
@@ -343,6 +345,12 @@ def rare(
         out = [{"rank": i + 1, "clip_id": c, "rarity": round(s, 5), "percentile": round(p, 2),
                 "triggers": sorted(trig.get(r, ())), "event_support_units": n if n >= 0 else None}
                for i, (r, c, s, p, n) in enumerate(rows)]
+        if stale:
+            _console(stderr=True).print(
+                f"[yellow]warning:[/] {stale} clip(s) of {region} carry triggers computed by an older "
+                f"clipdex (trigger version < {TRIGGERS_VERSION}; definitions changed, see README "
+                "'Trigger thresholds'); their event signatures may be off: ingest their sources again "
+                "to refresh them, or rank with --density-only", markup=True, soft_wrap=True)
         if json_out:
             _print_json(out)
         else:

@@ -99,6 +99,9 @@ class DedupParams:
     # replaced by the offset through a third clip both share better-supported matches with, when
     # the two agree within this (refine_offsets); 0 turns it off
     offset_refine_max_s: float = 1.5
+    # a partial overlap with a clip is one with each of its whole duplicates too (a crop of the
+    # source overlaps a splice of it as the source does); False shows only matched pairs
+    partials_through_copies: bool = True
     # partial matches shorter than this many keyframes must show change across the matched
     # stretch (first vs last matched keyframe of A at least this many bits apart)
     specific_span_keyframes: int = 6
@@ -663,18 +666,96 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
     return out
 
 
+#: see :func:`partials_through_copies`
+MAX_COPIES_PRODUCT = 4096
+
+
+def partials_through_copies(pairs: list[Pair]) -> list[Pair]:
+    """``pairs`` plus the partial overlaps their whole duplicates imply.
+
+    A whole duplicate holds all of its source's footage, so a clip that partially overlaps the
+    source overlaps every whole copy of it the same way: a splice of a source overlaps a
+    crop-and-rescale copy of that source, which a keyframe match cannot show (cropping moves
+    the 256-bit hash as far as unrelated footage; the crop is linked to its source by the
+    same-recording rule, which a splice with its own start time does not meet). For each partial
+    pair (A, B) and each clip A' that whole duplicates link to A (transitively, offsets composed
+    along the links), the pair (A', B) is added with the composed offset, A's span shifted into
+    A' and the partial's matches, unless A' and B are already paired or in one duplicate group;
+    likewise on B's side and on both. A partial between two groups whose sizes multiply to more
+    than :data:`MAX_COPIES_PRODUCT` is shown as matched only (a group of thousands of uploads
+    would otherwise multiply every partial of it). Pairs are not modified in place.
+    """
+    dup_nbrs: dict[int, list[tuple[int, float]]] = {}
+    for p in pairs:
+        if p.relation == "duplicate":  # (other clip, other's t=0 in this clip's time)
+            dup_nbrs.setdefault(p.a, []).append((p.b, p.offset_s))
+            dup_nbrs.setdefault(p.b, []).append((p.a, -p.offset_s))
+    if not dup_nbrs or not any(p.relation == "partial" for p in pairs):
+        return pairs
+
+    cache: dict[int, dict[int, float]] = {}
+
+    def copies(x: int) -> dict[int, float]:
+        """Every clip duplicate-linked to x -> x's t=0 in that clip's time (x itself: 0)."""
+        if x in cache:
+            return cache[x]
+        seen = cache[x] = {x: 0.0}
+        todo = [x]
+        while todo:
+            c = todo.pop()
+            for d, off_cd in dup_nbrs.get(c, ()):
+                if d not in seen:  # x's t=0 in d's time: x's in c's, less d's t=0 in c's time
+                    seen[d] = seen[c] - off_cd
+                    todo.append(d)
+        return seen
+
+    known = {(p.a, p.b) for p in pairs}
+    group_of: dict[int, int] = {}
+    for x in dup_nbrs:
+        if x not in group_of:
+            for c in copies(x):
+                group_of[c] = x
+    out = list(pairs)
+    for p in pairs:
+        if p.relation != "partial" or (p.a not in dup_nbrs and p.b not in dup_nbrs):
+            continue
+        a_side, b_side = copies(p.a), copies(p.b)
+        if len(a_side) * len(b_side) > MAX_COPIES_PRODUCT:
+            continue
+        for a2, shift_a in a_side.items():  # p.a's t=0 in a2's time
+            for b2, shift_b in b_side.items():  # p.b's t=0 in b2's time
+                if a2 == p.a and b2 == p.b:
+                    continue
+                key = (min(a2, b2), max(a2, b2))
+                if a2 == b2 or key in known or (a2 in group_of and group_of.get(b2) == group_of[a2]):
+                    continue
+                off = shift_a + p.offset_s - shift_b  # b2's t=0 in a2's time
+                span_a = (p.a_span[0] + shift_a, p.a_span[1] + shift_a)
+                span_b = (p.b_span[0] + shift_b, p.b_span[1] + shift_b)
+                if a2 < b2:
+                    q = Pair(a2, b2, "partial", float(off), span_a, span_b, p.matches, p.overlap, p.mean_dist)
+                else:
+                    q = Pair(b2, a2, "partial", float(-off), span_b, span_a, p.matches, p.overlap, p.mean_dist)
+                known.add(key)
+                out.append(q)
+    return out
+
+
 def shown_pairs(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:
-    """Stored pairs as shown: unexplained partials dropped, offsets refined through shared sources."""
-    return refine_offsets(explained_partials(pairs, table, params), table, params)
+    """Stored pairs as shown: unexplained partials dropped, offsets refined through shared sources,
+    partial overlaps extended to whole duplicates (:func:`partials_through_copies`)."""
+    shown = refine_offsets(explained_partials(pairs, table, params), table, params)
+    return partials_through_copies(shown) if params.partials_through_copies else shown
 
 
-def load_dedup(store: RegionStore, table: ClipTable | None = None) -> tuple[list[Pair], dict[int, list[int]]]:
+def load_dedup(store: RegionStore, table: ClipTable | None = None,
+               params: DedupParams | None = None) -> tuple[list[Pair], dict[int, list[int]]]:
     """Stored pairs as shown (:func:`shown_pairs`: partials between clips recorded at contradicting
-    times only where an edit explains them, offsets refined through shared sources) and groups
-    (representative -> members)."""
+    times only where an edit explains them, offsets refined through shared sources, partials
+    extended to whole duplicates) and groups (representative -> members)."""
     pairs = [Pair.from_row(r) for r in store.pairs()]
     if any(p.relation == "partial" for p in pairs):
-        pairs = shown_pairs(pairs, table if table is not None else store.clip_table(), DedupParams())
+        pairs = shown_pairs(pairs, table if table is not None else store.clip_table(), params or DedupParams())
     groups: dict[int, list[int]] = {}
     for row, (_, rep) in store.groups().items():
         groups.setdefault(rep, []).append(row)

@@ -15,7 +15,7 @@ import kernels
 
 from .errors import InputError
 from .store import THUMB_SHAPE, NewClip
-from .triggers import frame_triggers, telemetry_triggers
+from .triggers import TRIGGERS_VERSION, frame_triggers, telemetry_triggers
 from .types import ClipSample, Telemetry
 
 
@@ -190,6 +190,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
             views[i], s.keyframe_times, thresholds, s.telemetry
         )
         meta = dict(s.meta)
+        meta["triggers_version"] = TRIGGERS_VERSION
         if s.telemetry is not None and s.telemetry.issues:
             meta["telemetry_issues"] = s.telemetry.issues
         out.append(

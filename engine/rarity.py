@@ -5,7 +5,7 @@ partial-overlap partners (a rare event uploaded five times stays rare) and the o
 drive (a rare event filmed over five consecutive clips stays rare).
 
 * **Density**: the mean distance to the ``k`` nearest non-relative clips of the region, Euclidean
-  between L2-normalised embeddings (0..2), turned into a percentile (100 = emptiest).
+  between L2-normalised embeddings (0..2), the "score".
 * **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
   brake, high jerk, sharp turn, stop-and-go, low light, low visibility, snow, glare; data-quality
   flags are not situations), shared by its whole-duplicate group (telemetry triggers of every
@@ -17,7 +17,8 @@ drive (a rare event filmed over five consecutive clips stays rare).
   units)`` (>= 95 at the default 5 %), otherwise 0. Clips without situation triggers get 0.
 
 Clips with a rare event signature come first (the fewest other units first, ties broken by
-density), then every other clip by density; the order is stored as the percentile. Why both: an
+density), then every other clip by density; the order of *distinct recordings* (a whole-duplicate
+group once, :func:`_rank_distinct`) is stored as the percentile (100 = rarest). Why both: an
 embedding summarises what a clip *looks* like, and a hard brake on a cut-in differs from
 ordinary following in a second of telemetry, which pooled features average away; a trigger
 names it. Why events first: a named event that few recordings share is direct evidence of a
@@ -232,11 +233,34 @@ def event_percentiles(support: np.ndarray, n_units: int, share: float = RARE_EVE
     return np.where((support >= 0) & (frac < share), 100.0 * (1.0 - frac), 0.0)
 
 
-def _rank_percentiles(order: np.ndarray) -> np.ndarray:
-    n = len(order)
-    ranks = np.empty(n, np.float64)
-    ranks[order] = np.arange(n)
-    return 100.0 * (1.0 - ranks / max(1, n - 1)) if n > 1 else np.full(n, 100.0)
+def _rank_distinct(table: ClipTable, groups: dict[int, list[int]], scores: np.ndarray,
+                   event_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(clip order rarest first, percentile per table position), ranking *distinct recordings*:
+    a whole-duplicate group takes one rank, that of its sharpest member (highest mean PDQ
+    quality: the best witness, as for picture triggers), and all its members share it.
+
+    Five uploads of one rare event are one rare recording, not five clips that push each other
+    and the next rare recordings down the list; and a grayscale or cropped copy of a common clip,
+    far from every colour clip in embedding space, does not lift its group."""
+    n = len(table)
+    pos = {int(r): i for i, r in enumerate(table.rows)}
+    unit = np.arange(n)
+    quality = np.nan_to_num(np.asarray(table.quality_mean, np.float64), nan=-1.0)
+    for members in groups.values():
+        idx = [pos[int(r)] for r in members if int(r) in pos]
+        if len(idx) < 2:
+            continue
+        best = max(idx, key=lambda i: (quality[i], -i))
+        unit[idx] = best
+    heads = np.flatnonzero(unit == np.arange(n))
+    head_order = heads[np.lexsort((heads, -scores[heads], -event_pct[heads]))]
+    rank = np.empty(n, np.int64)
+    rank[head_order] = np.arange(len(head_order))
+    rank = rank[unit]
+    m = len(head_order)
+    percentiles = 100.0 * (1.0 - rank / max(1, m - 1)) if m > 1 else np.full(n, 100.0)
+    order = np.lexsort((np.arange(n), -scores, rank))
+    return order, percentiles.astype(np.float64)
 
 
 def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None, events: bool = True,
@@ -259,8 +283,6 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     with np.errstate(all="ignore"):
         scores = np.nanmean(finite, axis=1)
     scores = np.where(np.isfinite(scores), scores, 2.0).astype(np.float64)  # no neighbour: rarest
-    density_order = np.argsort(-scores, kind="stable")
-    percentiles = _rank_percentiles(density_order)
     signatures: list[str] = []
     support = np.zeros(0, np.int64)
     if events:
@@ -270,10 +292,9 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
         # a rare named event outranks an empty neighbourhood: rare events first (fewest other
         # units first), then every other clip by density
         event_pct = event_percentiles(support, len(np.unique(units)), event_share)
-        order = np.lexsort((-scores, -event_pct))
-        percentiles = _rank_percentiles(order)
+        order, percentiles = _rank_distinct(table, groups, scores, event_pct)
     else:
-        order = density_order
+        order, percentiles = _rank_distinct(table, groups, scores, np.zeros(len(table)))
     # a cache, written without the writer lock (an ingest starting now must not fail because of
     # a reader); a read-only or busy catalog just skips it
     store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,

@@ -6,11 +6,15 @@ Order of filling the budget:
 2. ``rare`` share: the rarest clips (reason ``rare`` with score and percentile), breadth first
    over recording units (:func:`engine.rarity.recording_units`): the rarest clip of each unit
    before a second clip of any;
-3. ``diverse`` share: picks that cover the embedding space on average (:func:`coverage_picks`:
-   D-sampling + Lloyd rounds inside coarse cells; small pools and ``method="kcentre"`` use greedy
-   k-centre, farthest point), seeded with everything already chosen and with a previous training
-   set if given (reason ``diverse`` with the distance to the nearest other chosen clip);
-4. ``random`` share (reason ``random``), from ``np.random.default_rng(seed)``.
+3. ``random`` share (reason ``random``), from ``np.random.default_rng(seed)``: an unbiased
+   sample of what the region holds;
+4. ``diverse`` share and whatever the others left of the budget: picks that cover the embedding
+   space on average (:func:`coverage_picks`: D-sampling + Lloyd rounds inside coarse cells; small
+   pools and ``method="kcentre"`` use greedy k-centre, farthest point), seeded with everything
+   already chosen and with a previous training set if given, so they cover what the forced,
+   quota, rare and random picks leave uncovered (reason ``diverse`` with the distance to the
+   nearest other chosen clip). Without a diverse share, or when its pool runs out, the rest of
+   the budget is filled at random.
 
 Only one clip of a duplicate group is a candidate (its representative), and a clip is redundant
 once the clips already chosen cover most of its duration through partial overlaps. The split into
@@ -699,12 +703,18 @@ def select_clips(
                 break
             sc, pct = rar[int(table.rows[i])]
             got += take(i, "rare", {"rarity": round(sc, 5), "percentile": round(pct, 2)})
-    if share.get("diverse"):
-        fill_diverse(candidate & ~taken, share["diverse"], "diverse", {})
-    remaining = budget - len(chosen)
-    if remaining > 0:
-        pool = np.flatnonzero(candidate & ~taken)
-        for i in rng.permutation(pool):
+    # the random share before the diverse one: diverse picks are seeded with everything taken,
+    # so they cover what the forced, quota, rare and random picks leave uncovered
+    if share.get("random"):
+        want = len(chosen) + share["random"]
+        for i in rng.permutation(np.flatnonzero(candidate & ~taken)):
+            if len(chosen) >= min(want, budget):
+                break
+            take(int(i), "random", {})
+    if share.get("diverse") and budget > len(chosen):  # its share, and what the others left
+        fill_diverse(candidate & ~taken, budget - len(chosen), "diverse", {})
+    if budget > len(chosen):  # no diverse share, or a pool too small for it: fill at random
+        for i in rng.permutation(np.flatnonzero(candidate & ~taken)):
             if len(chosen) >= budget:
                 break
             take(int(i), "random", {})

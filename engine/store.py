@@ -551,6 +551,14 @@ class RegionStore:
     def embeddings(self, snap: Snapshot) -> np.ndarray:
         return self.read_rows("clip_embeddings", 0, snap.clip_end)
 
+    def clips_with_older_triggers(self, version: int) -> int:
+        """Active clips whose triggers were computed before trigger version ``version`` (clips
+        ingested before versions were recorded count as version 0)."""
+        (n,) = self.db.execute(
+            "SELECT COUNT(*) FROM clips WHERE status='active'"
+            " AND COALESCE(json_extract(meta, '$.triggers_version'), 0) < ?", (int(version),)).fetchone()
+        return int(n)
+
     def triggers(self, rows: Sequence[int] | None = None) -> list[tuple[int, str, float, float, float]]:
         if rows is None:
             return self.db.execute("SELECT clip_row, name, t_start, t_end, value FROM triggers").fetchall()

@@ -12,6 +12,13 @@ import numpy as np
 from .errors import InputError
 from .types import Telemetry
 
+#: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
+#: 1: session 1-3; 2: jerk over a window, upper-half Weber contrast, glare, frozen camera vs a
+#: standing car; 3: low light from the sky band too, robust-spread low visibility, snow. Stores
+#: keep a clip's triggers until it is ingested again (they need the frames): ``clipdex rare``
+#: says how many clips carry triggers of an older version.
+TRIGGERS_VERSION = 3
+
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_accel": -4.0,  # m/s^2: deceleration at least this strong ...
     "hard_brake_min_s": 0.2,  # ... for at least this long

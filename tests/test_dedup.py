@@ -18,6 +18,7 @@ from engine.dedup import (
     explained_partials,
     keyframe_clips,
     load_dedup,
+    partials_through_copies,
     recorded_contradicts,
     refine_offsets,
     run_dedup,
@@ -402,3 +403,27 @@ def test_exact_recorded_offsets_are_not_refined(home):
     a_c = Pair(a, c, "partial", -2.6, (0.0, 3.5), (2.5, 6.0), 8, 8, 10.0)
     c_b = Pair(c, b, "partial", -4.5, (0.5, 3.5), (5.0, 8.0), 7, 8, 9.0)
     assert refine_offsets([direct, a_c, c_b], table, DedupParams())[0] == direct
+
+
+def test_partial_overlaps_extend_to_whole_duplicates():
+    """A splice B overlaps source A over A's 4..10 s; A2 is a whole (cropped) copy of A starting
+    0.5 s into it, A3 a copy of A2. B overlaps A2 and A3 the same way, offsets composed along
+    the copies; pairs already known, and pairs inside one duplicate group, are not invented."""
+    dup1 = Pair(1, 2, "duplicate", 0.5, (0.5, 10.0), (0.0, 9.5), 18, 19, 10.0)  # A2 t=0 at A's 0.5 s
+    dup2 = Pair(2, 4, "duplicate", 0.0, (0.0, 9.5), (0.0, 9.5), 18, 19, 10.0)  # A3 = A2
+    part = Pair(1, 3, "partial", 4.0, (4.0, 10.0), (0.0, 6.0), 12, 13, 20.0)  # B t=0 at A's 4 s
+    got = {(p.a, p.b): p for p in partials_through_copies([dup1, dup2, part])}
+    assert set(got) == {(1, 2), (2, 4), (1, 3), (2, 3), (3, 4)}
+    assert got[(2, 3)].relation == "partial" and got[(2, 3)].offset_s == pytest.approx(3.5)
+    assert got[(2, 3)].a_span == pytest.approx((3.5, 9.5)) and got[(2, 3)].b_span == (0.0, 6.0)
+    # row order flips the direction: (3, 4) carries A3's t=0 in B's time
+    assert got[(3, 4)].offset_s == pytest.approx(-3.5) and got[(3, 4)].b_span == pytest.approx((3.5, 9.5))
+    # an existing pair is kept as it is, and nothing is invented without a partial
+    known = Pair(2, 3, "partial", 3.0, (3.0, 9.0), (0.0, 6.0), 10, 11, 22.0)
+    got = {(p.a, p.b): p for p in partials_through_copies([dup1, part, known])}
+    assert got[(2, 3)] is known
+    assert partials_through_copies([dup1, dup2]) == [dup1, dup2]
+    # partials from two members of one group: none invented between the group's own members
+    part2 = Pair(2, 5, "partial", 1.0, (1.0, 9.5), (0.0, 8.5), 12, 13, 20.0)
+    got = {(p.a, p.b): p for p in partials_through_copies([dup1, part, part2])}
+    assert got[(1, 2)].relation == "duplicate" and set(got) >= {(1, 5), (2, 3)}

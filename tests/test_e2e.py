@@ -68,9 +68,22 @@ def test_cli_commands_on_demo_home(demo_summary):
     assert res.exit_code == 0, res.output
     dens = json.loads(res.stdout)
     assert len(dens) == 5 and all(t["event_support_units"] is None for t in dens)
-    assert [t["rarity"] for t in dens] == sorted((t["rarity"] for t in dens), reverse=True)
+    # ranked by distinct recording (a duplicate group once, at its sharpest copy's density)
+    assert [t["percentile"] for t in dens] == sorted((t["percentile"] for t in dens), reverse=True)
     res = runner.invoke(app, ["rare", "--region", region, "--home", home, "--top", "5"])
     assert res.exit_code == 0 and "units alike" in res.output, res.output
+    assert "older" not in res.stderr
+    # a clip whose triggers an older clipdex computed: rare says so (stderr), and still ranks
+    from engine.regions import Home
+    from engine.store import RegionStore
+
+    with RegionStore.open(Home.open(home).region(region)) as store, store.writer():
+        with store.transaction() as db:
+            db.execute("UPDATE clips SET meta = json_remove(meta, '$.triggers_version') WHERE row = "
+                       "(SELECT MIN(row) FROM clips)")
+    res = runner.invoke(app, ["rare", "--region", region, "--home", home, "--top", "5", "--json"])
+    assert res.exit_code == 0 and len(json.loads(res.stdout)) == 5
+    assert "1 clip(s)" in res.stderr and "older" in res.stderr, res.stderr
     res = runner.invoke(app, ["query", "--region", region, "--home", home, "--clip", top[0]["clip_id"], "-k", "3", "--json"])
     assert res.exit_code == 0, res.output
     hits = json.loads(res.stdout)

@@ -233,3 +233,26 @@ def test_small_pools_get_exact_greedy_kmedian():
     assert not np.isin(seeded, seeds).any() and allowed[seeded].all()
     again, _ = coverage_picks(x, 50, seeds, allowed, np.random.default_rng(2))
     np.testing.assert_array_equal(seeded, again)  # no randomness in the exact path
+
+
+def test_diverse_share_covers_what_the_random_picks_leave(home):
+    """Four tight clusters, budget 4, one random pick: the three diverse picks go to the three
+    clusters the random pick left uncovered (they are seeded with it), never a second one into
+    the random pick's cluster."""
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((4, 128)).astype(np.float32)
+    clips = []
+    for c in range(4):
+        for j in range(10):
+            clip = make_new_clip(rng, f"k{c}-{j}", drive_id=f"d{c}-{j}")
+            v = centres[c] + 0.05 * rng.standard_normal(128).astype(np.float32)
+            clip.embedding = (v / np.linalg.norm(v)).astype(np.float32)
+            clips.append(clip)
+    store = RegionStore.open(home.region("us-west"), create=True)
+    with store.writer():
+        store.append_clips(clips)
+    for seed in range(5):
+        sel = select_clips(store, 4, mix={"diverse": 0.75, "random": 0.25}, seed=seed)
+        assert sel.counts == {"random": 1, "diverse": 3}
+        assert sorted(c.clip_id.split("-")[0] for c in sel.chosen) == ["k0", "k1", "k2", "k3"], seed
+    store.close()
