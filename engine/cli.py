@@ -319,11 +319,14 @@ def rare(
     trigger: Annotated[str | None, typer.Option(help="Only clips with this trigger.")] = None,
     density_only: Annotated[bool, typer.Option(
         "--density-only", help="Rank by embedding density alone, without rare event signatures.")] = False,
+    all_copies: Annotated[bool, typer.Option(
+        "--all-copies", help="List every whole duplicate, not only each group's representative.")] = False,
     space: SpaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rank clips by rarity: embedding density (distance to the k nearest non-relative clips) and
-    the rarity of their trigger signature among the region's recording units."""
+    the rarity of their trigger signature among the region's recording units. One clip per
+    whole-duplicate group (its representative, with the number of copies) unless --all-copies."""
     from .rarity import compute_rarity
     from .spaces import resolve_space
     from .triggers import TRIGGERS_VERSION
@@ -335,16 +338,18 @@ def rare(
             keep = None
             if trigger:
                 keep = {r for (r,) in store.db.execute("SELECT DISTINCT clip_row FROM triggers WHERE name=?", (trigger,))}
-            trig = {}
-            for row, name, *_ in store.triggers(res.rows[: max(top * 4, 100)].tolist()):
+            support = res.support if res.support is not None else [-1] * len(res.rows)
+            rows = [(int(r), c, float(s), float(p), int(n), int(g) - 1)
+                    for r, c, s, p, n, h, g in zip(res.rows, res.clip_ids, res.scores, res.percentiles, support,
+                                                   res.head_rows, res.group_size, strict=True)
+                    if (keep is None or int(r) in keep) and (all_copies or int(h) == int(r))][:top]
+            trig: dict[int, set[str]] = {}
+            for row, name, *_ in store.triggers([r[0] for r in rows]):
                 trig.setdefault(row, set()).add(name)
-        support = res.support if res.support is not None else [-1] * len(res.rows)
-        rows = [(int(r), c, float(s), float(p), int(n))
-                for r, c, s, p, n in zip(res.rows, res.clip_ids, res.scores, res.percentiles, support, strict=True)
-                if keep is None or int(r) in keep][:top]
         out = [{"rank": i + 1, "clip_id": c, "rarity": round(s, 5), "percentile": round(p, 2),
-                "triggers": sorted(trig.get(r, ())), "event_support_units": n if n >= 0 else None}
-               for i, (r, c, s, p, n) in enumerate(rows)]
+                "triggers": sorted(trig.get(r, ())), "event_support_units": n if n >= 0 else None,
+                "copies": g}
+               for i, (r, c, s, p, n, g) in enumerate(rows)]
         if stale:
             _console(stderr=True).print(
                 f"[yellow]warning:[/] {stale} clip(s) of {region} carry triggers computed by an older "
@@ -355,9 +360,10 @@ def rare(
             _print_json(out)
         else:
             _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
-                   ["rank", "clip", "density", "pct", "triggers", "units alike"],
+                   ["rank", "clip", "density", "pct", "triggers", "units alike", "copies"],
                    [[o["rank"], o["clip_id"], f"{o['rarity']:.4f}", f"{o['percentile']:.1f}", ",".join(o["triggers"]),
-                     "" if o["event_support_units"] is None else o["event_support_units"]] for o in out])
+                     "" if o["event_support_units"] is None else o["event_support_units"], o["copies"] or ""]
+                    for o in out])
 
     _run(go)
 
@@ -606,7 +612,7 @@ def report(
     region: RegionOpt,
     home: HomeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="HTML file (default REGION/report.html).")] = None,
-    top: Annotated[int, typer.Option(help="Rarest clips to show.")] = 30,
+    top: Annotated[int, typer.Option(help="Rarest recordings to show (one per duplicate group).")] = 30,
 ) -> None:
     """Write a static HTML report (duplicate groups, rarest clips, score histogram); opens offline."""
     from .report import build_report

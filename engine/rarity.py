@@ -9,7 +9,7 @@ drive (a rare event filmed over five consecutive clips stays rare).
 * **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
   brake, high jerk, sharp turn, stop-and-go, low light, low visibility, snow, glare; data-quality
   flags are not situations), shared by its whole-duplicate group (telemetry triggers of every
-  copy, picture triggers of the sharpest copy: see :func:`event_signatures`). Its *support* is
+  copy, picture triggers of the representative: see :func:`event_signatures`). Its *support* is
   the number of other *recording units* of the region carrying the same signature; a unit is a
   drive together with every copy of its clips, closed transitively (five uploads of one event,
   each with its own upload id, are one unit). A signature carried by fewer than ``event_share``
@@ -66,6 +66,10 @@ class RarityResult:
     #: recording units sharing it; None with ``events=False``
     signatures: list[str] | None = None
     support: np.ndarray | None = None
+    #: per listed clip: the row of its whole-duplicate group's representative (its own row when
+    #: alone or the representative) and how many clips its group has in the listing
+    head_rows: np.ndarray | None = None
+    group_size: np.ndarray | None = None
 
 
 def _components(n: int, edges) -> np.ndarray:
@@ -172,29 +176,46 @@ def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = N
     return table, vectors, emb_index
 
 
+def group_heads(table: ClipTable, groups: dict[int, list[int]] | None) -> np.ndarray:
+    """Per table position, the position of its whole-duplicate group's representative (itself
+    when alone). ``groups`` maps the representative dedup elected (best quality, then longest,
+    then earliest: the clip ``select`` trains on) to the members; where the representative is
+    not in ``table`` (a clip without a vector in an imported space) the best-quality member
+    present stands in."""
+    pos = {int(r): i for i, r in enumerate(table.rows)}
+    head = np.arange(len(table))
+    quality = np.nan_to_num(np.asarray(table.quality_mean, np.float64), nan=-1.0)
+    for rep, members in (groups or {}).items():
+        idx = [pos[int(r)] for r in members if int(r) in pos]
+        if len(idx) < 2:
+            continue
+        best = pos[int(rep)] if int(rep) in pos else max(idx, key=lambda i: (quality[i], -i))
+        head[idx] = best
+    return head
+
+
 def event_signatures(store: RegionStore, table: ClipTable,
                      groups: dict[int, list[int]] | None = None) -> list[str]:
     """Per table position, its situation triggers joined with ``+`` in name order ("" for none).
 
     With ``groups`` (whole-duplicate groups, representative -> member rows) every member gets the
     group's signature: the telemetry triggers of all members (a re-upload without telemetry
-    shows the same event) and the picture triggers of its best-quality member (highest mean PDQ
-    quality). Transforms both hide and fake picture conditions: a contrast-reduced copy looks
-    foggy, a brightened one is no longer dark, a blurred one loses glare; the sharpest copy is
-    the best witness of what the camera saw."""
+    shows the same event) and the picture triggers of its representative (the best-quality
+    copy, :func:`group_heads`). Transforms both hide and fake picture conditions: a
+    contrast-reduced copy looks foggy, a brightened one is no longer dark, a blurred one loses
+    glare; the sharpest copy is the best witness of what the camera saw."""
     pos = {int(r): i for i, r in enumerate(table.rows)}
     names: list[set[str]] = [set() for _ in range(len(table))]
     for row, name, *_ in store.triggers(table.rows.tolist()):
         i = pos.get(int(row))
         if i is not None and name in SITUATION_TRIGGERS:
             names[i].add(name)
-    quality = np.nan_to_num(np.asarray(table.quality_mean, np.float64), nan=-1.0)
-    for members in (groups or {}).values():
-        idx = [pos[int(r)] for r in members if int(r) in pos]
-        if len(idx) < 2:
-            continue
-        best = max(idx, key=lambda i: (quality[i], -i))
-        signature = {n for i in idx for n in names[i] - FRAME_TRIGGERS} | (names[best] & FRAME_TRIGGERS)
+    head = group_heads(table, groups)
+    members: dict[int, list[int]] = {}
+    for i in np.flatnonzero(head != np.arange(len(table))).tolist():
+        members.setdefault(int(head[i]), [int(head[i])]).append(i)
+    for h, idx in members.items():
+        signature = {n for i in idx for n in names[i] - FRAME_TRIGGERS} | (names[h] & FRAME_TRIGGERS)
         for i in idx:
             names[i] = signature
     return ["+".join(sorted(n)) for n in names]
@@ -236,22 +257,14 @@ def event_percentiles(support: np.ndarray, n_units: int, share: float = RARE_EVE
 def _rank_distinct(table: ClipTable, groups: dict[int, list[int]], scores: np.ndarray,
                    event_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(clip order rarest first, percentile per table position), ranking *distinct recordings*:
-    a whole-duplicate group takes one rank, that of its sharpest member (highest mean PDQ
-    quality: the best witness, as for picture triggers), and all its members share it.
+    a whole-duplicate group takes one rank, that of its representative (the best-quality copy,
+    :func:`group_heads`: the best witness, as for picture triggers), and all its members share it.
 
     Five uploads of one rare event are one rare recording, not five clips that push each other
     and the next rare recordings down the list; and a grayscale or cropped copy of a common clip,
     far from every colour clip in embedding space, does not lift its group."""
     n = len(table)
-    pos = {int(r): i for i, r in enumerate(table.rows)}
-    unit = np.arange(n)
-    quality = np.nan_to_num(np.asarray(table.quality_mean, np.float64), nan=-1.0)
-    for members in groups.values():
-        idx = [pos[int(r)] for r in members if int(r) in pos]
-        if len(idx) < 2:
-            continue
-        best = max(idx, key=lambda i: (quality[i], -i))
-        unit[idx] = best
+    unit = group_heads(table, groups)
     heads = np.flatnonzero(unit == np.arange(n))
     head_order = heads[np.lexsort((heads, -scores[heads], -event_pct[heads]))]
     rank = np.empty(n, np.int64)
@@ -259,7 +272,8 @@ def _rank_distinct(table: ClipTable, groups: dict[int, list[int]], scores: np.nd
     rank = rank[unit]
     m = len(head_order)
     percentiles = 100.0 * (1.0 - rank / max(1, m - 1)) if m > 1 else np.full(n, 100.0)
-    order = np.lexsort((np.arange(n), -scores, rank))
+    # within a group its representative first, then the other copies by density
+    order = np.lexsort((np.arange(n), -scores, unit != np.arange(n), rank))
     return order, percentiles.astype(np.float64)
 
 
@@ -299,10 +313,13 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     # a reader); a read-only or busy catalog just skips it
     store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,
                        k=rarity_stamp(k, events, event_share))
+    head = group_heads(table, groups)
+    size = np.bincount(head, minlength=len(table))[head]
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0,
                         [signatures[i] for i in order] if events else None,
-                        support[order] if events else None)
+                        support[order] if events else None,
+                        table.rows[head][order], size[order])
 
 
 def rarity_stamp(k: int, events: bool = True, event_share: float = RARE_EVENT_SHARE) -> str:

@@ -70,10 +70,15 @@ def build_report(store: RegionStore, out: str | Path, *, top: int = 30, max_grou
         parts.append(f'<div class="strip">{strip}</div>')
     if not groups:
         parts.append("<p>none</p>")
-    parts.append(f"<h2>Rarest {top} clips</h2>")
-    ranked = sorted((r for r in ids if r in rar), key=lambda r: (-rar[r][1], -rar[r][0]))[:top]
+    parts.append(f"<h2>Rarest {top} recordings</h2>")
+    # one card per duplicate group (its representative, with the number of copies), as `rare`
+    copies = {rep: len(members) - 1 for rep, members in groups.items()}
+    in_group = {m for rep, members in groups.items() for m in members if m != rep}
+    ranked = sorted((r for r in ids if r in rar and r not in in_group),
+                    key=lambda r: (-rar[r][1], -rar[r][0]))[:top]
     parts.append('<div class="strip">' + "".join(
-        card(r, f"rarity {rar[r][0]:.3f} (p{rar[r][1]:.0f}) {' '.join(sorted(trig.get(r, ())))}") for r in ranked)
+        card(r, f"rarity {rar[r][0]:.3f} (p{rar[r][1]:.0f}) {' '.join(sorted(trig.get(r, ())))}"
+             + (f" +{copies[r]} copies" if copies.get(r) else "")) for r in ranked)
         + "</div>")
     parts.append("<h2>Rarity scores</h2>" + _histogram_svg(np.array([rar[r][0] for r in ids if r in rar])))
     partial = [p for p in pairs if p.relation == "partial"][:200]

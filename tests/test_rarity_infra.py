@@ -12,6 +12,7 @@ from engine.rarity import (
     event_percentiles,
     event_signatures,
     event_support,
+    group_heads,
     load_rarity,
     recording_units,
 )
@@ -217,10 +218,12 @@ def test_rare_event_signature_ranks_a_dense_clip_rare(home):
     store.close()
 
 
-def test_duplicate_group_shares_telemetry_triggers_and_its_sharpest_copys_picture(home):
+def test_duplicate_group_shares_telemetry_triggers_and_its_representatives_picture(home):
     """A whole-duplicate group carries one signature: every member's telemetry triggers (a copy
-    uploaded without telemetry still braked hard) and the picture triggers of its best-quality
-    member (a contrast-reduced copy looks foggy; the sharp original shows it was not)."""
+    uploaded without telemetry still braked hard) and the picture triggers of its representative
+    (dedup elects the best-quality copy: a contrast-reduced copy looks foggy, the sharp original
+    shows it was not). A representative missing from the table (no vector in an imported space)
+    is replaced by the best-quality member present."""
     rng = np.random.default_rng(5)
     clips = [make_new_clip(rng, "orig", k=4, drive_id="d0"),
              make_new_clip(rng, "faded", k=4, drive_id="u1"),
@@ -235,6 +238,34 @@ def test_duplicate_group_shares_telemetry_triggers_and_its_sharpest_copys_pictur
                            (int(row), name, 0.0, 1.0, 0.0))
     table = store.clip_table()
     assert event_signatures(store, table) == ["hard_brake", "low_visibility", "low_visibility"]
-    groups = {int(rows[1]): [int(rows[1]), int(rows[0])]}  # the faded copy listed first
-    assert event_signatures(store, table, groups) == ["hard_brake", "hard_brake", "low_visibility"]
+    orig, faded = int(rows[0]), int(rows[1])
+    assert event_signatures(store, table, {orig: [orig, faded]}) == ["hard_brake", "hard_brake", "low_visibility"]
+    # the representative decides the picture triggers (a group keyed by the faded copy)
+    assert event_signatures(store, table, {faded: [orig, faded]})[:2] == ["hard_brake+low_visibility"] * 2
+    # a representative outside the table: the best-quality member present stands in
+    assert group_heads(table, {999: [orig, faded, 999]}).tolist() == [0, 0, 2]
     store.close()
+
+
+def test_cli_rare_lists_one_clip_per_duplicate_group(home):
+    """`clipdex rare` lists each whole-duplicate group once, by its representative, with the
+    number of copies; `--all-copies` lists every upload."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    store = _region(home)
+    store.close()
+    base = ["rare", "--home", str(home.path), "--region", "us-west", "--top", "10", "--json"]
+    res = CliRunner().invoke(app, base)
+    assert res.exit_code == 0, res.output
+    top = json.loads(res.stdout)
+    dups = [t for t in top if t["clip_id"].startswith("dup-")]
+    assert len(dups) == 1 and dups[0]["copies"] == 4 and dups[0]["clip_id"] == "dup-0"  # rep row
+    assert sum(t["clip_id"].startswith("drive-event-") for t in top) == 5  # one drive, 5 recordings
+    res = CliRunner().invoke(app, [*base, "--all-copies"])
+    every = json.loads(res.stdout)
+    assert sum(t["clip_id"].startswith("dup-") for t in every) == 5
+    assert all(t["copies"] == 4 for t in every if t["clip_id"].startswith("dup-"))
