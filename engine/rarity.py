@@ -254,26 +254,25 @@ def event_percentiles(support: np.ndarray, n_units: int, share: float = RARE_EVE
     return np.where((support >= 0) & (frac < share), 100.0 * (1.0 - frac), 0.0)
 
 
-def _rank_distinct(table: ClipTable, groups: dict[int, list[int]], scores: np.ndarray,
-                   event_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rank_distinct(head: np.ndarray, scores: np.ndarray, event_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(clip order rarest first, percentile per table position), ranking *distinct recordings*:
-    a whole-duplicate group takes one rank, that of its representative (the best-quality copy,
-    :func:`group_heads`: the best witness, as for picture triggers), and all its members share it.
+    a whole-duplicate group takes one rank, that of its representative (``head``, from
+    :func:`group_heads`: the best-quality copy, the best witness as for picture triggers), and
+    all its members share it.
 
     Five uploads of one rare event are one rare recording, not five clips that push each other
     and the next rare recordings down the list; and a grayscale or cropped copy of a common clip,
     far from every colour clip in embedding space, does not lift its group."""
-    n = len(table)
-    unit = group_heads(table, groups)
-    heads = np.flatnonzero(unit == np.arange(n))
+    n = len(head)
+    heads = np.flatnonzero(head == np.arange(n))
     head_order = heads[np.lexsort((heads, -scores[heads], -event_pct[heads]))]
     rank = np.empty(n, np.int64)
     rank[head_order] = np.arange(len(head_order))
-    rank = rank[unit]
+    rank = rank[head]
     m = len(head_order)
     percentiles = 100.0 * (1.0 - rank / max(1, m - 1)) if m > 1 else np.full(n, 100.0)
     # within a group its representative first, then the other copies by density
-    order = np.lexsort((np.arange(n), -scores, unit != np.arange(n), rank))
+    order = np.lexsort((np.arange(n), -scores, head != np.arange(n), rank))
     return order, percentiles.astype(np.float64)
 
 
@@ -299,6 +298,7 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     scores = np.where(np.isfinite(scores), scores, 2.0).astype(np.float64)  # no neighbour: rarest
     signatures: list[str] = []
     support = np.zeros(0, np.int64)
+    head = group_heads(table, groups)
     if events:
         signatures = event_signatures(store, table, groups)
         units = recording_units(comp, drives)
@@ -306,14 +306,13 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
         # a rare named event outranks an empty neighbourhood: rare events first (fewest other
         # units first), then every other clip by density
         event_pct = event_percentiles(support, len(np.unique(units)), event_share)
-        order, percentiles = _rank_distinct(table, groups, scores, event_pct)
+        order, percentiles = _rank_distinct(head, scores, event_pct)
     else:
-        order, percentiles = _rank_distinct(table, groups, scores, np.zeros(len(table)))
+        order, percentiles = _rank_distinct(head, scores, np.zeros(len(table)))
     # a cache, written without the writer lock (an ingest starting now must not fail because of
     # a reader); a read-only or busy catalog just skips it
     store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,
                        k=rarity_stamp(k, events, event_share))
-    head = group_heads(table, groups)
     size = np.bincount(head, minlength=len(table))[head]
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0,
