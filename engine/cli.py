@@ -61,14 +61,21 @@ def _run(fn):
         raise
 
 
+_ID_COLUMNS = frozenset({"clip", "a", "b", "representative"})
+
+
 def _table(title: str, columns: list[str], rows: list[list]) -> None:
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    for j, c in enumerate(columns):
+        values = [r[j] for r in cells if j < len(r)]
+        # clip ids keep their full width so they stay whole and copyable; the rest fold
+        ident = c in _ID_COLUMNS and bool(values) and all(len(v) <= 40 for v in values)
+        t.add_column(c, overflow="fold", min_width=max(len(v) for v in values) if ident else None)
+    for r in cells:
+        t.add_row(*r)
     _console().print(t)
 
 
@@ -360,7 +367,7 @@ def rare(
             _print_json(out)
         else:
             _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
-                   ["rank", "clip", "density", "pct", "triggers", "units alike", "copies"],
+                   ["rank", "clip", "density", "pct", "triggers", "alike", "copies"],
                    [[o["rank"], o["clip_id"], f"{o['rarity']:.4f}", f"{o['percentile']:.1f}", ",".join(o["triggers"]),
                      "" if o["event_support_units"] is None else o["event_support_units"], o["copies"] or ""]
                     for o in out])
