@@ -35,7 +35,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "low_visibility_spread": 0.3,  # (p90 - p10) / median of the luma of the upper half
     "low_visibility_fraction": 0.5,  # of keyframes (fog, snow, a covered or misted lens)
     "snow_ground_ratio": 0.8,  # low visibility over a lower half at least this bright relative
-    # to the upper half (snow on the ground reflects like the sky; fog leaves the road dark)
+    # to the upper half (snow on the ground reflects like the sky; fog leaves the road dark) ...
+    "snow_ground_spread": 0.05,  # ... with at least this spread (tracks, kerbs: a uniform
+    # picture is a covered or blown-out lens, not snow)
     "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
     "glare_fraction": 0.25,  # ... covering at least this share of a keyframe (sun, tunnel exit)
     "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
@@ -174,9 +176,11 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
     if lowvis.mean() >= th["low_visibility_fraction"]:
         out.append(("low_visibility", float(times[0]), float(times[-1]), float(spread.mean())))
         # snow: the washed-out far scene over a ground as bright as it (fog leaves the road dark)
-        lower = luma[:, rows // 2:].reshape(len(luma), -1).mean(axis=1)
-        ratio = lower / np.maximum(upper.mean(axis=1), 1.0)
-        snowy = lowvis & (ratio >= th["snow_ground_ratio"])
+        lower = luma[:, rows // 2:].reshape(len(luma), -1)
+        ratio = lower.mean(axis=1) / np.maximum(upper.mean(axis=1), 1.0)
+        q10, q50, q90 = np.percentile(lower, [10, 50, 90], axis=1)
+        textured = (q90 - q10) / np.maximum(q50, 1.0) >= th["snow_ground_spread"]
+        snowy = lowvis & (ratio >= th["snow_ground_ratio"]) & textured
         if snowy.mean() >= th["low_visibility_fraction"]:
             out.append(("snow", float(times[0]), float(times[-1]), float(ratio[snowy].mean())))
     glare = (flat >= th["glare_luma"]).mean(axis=1)

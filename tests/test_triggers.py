@@ -171,6 +171,9 @@ def test_snow_is_low_visibility_over_a_bright_ground():
     assert "low_visibility" in got and "snow" not in got
     bright_clear = frames(luma=170.0, contrast=40.0)  # a bright ground under a clear far scene
     assert "snow" not in names(frame_triggers(bright_clear, TIMES))
+    blank = np.full((10, 36, 64, 3), 230, np.uint8)  # a blown-out or covered lens: no ground to see
+    got = names(frame_triggers(blank, TIMES))
+    assert "low_visibility" in got and "snow" not in got
 
 
 def test_low_visibility_looks_at_the_far_scene():
