@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 
 from .dedup import load_dedup
-from .rarity import load_rarity
+from .rarity import group_heads, load_rarity
 from .store import RegionStore
 
 #: the shortest partial overlap dedup is specified to find (3 keyframes at 2 Hz)
@@ -121,10 +121,9 @@ def rarity_quality(store: RegionStore, gt: dict) -> dict:
     # percentiles rank distinct recordings (a duplicate group once): when rare recordings are
     # more than 5 % of them, no ranking puts every one in the top 5 %; the last rare recording of
     # a ranking that puts them all first sits at this percentile
-    _, groups = load_dedup(store, table)
-    head = {r: rep for rep, members in groups.items() for r in members}
-    distinct = {head.get(int(r), int(r)) for r in table.rows}
-    rare_distinct = {head.get(int(r), int(r)) for c, r in zip(table.clip_ids, table.rows, strict=True) if c in rare}
+    head = group_heads(table, load_dedup(store, table)[1])
+    distinct = set(head.tolist())
+    rare_distinct = {int(head[i]) for i, c in enumerate(table.clip_ids) if c in rare}
     bound = 100.0 * (1 - (len(rare_distinct) - 1) / max(1, len(distinct) - 1)) if rare_distinct else None
     return {"region": region, "rare_clips": k, "recall_at_k": round(hits / k, 4) if k else 1.0,
             "average_precision": round(ap, 4), "rare_hits_at_k": hits,
