@@ -325,15 +325,18 @@ def rare(
     k: Annotated[int, typer.Option(help="Neighbours in the density estimate.")] = 10,
     trigger: Annotated[str | None, typer.Option(help="Only clips with this trigger.")] = None,
     density_only: Annotated[bool, typer.Option(
-        "--density-only", help="Rank by embedding density alone, without rare event signatures.")] = False,
+        "--density-only", help="Rank by embedding density alone, without rare event signatures or driving dynamics.")] = False,
     all_copies: Annotated[bool, typer.Option(
         "--all-copies", help="List every whole duplicate, not only each group's representative.")] = False,
     space: SpaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank clips by rarity: embedding density (distance to the k nearest non-relative clips) and
-    the rarity of their trigger signature among the region's recording units. One clip per
-    whole-duplicate group (its representative, with the number of copies) unless --all-copies."""
+    """Rank clips by rarity: the rarity of their trigger signature among the region's recording
+    units, then density (distance to the k nearest non-relative clips) in the embedding ("looks")
+    and in the telemetry statistics ("driving"). One clip per whole-duplicate group (its
+    representative, with the number of copies) unless --all-copies."""
+    import numpy as np
+
     from .rarity import compute_rarity
     from .spaces import resolve_space
     from .triggers import TRIGGERS_VERSION
@@ -346,17 +349,21 @@ def rare(
             if trigger:
                 keep = {r for (r,) in store.db.execute("SELECT DISTINCT clip_row FROM triggers WHERE name=?", (trigger,))}
             support = res.support if res.support is not None else [-1] * len(res.rows)
-            rows = [(int(r), c, float(s), float(p), int(n), int(g) - 1)
-                    for r, c, s, p, n, h, g in zip(res.rows, res.clip_ids, res.scores, res.percentiles, support,
-                                                   res.head_rows, res.group_size, strict=True)
+            basis = res.basis if res.basis is not None else ["appearance"] * len(res.rows)
+            dyn = res.dynamics if res.dynamics is not None else np.full(len(res.rows), np.nan)
+            rows = [(int(r), c, float(s), float(p), int(n), int(g) - 1, b, float(d))
+                    for r, c, s, p, n, h, g, b, d in zip(res.rows, res.clip_ids, res.scores, res.percentiles,
+                                                         support, res.head_rows, res.group_size, basis, dyn,
+                                                         strict=True)
                     if (keep is None or int(r) in keep) and (all_copies or int(h) == int(r))][:top]
             trig: dict[int, set[str]] = {}
             for row, name, *_ in store.triggers([r[0] for r in rows]):
                 trig.setdefault(row, set()).add(name)
-        out = [{"rank": i + 1, "clip_id": c, "rarity": round(s, 5), "percentile": round(p, 2),
-                "triggers": sorted(trig.get(r, ())), "event_support_units": n if n >= 0 else None,
+        out = [{"rank": i + 1, "clip_id": c, "rarity": round(s, 5),
+                "dynamics": round(d, 5) if np.isfinite(d) else None, "percentile": round(p, 2),
+                "basis": b, "triggers": sorted(trig.get(r, ())), "event_support_units": n if n >= 0 else None,
                 "copies": g}
-               for i, (r, c, s, p, n, g) in enumerate(rows)]
+               for i, (r, c, s, p, n, g, b, d) in enumerate(rows)]
         if stale:
             _console(stderr=True).print(
                 f"[yellow]warning:[/] {stale} clip(s) of {region} carry triggers computed by an older "
@@ -367,12 +374,16 @@ def rare(
             _print_json(out)
         else:
             _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
-                   ["rank", "clip", "density", "pct", "triggers", "alike", "copies"],
-                   [[o["rank"], o["clip_id"], f"{o['rarity']:.4f}", f"{o['percentile']:.1f}", ",".join(o["triggers"]),
+                   ["rank", "clip", "pct", "why", "triggers", "alike", "copies"],
+                   [[o["rank"], o["clip_id"], f"{o['percentile']:.1f}", _BASIS_SHORT[o["basis"]], ", ".join(o["triggers"]),
                      "" if o["event_support_units"] is None else o["event_support_units"], o["copies"] or ""]
                     for o in out])
 
     _run(go)
+
+
+#: the rare table's "why": what ranked the clip (engine.rarity.BASES)
+_BASIS_SHORT = {"event": "event", "appearance": "looks", "dynamics": "driving"}
 
 
 @app.command()

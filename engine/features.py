@@ -205,6 +205,8 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
                 keyframe_times=np.asarray(s.keyframe_times, dtype=np.float32),
                 embedding=emb[i],
                 thumbnail=thumbs[i],
+                # the dynamics view of rarity (engine.rarity) compares these across the region
+                telemetry_stats=tel_stats[i] if tel_count[i] and tel_stats[i, 0] > 0 else None,
                 source_offset_s=float(s.source_offset_s),
                 fps=float(s.fps),
                 drive_id=s.drive_id,

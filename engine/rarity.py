@@ -9,16 +9,23 @@ drive (a rare event filmed over five consecutive clips stays rare).
 * **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
   brake, high jerk, sharp turn, stop-and-go, low light, low visibility, snow, glare; data-quality
   flags are not situations), shared by its whole-duplicate group (telemetry triggers of every
-  copy, picture triggers of the representative: see :func:`event_signatures`). Its *support* is
+  copy, picture triggers of the representative: see :func:`event_signatures`), and with the
+  situations a partial partner recorded in their shared footage. Its *support* is
   the number of other *recording units* of the region carrying the same signature; a unit is a
   drive together with every copy of its clips, closed transitively (five uploads of one event,
   each with its own upload id, are one unit). A signature carried by fewer than ``event_share``
   of the region's units is rare: the clip gets the event percentile ``100 * (1 - support /
   units)`` (>= 95 at the default 5 %), otherwise 0. Clips without situation triggers get 0.
 
+* **Dynamics**: the same density in the space of the clip's telemetry statistics (speed,
+  acceleration, yaw, jerk, braking and standing shares, :func:`dynamics_scores`), blind to the
+  clip's recording unit: how unusually the car *drove*, which the picture-dominated embedding
+  averages away.
+
 Clips with a rare event signature come first (the fewest other units first, ties broken by
-density), then every other clip by density; the order of *distinct recordings* (a whole-duplicate
-group once, :func:`_rank_distinct`) is stored as the percentile (100 = rarest). Why both: an
+density), then every other clip by the larger of its appearance and dynamics density percentiles;
+the order of *distinct recordings* (a whole-duplicate group once, :func:`_rank_distinct`) is
+stored as the percentile (100 = rarest). Why both: an
 embedding summarises what a clip *looks* like, and a hard brake on a cut-in differs from
 ordinary following in a second of telemetry, which pooled features average away; a trigger
 names it. Why events first: a named event that few recordings share is direct evidence of a
@@ -36,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dedup import load_dedup
-from .index import ensure_embedding_index
+from .index import L2Index, ensure_embedding_index
 from .store import ClipTable, RegionStore
 
 #: triggers that describe the driving situation; data-quality flags (black frames, frozen camera,
@@ -45,8 +52,18 @@ SITUATION_TRIGGERS = frozenset({"hard_brake", "high_jerk", "sharp_turn", "stop_a
                                 "low_visibility", "snow", "glare"})
 #: the situation triggers judged from pictures (the rest come from telemetry)
 FRAME_TRIGGERS = frozenset({"low_light", "low_visibility", "snow", "glare"})
+#: picture conditions judged over a whole clip (the other triggers mark moments, with spans)
+CONDITION_TRIGGERS = frozenset({"low_light", "low_visibility", "snow"})
+#: a partial copy shares a partner's picture condition when their shared footage is at least this
+#: share of its own duration (the share of keyframes a condition needs, engine.triggers)
+SHARED_CONDITION_SHARE = 0.5
+#: ... and a partner's event when the event's middle lies within the shared footage (+- this)
+SHARED_EVENT_TOLERANCE_S = 0.5
 #: an event signature carried by fewer than this share of the region's recording units is rare
 RARE_EVENT_SHARE = 0.05
+
+#: names of the ranking bases (RarityResult.basis)
+BASES = ("event", "appearance", "dynamics")
 
 #: cosine similarity above which a neighbour is treated as a copy of the clip (median between
 #: whole duplicates on the demo fleet: 0.987; unrelated clips exceed 0.97 in < 0.1 % of pairs)
@@ -70,6 +87,10 @@ class RarityResult:
     #: alone or the representative) and how many clips its group has in the listing
     head_rows: np.ndarray | None = None
     group_size: np.ndarray | None = None
+    #: per listed clip: the dynamics score (:func:`dynamics_scores`, NaN without telemetry or with
+    #: ``dynamics=False``) and what ranked it: "event", "appearance" or "dynamics" (:data:`BASES`)
+    dynamics: np.ndarray | None = None
+    basis: list[str] | None = None
 
 
 def _components(n: int, edges) -> np.ndarray:
@@ -106,11 +127,13 @@ def drive_codes(table: ClipTable) -> np.ndarray:
 
 def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.ndarray,
                   drives: np.ndarray, k: int, query_pos: np.ndarray | None = None,
-                  near_duplicate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  near_duplicate: float | None = None, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
     """Distances ``float32[n,k]`` and table positions ``int64[n,k]`` of the k nearest non-relatives.
 
     Searches ``k + slack`` neighbours and widens the search only for the clips whose relatives
     crowd out their k nearest (big drives, big duplicate groups). Missing neighbours are inf/-1.
+    ``metric="cosine"``: ``emb_index`` returns inner products of unit vectors (distance
+    ``sqrt(2 - 2 sim)``); ``"l2"``: squared Euclidean distances (``near_duplicate`` unused).
     """
     n_all = len(table)
     query_pos = np.arange(n_all) if query_pos is None else query_pos
@@ -133,12 +156,15 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
         bad |= drives[safe] == drives[q][:, None]
         # a near-identical embedding is a duplicate dedup missed (a zoomed or heavily edited
         # copy): count it as a relative, so one missed copy cannot make a rare clip common
-        if near_duplicate is not None:
+        if near_duplicate is not None and metric == "cosine":
             bad |= sims >= near_duplicate
         good_count = (~bad).sum(axis=1)
         enough = (good_count >= k) | (kk >= n_all)
         with np.errstate(over="ignore", invalid="ignore"):  # padded results carry -inf/-FLT_MAX sims
-            d = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None)).astype(np.float32)
+            if metric == "cosine":
+                d = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None)).astype(np.float32)
+            else:
+                d = np.sqrt(np.clip(sims, 0.0, None)).astype(np.float32)
         d[bad] = np.inf
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
         take = np.take_along_axis(d, order, axis=1)
@@ -194,9 +220,42 @@ def group_heads(table: ClipTable, groups: dict[int, list[int]] | None) -> np.nda
     return head
 
 
+def _through_overlaps(names: list[set[str]], spans: list[list[tuple[str, float, float]]],
+                      table: ClipTable, pairs) -> None:
+    """Give each clip of a partial pair the situations its partner recorded in the footage they
+    share: an event (hard brake, glare, ...) whose middle lies in the shared span, and a picture
+    condition (low light, fog, snow) when the shared footage is at least
+    ``SHARED_CONDITION_SHARE`` of the clip. A trim that keeps half of a snow drive shows snow,
+    whether or not its own keyframes tipped the trigger's keyframe share."""
+    pos = {int(r): i for i, r in enumerate(table.rows)}
+    own = [set(n) for n in names]  # partners' own triggers only: no chains through a third clip
+    duration = np.asarray(table.duration_s, np.float64)
+    for p in pairs or ():
+        if p.relation != "partial" or p.a not in pos or p.b not in pos:
+            continue
+        ia, ib = pos[p.a], pos[p.b]
+        for src, dst, src_span, dst_span in ((ia, ib, p.a_span, p.b_span), (ib, ia, p.b_span, p.a_span)):
+            if src_span[0] is None or dst_span[0] is None:
+                continue
+            shared = float(dst_span[1]) - float(dst_span[0])
+            for name, t0, t1 in spans[src]:
+                if name in own[dst] or name not in own[src]:
+                    continue
+                if name in CONDITION_TRIGGERS:
+                    hit = shared >= SHARED_CONDITION_SHARE * duration[dst]
+                else:
+                    mid = 0.5 * (t0 + t1)
+                    hit = src_span[0] - SHARED_EVENT_TOLERANCE_S <= mid <= src_span[1] + SHARED_EVENT_TOLERANCE_S
+                if hit:
+                    names[dst].add(name)
+
+
 def event_signatures(store: RegionStore, table: ClipTable,
-                     groups: dict[int, list[int]] | None = None) -> list[str]:
+                     groups: dict[int, list[int]] | None = None, pairs=None) -> list[str]:
     """Per table position, its situation triggers joined with ``+`` in name order ("" for none).
+
+    With ``pairs`` (verified pairs, :func:`engine.dedup.load_dedup`), a partial copy also takes
+    the situations its partner recorded in their shared footage (:func:`_through_overlaps`).
 
     With ``groups`` (whole-duplicate groups, representative -> member rows) every member gets the
     group's signature: the telemetry triggers of all members (a re-upload without telemetry
@@ -206,10 +265,14 @@ def event_signatures(store: RegionStore, table: ClipTable,
     glare; the sharpest copy is the best witness of what the camera saw."""
     pos = {int(r): i for i, r in enumerate(table.rows)}
     names: list[set[str]] = [set() for _ in range(len(table))]
-    for row, name, *_ in store.triggers(table.rows.tolist()):
+    spans: list[list[tuple[str, float, float]]] = [[] for _ in range(len(table))]
+    for row, name, t0, t1, _ in store.triggers(table.rows.tolist()):
         i = pos.get(int(row))
         if i is not None and name in SITUATION_TRIGGERS:
             names[i].add(name)
+            spans[i].append((name, float(t0), float(t1)))
+    if pairs:
+        _through_overlaps(names, spans, table, pairs)
     head = group_heads(table, groups)
     members: dict[int, list[int]] = {}
     for i in np.flatnonzero(head != np.arange(len(table))).tolist():
@@ -254,18 +317,78 @@ def event_percentiles(support: np.ndarray, n_units: int, share: float = RARE_EVE
     return np.where((support >= 0) & (frac < share), 100.0 * (1.0 - frac), 0.0)
 
 
-def _rank_distinct(head: np.ndarray, scores: np.ndarray, event_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(clip order rarest first, percentile per table position), ranking *distinct recordings*:
-    a whole-duplicate group takes one rank, that of its representative (``head``, from
-    :func:`group_heads`: the best-quality copy, the best witness as for picture triggers), and
-    all its members share it.
+def dynamics_scores(stats: np.ndarray, table: ClipTable, units: np.ndarray, k: int) -> np.ndarray:
+    """Per table position, how unusual the clip's *driving* is: the mean Euclidean distance to the
+    ``k`` nearest clips of other recording units in the space of its telemetry statistics
+    (``kernels.telemetry_stats``: speed, acceleration, yaw rate, jerk, braking and standing
+    shares), each statistic standardised over the region's clips. NaN for clips without
+    telemetry (they are neither scored nor anyone's neighbour).
+
+    Why a second view: the clip embedding is mostly pictures (the 16 statistics are one block of
+    six), so a deer that makes the car brake from rural speed on an ordinary-looking road has
+    ordinary neighbours in it; among drives, braking to a stand from 20 m/s on an empty road is
+    what few recordings do."""
+    n = len(table)
+    out = np.full(n, np.nan)
+    have = np.isfinite(stats).all(axis=1) & (np.nan_to_num(stats[:, 0]) > 0) if len(stats) else np.zeros(0, bool)
+    idx = np.flatnonzero(have)
+    if len(idx) <= k:
+        return out
+    x = stats[idx].astype(np.float64)
+    sd = x.std(axis=0)
+    x = ((x - x.mean(axis=0)) / np.where(sd > 1e-9, sd, 1.0)).astype(np.float32)
+    index = L2Index(x, table.rows[idx])
+    full = np.zeros((n, x.shape[1]), np.float32)
+    full[idx] = x
+    dist, _ = knn_excluding(full, index, table, units, units, k, query_pos=idx, metric="l2")
+    finite = np.where(np.isfinite(dist), dist, np.nan)
+    with np.errstate(all="ignore"):
+        out[idx] = np.nanmean(finite, axis=1)
+    return out
+
+
+def _head_percentiles(values: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """Per table position, the percentile (0..100, 100 = largest) of its value among the finite
+    values at ``heads``; 0 where the value is not finite."""
+    out = np.zeros(len(values))
+    h = heads[np.isfinite(values[heads])]
+    if len(h) == 1:
+        out[h] = 100.0
+    elif len(h) > 1:
+        rank = np.empty(len(h))
+        rank[np.argsort(values[h], kind="stable")] = np.arange(len(h))
+        out[h] = 100.0 * rank / (len(h) - 1)
+    return out
+
+
+def _rank_distinct(head: np.ndarray, scores: np.ndarray, event_pct: np.ndarray,
+                   dynamics: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clip order rarest first, percentile per table position, basis per table position),
+    ranking *distinct recordings*: a whole-duplicate group takes one rank, that of its
+    representative (``head``, from :func:`group_heads`: the best-quality copy, the best witness
+    as for picture triggers), and all its members share it.
 
     Five uploads of one rare event are one rare recording, not five clips that push each other
     and the next rare recordings down the list; and a grayscale or cropped copy of a common clip,
-    far from every colour clip in embedding space, does not lift its group."""
+    far from every colour clip in embedding space, does not lift its group.
+
+    Rare events first; then the larger of the two density percentiles among representatives:
+    appearance (``scores``) and, with ``dynamics`` (per position; a group's value is its
+    representative's, else its largest member's), driving. The basis names what ranked each
+    clip: 0 event, 1 appearance, 2 dynamics."""
     n = len(head)
     heads = np.flatnonzero(head == np.arange(n))
-    head_order = heads[np.lexsort((heads, -scores[heads], -event_pct[heads]))]
+    key = _head_percentiles(scores, heads)
+    basis = np.where(event_pct > 0, 0, 1)
+    if dynamics is not None:
+        dyn = np.asarray(dynamics, np.float64).copy()
+        members = np.flatnonzero(head != np.arange(n))
+        np.fmax.at(dyn, head[members], dyn[members])  # fmax: NaN (no telemetry) never wins
+        dyn_pct = _head_percentiles(dyn, heads)
+        basis = np.where((basis == 1) & (dyn_pct > key), 2, basis)
+        key = np.maximum(key, dyn_pct)
+    basis = basis[head]
+    head_order = heads[np.lexsort((heads, -scores[heads], -key[heads], -event_pct[heads]))]
     rank = np.empty(n, np.int64)
     rank[head_order] = np.arange(len(head_order))
     rank = rank[head]
@@ -273,12 +396,16 @@ def _rank_distinct(head: np.ndarray, scores: np.ndarray, event_pct: np.ndarray) 
     percentiles = 100.0 * (1.0 - rank / max(1, m - 1)) if m > 1 else np.full(n, 100.0)
     # within a group its representative first, then the other copies by density
     order = np.lexsort((np.arange(n), -scores, head != np.arange(n), rank))
-    return order, percentiles.astype(np.float64)
+    return order, percentiles.astype(np.float64), basis
 
 
 def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None, events: bool = True,
-                   event_share: float = RARE_EVENT_SHARE) -> RarityResult:
-    """Rank the region's clips by rarity (see the module doc) and cache the result."""
+                   event_share: float = RARE_EVENT_SHARE, dynamics: bool | None = None) -> RarityResult:
+    """Rank the region's clips by rarity (see the module doc) and cache the result.
+
+    ``events=False`` ranks by the embedding density alone; ``dynamics`` (default: with events)
+    adds the density of the telemetry statistics (:func:`dynamics_scores`)."""
+    dynamics = events if dynamics is None else dynamics
     t0 = time.perf_counter()
     full = store.clip_table()
     if len(full) == 0:
@@ -299,31 +426,38 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     signatures: list[str] = []
     support = np.zeros(0, np.int64)
     head = group_heads(table, groups)
+    units = recording_units(comp, drives)
+    dyn = None
+    if dynamics:
+        dyn = dynamics_scores(store.telemetry_stats(table.snapshot)[table.rows], table, units, k)
+    event_pct = np.zeros(len(table))
     if events:
-        signatures = event_signatures(store, table, groups)
-        units = recording_units(comp, drives)
+        signatures = event_signatures(store, table, groups, pairs)
         support = event_support(signatures, units)
         # a rare named event outranks an empty neighbourhood: rare events first (fewest other
         # units first), then every other clip by density
         event_pct = event_percentiles(support, len(np.unique(units)), event_share)
-        order, percentiles = _rank_distinct(head, scores, event_pct)
-    else:
-        order, percentiles = _rank_distinct(head, scores, np.zeros(len(table)))
+    order, percentiles, basis = _rank_distinct(head, scores, event_pct, dyn)
     # a cache, written without the writer lock (an ingest starting now must not fail because of
     # a reader); a read-only or busy catalog just skips it
     store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,
-                       k=rarity_stamp(k, events, event_share))
+                       k=rarity_stamp(k, events, event_share, dynamics))
     size = np.bincount(head, minlength=len(table))[head]
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0,
                         [signatures[i] for i in order] if events else None,
                         support[order] if events else None,
-                        table.rows[head][order], size[order])
+                        table.rows[head][order], size[order],
+                        dyn[order] if dyn is not None else np.full(len(order), np.nan),
+                        [BASES[int(b)] for b in basis[order]])
 
 
-def rarity_stamp(k: int, events: bool = True, event_share: float = RARE_EVENT_SHARE) -> str:
+def rarity_stamp(k: int, events: bool = True, event_share: float = RARE_EVENT_SHARE,
+                 dynamics: bool | None = None) -> str:
     """What cached scores were computed with: k and the method (a cache of another is stale)."""
-    return f"{int(k)}:events{event_share:g}" if events else f"{int(k)}:density"
+    dynamics = events if dynamics is None else dynamics
+    stamp = f"{int(k)}:events{event_share:g}" if events else f"{int(k)}:density"
+    return stamp + ":dynamics" if dynamics else stamp
 
 
 def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int = 10,

@@ -40,6 +40,9 @@ PHASH_BYTES = 8
 #: names of imported embedding spaces (they name zarr groups and index files)
 SPACE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 THUMB_SHAPE = (36, 64, 3)
+#: per clip, ``kernels.telemetry_stats`` (unscaled; row of NaN where the clip had no telemetry
+#: or was ingested before clipdex stored them)
+TELEMETRY_STATS_DIM = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,7 +142,12 @@ _ARRAYS = {
     "keyframe_times": ("kf", (), "float32", 65536),
     "clip_embeddings": ("clip", None, "float32", 4096),  # trailing shape set at creation
     "thumbnails": ("clip", THUMB_SHAPE, "uint8", 256),
+    "telemetry_stats": ("clip", (TELEMETRY_STATS_DIM,), "float32", 4096),
 }
+#: arrays added after the first release: a store written before lacks them. A writable store gets
+#: them at open, sized to the committed clips and filled with their fill value (NaN: "not
+#: recorded"); a read-only one reads the fill value (:meth:`RegionStore.telemetry_stats`)
+_LATER_ARRAYS = {"telemetry_stats": float("nan")}
 
 
 @dataclass
@@ -156,6 +164,7 @@ class NewClip:
     keyframe_times: np.ndarray  # float32[k]
     embedding: np.ndarray  # float32[d]
     thumbnail: np.ndarray  # uint8[36, 64, 3]
+    telemetry_stats: np.ndarray | None = None  # float32[16]; None: no telemetry
     source_offset_s: float = 0.0
     fps: float = float("nan")
     drive_id: str = ""
@@ -361,14 +370,17 @@ class RegionStore:
 
             try:
                 if self.features_path.exists():
-                    self._features = zarr.open_group(self.features_path, mode="r+" if self._writable() else "r")
+                    writable = self._writable()
+                    self._features = zarr.open_group(self.features_path, mode="r+" if writable else "r")
+                    if writable:
+                        self._add_later_arrays()
                 else:
                     self._features = zarr.open_group(self.features_path, mode="w")
                     for name, (_, trailing, dtype, rows) in _ARRAYS.items():
                         trailing = (self.embedding_dim,) if trailing is None else trailing
                         self._features.create_array(
                             name, shape=(0, *trailing), chunks=(rows, *trailing), dtype=dtype,
-                            fill_value=0,
+                            fill_value=_LATER_ARRAYS.get(name, 0),
                         )
             except Exception as err:  # zarr raises many types; all mean the same to the user
                 raise StoreError(
@@ -376,6 +388,22 @@ class RegionStore:
                     "run `clipdex verify --repair` or restore the region from a backup"
                 ) from err
         return self._features
+
+    def _add_later_arrays(self) -> None:
+        """Create the arrays an older store lacks, as long as the committed rows (their fill value
+        stands for "not recorded"), so every reader and ``verify`` see full-length arrays."""
+        have = set(self._features.array_keys())
+        for name, fill in _LATER_ARRAYS.items():
+            if name in have:
+                continue
+            axis, trailing, dtype, rows = _ARRAYS[name]
+            snap = self.snapshot()
+            end = snap.clip_end if axis == "clip" else snap.kf_end
+            self._features.create_array(name, shape=(-(-end // rows) * rows, *trailing),
+                                        chunks=(rows, *trailing), dtype=dtype, fill_value=fill)
+
+    def _has_array(self, name: str) -> bool:
+        return name in set(self.features.array_keys())
 
     def _write_rows(self, name: str, start: int, values: np.ndarray) -> None:
         arr = self.features[name]
@@ -458,6 +486,10 @@ class RegionStore:
                 ("keyframe_times", snap.kf_end, np.concatenate([c.keyframe_times for c in clips])),
                 ("clip_embeddings", snap.clip_end, emb),
                 ("thumbnails", snap.clip_end, np.stack([c.thumbnail for c in clips])),
+                ("telemetry_stats", snap.clip_end, np.stack([
+                    np.full(TELEMETRY_STATS_DIM, np.nan, np.float32) if c.telemetry_stats is None
+                    else np.asarray(c.telemetry_stats, np.float32).reshape(TELEMETRY_STATS_DIM)
+                    for c in clips])),
             ):
                 fault_point("feature_write")
                 self._write_rows(name, start, values)
@@ -550,6 +582,13 @@ class RegionStore:
 
     def embeddings(self, snap: Snapshot) -> np.ndarray:
         return self.read_rows("clip_embeddings", 0, snap.clip_end)
+
+    def telemetry_stats(self, snap: Snapshot) -> np.ndarray:
+        """``float32[clip_end, 16]`` telemetry statistics per clip row; NaN rows for clips without
+        telemetry, and for every clip of a read-only store written before clipdex kept them."""
+        if not self._has_array("telemetry_stats"):
+            return np.full((snap.clip_end, TELEMETRY_STATS_DIM), np.nan, np.float32)
+        return self.read_rows("telemetry_stats", 0, snap.clip_end)
 
     def clips_with_older_triggers(self, version: int) -> int:
         """Active clips whose triggers were computed before trigger version ``version`` (clips
@@ -762,6 +801,8 @@ class RegionStore:
         kf_rows = 0
         for row, ks, n in todo:
             for name, (axis, trailing, dtype, _) in _ARRAYS.items():
+                if name in _LATER_ARRAYS and not self._has_array(name):
+                    continue
                 lo, hi = (ks, ks + n) if axis == "kf" else (row, row + 1)
                 if hi <= lo:
                     continue
@@ -783,8 +824,9 @@ class RegionStore:
     # ------------------------------------------------------------------ verify / repair
     def array_layout(self) -> dict[str, tuple[str, int, int]]:
         """name -> (row axis "kf"/"clip", rows per chunk, rows allocated) of each feature array."""
+        have = set(self.features.array_keys())
         return {name: (axis, self.features[name].chunks[0], int(self.features[name].shape[0]))
-                for name, (axis, *_) in _ARRAYS.items()}
+                for name, (axis, *_) in _ARRAYS.items() if name in have}
 
     def reset_chunk(self, name: str, chunk: int) -> None:
         """Overwrite one whole chunk with zeros without reading it (a corrupt chunk becomes

@@ -132,9 +132,9 @@ def test_cached_scores_of_another_k_are_recomputed(home):
     them back as their own: the cache is stamped with k as well as the catalog version."""
     store = _region(home, n_clusters=3, per_cluster=5)
     k3 = compute_rarity(store, k=3)
-    assert store.meta("rarity_k") == "3:events0.05"
+    assert store.meta("rarity_k") == "3:events0.05:dynamics"
     default = load_rarity(store)  # k=10
-    assert store.meta("rarity_k") == "10:events0.05"
+    assert store.meta("rarity_k") == "10:events0.05:dynamics"
     k10 = compute_rarity(store, k=10)
     assert default == {int(r): (pytest.approx(s), pytest.approx(p))
                        for r, s, p in zip(k10.rows, k10.scores, k10.percentiles, strict=True)}
@@ -201,7 +201,7 @@ def test_rare_event_signature_ranks_a_dense_clip_rare(home):
                 db.execute("INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
                            (int(rows[f"common-05-{j:02d}"]), "low_light", 0.0, 1.0, 40.0))
     both = compute_rarity(store, k=5)
-    assert store.meta("rarity_k") == "5:events0.05"
+    assert store.meta("rarity_k") == "5:events0.05:dynamics"
     pct = dict(zip(both.clip_ids, both.percentiles, strict=True))
     assert pct["common-03-07"] >= 95.0
     assert both.clip_ids[0] == "common-03-07"  # a rare named event outranks every density outlier
@@ -269,3 +269,134 @@ def test_cli_rare_lists_one_clip_per_duplicate_group(home):
     every = json.loads(res.stdout)
     assert sum(t["clip_id"].startswith("dup-") for t in every) == 5
     assert all(t["copies"] == 4 for t in every if t["clip_id"].startswith("dup-"))
+
+
+def _typical_stats(rng, n):
+    """Telemetry statistics (``kernels.telemetry_stats`` layout) of ordinary driving."""
+    s = np.zeros((n, 16), np.float32)
+    s[:, 0] = 1.0
+    s[:, 1] = rng.normal(14, 2, n)  # speed mean
+    s[:, 2] = rng.normal(1.0, 0.2, n)  # speed std
+    s[:, 3] = s[:, 1] - 2 * s[:, 2]
+    s[:, 4] = s[:, 1] + 2 * s[:, 2]
+    s[:, 5] = rng.normal(-0.8, 0.2, n)  # accel min
+    s[:, 6] = rng.normal(0.8, 0.2, n)
+    s[:, 7] = rng.normal(0.4, 0.05, n)
+    s[:, 8:12] = rng.normal([0.02, 0.05, 0.8, 2.0], [0.005, 0.01, 0.1, 0.3], (n, 4))
+    s[:, 14:16] = rng.normal([0.02, 0.05], [0.005, 0.01], (n, 2))
+    return s
+
+
+def _dynamics_region(home):
+    """300 clips that all look alike (one tight embedding cluster), one per drive, with ordinary
+    driving; a 3-clip drive that brakes to a stand from 20 m/s (a deer) and, alike among
+    themselves, an upload of one of its clips; one clip without telemetry."""
+    rng = np.random.default_rng(11)
+    centre = _unit(rng.standard_normal(DIM))
+    stats = _typical_stats(rng, 306)
+    deer = stats[300:304]
+    deer[:, 1], deer[:, 2], deer[:, 3], deer[:, 5] = 12.0, 7.0, 0.0, -3.0
+    deer[:, 13] = 0.4  # standing share
+    clips = []
+    for i in range(306):
+        drive = f"drive-{i}" if i < 300 else ("drive-deer" if i < 303 else ("upload-1" if i < 304 else f"x-{i}"))
+        clip = make_new_clip(rng, f"c-{i:03d}", k=2, drive_id=drive, start_time=1.7e9 + 10 * i,
+                             telemetry_stats=None if i == 305 else stats[i])
+        clip.embedding = _unit(centre + 0.05 * rng.standard_normal(DIM))
+        clips.append(clip)
+    store = RegionStore.open(home.region("us-west"), create=True)
+    with store.writer():
+        rows = store.append_clips(clips)
+        a, b = int(rows[300]), int(rows[303])  # the upload is a whole copy of the deer's first clip
+        store.replace_dedup([(a, b, "duplicate", 0.0, 0.0, 1.0, 0.0, 1.0, 2, 2, 0.0)], [(a, 0, a), (b, 0, a)],
+                            incremental=False, clip_end=len(clips))
+    return store
+
+
+@pytest.mark.parametrize("exact_max", [50_000, 100], ids=["exact", "ivf"])
+def test_dynamics_view_ranks_unusual_driving_rare(home, monkeypatch, exact_max):
+    """Clips that look ordinary but whose car drove like no other recording (braking to a stand
+    from speed) rank rarest by their telemetry statistics, blind to their own drive and copies,
+    and say so ("dynamics"); the embedding density alone leaves them among the common clips."""
+    import engine.index.embeddings as emb
+
+    monkeypatch.setattr(emb, "L2_EXACT_MAX", exact_max)
+    store = _dynamics_region(home)
+    res = compute_rarity(store, k=5)
+    deer = {"c-300", "c-301", "c-302", "c-303"}
+    # three recordings of the deer drive (the upload shares its source's rank) at the top of the
+    # dynamics view, beside the top of the appearance view (the larger percentile of the two)
+    assert deer <= set(res.clip_ids[:7])
+    assert all(b == "dynamics" for c, b in zip(res.clip_ids, res.basis, strict=True) if c in deer)
+    pct = dict(zip(res.clip_ids, res.percentiles, strict=True))
+    assert pct["c-303"] == pct["c-300"] and min(pct[c] for c in deer) >= 97.5
+    dyn = dict(zip(res.clip_ids, res.dynamics, strict=True))
+    assert np.isnan(dyn["c-305"])  # no telemetry: no dynamics score, ranked by its looks alone
+    assert min(dyn[c] for c in deer) > 3 * np.nanmedian(res.dynamics)
+    assert store.meta("rarity_k") == "5:events0.05:dynamics"
+    plain = compute_rarity(store, k=5, dynamics=False)
+    assert store.meta("rarity_k") == "5:events0.05"
+    assert not deer & set(plain.clip_ids[:30])
+    assert set(plain.basis) == {"appearance"} and np.isnan(plain.dynamics).all()
+    store.close()
+
+
+def test_telemetry_stats_are_stored_and_an_older_store_gains_the_array(home, monkeypatch):
+    """Telemetry statistics are a clip feature array (NaN rows: no telemetry). A store written
+    before the array existed reads NaN when read-only, and gets the array, NaN for its clips and
+    full length for `verify`, when opened writable; new clips then store theirs."""
+    import shutil
+
+    from engine.verify import verify
+
+    store = _dynamics_region(home)
+    stats = store.telemetry_stats(store.snapshot())
+    assert stats.shape == (306, 16)
+    assert np.isnan(stats[305]).all() and np.isfinite(stats[:305]).all()
+    store.close()
+    shutil.rmtree(home.region("us-west").path / "features.zarr" / "telemetry_stats")
+    monkeypatch.setattr(RegionStore, "_writable", lambda self: False)
+    with RegionStore.open(home.region("us-west")) as ro:
+        assert np.isnan(ro.telemetry_stats(ro.snapshot())).all()
+        assert "telemetry_stats" not in ro.array_layout()
+        res = compute_rarity(ro, k=5)  # ranks without the dynamics view
+        assert np.isnan(res.dynamics).all()
+    monkeypatch.undo()
+    with RegionStore.open(home.region("us-west")) as rw:
+        assert np.isnan(rw.telemetry_stats(rw.snapshot())).all()
+        assert verify(rw).ok
+        with rw.writer():
+            rw.append_clips([make_new_clip(np.random.default_rng(1), "new", k=2,
+                                           telemetry_stats=np.arange(16, dtype=np.float32))])
+        got = rw.telemetry_stats(rw.snapshot())
+        assert got.shape == (307, 16) and np.isnan(got[:306]).all()
+        assert got[306].tolist() == list(range(16))
+        assert verify(rw).ok
+
+
+def test_partial_copies_share_the_situations_of_their_shared_footage(home):
+    """A trim or splice takes a partner's event when the event lies in the footage they share,
+    and a picture condition when that footage is at least half of the trim; nothing else."""
+    from engine.dedup import Pair
+
+    rng = np.random.default_rng(3)
+    clips = [make_new_clip(rng, "source", k=20, drive_id="d0"),  # 10 s
+             make_new_clip(rng, "trim", k=12, drive_id="u1"),  # 6 s: source 5-10 s at its 0-5 s
+             make_new_clip(rng, "splice", k=20, drive_id="u2")]  # 10 s: source 8-10 s at its 0-2 s
+    store = RegionStore.open(home.region("us-west"), create=True)
+    with store.writer():
+        rows = store.append_clips(clips)
+        with store.transaction() as db:
+            for name, t0, t1 in (("hard_brake", 6.0, 7.0), ("snow", 0.0, 10.0), ("glare", 1.0, 1.5)):
+                db.execute("INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
+                           (int(rows[0]), name, t0, t1, 0.0))
+    src, trim, splice = (int(r) for r in rows)
+    pairs = [Pair(src, trim, "partial", 5.0, (5.0, 10.0), (0.0, 5.0), 10, 10, 0.0),
+             Pair(src, splice, "partial", 8.0, (8.0, 10.0), (0.0, 2.0), 4, 4, 0.0)]
+    table = store.clip_table()
+    assert event_signatures(store, table) == ["glare+hard_brake+snow", "", ""]
+    assert event_signatures(store, table, pairs=pairs) == ["glare+hard_brake+snow", "hard_brake+snow", ""]
+    # a duplicate pair is not a partial one: whole groups share signatures by their own rule
+    dup = [Pair(src, trim, "duplicate", 0.0, (0.0, 10.0), (0.0, 6.0), 10, 10, 0.0)]
+    assert event_signatures(store, table, pairs=dup)[1] == ""
+    store.close()

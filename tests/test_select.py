@@ -256,3 +256,26 @@ def test_diverse_share_covers_what_the_random_picks_leave(home):
         assert sel.counts == {"random": 1, "diverse": 3}
         assert sorted(c.clip_id.split("-")[0] for c in sel.chosen) == ["k0", "k1", "k2", "k3"], seed
     store.close()
+
+
+@pytest.mark.parametrize("with_seeds", [False, True])
+def test_swap_rounds_reach_a_swap_local_optimum(with_seeds):
+    """The k-median swap step never worsens the summed distance to the nearest chosen clip, and
+    stops where no single swap of a pick for a candidate (checked by brute force) lowers it;
+    seeds stay fixed and count as covering."""
+    from engine.select import _swap_rounds
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(c, 0.3, (15, 2)) for c in ((0, 0), (4, 0), (0, 4), (5, 5))])
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    seed_near = d[:, [7]].min(axis=1) if with_seeds else np.full(len(x), np.inf)
+
+    def cost(ch):
+        return float(np.minimum(d[:, ch].min(axis=1), seed_near).sum())
+
+    start = np.array([0, 1, 2])  # three picks in one cluster
+    got = _swap_rounds(d, start, seed_near, rounds=50)
+    assert cost(got) < cost(start) and len(set(got.tolist())) == 3
+    best = min(cost(np.where(np.arange(3) == m, x_, got)) for m in range(3) for x_ in range(len(x))
+               if x_ not in got)
+    assert best >= cost(got) - 1e-9

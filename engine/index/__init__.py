@@ -27,10 +27,10 @@ import numpy as np
 
 from ..errors import StoreError
 from ..store import RegionStore, Snapshot, fault_point, span_rows
-from .embeddings import EmbeddingIndex
+from .embeddings import EmbeddingIndex, L2Index
 from .keyframes import KeyframeIndex
 
-__all__ = ["EmbeddingIndex", "KeyframeIndex", "QUALITY_FLOOR", "drop_indexes", "ensure_embedding_index", "ensure_indexes",
+__all__ = ["EmbeddingIndex", "KeyframeIndex", "L2Index", "QUALITY_FLOOR", "drop_indexes", "ensure_embedding_index", "ensure_indexes",
            "inspect_indexes", "rebuild_indexes", "temp_files"]
 
 #: keyframes below this PDQ quality (0-100) are never indexed nor matched

@@ -204,3 +204,32 @@ class EmbeddingIndex:
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
+
+
+L2_EXACT_MAX = 50_000
+L2_NPROBE = 16
+
+
+class L2Index:
+    """A transient Euclidean index over a few low-dimensional vectors per clip (the dynamics view
+    of rarity: 16 telemetry statistics), searched like :class:`EmbeddingIndex` (ids = clip rows,
+    results: squared distances). Exact up to ``L2_EXACT_MAX`` vectors; above, IVF with
+    ``4 sqrt(n)`` lists, ``L2_NPROBE`` probed (a 16-d k-means trains in seconds, and a density
+    estimate needs no exact neighbours)."""
+
+    def __init__(self, x: np.ndarray, rows: np.ndarray):
+        n, d = x.shape
+        if n <= L2_EXACT_MAX:
+            self.index = faiss.IndexFlatL2(d)
+        else:
+            nlist = int(4 * np.sqrt(n))
+            self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
+            sample = x[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)]
+            self.index.train(np.ascontiguousarray(sample))
+            self.index.nprobe = L2_NPROBE
+        self.index.add(x)
+        self.rows = np.asarray(rows, np.int64)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        dist, ids = self.index.search(np.ascontiguousarray(q, np.float32), k)
+        return dist, np.where(ids >= 0, self.rows[np.clip(ids, 0, None)], -1)
