@@ -168,6 +168,9 @@ def write_region(home: Path, n: int, seed: int = 0, batch: int = 20000) -> tuple
     vectors, _ = clustered_embeddings(n, seed, n_queries=1)
     rng = np.random.default_rng(seed + 1)
     thumb = np.zeros(THUMB_SHAPE, np.uint8)
+    # telemetry statistics for the dynamics view of rarity (column 0: "has telemetry")
+    stats = rng.standard_normal((n, 16)).astype(np.float32)
+    stats[:, 0] = 1.0
     store = RegionStore.open(region, create=True)
     with store.writer("query_scale"):
         for lo in range(0, n, batch):
@@ -177,7 +180,7 @@ def write_region(home: Path, n: int, seed: int = 0, batch: int = 20000) -> tuple
                              keyframe_hashes=hashes[i - lo], keyframe_phash=np.zeros((1, 8), np.uint8),
                              keyframe_quality=np.full(1, 80, np.uint8), keyframe_times=np.zeros(1, np.float32),
                              embedding=vectors[i], thumbnail=thumb, drive_id=f"drive{i // 8}",
-                             vehicle_id=f"veh{i % 97}", start_time=1.7e9 + i)
+                             vehicle_id=f"veh{i % 97}", start_time=1.7e9 + i, telemetry_stats=stats[i])
                      for i in range(lo, hi)]
             store.append_clips(clips)
     return store, vectors

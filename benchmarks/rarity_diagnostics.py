@@ -5,7 +5,9 @@
 
 The quality benchmark gives one number (rare recall@k); this says *why* it is what it is. For
 every region: rare recall@k of the engine's own score (:func:`engine.rarity.compute_rarity`)
-at several neighbour counts and with the embedding density alone (``events=False``); the recall
+at several neighbour counts, without the dynamics view (``dynamics=False``) and with the
+embedding density alone (``events=False``), and how many rare clips of the top k each basis
+(event, appearance, dynamics) ranked there; the recall
 of a *scenario oracle* that knows every clip's scenario and ranks clips by how many other drives
 of the region filmed it (the best a density over a perfect scenario embedding could do: where it
 falls short of a target, the fleet itself makes rare scenarios as frequent as common ones); and
@@ -56,7 +58,13 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
             dens = compute_rarity(store, events=False)
             top = dens.clip_ids[: len(rare)]
             density_recall = round(sum(c in rare for c in top) / len(rare), 4) if rare else 1.0
-            compute_rarity(store)  # leave the default scores in the cache
+            nodyn = compute_rarity(store, dynamics=False)
+            top = nodyn.clip_ids[: len(rare)]
+            no_dynamics_recall = round(sum(c in rare for c in top) / len(rare), 4) if rare else 1.0
+            full = compute_rarity(store)
+            basis = dict(zip(full.clip_ids, full.basis, strict=True))
+            top_basis = {b: sum(1 for c in full.clip_ids[: len(rare)] if basis[c] == b and c in rare)
+                         for b in ("event", "appearance", "dynamics")}
             table = store.clip_table()
             fired: dict[str, set[str]] = defaultdict(set)  # clip id -> triggers
             for row, name, *_ in store.triggers(table.rows.tolist()):
@@ -79,6 +87,9 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
             "rare_clips": len(rare),
             "recall_at_k": {str(k): v for k, v in recall.items()},
             "recall_density_only": density_recall,
+            "recall_without_dynamics": no_dynamics_recall,
+            # rare clips in the top k, by what ranked them there (engine.rarity.BASES)
+            "rare_hits_by_basis": top_basis,
             "recall_scenario_oracle": scenario_oracle_recall(known, info),
             "scenarios": {
                 name: {"rare": s["rare"], "drives": len(s["drives"]), "clips": len(s["pct"]),
@@ -123,6 +134,8 @@ def print_tables(result: dict) -> None:
         recalls = ", ".join(f"k={k}: {v:.2f}" for k, v in r["recall_at_k"].items())
         t = Table(title=f"{region}: {r['rare_clips']} rare clips; rare recall@k with {recalls}; "
                         f"density alone {r['recall_density_only']:.2f}; "
+                        f"without the dynamics view {r['recall_without_dynamics']:.2f}; rare hits by "
+                        + ", ".join(f"{b} {n}" for b, n in r["rare_hits_by_basis"].items()) + "; "
                         f"scenario oracle {r['recall_scenario_oracle']:.2f}")
         for col in ("scenario", "rare", "drives", "clips", "pct median", "pct min", "pct max",
                     "triggers on originals"):

@@ -95,6 +95,9 @@ class DedupParams:
     recorded_zone_step_s: float = 900.0
     # an edit's parts: spans of one clip matched to two sources overlap by at most this much
     edit_overlap_s: float = 1.0
+    # ... and the part recorded at the edit's own time is its first (a splice carries the start
+    # time of its first part): it begins within this of the edit's start
+    edit_first_part_s: float = 1.0
     # a partial pair's offset from a short, ambiguous match (a scene that barely changes) is
     # replaced by the offset through a third clip both share better-supported matches with, when
     # the two agree within this (refine_offsets); 0 turns it off
@@ -472,10 +475,19 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
     another time. Such a partial (A, B) is kept when A or B also shares a *different* part of
     itself (spans overlapping by at most ``edit_overlap_s`` and by less than half of the suspect
     span) with a clip recorded at a consistent
-    time -- the edit's other source. Without that, two clips recorded days apart that match over
-    a stretch are the same place on another day (a car waiting at the same red light), not the
-    same footage. Pairs are stored unfiltered and filtered when read, so an explanation that is
-    ingested later makes the pair appear.
+    time -- the edit's other source. That consistent part must be the edit's *first* part
+    (beginning within ``edit_first_part_s`` of its start) and the suspect span must lie after it:
+    a splice carries its first part's recorded time, while the *source* of a splice's first part
+    shares a stretch from its middle with it and is no edit itself. Without that, two clips
+    recorded days apart that match over a stretch are the same place on another day (a car
+    waiting at the same red light), not the same footage.
+
+    One stretch of an edit is one piece of footage: where several kept suspects cover the same
+    stretch of the edit (more than half of the shorter span), the best-supported one stands,
+    and the others stay only when related to its partner (paired with it, or in its duplicate
+    group); an unrelated one is a look-alike of the true source from another day. Pairs are
+    stored unfiltered and filtered when read, so an explanation that is ingested later makes the
+    pair appear.
     """
     if params.max_recorded_gap_s <= 0 or not pairs:
         return pairs
@@ -505,6 +517,8 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
             if q is p or far(q):
                 continue
             t = span(q, x)
+            if t[0] > params.edit_first_part_s + 1e-9 or s[0] < t[0]:
+                continue  # not x's first part, or the suspect is not after it: x is no edit
             shared = min(s[1], t[1]) - max(s[0], t[0])
             # a *different* part: barely overlapping, and most of the suspect span outside it (a
             # 3-keyframe span is only 1 s long, within edit_overlap_s of anything)
@@ -512,8 +526,52 @@ def explained_partials(pairs: list[Pair], table: ClipTable, params: DedupParams)
                 return True
         return False
 
-    drop = {id(p) for p in suspects if not (explained(p, p.a) or explained(p, p.b))}
+    drop = set()
+    edits: dict[int, list[Pair]] = {}  # edit clip -> the suspects its edit explains
+    for p in suspects:
+        xs = [x for x in (p.a, p.b) if explained(p, x)]
+        if not xs:
+            drop.add(id(p))
+        for x in xs:
+            edits.setdefault(x, []).append(p)
+    drop |= _lookalikes(edits, pairs, span)
     return [p for p in pairs if id(p) not in drop] if drop else pairs
+
+
+def _lookalikes(edits: dict[int, list[Pair]], pairs: list[Pair], span) -> set[int]:
+    """ids of suspects that cover the same stretch of an edit as a better-supported suspect
+    whose partner they are not related to (see :func:`explained_partials`)."""
+    if not any(len(v) > 1 for v in edits.values()):
+        return set()
+    linked = {(p.a, p.b) for p in pairs} | {(p.b, p.a) for p in pairs}
+    dup_of: dict[int, int] = {}  # clip -> smallest clip of its duplicate component
+
+    def root(x: int) -> int:
+        while dup_of.get(x, x) != x:
+            x = dup_of[x]
+        return x
+
+    for p in pairs:
+        if p.relation == "duplicate":
+            ra, rb = root(p.a), root(p.b)
+            if ra != rb:
+                dup_of[max(ra, rb)] = min(ra, rb)
+    out = set()
+    for x, ps in edits.items():
+        ps = sorted(ps, key=lambda p: (-p.matches, p.a, p.b))
+        for i, p in enumerate(ps):
+            s, other = span(p, x), (p.b if x == p.a else p.a)
+            for q in ps[:i]:
+                if id(q) in out:
+                    continue
+                t, partner = span(q, x), (q.b if x == q.a else q.a)
+                shared = min(s[1], t[1]) - max(s[0], t[0])
+                if shared <= 0.5 * min(s[1] - s[0], t[1] - t[0]):
+                    continue
+                if (other, partner) not in linked and root(other) != root(partner):
+                    out.add(id(p))
+                    break
+    return out
 
 
 def _group_consistent(pairs: list[Pair], groups: dict[int, list[int]], table: ClipTable,
@@ -626,6 +684,12 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
     footage), and it lies within ``offset_refine_max_s`` of the direct offset (the same
     alignment, only sharper). Offsets already taken from agreeing recorded start times are
     exact and stay. Spans stay the matched keyframes. One hop; pairs are not modified in place.
+
+    Recorded times confirmed through C: when both legs are exact (their offsets are their
+    recorded start-time differences) and A and B's own recorded times differ by exactly the
+    composed offset, three clocks agree on how the footage lines up, and that offset replaces
+    the direct one however far the keyframe alignment was (a splice and a trim of one source,
+    matched over 3.5 s of a scene where every shift within 2 s looked alike, were 1.8 s off).
     """
     if params.offset_refine_max_s <= 0 or not pairs:
         return pairs
@@ -643,13 +707,19 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
             return False
         return abs((start[j] - start[i]) - p.offset_s) <= 1e-3
 
+    exact_leg = {(p.a, p.b) for p in pairs if exact(p)}
+    exact_leg |= {(b, a) for a, b in exact_leg}
     out = []
     for p in pairs:
         if p.relation != "partial" or exact(p):
             out.append(p)
             continue
-        best = None
         b_side = {c: (off, span, m) for c, off, span, m in nbrs.get(p.b, ())}
+        confirmed = _confirmed_through(p, nbrs.get(p.a, ()), b_side, exact_leg, pos, start)
+        if confirmed is not None:
+            out.append(replace(p, offset_s=confirmed))
+            continue
+        best = None
         for c, off_ac, span_c_from_a, m_ac in nbrs.get(p.a, ()):
             if c == p.b or c not in b_side:
                 continue
@@ -664,6 +734,23 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
                 best = (support, composed)
         out.append(p if best is None else replace(p, offset_s=float(best[1])))
     return out
+
+
+def _confirmed_through(p: Pair, a_side, b_side: dict, exact_leg: set, pos: dict, start) -> float | None:
+    """The recorded offset of ``p`` where a third clip confirms it (see :func:`refine_offsets`)."""
+    i, j = pos.get(p.a), pos.get(p.b)
+    if i is None or j is None or not (has_recorded_time(start[i]) and has_recorded_time(start[j])):
+        return None
+    recorded = float(start[j] - start[i])
+    for c, off_ac, span_c_from_a, _ in a_side:
+        if c == p.b or c not in b_side or (p.a, c) not in exact_leg or (p.b, c) not in exact_leg:
+            continue
+        off_bc, span_c_from_b, _ = b_side[c]
+        if min(span_c_from_a[1], span_c_from_b[1]) < max(span_c_from_a[0], span_c_from_b[0]):
+            continue
+        if abs((off_ac - off_bc) - recorded) <= 1e-3:
+            return recorded
+    return None
 
 
 #: see :func:`partials_through_copies`

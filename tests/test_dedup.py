@@ -427,3 +427,58 @@ def test_partial_overlaps_extend_to_whole_duplicates():
     part2 = Pair(2, 5, "partial", 1.0, (1.0, 9.5), (0.0, 8.5), 12, 13, 20.0)
     got = {(p.a, p.b): p for p in partials_through_copies([dup1, part, part2])}
     assert got[(1, 2)].relation == "duplicate" and set(got) >= {(1, 5), (2, 3)}
+
+
+def test_offsets_confirmed_by_recorded_times_through_a_shared_source(home):
+    """A splice (B) and a trim (A) of one source C, matched directly over 8 keyframes of a scene
+    where every shift within 2 s looks alike, 1.8 s off. Both legs through C are exact (their
+    recorded start times give their offsets) and A and B's own recorded times differ by exactly
+    the composed offset: three clocks agree, and that offset replaces the direct one however far
+    it was, even when the legs are no better supported than the direct match."""
+    rng = np.random.default_rng(32)
+    c0 = DAY0
+    row = add(home, [clip(rng, "source", seq(rng), start_time=c0), clip(rng, "trim", seq(rng), start_time=c0 + 3.3),
+                     clip(rng, "splice", seq(rng), start_time=c0 + 1.0)])
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+    c, a, b = row["source"], row["trim"], row["splice"]
+    c_a = Pair(c, a, "partial", 3.3, (3.5, 7.0), (0.0, 3.5), 8, 8, 9.0)  # exact: recorded 3.3 apart
+    c_b = Pair(c, b, "partial", 1.0, (1.0, 6.0), (0.0, 5.0), 11, 11, 9.0)  # exact
+    direct = Pair(a, b, "partial", -0.5, (0.0, 3.5), (0.5, 4.0), 8, 8, 20.0)  # recorded: -2.3
+    got = {(p.a, p.b): p for p in refine_offsets([c_a, c_b, direct], table, DedupParams())}
+    assert got[(a, b)].offset_s == pytest.approx(-2.3)
+    # a leg whose offset the recorded times do not confirm confirms nothing (and is too weak to
+    # refine by support)
+    loose = dataclasses.replace(c_a, offset_s=3.0)
+    assert refine_offsets([loose, c_b, direct], table, DedupParams())[2] == direct
+    # legs that use different stretches of C are not the same footage
+    apart = dataclasses.replace(c_b, a_span=(7.5, 9.5))
+    assert refine_offsets([c_a, apart, direct], table, DedupParams())[2] == direct
+
+
+def test_the_source_of_a_splice_is_no_edit_and_lookalikes_of_its_second_part_drop(home):
+    """Across days only an edit explains shared footage, and an edit's own-time part is its
+    *first* (a splice carries its first part's recorded time). The original a splice's first part
+    was cut from shares a stretch of its *middle* with the splice: that makes it no edit, so its
+    look-alike on another day stays hidden. And one stretch of an edit is one piece of footage:
+    of the suspects covering the splice's second part, the best-supported stands and an
+    unrelated, weaker one (the same place on yet another day) drops, unless it is a copy of the
+    true source."""
+    rng = np.random.default_rng(33)
+    names = ("orig", "splice", "orig_lookalike", "second_src", "second_lookalike", "second_copy")
+    times = (DAY0, DAY0 + 1.5, DAY0 + 9 * DAY, DAY0 + 3 * DAY, DAY0 + 20 * DAY, DAY0 + 3 * DAY)
+    row = add(home, [clip(rng, n, seq(rng), start_time=t, drive_id=n) for n, t in zip(names, times, strict=True)])
+    with RegionStore.open(home.region("us-west")) as store:
+        table = store.clip_table()
+    o, s, ol, s2, sl, sc = (row[n] for n in names)
+    first = Pair(o, s, "partial", 1.5, (1.5, 6.5), (0.0, 5.0), 11, 11, 9.0)  # splice's first part, own time
+    second = Pair(s, s2, "partial", 5.5, (5.5, 9.5), (0.0, 4.0), 9, 9, 9.0)  # its second part, 3 days off
+    orig_far = Pair(o, ol, "partial", 0.0, (7.0, 9.5), (7.0, 9.5), 6, 6, 20.0)  # after o's shared middle
+    weak = Pair(s, sl, "partial", 6.0, (6.0, 8.0), (0.0, 2.0), 5, 5, 25.0)  # same stretch, another day
+    pairs = [first, second, orig_far, weak]
+    assert explained_partials(pairs, table, DedupParams()) == [first, second]
+    # a whole copy of the true second source is the same footage: it stays
+    copy = Pair(s2, sc, "duplicate", 0.0, (0.0, 9.5), (0.0, 9.5), 20, 20, 3.0)
+    via_copy = Pair(s, sc, "partial", 6.0, (6.0, 8.0), (0.5, 2.5), 5, 5, 25.0)
+    assert explained_partials([first, second, copy, via_copy], table, DedupParams()) == [first, second, copy,
+                                                                                        via_copy]
