@@ -37,6 +37,7 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
     from engine.rarity import compute_rarity
     from engine.regions import Home
     from engine.store import RegionStore
+    from fixtures.scenarios import RARE_SCENARIOS
 
     info = {c["clip_id"]: c for c in gt["clips"]}
     h = Home.open(home)
@@ -76,7 +77,8 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
         for c in known:
             g = info[c]
             s = per[g["scenario"]]
-            s["rare"] = g["rare"]
+            # a scenario's rarity, not the clip's (a splice with a rare second part is rare)
+            s["rare"] = g["scenario"] in RARE_SCENARIOS
             if g["transform"] is None:  # originals: the drives that filmed it, what fired on them
                 s["drives"].add(g["drive_id"])
                 s["originals"] += 1
@@ -106,7 +108,8 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
 
 def scenario_oracle_recall(clip_ids: list[str], info: dict) -> float:
     """Rare recall@k of ranking clips by how few *other* drives filmed their scenario (drives of
-    the originals; a copy counts with its source's drive); ties in a fixed pseudo-random order."""
+    the originals; a copy counts with its source's drive; a splice by the rarer of its two
+    scenarios); ties in a fixed pseudo-random order."""
     def root(c: str) -> dict:
         seen = set()
         while info[c]["source_clip"] in info and c not in seen:
@@ -117,7 +120,10 @@ def scenario_oracle_recall(clip_ids: list[str], info: dict) -> float:
     drives: dict[str, set[str]] = defaultdict(set)
     for c in clip_ids:
         drives[info[c]["scenario"]].add(root(c)["drive_id"])
-    others = np.array([len(drives[info[c]["scenario"]] - {root(c)["drive_id"]}) for c in clip_ids])
+    # a splice shows two scenarios: the rarer one counts
+    others = np.array([min(len(drives.get(sc, set()) - {root(c)["drive_id"]})
+                           for sc in {info[c]["scenario"], info[c].get("second_scenario", info[c]["scenario"])})
+                       for c in clip_ids])
     rare = np.array([bool(info[c]["rare"]) for c in clip_ids])
     if not rare.any():
         return 1.0

@@ -55,8 +55,10 @@ FRAME_TRIGGERS = frozenset({"low_light", "low_visibility", "snow", "glare"})
 #: picture conditions judged over a whole clip (the other triggers mark moments, with spans)
 CONDITION_TRIGGERS = frozenset({"low_light", "low_visibility", "snow"})
 #: a partial copy shares a partner's picture condition when their shared footage is at least this
-#: share of its own duration (the share of keyframes a condition needs, engine.triggers)
+#: share of its own duration (the share of keyframes a condition needs, engine.triggers), or at
+#: least SHARED_CONDITION_MIN_S long (a splice with 4 s of a snowy road shows snow)
 SHARED_CONDITION_SHARE = 0.5
+SHARED_CONDITION_MIN_S = 3.0
 #: ... and a partner's event when the event's middle lies within the shared footage (+- this)
 SHARED_EVENT_TOLERANCE_S = 0.5
 #: an event signature carried by fewer than this share of the region's recording units is rare
@@ -242,7 +244,7 @@ def _through_overlaps(names: list[set[str]], spans: list[list[tuple[str, float, 
                 if name in own[dst] or name not in own[src]:
                     continue
                 if name in CONDITION_TRIGGERS:
-                    hit = shared >= SHARED_CONDITION_SHARE * duration[dst]
+                    hit = shared >= min(SHARED_CONDITION_SHARE * duration[dst], SHARED_CONDITION_MIN_S)
                 else:
                     mid = 0.5 * (t0 + t1)
                     hit = src_span[0] - SHARED_EVENT_TOLERANCE_S <= mid <= src_span[1] + SHARED_EVENT_TOLERANCE_S

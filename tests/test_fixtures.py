@@ -431,7 +431,10 @@ def test_rare_event_over_consecutive_clips(tiny_plan):
     per_drive = Counter(c["drive_id"] for c in gt["clips"]
                         if c["rare"] and c["transform"] is None)
     assert max(per_drive.values()) >= 2
-    assert {c["scenario"] for c in gt["clips"] if c["rare"]} <= set(RARE_SCENARIOS)
+    # a clip is rare when its footage is: its scenario's, or for a splice either part's
+    for c in gt["clips"]:
+        parts = {c["scenario"], c.get("second_scenario", c["scenario"])}
+        assert c["rare"] == bool(parts & set(RARE_SCENARIOS)), c
 
 
 def test_spec_validation():

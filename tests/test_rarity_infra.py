@@ -376,13 +376,14 @@ def test_telemetry_stats_are_stored_and_an_older_store_gains_the_array(home, mon
 
 def test_partial_copies_share_the_situations_of_their_shared_footage(home):
     """A trim or splice takes a partner's event when the event lies in the footage they share,
-    and a picture condition when that footage is at least half of the trim; nothing else."""
+    and a picture condition when that footage is at least half of it or 3 s long; nothing else."""
     from engine.dedup import Pair
 
     rng = np.random.default_rng(3)
     clips = [make_new_clip(rng, "source", k=20, drive_id="d0"),  # 10 s
              make_new_clip(rng, "trim", k=12, drive_id="u1"),  # 6 s: source 5-10 s at its 0-5 s
-             make_new_clip(rng, "splice", k=20, drive_id="u2")]  # 10 s: source 8-10 s at its 0-2 s
+             make_new_clip(rng, "splice", k=20, drive_id="u2"),  # 10 s: source 8-10 s at its 0-2 s
+             make_new_clip(rng, "long_splice", k=24, drive_id="u3")]  # 12 s: source 0-3.5 s at its 8.5-12 s
     store = RegionStore.open(home.region("us-west"), create=True)
     with store.writer():
         rows = store.append_clips(clips)
@@ -390,12 +391,14 @@ def test_partial_copies_share_the_situations_of_their_shared_footage(home):
             for name, t0, t1 in (("hard_brake", 6.0, 7.0), ("snow", 0.0, 10.0), ("glare", 1.0, 1.5)):
                 db.execute("INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
                            (int(rows[0]), name, t0, t1, 0.0))
-    src, trim, splice = (int(r) for r in rows)
+    src, trim, splice, long_splice = (int(r) for r in rows)
     pairs = [Pair(src, trim, "partial", 5.0, (5.0, 10.0), (0.0, 5.0), 10, 10, 0.0),
-             Pair(src, splice, "partial", 8.0, (8.0, 10.0), (0.0, 2.0), 4, 4, 0.0)]
+             Pair(src, splice, "partial", 8.0, (8.0, 10.0), (0.0, 2.0), 4, 4, 0.0),
+             Pair(src, long_splice, "partial", -8.5, (0.0, 3.5), (8.5, 12.0), 8, 8, 0.0)]
     table = store.clip_table()
-    assert event_signatures(store, table) == ["glare+hard_brake+snow", "", ""]
-    assert event_signatures(store, table, pairs=pairs) == ["glare+hard_brake+snow", "hard_brake+snow", ""]
+    assert event_signatures(store, table) == ["glare+hard_brake+snow", "", "", ""]
+    assert event_signatures(store, table, pairs=pairs) == ["glare+hard_brake+snow", "hard_brake+snow", "",
+                                                           "glare+snow"]
     # a duplicate pair is not a partial one: whole groups share signatures by their own rule
     dup = [Pair(src, trim, "duplicate", 0.0, (0.0, 10.0), (0.0, 6.0), 10, 10, 0.0)]
     assert event_signatures(store, table, pairs=dup)[1] == ""
