@@ -25,7 +25,7 @@ drive (a rare event filmed over five consecutive clips stays rare).
 Clips with a rare event signature come first (the fewest other units first, ties broken by
 density), then every other clip by the larger of its appearance and dynamics density percentiles;
 the order of *distinct recordings* (a whole-duplicate group once, :func:`_rank_distinct`) is
-stored as the percentile (100 = rarest). Why both: an
+stored as the percentile (100 = rarest). Why events and densities: an
 embedding summarises what a clip *looks* like, and a hard brake on a cut-in differs from
 ordinary following in a second of telemetry, which pooled features average away; a trigger
 names it. Why events first: a named event that few recordings share is direct evidence of a
@@ -227,8 +227,9 @@ def _through_overlaps(names: list[set[str]], spans: list[list[tuple[str, float, 
     """Give each clip of a partial pair the situations its partner recorded in the footage they
     share: an event (hard brake, glare, ...) whose middle lies in the shared span, and a picture
     condition (low light, fog, snow) when the shared footage is at least
-    ``SHARED_CONDITION_SHARE`` of the clip. A trim that keeps half of a snow drive shows snow,
-    whether or not its own keyframes tipped the trigger's keyframe share."""
+    ``SHARED_CONDITION_SHARE`` of the clip or ``SHARED_CONDITION_MIN_S`` long. A trim that keeps
+    half of a snow drive shows snow, whether or not its own keyframes tipped the trigger's
+    keyframe share."""
     pos = {int(r): i for i, r in enumerate(table.rows)}
     own = [set(n) for n in names]  # partners' own triggers only: no chains through a third clip
     duration = np.asarray(table.duration_s, np.float64)
@@ -428,7 +429,7 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     signatures: list[str] = []
     support = np.zeros(0, np.int64)
     head = group_heads(table, groups)
-    units = recording_units(comp, drives)
+    units = recording_units(comp, drives) if events or dynamics else None
     dyn = None
     if dynamics:
         dyn = dynamics_scores(store.telemetry_stats(table.snapshot)[table.rows], table, units, k)

@@ -399,8 +399,12 @@ class RegionStore:
             axis, trailing, dtype, rows = _ARRAYS[name]
             snap = self.snapshot()
             end = snap.clip_end if axis == "clip" else snap.kf_end
-            self._features.create_array(name, shape=(-(-end // rows) * rows, *trailing),
-                                        chunks=(rows, *trailing), dtype=dtype, fill_value=fill)
+            try:
+                self._features.create_array(name, shape=(-(-end // rows) * rows, *trailing),
+                                            chunks=(rows, *trailing), dtype=dtype, fill_value=fill)
+            except Exception:  # another process opening the store created it first
+                if name not in set(self._features.array_keys()):
+                    raise
 
     def _has_array(self, name: str) -> bool:
         return name in set(self.features.array_keys())
