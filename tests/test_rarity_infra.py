@@ -264,6 +264,9 @@ def test_cli_rare_lists_one_clip_per_duplicate_group(home):
     top = json.loads(res.stdout)
     dups = [t for t in top if t["clip_id"].startswith("dup-")]
     assert len(dups) == 1 and dups[0]["copies"] == 4 and dups[0]["clip_id"] == "dup-0"  # rep row
+    # what ranked each clip; these clips carry no telemetry, so no dynamics score
+    assert {t["basis"] for t in top} <= {"event", "appearance", "dynamics"}
+    assert all(t["dynamics"] is None for t in top)
     assert sum(t["clip_id"].startswith("drive-event-") for t in top) == 5  # one drive, 5 recordings
     res = CliRunner().invoke(app, [*base, "--all-copies"])
     every = json.loads(res.stdout)
