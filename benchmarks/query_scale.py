@@ -228,8 +228,29 @@ def measure_store(n: int, seed: int = 0, *, cli: bool = True, rarity: bool = Tru
             res = compute_rarity(store, k=10)
             out["rarity_s"] = time.perf_counter() - t
             out["rarity_clips"] = len(res.rows)
+            # the batch search is lighter than a query's (EmbeddingIndex.lighter_search): how
+            # much the density scores move against the query settings
+            t = time.perf_counter()
+            full = compute_rarity(store, k=10, light_search=False)
+            out["rarity_full_search_s"] = time.perf_counter() - t
+            out.update(rarity_agreement(res, full))
         store.close()
     return out
+
+
+def rarity_agreement(light, full) -> dict:
+    """How far the density scores of ``light`` are from ``full`` (two RarityResults of one store):
+    rank correlation, share of the top 5 % both put there, mean relative score difference."""
+    a = dict(zip(full.rows.tolist(), full.scores.tolist(), strict=True))
+    b = dict(zip(light.rows.tolist(), light.scores.tolist(), strict=True))
+    rows = sorted(a)
+    x, y = np.array([a[r] for r in rows]), np.array([b[r] for r in rows])
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    top = max(1, len(rows) // 20)
+    both = len(set(np.argsort(-x)[:top].tolist()) & set(np.argsort(-y)[:top].tolist()))
+    return {"rarity_rank_correlation": float(np.corrcoef(rx, ry)[0, 1]),
+            "rarity_top5_overlap": both / top,
+            "rarity_mean_rel_diff": float(np.mean(np.abs(y - x) / np.maximum(x, 1e-12)))}
 
 
 def _has_console_script() -> bool:
@@ -258,12 +279,16 @@ def _fmt_table(index_rows: list[dict], store_rows: list[dict]) -> str:
                              f"{s['p99_ms']:.3f} | {s['p99_cpu_ms']:.3f} | {s['slow_5ms']} | {s['recall_at_10']:.4f} |")
     if store_rows:
         lines.append("\n| clips | write store s | index build s | cold `clipdex query` wall s | its CPU s | "
-                     "`clipdex --help` s | rarity s | load avg |")
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "`clipdex --help` s | rarity s | rarity s, query-grade search | rank corr. | top-5 % kept | "
+                     "load avg |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in store_rows:
             lines.append(f"| {r['n']:,} | {r['write_store_s']:.1f} | {r['index_build_s']:.1f} | "
                          f"{r.get('cold_cli_query_s', float('nan')):.2f} | {r.get('cold_cli_query_cpu_s', float('nan')):.2f} | "
                          f"{r.get('cli_help_s', float('nan')):.2f} | {r.get('rarity_s', float('nan')):.1f} | "
+                         f"{r.get('rarity_full_search_s', float('nan')):.1f} | "
+                         f"{r.get('rarity_rank_correlation', float('nan')):.4f} | "
+                         f"{r.get('rarity_top5_overlap', float('nan')):.3f} | "
                          f"{r.get('load_average', float('nan')):.1f} |")
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ the 97th-100th density percentile). The measured effect on the fixture fleets is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -403,11 +404,14 @@ def _rank_distinct(head: np.ndarray, scores: np.ndarray, event_pct: np.ndarray,
 
 
 def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None, events: bool = True,
-                   event_share: float = RARE_EVENT_SHARE, dynamics: bool | None = None) -> RarityResult:
+                   event_share: float = RARE_EVENT_SHARE, dynamics: bool | None = None,
+                   light_search: bool = True) -> RarityResult:
     """Rank the region's clips by rarity (see the module doc) and cache the result.
 
     ``events=False`` ranks by the embedding density alone; ``dynamics`` (default: with events)
-    adds the density of the telemetry statistics (:func:`dynamics_scores`)."""
+    adds the density of the telemetry statistics (:func:`dynamics_scores`). ``light_search``:
+    an approximate index scans fewer lists for the batch of neighbourhoods
+    (``EmbeddingIndex.lighter_search``; 3x faster at 100k, the same ranking within noise)."""
     dynamics = events if dynamics is None else dynamics
     t0 = time.perf_counter()
     full = store.clip_table()
@@ -421,7 +425,9 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     drives = drive_codes(table)
     # the near-duplicate threshold is calibrated for clipdex's own embedding, not imported spaces
     near = NEAR_DUPLICATE_SIMILARITY if space is None else None
-    dist, _ = knn_excluding(vectors, emb_index, table, comp, drives, k, near_duplicate=near)
+    lighter = getattr(emb_index, "lighter_search", None) if light_search else None
+    with lighter() if lighter is not None else contextlib.nullcontext():
+        dist, _ = knn_excluding(vectors, emb_index, table, comp, drives, k, near_duplicate=near)
     finite = np.where(np.isfinite(dist), dist, np.nan)
     with np.errstate(all="ignore"):
         scores = np.nanmean(finite, axis=1)

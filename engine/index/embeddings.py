@@ -31,6 +31,7 @@ Indexes of an older kind (``ivf-flat``, saved before the change) are rebuilt on 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -60,6 +61,12 @@ IVF_REBUILD_GROWTH = 4.0
 IVF_KIND = "ivf-pqfs-refine"
 #: kinds this code builds; a saved index of any other kind (``ivf-flat``: older) is rebuilt
 KINDS = ("flat-ip", IVF_KIND)
+#: batch searches over every clip (rarity: the mean distance to the 10 nearest, not the nearest
+#: clip) scan fewer lists and re-rank fewer candidates: at 100k clips (``python -m
+#: benchmarks.query_scale --rarity``) the search takes 6.5 s instead of 20.5 s, the rarity scores
+#: move by 0.01 % on average, their rank correlation stays 1.0000 and 97 % of the top 5 % stay
+BATCH_NPROBE = 64
+BATCH_K_FACTOR = 4.0
 #: searches of at most this many queries run on one thread (no OpenMP team start-up or spinning
 #: for a single query; FAISS parallelises over queries, so a lone query cannot use more anyway)
 SINGLE_THREAD_MAX_QUERIES = 4
@@ -178,6 +185,26 @@ class EmbeddingIndex:
         refine = self._refine()
         if refine is not None:
             refine.k_factor = float(k_factor)
+
+    @contextlib.contextmanager
+    def lighter_search(self, nprobe: int = BATCH_NPROBE, k_factor: float = BATCH_K_FACTOR):
+        """Within the block, scan at most ``nprobe`` lists and re-rank at most ``k_factor``
+        candidates per result (approximate kind only; exact indexes are untouched). For batch
+        jobs that search every clip and need neighbourhoods, not the very nearest clip: the
+        rarity density (module doc: recall figures)."""
+        ivf, refine = self._ivf(), self._refine()
+        before = (ivf.nprobe if ivf is not None else None, refine.k_factor if refine is not None else None)
+        try:
+            if ivf is not None:
+                ivf.nprobe = min(int(ivf.nprobe), int(nprobe))
+            if refine is not None:
+                refine.k_factor = min(float(refine.k_factor), float(k_factor))
+            yield self
+        finally:
+            if ivf is not None:
+                ivf.nprobe = before[0]
+            if refine is not None:
+                refine.k_factor = before[1]
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         _check("vectors", vectors, np.float32, 2)
