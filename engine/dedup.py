@@ -544,18 +544,12 @@ def _lookalikes(edits: dict[int, list[Pair]], pairs: list[Pair], span) -> set[in
     if not any(len(v) > 1 for v in edits.values()):
         return set()
     linked = {(p.a, p.b) for p in pairs} | {(p.b, p.a) for p in pairs}
-    dup_of: dict[int, int] = {}  # clip -> smallest clip of its duplicate component
+    group_of = {m: g for g, members in _union_find(0, [(p.a, p.b) for p in pairs if p.relation == "duplicate"]).items()
+                for m in members}
 
     def root(x: int) -> int:
-        while dup_of.get(x, x) != x:
-            x = dup_of[x]
-        return x
+        return group_of.get(x, x)
 
-    for p in pairs:
-        if p.relation == "duplicate":
-            ra, rb = root(p.a), root(p.b)
-            if ra != rb:
-                dup_of[max(ra, rb)] = min(ra, rb)
     out = set()
     for x, ps in edits.items():
         ps = sorted(ps, key=lambda p: (-p.matches, p.a, p.b))
@@ -711,7 +705,7 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
     exact_leg |= {(b, a) for a, b in exact_leg}
     out = []
     for p in pairs:
-        if p.relation != "partial" or exact(p):
+        if p.relation != "partial" or (p.a, p.b) in exact_leg:
             out.append(p)
             continue
         b_side = {c: (off, span, m) for c, off, span, m in nbrs.get(p.b, ())}

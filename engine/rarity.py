@@ -243,7 +243,7 @@ def _through_overlaps(names: list[set[str]], spans: list[list[tuple[str, float, 
                 continue
             shared = float(dst_span[1]) - float(dst_span[0])
             for name, t0, t1 in spans[src]:
-                if name in own[dst] or name not in own[src]:
+                if name in own[dst]:
                     continue
                 if name in CONDITION_TRIGGERS:
                     hit = shared >= min(SHARED_CONDITION_SHARE * duration[dst], SHARED_CONDITION_MIN_S)
