@@ -79,6 +79,18 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
     _console().print(t)
 
 
+def _summary(title: str, info: dict) -> None:
+    """A one-record result as a two-column key/value table (fits 80 columns at any key count);
+    nested dicts become ``key.sub`` rows."""
+    rows: list[list] = []
+    for k, v in info.items():
+        if isinstance(v, dict) and v:
+            rows += [[f"{k}.{sk}", json.dumps(sv) if isinstance(sv, dict | list) else sv] for sk, sv in v.items()]
+        else:
+            rows.append([k, json.dumps(v) if isinstance(v, dict | list) else v])
+    _table(title, ["key", "value"], rows)
+
+
 def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
@@ -99,13 +111,15 @@ def _store(home: Path | None, region: str):
 # ---------------------------------------------------------------------------- demo / synth
 @app.command()
 def demo(
-    home: HomeOpt = None,
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Home to run in (default: a new folder of the demo's own; CLIPDEX_HOME is not "
+        "used). The demo writes only into regions it creates there.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic fleet.")] = 7,
     clips: Annotated[int | None, typer.Option(help="Approximate number of clips (default: demo preset).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline on a fresh synthetic fleet and score it against its ground truth."""
-    from .demo import run_demo, summary_rows
+    from .demo import next_steps, run_demo, summary_rows
 
     def go():
         summary = run_demo(home, seed=seed, n_clips=clips, console=None if json_out else _console(stderr=True))
@@ -114,8 +128,13 @@ def demo(
         else:
             _table("clipdex demo — quality against the fleet's ground truth", ["region", "metric", "value", "target"],
                    summary_rows(summary))
-            _console().print(f"home: {summary['home']}   total time {summary['seconds']:.1f} s "
-                             f"(first ingest {summary['first_ingest_s']:.1f} s incl. kernel compile/cache load)")
+            con = _console()
+            con.print(f"demo home: {summary['home']} (regions {', '.join(sorted(summary['regions']))}, "
+                      "the demo's own)", soft_wrap=True)
+            con.print(f"total time {summary['seconds']:.1f} s (first ingest {summary['first_ingest_s']:.1f} s "
+                      "incl. kernel compile/cache load)")
+            for line in next_steps(summary):
+                con.print(line, soft_wrap=True, markup=False)
         if summary["errors"]:
             raise typer.Exit(1)
 
@@ -308,7 +327,7 @@ def dedup(
             _table("verified pairs", ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"],
                    [[p["a"], p["b"], p["relation"], f"{p['offset_s']:+.1f}", _span(p["a_span"]), _span(p["b_span"]),
                      f"{p['matches']}/{p['overlap']}"] for p in plist])
-        _table("summary", list(summary), [list(summary.values())])
+        _summary("summary", summary)
 
     _run(go)
 
@@ -322,7 +341,7 @@ def rare(
     region: RegionOpt,
     home: HomeOpt = None,
     top: Annotated[int, typer.Option("--top", help="How many clips to list.")] = 20,
-    k: Annotated[int, typer.Option(help="Neighbours in the density estimate.")] = 10,
+    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours in the density estimate.")] = 10,
     trigger: Annotated[str | None, typer.Option(help="Only clips with this trigger.")] = None,
     density_only: Annotated[bool, typer.Option(
         "--density-only", help="Rank by embedding density alone, without rare event signatures or driving dynamics.")] = False,
@@ -332,16 +351,20 @@ def rare(
     json_out: JsonOpt = False,
 ) -> None:
     """Rank clips by rarity: the rarity of their trigger signature among the region's recording
-    units, then density (distance to the k nearest non-relative clips) in the embedding ("looks")
-    and in the telemetry statistics ("driving"). One clip per whole-duplicate group (its
-    representative, with the number of copies) unless --all-copies."""
+    units, then density (distance to the k nearest non-relative clips) in the embedding
+    ("appearance") and in the telemetry statistics ("dynamics"); the basis column names which
+    ranked each clip. One clip per whole-duplicate group (its representative, with the number of
+    copies) unless --all-copies."""
     import numpy as np
 
+    from .errors import InputError
     from .rarity import compute_rarity
     from .spaces import resolve_space
     from .triggers import TRIGGERS_VERSION
 
     def go():
+        if k < 1:
+            raise InputError(f"-k {k}: the density needs at least 1 neighbour; use e.g. -k 10")
         with _store(home, region) as store:
             res = compute_rarity(store, k=k, space=resolve_space(space), events=not density_only)
             stale = 0 if density_only else store.clips_with_older_triggers(TRIGGERS_VERSION)
@@ -370,20 +393,30 @@ def rare(
                 f"clipdex (trigger version < {TRIGGERS_VERSION}; definitions changed, see README "
                 "'Trigger thresholds'); their event signatures may be off: ingest their sources again "
                 "to refresh them, or rank with --density-only", markup=True, soft_wrap=True)
+        if 0 < len(res.rows) <= k:
+            _console(stderr=True).print(
+                f"note: {region} holds {len(res.rows)} clips, not more than k={k}: each density is the mean "
+                f"distance to the (at most {len(res.rows) - 1}) other clips; ranks mean more with a few "
+                "hundred clips", soft_wrap=True, markup=False)
         if json_out:
             _print_json(out)
         else:
             _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
-                   ["rank", "clip", "pct", "why", "triggers", "alike", "copies"],
-                   [[o["rank"], o["clip_id"], f"{o['percentile']:.1f}", _BASIS_SHORT[o["basis"]], ", ".join(o["triggers"]),
+                   ["rank", "clip", "pct", "basis", "triggers", "alike", "copies"],
+                   [[o["rank"], o["clip_id"], f"{o['percentile']:.1f}", o["basis"], ", ".join(o["triggers"]),
                      "" if o["event_support_units"] is None else o["event_support_units"], o["copies"] or ""]
                     for o in out])
+            if out:
+                _console().print(RARE_FOOTER, soft_wrap=False, markup=False)
 
     _run(go)
 
 
-#: the rare table's "why": what ranked the clip (engine.rarity.BASES)
-_BASIS_SHORT = {"event": "event", "appearance": "looks", "dynamics": "driving"}
+#: under the rare table: why the rank need not follow the "rarity" score of --json
+RARE_FOOTER = ("rank: clips with a rare event signature (basis event; alike = other recording units "
+               "with it) first, then the larger of two percentiles, appearance or dynamics (basis). "
+               "--json's rarity is the appearance density alone, so a clip ranked by its event or its "
+               "dynamics may rank above one with a higher rarity.")
 
 
 @app.command()
@@ -545,7 +578,7 @@ def select_cmd(
         if json_out:
             _print_json(info)
         else:
-            _table(f"selection in {sel.region}", list(info), [[json.dumps(v) if isinstance(v, dict) else v for v in info.values()]])
+            _summary(f"selection in {sel.region}", info)
 
     _run(go)
 
@@ -645,14 +678,17 @@ def report(
 
 @app.command()
 def stats(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Counts, sizes, last job and index state of a region's store."""
+    """Counts, sizes, last job and index state of a region's store (times in UTC; pairs as
+    `clipdex dedup` lists them)."""
+    from .stats import region_stats
+
     def go():
         with _store(home, region) as store:
-            info = store.stats()
+            info = region_stats(store)
         if json_out:
             _print_json(info)
         else:
-            _table(f"region {region}", ["key", "value"], [[k, v] for k, v in info.items()])
+            _summary(f"region {region}", info)
 
     _run(go)
 

@@ -172,6 +172,10 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
         take = np.take_along_axis(d, order, axis=1)
         tpos = np.take_along_axis(np.where(bad, -1, cand), order, axis=1)
+        if take.shape[1] < k:  # a region of k clips or fewer: the missing neighbours are inf/-1
+            pad = ((0, 0), (0, k - take.shape[1]))
+            take = np.pad(take, pad, constant_values=np.inf)
+            tpos = np.pad(tpos, pad, constant_values=-1)
         fill = todo[enough]
         dist[fill] = take[enough]
         nbr[fill] = tpos[enough]

@@ -10,8 +10,10 @@ without the writer lock (it may run beside an ingest) unless asked to repair:
 * the embeddings of active clips are finite and unit-norm; no two active clips share a digest;
 * each saved index reflects the catalog: at the catalog's version it holds exactly the active
   clips (embeddings) and their keyframes at or above the quality floor (keyframes);
-* rows past the committed ends, temp files of unfinished index saves and jobs that died are
-  reported as notes: harmless, reused or swept by the next writer.
+* temp files of unfinished index saves and jobs that died are reported as notes, and so are the
+  rows past the committed ends when the last job died (its orphans): harmless, reused or swept
+  by the next writer. Arrays grow ahead of the catalog, so rows past the ends on a store whose
+  last job finished are normal growth room (``preallocated_rows`` in the JSON), not a note.
 
 ``repair`` (under the writer lock) takes clips whose features are unreadable or wrong out of the
 catalog (status ``damaged``; their id and digest are freed, so re-ingesting the same sources
@@ -56,6 +58,8 @@ class VerifyReport:
     taken_out: list[dict] = field(default_factory=list)  # clip_id, source, reason, reingest
     clip_ids: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: feature array -> rows allocated past the catalog's committed end (growth ahead of use)
+    preallocated: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +78,8 @@ class VerifyReport:
             "clips": self.clips, "keyframes": self.keyframes,
             "problems": [p.as_dict(self.clip_ids) for p in self.problems],
             "notes": self.notes, "repaired": self.repaired, "taken_out": self.taken_out,
-            "reingest_sources": self.reingest_sources, "seconds": round(self.seconds, 3),
+            "reingest_sources": self.reingest_sources, "preallocated_rows": self.preallocated,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -112,15 +117,16 @@ def _catalog(store: RegionStore):
             "SELECT row, clip_id, digest, source, kf_start, kf_count, status FROM clips ORDER BY row"
         ).fetchall()
         running = db.execute("SELECT job_id, kind FROM jobs WHERE status='running'").fetchall()
+        last = db.execute("SELECT status FROM jobs ORDER BY started DESC LIMIT 1").fetchone()
     finally:
         db.execute("COMMIT")
-    return snap, rows, running
+    return snap, rows, running, last[0] if last else None
 
 
 def _check(store: RegionStore) -> VerifyReport:
     from .index import QUALITY_FLOOR, inspect_indexes, temp_files
 
-    snap, catalog, running = _catalog(store)
+    snap, catalog, running, last_status = _catalog(store)
     rep = VerifyReport(store.region.name, snap.version)
     if catalog:
         rows = np.array([r[0] for r in catalog], np.int64)
@@ -204,9 +210,12 @@ def _check(store: RegionStore) -> VerifyReport:
             elif name == "clip_embeddings":
                 _check_embeddings(rep, block, lo, rows, active)
 
-    if slack:
-        rep.notes.append("rows past the committed ends (preallocated, or orphans of an interrupted job; "
-                         "harmless, reused by the next ingest): "
+    rep.preallocated = slack
+    if slack and (last_status == "interrupted" or (last_status == "running" and not lock_held(store))):
+        # arrays grow ahead of the catalog, so rows past its ends are normal; they are worth a
+        # word only when the last job died and some of them may hold its uncommitted work
+        rep.notes.append("the last job died before finishing: rows it wrote past the committed ends are "
+                         "orphans, never read, overwritten by the next ingest (harmless): "
                          + ", ".join(f"{k} {v}" for k, v in slack.items()))
 
     # --- indexes
@@ -240,13 +249,13 @@ def _check(store: RegionStore) -> VerifyReport:
 
     for t in temp_files(store):
         rep.notes.append(f"temp file of an unfinished index save: {t.name} (harmless; swept by the next save)")
-    if running and not _lock_held(store):
+    if running and not lock_held(store):
         rep.notes.append(f"{len(running)} job(s) marked running died before finishing ("
                          f"{', '.join(j for j, _ in running)}); rerun them — committed work is kept and skipped")
     return rep
 
 
-def _lock_held(store: RegionStore) -> bool:
+def lock_held(store: RegionStore) -> bool:
     """Whether a live process holds the writer lock, judged from the holder line it wrote (a
     probe by locking would make a starting ingest fail)."""
     import os

@@ -99,13 +99,13 @@ def test_cli_commands_on_demo_home(demo_summary):
     res = runner.invoke(app, ["stats", "--region", region, "--home", home, "--json"])
     assert json.loads(res.stdout)["clips"] == demo_summary["regions"][region]["ingested"]
     # a second ingest of the same store is a no-op
-    fleet = f"{home}/fleet/{region}/clips.zarr"
+    fleet = f"{home}/demo/fleet/{region}/clips.zarr"
     res = runner.invoke(app, ["ingest", fleet, "--region", region, "--home", home, "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["ingested"] == 0 and rep["skipped"] == demo_summary["regions"][region]["ingested"]
     # a clip whose metadata names another region is refused
     other = sorted(demo_summary["regions"])[1]
-    res = runner.invoke(app, ["ingest", f"{home}/fleet/{other}/clips.zarr", "--region", region, "--home", home, "--json"])
+    res = runner.invoke(app, ["ingest", f"{home}/demo/fleet/{other}/clips.zarr", "--region", region, "--home", home, "--json"])
     assert res.exit_code == 1
     assert "names region" in res.stdout

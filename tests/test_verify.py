@@ -177,3 +177,42 @@ def test_cli_verify_exit_codes_and_json(home):
     assert out["reingest_sources"] == sorted(f"/src/c{i:03d}" for i in range(40))
     res = runner.invoke(app, [*args, "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["clips"] == 0
+
+
+def test_clean_store_has_no_orphan_note_and_growth_room_is_in_json(home):
+    """Arrays grow ahead of the catalog: rows past the committed ends on a store whose last job
+    finished are growth room, listed in the JSON, not an alarming note."""
+    store, _ = _store(home, n=5)
+    with store:
+        store.start_job("ingest", "j1")
+        store.finish_job("j1", "ok", {})
+        rep = verify(store)
+        assert rep.ok and rep.notes == [], rep.notes
+        assert sum(rep.as_dict()["preallocated_rows"].values()) > 0
+        store.start_job("ingest", "j2")  # killed: still 'running', no process holds the lock
+        rep = verify(store)
+        assert any("orphans" in n and "died" in n for n in rep.notes), rep.notes
+
+
+def test_stats_utc_times_interrupted_job_and_pairs_as_dedup_shows(home):
+    from engine.dedup import load_dedup
+    from engine.stats import region_stats
+
+    store, _ = _store(home, n=6)
+    with store:
+        with store.writer():
+            rows = store.clip_table().rows
+            store.replace_dedup([(int(rows[0]), int(rows[1]), "duplicate", 0.0, 0, 1.5, 0, 1.5, 3, 3, 1.0)],
+                                [(int(rows[0]), 0, int(rows[0])), (int(rows[1]), 0, int(rows[0]))],
+                                incremental=False, clip_end=len(rows))
+        store.start_job("ingest", "killed")
+        info = region_stats(store)
+        assert info["pairs"] == len(load_dedup(store)[0]) == 1 and info["duplicates"] == 1
+        job = info["last_job"]
+        assert job["status"] == "interrupted" and job["finished"] is None
+        assert job["started"].endswith(" UTC") and job["started"][:2] == "20"
+    runner = CliRunner()
+    res = runner.invoke(app, ["stats", "--region", "us-west", "--home", str(home.path)], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert "interrupted" in res.output and "UTC" in res.output
+    assert max(len(line) for line in res.output.splitlines()) <= 80
