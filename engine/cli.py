@@ -200,6 +200,31 @@ def regions_add(
     _run(go)
 
 
+@regions_app.command("set-policy")
+def regions_set_policy(
+    name: Annotated[str, typer.Argument(help="Region name.")],
+    export_fields: Annotated[str, typer.Option(
+        "--export", help="Fields that may leave, comma-separated (ids, scores, hashes, ...), or 'none'.")],
+    home: HomeOpt = None,
+    export_to: Annotated[str, typer.Option("--to", help="Regions that may receive them, comma-separated, "
+                                           "or '*' (any region, and files outside every region).")] = "",
+) -> None:
+    """Replace a region's export policy in regions.toml (what may leave it, and for where)."""
+    def go():
+        h = _home(home)
+        before = h.region(name)
+        fields = () if export_fields.strip() in ("", "none") else tuple(f.strip() for f in export_fields.split(",") if f.strip())
+        r = h.set_policy(name, export_fields=fields, export_to=tuple(t.strip() for t in export_to.split(",") if t.strip()))
+
+        def policy(x) -> str:
+            return f"{','.join(x.export_fields)} to {','.join(x.export_to)}" if x.export_fields else "nothing"
+
+        _console().print(f"region {r.name} now exports {policy(r)} (was {policy(before)})", soft_wrap=True,
+                         markup=False)
+
+    _run(go)
+
+
 @regions_app.command("show")
 def regions_show(name: Annotated[str, typer.Argument()], home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Show one region, its policy and its store statistics."""
@@ -241,6 +266,10 @@ def ingest(
              "(channels: time, speed, accel, yaw_rate, steering).")] = None,
     telemetry_units: Annotated[str | None, typer.Option(
         help="Sidecar units, e.g. time=ms,speed=km/h (time: s|ms|us; speed: m/s|km/h|mph).")] = None,
+    telemetry_columns: Annotated[str | None, typer.Option(
+        help="Column names of sidecar CSVs without a header row, in order, e.g. "
+             "center,left,right,steering,throttle,brake,speed (a driving-simulator log; times then come "
+             "from the image names).")] = None,
     trigger_threshold: Annotated[list[str] | None, typer.Option(
         "--trigger-threshold", help="Override a trigger threshold, NAME=VALUE (repeatable), e.g. "
         "hard_brake_accel=-5; names and defaults in the README.")] = None,
@@ -256,6 +285,10 @@ def ingest(
         from .triggers import parse_thresholds
 
         tel_map, tel_units = parse_telemetry_options(telemetry_map, telemetry_units)
+        if telemetry_columns:
+            from .sources.telemetry import parse_columns
+
+            tel_map = {**(tel_map or {}), "columns": ",".join(parse_columns(telemetry_columns))}
         thresholds = parse_thresholds(trigger_threshold or []) or None
         opts = IngestOptions(thresholds=thresholds, keyframe_hz=keyframe_hz, clip_seconds=clip_seconds, image_fps=image_fps, workers=workers,
                              force=force, wait=wait, batch_size=max(1, batch_size), threads=threads,

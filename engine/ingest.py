@@ -171,12 +171,14 @@ def ingest(
         store.close_interrupted_jobs()
         store.start_job("ingest", report.job_id)
         items = []
-        for item in discover([Path(s) for s in sources]):
+        passed_over: list[tuple[Path, str]] = []
+        for item in discover([Path(s) for s in sources], skipped=passed_over):
             if item.kind == "error":
                 report.failed.append((str(item.path), item.message))
                 store.record_error(report.job_id, str(item.path), item.message)
             else:
                 items.append(item)
+        report.skipped += [(str(p), why) for p, why in passed_over]  # passed over by discovery
         state = {"items_total": len(items), "items_done": 0, "clips": 0, "skipped": 0,
                  "failed": len(report.failed), "keyframes": 0}
         # features are computed as each clip arrives (the main thread works while the producer

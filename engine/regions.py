@@ -108,6 +108,28 @@ class Home:
         self.save()
         return region
 
+    def set_policy(self, name: str, *, export_fields: tuple[str, ...],
+                   export_to: tuple[str, ...]) -> Region:
+        """Replace region ``name``'s export policy (the fields that may leave it and the regions,
+        or ``"*"``, that may receive them) and save ``regions.toml``; its data is untouched."""
+        import dataclasses
+
+        region = self.region(name)
+        for f in export_fields:
+            if f not in EXPORT_FIELDS:
+                raise RegionError(f"unknown export field {f!r}; choose from {', '.join(EXPORT_FIELDS)}")
+        for t in export_to:
+            if t != "*":
+                validate_region_name(t)
+        if export_fields and not export_to:
+            raise RegionError(f"region {name!r}: --export {','.join(export_fields)} needs --to: the regions "
+                              "that may receive them (comma-separated) or '*' for any place")
+        updated = dataclasses.replace(region, export_fields=tuple(dict.fromkeys(export_fields)),
+                                      export_to=tuple(dict.fromkeys(export_to)))
+        self.regions[name] = updated
+        self.save()
+        return updated
+
     def save(self) -> None:
         lines = ["# clipdex regions and export policies (see README: Regions)", ""]
         for r in self.regions.values():

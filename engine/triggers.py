@@ -2,10 +2,13 @@
 their time spans, usable as query filters and selection quotas.
 
 All thresholds live in :data:`DEFAULT_THRESHOLDS` (documented in the README) and can be
-overridden per ingest. Every trigger works on whole arrays of one clip (no per-sample Python).
+overridden per ingest. The picture thresholds are physical quantities checked on real dashcam
+frames (``python -m benchmarks.real_scenes --clips DIR``), not fitted to one clip. Every trigger works on whole arrays of one clip (no per-sample Python).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,11 +16,9 @@ from .errors import InputError
 from .types import Telemetry
 
 #: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
-#: 1: session 1-3; 2: jerk over a window, upper-half Weber contrast, glare, frozen camera vs a
-#: standing car; 3: low light from the sky band too, robust-spread low visibility, snow. Stores
-#: keep a clip's triggers until it is ingested again (they need the frames): ``clipdex rare``
-#: says how many clips carry triggers of an older version.
-TRIGGERS_VERSION = 3
+#: Stores keep a clip's triggers until it is ingested again (they need the frames): ``clipdex
+#: rare`` says how many clips carry triggers of an older version.
+TRIGGERS_VERSION = 4
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_accel": -4.0,  # m/s^2: deceleration at least this strong ...
@@ -29,13 +30,28 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "stop_speed": 0.5,  # m/s: below this the car is stopped
     "go_speed": 3.0,  # m/s: above this it moves again
     "stop_and_go_cycles": 2,  # stops followed by moving again
-    "low_light_luma": 60.0,  # mean luma 0-255 of a keyframe, or ...
-    "low_light_sky_luma": 60.0,  # ... median luma of its top sixth (a night sky over a lit street)
-    "low_light_fraction": 0.5,  # of keyframes
-    "low_visibility_spread": 0.3,  # (p90 - p10) / median of the luma of the upper half
-    "low_visibility_fraction": 0.5,  # of keyframes (fog, snow, a covered or misted lens)
-    "snow_ground_ratio": 0.8,  # low visibility over a lower half at least this bright relative
-    # to the upper half (snow on the ground reflects like the sky; fog leaves the road dark) ...
+    # night: the median luma of the top sixth of the view at most this (dev set night: 0-48;
+    # daylight 48 and up under trees or beside a tall building, 85 and up elsewhere; a night sky
+    # over a city glows at 60) ...
+    "low_light_sky_luma": 60.0,
+    "low_light_luma": 30.0,  # ... or the whole picture's mean luma at most this
+    "low_light_fraction": 0.5,  # of keyframes (night and dusk)
+    # dusk: a ground (lower half median) at most this dim ...
+    "dusk_ground_luma": 60.0,
+    "dusk_sky_max_luma": 200.0,  # ... under a sky band whose 90th percentile stays below this
+    # (a daylit sky over a backlit, dark ground saturates: 240-255) ...
+    "dusk_sky_ratio": 1.5,  # ... at least this much brighter than the ground ...
+    "dusk_sky_blue": 10.0,  # ... and blue: mean blue - red of the sky band (0-255) at least this
+    "low_visibility_spread": 0.5,  # fog: (p90 - p10) / median of the upper half's luma at most
+    # this (a clear far scene: 0.6-3; a low-contrast sunny scene can reach 0.2, hence ...)
+    "low_visibility_saturation": 0.10,  # ... a mean colour saturation at most this (fog and
+    # mist are grey; sunny or overcast scenery with grass, sky and paint: 0.12-0.45) ...
+    "low_visibility_haze": 170.0,  # ... and a bright veil: mean min(R,G,B) of the upper half at
+    # least this (fog's airlight: 175-210 in dense fog; light haze and a dim, flat grey picture
+    # stay below) -- or the snow test below (falling snow)
+    "low_visibility_fraction": 0.5,  # of keyframes (fog, a misted or covered lens)
+    "snow_ground_ratio": 0.8,  # snow: low visibility over a lower half at least this bright relative to the
+    # upper half (snow on the ground reflects like the sky; fog and rain leave the road dark) ...
     "snow_ground_spread": 0.05,  # ... with at least this spread (tracks, kerbs: a uniform
     # picture is a covered or blown-out lens, not snow)
     "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
@@ -43,7 +59,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
     "frozen_camera_min_s": 1.0,  # ... for at least this long, unless telemetry says the car
     # stood still (speed <= stop_speed) all that time: a parked or waiting car sees a still picture
-    "black_luma": 8.0,  # mean luma of a black frame
+    # black frame: the 99th percentile of luma at most this (a covered lens or dead sensor; real
+    # night keeps lit markings, lamps or lights in view: 30 and up on the dev set's night)
+    "black_luma": 16.0,
     "telemetry_gap_s": 1.0,  # a gap longer than this between samples
 }
 
@@ -143,52 +161,130 @@ def telemetry_triggers(tel: Telemetry | None, th: dict[str, float] | None = None
     return out
 
 
+@dataclass(frozen=True)
+class PictureMeasures:
+    """Per-keyframe picture statistics (float64[k]; ``change`` is float64[k-1]) on luma 0-255.
+    "Top" is the top sixth of the view (sky, or ceiling, or tree tops), "upper" and "ground"
+    the upper and lower halves."""
+
+    mean: np.ndarray  # mean luma
+    p99: np.ndarray  # 99th percentile of luma: the brightest things in view
+    top_median: np.ndarray  # median luma of the top sixth
+    top_p90: np.ndarray  # 90th percentile of the top sixth: a daylit sky reaches near white
+    top_blue: np.ndarray  # mean (blue - red) of the top sixth: a twilight sky is blue
+    ground_median: np.ndarray  # median luma of the lower half
+    ground_ratio: np.ndarray  # mean luma of the lower half over that of the upper half
+    ground_spread: np.ndarray  # (p90 - p10) / median of the lower half's luma
+    upper_spread: np.ndarray  # (p90 - p10) / median of the upper half's luma
+    upper_haze: np.ndarray  # mean of min(R, G, B) over the upper half (the "dark channel")
+    saturation: np.ndarray  # mean (max - min) / max of RGB per pixel: colourfulness
+    saturated: np.ndarray  # share of pixels with luma >= glare_luma
+    change: np.ndarray  # mean abs luma difference to the previous keyframe
+
+
+def picture_measures(thumbs: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["glare_luma"]) -> PictureMeasures:
+    """:class:`PictureMeasures` of keyframe thumbnails ``uint8[k,h,w,3]``."""
+    rgb = thumbs.astype(np.float32)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    k, rows = len(luma), luma.shape[1]
+    flat = luma.reshape(k, -1)
+    top = slice(0, max(1, rows // 6))
+    top_luma = luma[:, top].reshape(k, -1)
+    upper = luma[:, : max(1, rows // 2)].reshape(k, -1)
+    lower = luma[:, rows // 2:].reshape(k, -1)
+    p10, p50, p90 = np.percentile(upper, [10, 50, 90], axis=1)
+    q10, q50, q90 = np.percentile(lower, [10, 50, 90], axis=1)
+    t50, t90 = np.percentile(top_luma, [50, 90], axis=1)
+    hi, lo = rgb.max(axis=3), rgb.min(axis=3)
+    sky = rgb[:, top]
+    change = (np.abs(np.diff(luma, axis=0)).reshape(k - 1, -1).mean(axis=1) if k > 1
+              else np.zeros(0, np.float64))
+    return PictureMeasures(
+        mean=flat.mean(axis=1, dtype=np.float64),
+        p99=np.percentile(flat, 99, axis=1),
+        top_median=t50,
+        top_p90=t90,
+        top_blue=(sky[..., 2] - sky[..., 0]).reshape(k, -1).mean(axis=1, dtype=np.float64),
+        ground_median=q50,
+        ground_ratio=lower.mean(axis=1, dtype=np.float64) / np.maximum(upper.mean(axis=1, dtype=np.float64), 1.0),
+        ground_spread=(q90 - q10) / np.maximum(q50, 1.0),
+        upper_spread=(p90 - p10) / np.maximum(p50, 1.0),
+        upper_haze=lo[:, : max(1, rows // 2)].reshape(k, -1).mean(axis=1, dtype=np.float64),
+        saturation=((hi - lo) / np.maximum(hi, 1.0)).reshape(k, -1).mean(axis=1, dtype=np.float64),
+        saturated=(flat >= glare_luma).mean(axis=1, dtype=np.float64),
+        change=change.astype(np.float64),
+    )
+
+
+def _night(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """Night: the top of the picture is dark (an unlit sky or dark facades; lamps and headlights
+    light the road and a few points, never half the sky band), or the whole picture is."""
+    return (m.top_median <= th["low_light_sky_luma"]) | (m.mean <= th["low_light_luma"])
+
+
+def _dusk(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """Dusk: a dim ground under a sky still lit, blue and not blown out (in daylight a dark
+    ground under a bright sky comes from backlight, and that sky saturates)."""
+    return ((m.ground_median <= th["dusk_ground_luma"]) & (m.top_p90 <= th["dusk_sky_max_luma"])
+            & (m.top_median >= th["dusk_sky_ratio"] * np.maximum(m.ground_median, 1.0))
+            & (m.top_blue >= th["dusk_sky_blue"]))
+
+
+def _washed_out(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """The far scene (upper half) without contrast in a colourless picture: fog, falling snow, a
+    misted lens. An overcast sky is as grey, but the scenery under it keeps contrast and colour."""
+    return (m.upper_spread <= th["low_visibility_spread"]) & (m.saturation <= th["low_visibility_saturation"])
+
+
+def _fog(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """Fog: a washed-out far scene behind a bright veil (fog's airlight is grey and bright, so
+    the dark channel of the upper half stays high)."""
+    return _washed_out(m, th) & (m.upper_haze >= th["low_visibility_haze"])
+
+
+def _snow(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """Snow: a washed-out far scene (falling snow) over a ground as bright as the
+    far scene (snow on the ground reflects like the sky; fog and rain leave the road dark) with
+    some texture (tracks, kerbs: a uniform picture is a covered or blown-out lens, not snow)."""
+    return (_washed_out(m, th) & (m.ground_ratio >= th["snow_ground_ratio"])
+            & (m.ground_spread >= th["snow_ground_spread"]))
+
+
 def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] | None = None,
                    telemetry: Telemetry | None = None) -> list[tuple[str, float, float, float]]:
     """Triggers from keyframe thumbnails ``uint8[k,h,w,3]`` at ``times`` (seconds); the clip's
-    ``telemetry``, when given, tells a frozen camera from a car that stands still."""
+    ``telemetry``, when given, tells a frozen camera from a car that stands still.
+
+    Picture conditions (``low_light`` = night, ``dusk``, ``low_visibility`` = fog, ``snow``) are
+    judged per keyframe by :func:`picture_measures` and fire for the whole clip when enough
+    keyframes show them; ``black_frames``, ``glare`` and ``frozen_camera`` mark spans."""
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
     if len(thumbs) == 0:
         return []
-    luma = thumbs.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    flat = luma.reshape(len(luma), -1)
-    mean = flat.mean(axis=1)
+    m = picture_measures(thumbs)
     out: list[tuple[str, float, float, float]] = []
-    black = mean <= th["black_luma"]
+    # black frames: a covered lens or a dead sensor shows nothing brighter than dark grey. Night
+    # footage always has lit things in view (headlight-lit markings, lamps, lights of other cars:
+    # 99th percentile >= 30 on every night keyframe of the dev set), so it never fires this.
+    black = m.p99 <= th["black_luma"]
     for s, e in _spans(black, times):
-        out.append(("black_frames", s, e, float(mean[(times >= s) & (times <= e)].mean())))
-    # low light: a dark picture, or a dark sky band (streetlights and headlights keep a night
-    # street's mean luma at 70-120, but the sky above stays dark)
-    rows = luma.shape[1]
-    sky = np.median(luma[:, : max(1, rows // 6)].reshape(len(luma), -1), axis=1)
-    dark = (mean <= th["low_light_luma"]) & ~black
-    if (dark | ((sky <= th["low_light_sky_luma"]) & ~black)).mean() >= th["low_light_fraction"]:
-        out.append(("low_light", float(times[0]), float(times[-1]), float(mean.mean())))
-    # visibility: the spread of the upper half's luma, where a forward camera sees the far scene;
-    # fog and falling snow wash it out while the near road keeps its contrast (the whole frame's
-    # std hardly drops in fog). The middle 80 % of the pixels, relative to their median: a car
-    # close ahead (a few bright or dark pixels) does not lift a foggy picture's contrast, as it
-    # does the std. Dark frames are low light, not low visibility.
-    upper = luma[:, : max(1, rows // 2)].reshape(len(luma), -1)
-    p10, p50, p90 = np.percentile(upper, [10, 50, 90], axis=1)
-    spread = (p90 - p10) / np.maximum(p50, 1.0)
-    lowvis = (spread <= th["low_visibility_spread"]) & ~dark & ~black
+        out.append(("black_frames", s, e, float(m.mean[(times >= s) & (times <= e)].mean())))
+    night = _night(m, th) & ~black
+    if night.mean() >= th["low_light_fraction"]:
+        out.append(("low_light", float(times[0]), float(times[-1]), float(m.top_median[night].mean())))
+    dusk = _dusk(m, th) & ~night & ~black
+    if dusk.mean() >= th["low_light_fraction"]:
+        out.append(("dusk", float(times[0]), float(times[-1]), float(m.ground_median[dusk].mean())))
+    snowy = _snow(m, th) & ~night & ~black
+    lowvis = (_fog(m, th) | snowy) & ~night & ~black
     if lowvis.mean() >= th["low_visibility_fraction"]:
-        out.append(("low_visibility", float(times[0]), float(times[-1]), float(spread.mean())))
-        # snow: the washed-out far scene over a ground as bright as it (fog leaves the road dark)
-        lower = luma[:, rows // 2:].reshape(len(luma), -1)
-        ratio = lower.mean(axis=1) / np.maximum(upper.mean(axis=1), 1.0)
-        q10, q50, q90 = np.percentile(lower, [10, 50, 90], axis=1)
-        textured = (q90 - q10) / np.maximum(q50, 1.0) >= th["snow_ground_spread"]
-        snowy = lowvis & (ratio >= th["snow_ground_ratio"]) & textured
-        if snowy.mean() >= th["low_visibility_fraction"]:
-            out.append(("snow", float(times[0]), float(times[-1]), float(ratio[snowy].mean())))
-    glare = (flat >= th["glare_luma"]).mean(axis=1)
-    for s, e in _spans(glare >= th["glare_fraction"], times):
-        out.append(("glare", s, e, float(glare[(times >= s) & (times <= e)].max())))
-    if len(luma) >= 3:
-        diffs = np.abs(np.diff(luma, axis=0)).reshape(len(luma) - 1, -1).mean(axis=1)
-        frozen = diffs <= th["frozen_camera_diff"]
+        out.append(("low_visibility", float(times[0]), float(times[-1]), float(m.upper_spread.mean())))
+    if snowy.mean() >= th["low_visibility_fraction"]:
+        out.append(("snow", float(times[0]), float(times[-1]), float(m.ground_ratio[snowy].mean())))
+    for s, e in _spans(m.saturated >= th["glare_fraction"], times):
+        out.append(("glare", s, e, float(m.saturated[(times >= s) & (times <= e)].max())))
+    if len(thumbs) >= 3:
+        frozen = m.change <= th["frozen_camera_diff"]
         for s, e in _spans(frozen, times[1:], th["frozen_camera_min_s"]):
             if not _stood_still(telemetry, s, e, th["stop_speed"]):
                 out.append(("frozen_camera", s, e, 0.0))

@@ -97,16 +97,35 @@ def test_symlink_leaving_the_tree_is_an_error_item(tmp_path, tree):
         assert not any("stolen" in str(i.path) for i in items if i.kind != "error")
 
 
-def test_directory_loop_is_detected(tree):
+def test_directory_loop_is_reported_followed_or_not(tree):
     os.symlink(tree / "drive1", tree / "drive1" / "again")
     os.symlink(tree / "drive1" / "front.mp4", tree / "drive1" / "alias.mp4")
-    items = discover([tree])  # links inside the tree are not followed by default
-    assert not [i for i in items if i.kind == "error"]
-    items = discover([tree], follow_symlinks=True)
-    loops = [i for i in items if i.kind == "error"]
-    assert len(loops) == 1 and "directory loop" in loops[0].message
-    videos = [i for i in items if i.kind == "video"]
-    assert len(videos) == len({os.path.realpath(i.path) for i in videos})  # each file once
+    for follow in (False, True):
+        skipped: list = []
+        items = discover([tree], follow_symlinks=follow, skipped=skipped)
+        loops = [i for i in items if i.kind == "error"]
+        assert len(loops) == 1 and "directory symlink loop" in loops[0].message
+        assert loops[0].path.name == "again" and "remove the link" in loops[0].message
+        videos = [i for i in items if i.kind == "video"]
+        assert len(videos) == len({os.path.realpath(i.path) for i in videos})  # each file once
+        reasons = {p.name: why for p, why in skipped}
+        assert ("alias.mp4" in reasons) == (not follow)  # a link not followed is listed, with why
+        if not follow:
+            assert "symlink inside the source tree" in reasons["alias.mp4"]
+
+
+def test_every_skipped_path_is_listed_with_its_reason(tree):
+    touch(tree / "drive1" / "...mp4")
+    skipped: list = []
+    items = discover([tree], skipped=skipped)
+    reasons = {str(p.relative_to(tree)): why for p, why in skipped}
+    assert "hidden name" in reasons["drive1/...mp4"] and "clip.mp4" in reasons["drive1/...mp4"]
+    assert "hidden name" in reasons["drive1/.trash.mp4"] and "trash.mp4" in reasons["drive1/.trash.mp4"]
+    assert "not a video" in reasons["drive3/notes.txt"]
+    assert "beside videos" in reasons["mixed"]
+    assert not any(k.endswith(".csv") for k in reasons)  # sidecars are read, not skipped
+    assert ".hidden" not in reasons  # a hidden folder is passed over without a word
+    assert discover([tree]) == items  # the list is optional
 
 
 def test_clip_id_sanitising_truncation_and_collisions(tmp_path):

@@ -106,3 +106,60 @@ def test_align_slices_half_open_and_rebases(tmp_path):
     np.testing.assert_allclose(part.time, np.arange(10) / 10, atol=1e-9)
     np.testing.assert_allclose(part.channel("speed"), np.arange(10, 20))
     assert align_telemetry(tel, 10.0, 12.0).time.size == 0
+
+
+def _sim_log(path, rows=20, hz=10.0, brake_at=10):
+    """A driving-simulator log: no header; center,left,right image paths (Windows), steering,
+    throttle, brake, speed in mph; times only in the image names."""
+    lines = []
+    speed = 40.0
+    for i in range(rows):
+        ms = int(round(i * 1000 / hz))
+        stamp = f"2016_12_01_13_30_{48 + ms // 1000:02d}_{ms % 1000:03d}"
+        if i >= brake_at:
+            speed = max(0.0, speed - 2.5)  # mph per 0.1 s: ~ -11 m/s^2
+        cams = [f"C:\\Users\\me\\sim\\IMG\\{c}_{stamp}.jpg" for c in ("center", "left", "right")]
+        lines.append(",".join(cams + ["0.05", "0" if i >= brake_at else "0.8", "1" if i >= brake_at else "0",
+                                      f"{speed:.3f}"]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_headerless_simulator_log_with_columns_mph_and_derived_accel(tmp_path):
+    path = _sim_log(tmp_path / "driving_log.csv")
+    tel = load_telemetry(path, mapping={"columns": "center,left,right,steering,throttle,brake,speed"},
+                         speed_unit="mph")
+    np.testing.assert_allclose(tel.time, np.arange(20) / 10.0, atol=1e-6)
+    assert tel.channel("speed")[0] == pytest.approx(40 * 0.44704, rel=1e-5)
+    np.testing.assert_allclose(tel.channel("steering"), 0.05, rtol=1e-6)
+    accel = tel.channel("accel")
+    assert np.nanmin(accel) < -8.0 and abs(accel[2]) < 0.5  # derived from speed: the brake shows
+    issues = " | ".join(tel.issues)
+    assert "times from the file names in column 'center'" in issues
+    assert "columns not used: left, right, throttle, brake" in issues  # said, not dropped silently
+    assert "derived from speed" in issues and "non-numeric" not in issues
+    # a first row equal to the named columns is a header
+    text = path.read_text()
+    with_header = write(tmp_path / "h.csv", "center,left,right,steering,throttle,brake,speed\n" + text)
+    again = load_telemetry(with_header, mapping={"columns": "center,left,right,steering,throttle,brake,speed"},
+                           speed_unit="mph")
+    np.testing.assert_array_equal(again.values, tel.values)
+
+
+def test_headerless_log_without_times_and_bad_columns_say_the_fix(tmp_path):
+    path = write(tmp_path / "t.csv", "1,2\n3,4\n")
+    with pytest.raises(InputError, match="no time column"):
+        load_telemetry(path, mapping={"columns": "speed,steering"})
+    with pytest.raises(InputError, match="repeats a name"):
+        load_telemetry(path, mapping={"columns": "speed,speed"})
+    tel = load_telemetry(path, mapping={"columns": "time,speed"})
+    np.testing.assert_allclose(tel.channel("speed"), [2, 4])
+
+
+def test_speed_only_telemetry_fires_hard_brake(tmp_path):
+    from engine.triggers import telemetry_triggers
+
+    path = _sim_log(tmp_path / "driving_log.csv", rows=40, brake_at=15)
+    tel = load_telemetry(path, mapping={"columns": "center,left,right,steering,throttle,brake,speed"},
+                         speed_unit="mph")
+    assert "hard_brake" in {name for name, *_ in telemetry_triggers(tel)}

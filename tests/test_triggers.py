@@ -140,17 +140,30 @@ def test_low_light_sees_a_night_sky_over_a_lit_street():
     assert "low_light" in names(frame_triggers(dusk, TIMES, {"low_light_sky_luma": 95.0}))
 
 
+def tinted(f: np.ndarray, saturation: float) -> np.ndarray:
+    """Grey frames given a colour: blue kept, red and green scaled down (saturation = 1 - scale)."""
+    out = f.astype(np.float32)
+    out[..., :2] *= 1.0 - saturation
+    return out.astype(np.uint8)
+
+
 def test_low_visibility():
+    """Fog: a flat, colourless, bright far scene. A flat but colourful scene (sunny, low
+    contrast) and a flat but dim grey one (a dull day) are not fog."""
     # gaussian texture: (p90 - p10) / median = 2.56 * contrast / luma
-    got = names(frame_triggers(frames(luma=150.0, contrast=12.0), TIMES))  # fog: bright, flat (0.21)
+    got = names(frame_triggers(frames(luma=200.0, contrast=12.0), TIMES))  # fog: bright, flat (0.15)
     assert "low_visibility" in got
-    assert "low_visibility" not in names(frame_triggers(frames(luma=150.0, contrast=22.0), TIMES))  # 0.38
+    assert "low_visibility" not in names(frame_triggers(frames(luma=200.0, contrast=45.0), TIMES))  # 0.58
+    assert "low_visibility" not in names(frame_triggers(tinted(frames(luma=200.0, contrast=12.0), 0.3), TIMES))
+    dull = frames(luma=130.0, contrast=10.0)
+    dull[:, 18:] = frames(luma=70.0, contrast=20.0)[:, 18:]  # a dim grey sky over a darker road
+    assert "low_visibility" not in names(frame_triggers(dull, TIMES))
 
 
 def test_low_visibility_ignores_a_car_close_ahead():
     """A car close ahead puts a few dark and bright pixels into a foggy far scene: the std of the
     upper half doubles, its robust spread (p90 - p10 over the median) hardly moves."""
-    fog = frames(luma=150.0, contrast=8.0)
+    fog = frames(luma=200.0, contrast=8.0)
     fog[:, 10:18, 28:36] = 30  # 1/18 of the upper half: a dark car body ...
     fog[:, 12:14, 29:31] = 250  # ... with lit tail lights
     upper = fog[:, :18].astype(np.float32).mean(axis=-1).reshape(len(fog), -1)
@@ -165,7 +178,7 @@ def test_snow_is_low_visibility_over_a_bright_ground():
     snow[:, 18:] = frames(luma=160.0, contrast=20.0)[:, 18:]  # a white ground with tyre tracks
     got = names(frame_triggers(snow, TIMES))
     assert "low_visibility" in got and "snow" in got
-    fog = frames(luma=170.0, contrast=8.0)
+    fog = frames(luma=200.0, contrast=8.0)
     fog[:, 18:] = frames(luma=95.0, contrast=20.0)[:, 18:]  # a grey road
     got = names(frame_triggers(fog, TIMES))
     assert "low_visibility" in got and "snow" not in got
@@ -180,7 +193,7 @@ def test_low_visibility_looks_at_the_far_scene():
     """Fog washes out the upper half (the far scene) while the near road keeps its contrast:
     the whole frame's contrast stays high, the trigger still fires; a clear far scene over a
     flat road does not."""
-    fog = frames(luma=150.0, contrast=8.0)
+    fog = frames(luma=200.0, contrast=8.0)
     fog[:, 18:] = frames(luma=90.0, contrast=60.0)[:, 18:]  # contrasty near road
     assert fog.astype(np.float32).std() > 30
     assert "low_visibility" in names(frame_triggers(fog, TIMES))
@@ -209,6 +222,38 @@ def test_black_frames():
     assert got["black_frames"] == [[1.5, 2.5, 0.0]]
     dim = frames(luma=20.0, contrast=4.0)  # very dark but not black
     assert "black_frames" not in names(frame_triggers(dim, TIMES))
+
+
+def test_black_frames_is_a_covered_lens_not_night():
+    """A black frame (a covered lens: sensor noise only) fires black_frames. Real night footage
+    has a mean luma of 5-40 but always some lit things in view (headlights, lamps, markings):
+    low_light, never black_frames."""
+    rng = np.random.default_rng(1)
+    covered = rng.integers(0, 12, (10, 36, 64, 3)).astype(np.uint8)
+    got = names(frame_triggers(covered, TIMES))
+    assert got["black_frames"] == [[0.0, 4.5, pytest.approx(5.5, abs=0.5)]]
+    night = rng.integers(0, 12, (10, 36, 64, 3)).astype(np.uint8)
+    night[:, 20:23, 10:12] = 240  # a pair of headlights
+    night[:, 22:24, 40:41] = 200  # a tail light
+    night[:, 28:36, 24:40] = 45  # the road lit by the own headlights
+    night[:, 2:3, 55:57] = 230  # a street lamp
+    assert night.astype(np.float32).mean() < 15
+    got = names(frame_triggers(night, TIMES))
+    assert "low_light" in got and "black_frames" not in got
+
+
+def test_dusk_is_a_dim_ground_under_a_lit_blue_sky():
+    dusk = frames(luma=40.0, contrast=10.0)
+    dusk[:, :12] = tinted(frames(luma=130.0, contrast=10.0), 0.3)[:, :12]  # a blue, lit sky band
+    got = names(frame_triggers(dusk, TIMES))
+    assert "dusk" in got and "low_light" not in got
+    backlit = dusk.copy()
+    backlit[:, :12] = 252  # a daylit sky blown out over a dark, backlit street: not dusk
+    assert "dusk" not in names(frame_triggers(backlit, TIMES))
+    night = dusk.copy()
+    night[:, :12] = frames(luma=15.0, contrast=4.0)[:, :12]  # the sky gone dark: night
+    got = names(frame_triggers(night, TIMES))
+    assert "low_light" in got and "dusk" not in got
 
 
 def test_frozen_camera():

@@ -13,7 +13,12 @@ Rules
       are found by the walk anyway); each real file is listed once. A directory reached twice
       (a loop through links or bind mounts) gives an error item and is not walked again.
     - Problems are returned as items of kind ``"error"`` with a ``message``, so a batch job
-      records them and goes on.
+      records them and goes on. A directory symlink that points at a folder holding it (a loop)
+      is such a problem, followed or not.
+    - Paths passed over are listed, with their reason, in ``skipped`` when the caller gives a
+      list: hidden names that would be sources (``.x.mp4``, ``...mp4``), symlinks inside the
+      tree that are not followed, images beside videos (not an image sequence), and files that
+      are no source or sidecar (``notes.txt``).
 
 Clip ids (``clip_id_base``)
     The path relative to ``root`` (else to the argument directory; a file argument uses its
@@ -39,6 +44,8 @@ from engine.ids import MAX_CLIP_ID_LEN, validate_clip_id
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TELEMETRY_SIDECARS = (".telemetry.csv", ".csv", ".npy", ".npz")
+#: files read beside sources (sidecars, frame indexes): passed over without a word
+COMPANION_EXTENSIONS = (".csv", ".npy", ".npz", ".json")
 MAX_BASE_LEN = MAX_CLIP_ID_LEN - 5  # leaves room for "-0000"
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -93,6 +100,7 @@ def _folder_telemetry(folder: Path) -> Path | None:
 class _Walker:
     def __init__(self, follow_symlinks: bool):
         self.follow_symlinks = follow_symlinks
+        self.skipped: list[tuple[Path, str]] = []
         self.items: list[tuple[SourceItem, Path]] = []  # (item, tree root for its id)
         self.seen_files: set[str] = set()
         self.seen_dirs: set[tuple[int, int]] = set()
@@ -126,6 +134,13 @@ class _Walker:
                 "(copy the data into the tree, or pass the target itself as an input)",
             )
             return False
+        if os.path.isdir(target) and os.path.commonpath([target, os.path.realpath(path.parent)]) == target:
+            self.error(path, f"{path}: directory symlink loop (it points at {target}, a folder that holds "
+                             "it); not followed: remove the link")
+            return False
+        if not self.follow_symlinks:
+            self.skipped.append((path, f"symlink inside the source tree (to {target}); not followed: its "
+                                       "target is ingested from its own path"))
         return self.follow_symlinks
 
     def walk(self, top: Path, tree: Path) -> None:
@@ -151,9 +166,14 @@ class _Walker:
                 continue
             videos, images, subdirs = [], [], []
             for entry in entries:
-                if entry.name.startswith("."):
-                    continue
                 path = Path(entry.path)
+                if entry.name.startswith("."):
+                    if path.suffix.lower() in (*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS, ".zarr"):
+                        plain = entry.name.lstrip(".")
+                        plain = plain if "." in plain else "clip" + path.suffix
+                        self.skipped.append((path, f"hidden name (starts with '.'): not read; rename it (e.g. "
+                                                   f"{plain}) to ingest it"))
+                    continue
                 if entry.is_symlink() and not self.link_ok(path, tree_real):
                     continue
                 try:
@@ -170,10 +190,16 @@ class _Walker:
                     videos.append(path)
                 elif suffix in IMAGE_EXTENSIONS:
                     images.append(path)
+                elif suffix not in COMPANION_EXTENSIONS:
+                    self.skipped.append((path, f"not a video ({', '.join(VIDEO_EXTENSIONS)}), an image "
+                                               "folder or a .zarr store"))
             for video in videos:
                 self.add("video", video, tree)
             if images and not videos:
                 self.add("images", folder, tree)
+            elif images:
+                self.skipped.append((folder, f"{len(images)} images beside videos are not read as an image "
+                                             "sequence: move them into a folder of their own"))
             stack.extend(reversed(subdirs))  # sorted order, depth first
 
     def argument(self, path: Path, tree: Path) -> None:
@@ -221,8 +247,10 @@ def discover(
     *,
     root: Path | str | None = None,
     follow_symlinks: bool = False,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> list[SourceItem]:
-    """Source items (and error items) for ``paths``; see the module doc for the rules."""
+    """Source items (and error items) for ``paths``; see the module doc for the rules. Paths
+    passed over are appended to ``skipped`` as (path, reason) when it is given."""
     if isinstance(paths, str | Path):
         paths = [paths]
     root_path = Path(root) if root is not None else None
@@ -244,6 +272,8 @@ def discover(
         path = Path(text)
         tree = root_path or (path if path.is_dir() else path.parent)
         walker.argument(path, tree)
+    if skipped is not None:
+        skipped.extend(walker.skipped)
     return _assign_ids(walker.items, root_path)
 
 

@@ -16,6 +16,16 @@ Input units:
   channel; a mapped column named like an alias above keeps that alias's unit, and an explicit
   ``time_unit`` / ``speed_unit`` wins over both.
 
+Headerless logs: ``mapping={"columns": "center,left,right,steering,throttle,brake,speed"}``
+(``--telemetry-columns``) names the columns of a CSV without a header row (a first row equal
+to those names is taken as the header). Columns are then matched to channels as above. Without
+a time column, times come from timestamps in the file names of a path column (driving
+simulators log ``...\\IMG\\center_2016_12_01_13_30_48_287.jpg``, Windows paths included, read as UTC).
+Columns that are no channel (throttle, brake, image paths) are not used, and ``issues`` says so.
+
+Derived: without an ``accel`` column, acceleration is the time derivative of speed (smoothed
+over :data:`ACCEL_SMOOTH_S`), so that speed-only telemetry can fire ``hard_brake``.
+
 Repairs, each reported in ``Telemetry.issues``: empty, non-numeric and infinite cells -> NaN;
 rows without a time dropped; rows sorted by time and duplicate timestamps dropped (first kept);
 gaps > 1 s reported. Fewer than 2 usable rows or no finite value at all -> ``InputError``.
@@ -23,8 +33,10 @@ gaps > 1 s reported. Fewer than 2 usable rows or no finite value at all -> ``Inp
 
 from __future__ import annotations
 
+import calendar
 import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +50,10 @@ SPEED_UNITS = {"m/s": 1.0, "km/h": 1 / 3.6, "mph": 0.44704}
 GAP_S = 1.0
 ABSOLUTE_TIME_S = 1e6
 DEG = math.pi / 180.0
+#: the window over which acceleration derived from speed is averaged (a centred moving mean)
+ACCEL_SMOOTH_S = 0.5
+#: a timestamp in a file name: 2016_12_01_13_30_48_287 (year .. second, milliseconds)
+_NAME_TIME = re.compile(r"(\d{4})[_-](\d{2})[_-](\d{2})[_ T-](\d{2})[_:-]?(\d{2})[_:-]?(\d{2})(?:[_.](\d{1,6}))?")
 
 #: column-name aliases tried when no mapping names the column: name -> (unit, scale to SI)
 _ALIASES: dict[str, list[tuple[str, float | None]]] = {
@@ -66,7 +82,7 @@ def _resolve_columns(
     available: list[str], mapping: dict[str, str] | None, source: str
 ) -> dict[str, tuple[str | None, float | None]]:
     """canonical name -> (column in the file or None, scale implied by the column name)."""
-    mapping = dict(mapping or {})
+    mapping = {k: v for k, v in (mapping or {}).items() if k != "columns"}
     unknown = set(mapping) - set(COLUMNS)
     if unknown:
         raise InputError(
@@ -107,27 +123,66 @@ def _to_float(cell: str) -> float:
         return math.nan
 
 
-def _read_csv(path: Path) -> tuple[list[str], np.ndarray, int]:
-    """Header and a float64 [rows, cols] table; returns the count of non-numeric cells."""
+def _read_csv(path: Path, columns: list[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                                    list[list[str]]]:
+    """Header, a float64 [rows, cols] table, the count of non-numeric cells per column and the
+    data rows as text. ``columns`` names the columns of a file without a header row."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise InputError(f"telemetry file {path} is empty; write a header row and >= 2 rows")
-    header = [cell.strip() for cell in rows[0]]
+    if columns is not None:
+        header = list(columns)
+        if [c.strip().lower() for c in rows[0][:len(header)]] == [c.lower() for c in header]:
+            rows = rows[1:]  # the file has that header after all
+    else:
+        header = [cell.strip() for cell in rows[0]]
+        rows = rows[1:]
     width = len(header)
-    table = np.full((len(rows) - 1, width), np.nan)
-    bad_cells = 0
-    for i, row in enumerate(rows[1:]):
+    table = np.full((len(rows), width), np.nan)
+    bad_cells = np.zeros(width, np.int64)
+    for i, row in enumerate(rows):
         for j, cell in enumerate(row[:width]):
             cell = cell.strip()
             if not cell:
                 continue
             value = _to_float(cell)
             if math.isnan(value) and cell.lower() != "nan":
-                bad_cells += 1
+                bad_cells[j] += 1
             table[i, j] = value
-    return header, table, bad_cells
+    return header, table, bad_cells, rows
+
+
+def parse_columns(text: str, source: str = "--telemetry-columns") -> list[str]:
+    """``"center,left,right,steering,throttle,brake,speed"`` -> checked column names."""
+    names = [c.strip() for c in text.split(",")]
+    if not names or any(not c for c in names):
+        raise InputError(f"{source} {text!r} has an empty name; write the file's columns in order, e.g. "
+                         "center,left,right,steering,throttle,brake,speed")
+    if len(set(n.lower() for n in names)) != len(names):
+        raise InputError(f"{source} {text!r} repeats a name; give each column its own name")
+    return names
+
+
+def _name_times(cells: list[str]) -> np.ndarray | None:
+    """Epoch seconds (UTC) from timestamps in file names, one per cell; None unless every
+    non-empty cell has one."""
+    out = np.full(len(cells), np.nan)
+    for i, cell in enumerate(cells):
+        name = re.split(r"[\\/]", cell.strip())[-1]
+        m = _NAME_TIME.search(name)
+        if m is None:
+            if name:
+                return None
+            continue
+        y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
+        frac = m.group(7) or "0"
+        try:
+            out[i] = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + int(frac) / 10 ** len(frac)
+        except (ValueError, OverflowError):
+            return None
+    return out if np.isfinite(out).sum() >= 2 else None
 
 
 def load_telemetry(
@@ -145,10 +200,28 @@ def load_telemetry(
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            header, table, bad_cells = _read_csv(path)
-            if bad_cells:
-                issues.append(f"{bad_cells} non-numeric cells read as NaN")
-            columns = _resolve_columns(header, mapping, str(path))
+            named = parse_columns(mapping["columns"]) if mapping and mapping.get("columns") else None
+            header, table, bad_cells, text_rows = _read_csv(path, named)
+            timed_by_names = None
+            try:
+                columns = _resolve_columns(header, mapping, str(path))
+            except InputError:
+                timed_by_names = _time_from_names(header, text_rows, table)
+                if timed_by_names is None:
+                    raise
+                columns = _resolve_columns(header + ["time"], {**(mapping or {}), "time": "time"}, str(path))
+                table = np.column_stack([table, timed_by_names[1]])
+                bad_cells = np.append(bad_cells, 0)
+                issues.append(f"times from the file names in column {timed_by_names[0]!r} (no time column)")
+                header = header + ["time"]
+            used = {col for col, _ in columns.values() if col is not None}
+            bad = int(sum(bad_cells[header.index(c)] for c in used))
+            if bad:
+                issues.append(f"{bad} non-numeric cells read as NaN")
+            unused = [c for c in header if c not in used and (timed_by_names is None or c != timed_by_names[0])]
+            if unused:
+                issues.append(f"columns not used: {', '.join(unused)} (clipdex reads "
+                              f"{', '.join(COLUMNS)}; the file keeps them)")
             data = {
                 name: (table[:, header.index(col)] if col is not None else None, scale)
                 for name, (col, scale) in columns.items()
@@ -183,6 +256,37 @@ def load_telemetry(
     return _build(data, time_scale, speed_scale, issues, str(path))
 
 
+def _time_from_names(header: list[str], text_rows: list[list[str]],
+                     table: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """(column, epoch seconds) of the first text column whose cells are file names with
+    timestamps, or None."""
+    for j, name in enumerate(header):
+        if np.isfinite(table[:, j]).any():
+            continue  # a numeric column
+        times = _name_times([row[j] if j < len(row) else "" for row in text_rows])
+        if times is not None:
+            return name, times
+    return None
+
+
+def _derived_accel(time: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """d speed / d time, a centred moving mean over :data:`ACCEL_SMOOTH_S`; NaN where speed is."""
+    out = np.full(speed.shape, np.nan)
+    ok = np.isfinite(speed)
+    if ok.sum() < 3:
+        return out
+    t, v = time[ok], speed[ok].astype(np.float64)
+    grad = np.gradient(v, t)
+    step = float(np.median(np.diff(t)))
+    half = max(0, int(round(ACCEL_SMOOTH_S / step / 2))) if step > 0 else 0
+    if half:
+        kernel = np.ones(2 * half + 1)
+        padded = np.pad(grad, half, mode="edge")
+        grad = np.convolve(padded, kernel / kernel.sum(), mode="valid")
+    out[ok] = grad
+    return out
+
+
 def _build(data, time_scale, speed_scale, issues, source) -> Telemetry:
     raw_time, implied = data["time"]
     lengths = {name: len(col) for name, (col, _) in data.items() if col is not None}
@@ -193,11 +297,13 @@ def _build(data, time_scale, speed_scale, issues, source) -> Telemetry:
     for j, name in enumerate(TELEMETRY_CHANNELS):
         column, scale = data[name]
         if column is None:
-            issues.append(f"no {name} column (NaN)")
+            if name != "accel" or data["speed"][0] is None:
+                issues.append(f"no {name} column (NaN)")
             continue
         if name == "speed" and speed_scale is not None:
             scale = speed_scale
         values[:, j] = column * (scale if scale is not None else 1.0)
+    present = np.array([data[name][0] is not None for name in TELEMETRY_CHANNELS])
     n_inf = int(np.isinf(values).sum() + np.isinf(time).sum())
     if n_inf:
         issues.append(f"{n_inf} infinite values set to NaN")
@@ -223,9 +329,13 @@ def _build(data, time_scale, speed_scale, issues, source) -> Telemetry:
             f"telemetry {source} has no finite value in any of {list(TELEMETRY_CHANNELS)}; "
             "check the column mapping and the file"
         )
-    n_nan = int(np.isnan(values).sum())
+    n_nan = int(np.isnan(values[:, present]).sum())  # absent columns are reported above
     if n_nan:
         issues.append(f"{n_nan} missing values (NaN)")
+    accel = TELEMETRY_CHANNELS.index("accel")
+    if not present[accel] and present[TELEMETRY_CHANNELS.index("speed")]:
+        values[:, accel] = _derived_accel(time, values[:, TELEMETRY_CHANNELS.index("speed")])
+        issues.append(f"no accel column: derived from speed (smoothed over {ACCEL_SMOOTH_S:g} s)")
     gaps = np.diff(time)
     if np.any(gaps > GAP_S):
         issues.append(f"{int((gaps > GAP_S).sum())} gaps > {GAP_S:g} s (largest {gaps.max():.3g} s)")

@@ -1,0 +1,119 @@
+"""Picture conditions on real dashcam frames and clips: must fire, must not fire.
+
+Needs the labelled real footage (the dev set layout, see benchmarks/real_scenes.py) in the folder
+named by the environment variable CLIPDEX_REAL_CLIPS; skipped when it is unset. Each recording is
+judged on its first three 5-s clips, as ingest cuts them (keyframes at 2 Hz, hashed view, 64x36
+thumbnails); a recording shows a condition when at least half of those clips fire it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks.real_scenes import (
+    ENV_VAR,
+    MOMENTS,
+    Unit,
+    by_recording,
+    iter_units,
+    load_labels,
+    recording_fires,
+)
+
+pytestmark = pytest.mark.skipif(not os.environ.get(ENV_VAR),
+                                reason=f"{ENV_VAR} is not set: no labelled real footage to test on")
+
+#: recordings that fire low_light without a night label, and why (each one is a real shortcoming
+#: or a judgement call the labels make differently, kept in view rather than hidden)
+NIGHT_FALSE_KNOWN = {
+    "v29_ddad_tokyo_wet_composite.gif": "a composite on a black background: the sky band is dark",
+    "C01_squarra_tunnel.mp4": "a tunnel lit by lamps looks like a lit street at night",
+    "frames/dusk/F04_loc2_return.jpg": "deep twilight: the sky is as dark as a night sky",
+    "frames/urban-day/F21_nolane.png": "dark tree crowns fill the sky band",
+}
+#: labelled recordings the picture rules do not recognise yet, and why
+MISSED_KNOWN = {
+    ("fog", "v23_fog_gui_screenrec.mp4"): "a screen recording: the GUI frames the foggy picture",
+    ("fog", "S01_marcelsheeny_zed_left.mp4"): "water drops on the housing add contrast",
+    ("dusk", "v23_fog_gui_screenrec.mp4"): "a screen recording: the GUI frames the picture",
+    ("dusk", "frames/dusk/F04_loc2_return.jpg"): "deep twilight: judged night",
+}
+
+
+@pytest.fixture(scope="module")
+def recordings() -> dict[str, list[Unit]]:
+    folder = Path(os.environ[ENV_VAR])
+    labels = load_labels(folder)
+    return by_recording(list(iter_units(folder, labels, max_pieces=3)))
+
+
+def fires(units: list[Unit], trigger: str, condition: str) -> bool:
+    return recording_fires(units, trigger, condition in MOMENTS)
+
+
+def with_label(recs: dict[str, list[Unit]], label: str) -> dict[str, list[Unit]]:
+    return {name: us for name, us in recs.items() if label in us[0].labels}
+
+
+def without_label(recs: dict[str, list[Unit]], *labels: str) -> dict[str, list[Unit]]:
+    return {name: us for name, us in recs.items() if not set(labels) & us[0].labels}
+
+
+def test_the_dev_set_has_every_condition(recordings):
+    for label in ("night", "dusk", "fog", "snow", "glare", "overcast"):
+        assert with_label(recordings, label), label
+
+
+def test_no_black_frames_on_real_footage(recordings):
+    """Real night (mean luma 5-40) is never a covered lens; nothing in the dev set is."""
+    black = sorted({u.file for us in recordings.values() for u in us if "black_frames" in u.triggers})
+    assert black == []
+
+
+def test_night_fires_low_light(recordings):
+    night = with_label(recordings, "night")
+    assert len(night) >= 10
+    missed = [name for name, us in night.items() if not fires(us, "low_light", "night")]
+    assert missed == []
+
+
+def test_daylight_does_not_fire_low_light(recordings):
+    day = without_label(recordings, "night")
+    false = {name for name, us in day.items() if fires(us, "low_light", "night")}
+    assert false <= set(NIGHT_FALSE_KNOWN), sorted(false - set(NIGHT_FALSE_KNOWN))
+    highway_rural = {n for n, us in day.items() if {"highway-day", "rural-day"} & us[0].labels}
+    assert not false & highway_rural
+
+
+def check_condition(recordings, condition: str, trigger: str, not_with: tuple[str, ...] = ()) -> None:
+    positives = with_label(recordings, condition)
+    missed = {name for name, us in positives.items() if not fires(us, trigger, condition)}
+    known = {name for cond, name in MISSED_KNOWN if cond == condition}
+    assert missed <= known, sorted(missed - known)
+    assert len(positives) - len(missed) >= 2
+    negatives = without_label(recordings, condition, *not_with)
+    false = sorted(name for name, us in negatives.items() if fires(us, trigger, condition))
+    assert false == []
+
+
+def test_fog(recordings):
+    """Fog fires on foggy footage; overcast, rain under a grey sky, snow and haze-free low-contrast
+    highways do not fire it."""
+    check_condition(recordings, "fog", "low_visibility", not_with=("snow",))
+    overcast = with_label(recordings, "overcast")
+    assert not [name for name, us in overcast.items() if fires(us, "low_visibility", "fog")]
+
+
+def test_dusk(recordings):
+    check_condition(recordings, "dusk", "dusk")
+
+
+def test_snow_and_glare_never_fire_falsely(recordings):
+    """Snow and glare are conservative on real footage: no false alarm (their recall is in the
+    real_scenes benchmark)."""
+    for condition, trigger in (("snow", "snow"), ("glare", "glare")):
+        negatives = without_label(recordings, condition)
+        assert not [name for name, us in negatives.items() if fires(us, trigger, condition)], condition
