@@ -349,10 +349,19 @@ def dynamics_scores(stats: np.ndarray, table: ClipTable, units: np.ndarray, k: i
     full = np.zeros((n, x.shape[1]), np.float32)
     full[idx] = x
     dist, _ = knn_excluding(full, index, table, units, units, k, query_pos=idx, metric="l2")
-    finite = np.where(np.isfinite(dist), dist, np.nan)
-    with np.errstate(all="ignore"):
-        out[idx] = np.nanmean(finite, axis=1)
+    out[idx] = _mean_finite(dist)
     return out
+
+
+def _mean_finite(dist: np.ndarray) -> np.ndarray:
+    """Row means of the finite distances (as ``np.nanmean`` computes them, in the distances'
+    dtype); NaN for a row without any (no neighbour at all), without nanmean's warning."""
+    finite = np.isfinite(dist)
+    count = finite.sum(axis=1)
+    total = np.where(finite, dist, dist.dtype.type(0)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (total / count).astype(dist.dtype)
+    return np.where(count > 0, mean, np.nan)
 
 
 def _head_percentiles(values: np.ndarray, heads: np.ndarray) -> np.ndarray:
@@ -432,9 +441,7 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     lighter = getattr(emb_index, "lighter_search", None) if light_search else None
     with lighter() if lighter is not None else contextlib.nullcontext():
         dist, _ = knn_excluding(vectors, emb_index, table, comp, drives, k, near_duplicate=near)
-    finite = np.where(np.isfinite(dist), dist, np.nan)
-    with np.errstate(all="ignore"):
-        scores = np.nanmean(finite, axis=1)
+    scores = _mean_finite(dist)
     scores = np.where(np.isfinite(scores), scores, 2.0).astype(np.float64)  # no neighbour: rarest
     signatures: list[str] = []
     support = np.zeros(0, np.int64)
