@@ -69,14 +69,20 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
 
     t = Table(title=title, title_justify="left")
     cells = [["" if v is None else str(v) for v in r] for r in rows]
+    console = _console()
+    values = [[r[j] for r in cells if j < len(r)] for j in range(len(columns))]
+    # clip ids keep their full width so they stay whole and copyable, while that leaves the other
+    # columns room (4 characters each) within the console; otherwise every column folds
+    whole = {j: max(len(v) for v in vs) for j, (c, vs) in enumerate(zip(columns, values, strict=True))
+             if c in _ID_COLUMNS and vs and all(len(v) <= 40 for v in vs)}
+    needed = sum(w + 3 for w in whole.values()) + 7 * (len(columns) - len(whole)) + 1
+    if needed > console.width:
+        whole = {}
     for j, c in enumerate(columns):
-        values = [r[j] for r in cells if j < len(r)]
-        # clip ids keep their full width so they stay whole and copyable; the rest fold
-        ident = c in _ID_COLUMNS and bool(values) and all(len(v) <= 40 for v in values)
-        t.add_column(c, overflow="fold", min_width=max(len(v) for v in values) if ident else None)
+        t.add_column(c, overflow="fold", min_width=whole.get(j))
     for r in cells:
         t.add_row(*r)
-    _console().print(t)
+    console.print(t)
 
 
 def _summary(title: str, info: dict) -> None:
@@ -273,6 +279,20 @@ def ingest(
     trigger_threshold: Annotated[list[str] | None, typer.Option(
         "--trigger-threshold", help="Override a trigger threshold, NAME=VALUE (repeatable), e.g. "
         "hard_brake_accel=-5; names and defaults in the README.")] = None,
+    metadata: Annotated[Path | None, typer.Option(
+        "--metadata", help="Table of source path/glob -> drive, vehicle, camera, start_time, tags "
+        "(CSV, JSON Lines or Parquet); wins over names and container tags. Corrects clips "
+        "already ingested without decoding them again.")] = None,
+    name_pattern: Annotated[list[str] | None, typer.Option(
+        "--name-pattern", help="Regex with named groups (date, time, vehicle, camera, drive, "
+        "year..second, epoch) matched against file names, tried before the built-in dashcam "
+        "patterns (repeatable; 'none' turns the built-in ones off).")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="Zone of times without one (file names): UTC, +02:00 or "
+        "Europe/Berlin. Default UTC.")] = None,
+    drive_gap: Annotated[float, typer.Option(
+        "--drive-gap", help="Seconds between one recording's end and the next one's start that "
+        "still continue a drive (same vehicle or folder, same camera).")] = 10.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest clips into a region: keyframes, hashes, embeddings, triggers, indexes."""
@@ -292,7 +312,10 @@ def ingest(
         thresholds = parse_thresholds(trigger_threshold or []) or None
         opts = IngestOptions(thresholds=thresholds, keyframe_hz=keyframe_hz, clip_seconds=clip_seconds, image_fps=image_fps, workers=workers,
                              force=force, wait=wait, batch_size=max(1, batch_size), threads=threads,
-                             telemetry_map=tel_map, telemetry_units=tel_units)
+                             telemetry_map=tel_map, telemetry_units=tel_units, metadata=metadata,
+                             name_patterns=[p for p in (name_pattern or []) if p != "none"],
+                             name_defaults="none" not in (name_pattern or []), timezone=timezone,
+                             drive_gap_s=drive_gap)
         report = _with_progress(lambda cb: run_ingest(h, region, sources, opts, progress=cb,
                                                       command="clipdex ingest " + " ".join(sources)),
                                 quiet=json_out)
@@ -302,6 +325,15 @@ def ingest(
             _table(f"ingest into {report.region}", ["ingested", "skipped", "failed", "keyframes", "seconds"],
                    [[len(report.ingested), len(report.skipped), len(report.failed), report.keyframes,
                      f"{report.seconds:.1f}"]])
+            if report.metadata_updated or report.drives_changed:
+                _console().print(f"metadata corrected on {report.metadata_updated} clips; drives "
+                                 f"re-linked on {report.drives_changed} clips")
+            if report.skipped:
+                more = len(report.skipped) - 20
+                _table("skipped", ["source or clip", "reason"], [[a, b] for a, b in report.skipped[:20]]
+                       + ([[f"(+{more} more)", "--json lists them all"]] if more > 0 else []))
+            if report.warnings:
+                _table("warnings", ["source", "warning"], [[a, b] for a, b in report.warnings])
             if report.failed:
                 _table("failures", ["source", "reason"], [[a, b] for a, b in report.failed])
         if report.failed:
@@ -468,6 +500,12 @@ def query(
     regions: Annotated[str | None, typer.Option(
         "--regions", help="Also search these regions ('all' or a comma list), under their export policies; "
         "results are delivered to --region.")] = None,
+    include_same_recording: Annotated[bool, typer.Option(
+        "--include-same-recording", help="With --clip: keep the other pieces of the query's own "
+        "recording (left out by default).")] = False,
+    exclude_same_drive: Annotated[bool, typer.Option(
+        "--exclude-same-drive", help="With --clip: also leave out the other recordings of the "
+        "query's drive.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Find the clips most similar to a clip, a file, or a vector."""
@@ -488,9 +526,12 @@ def query(
             if sp is not None:
                 raise InputError("--space applies to one region; drop --regions or --space")
             return _cross_query(home, region, regions, clip, source, vector, k, f, json_out)
+        left_out: list[str] = []
         with _store(home, region) as store:
             if clip is not None:
-                hits = search_clip(store, validate_clip_id(clip), k, filters=f, space=sp)
+                hits = search_clip(store, validate_clip_id(clip), k, filters=f, space=sp,
+                                   same_recording=include_same_recording,
+                                   same_drive=not exclude_same_drive, excluded=left_out)
             elif source is not None:
                 hits = search_source(store, source, k, filters=f)
             else:
@@ -501,6 +542,11 @@ def query(
             _table(f"most similar in {region}", ["rank", "clip", "region", "score", "relation", "span"],
                    [[h.rank, h.clip_id, h.region, f"{h.score:.4f}", h.relation, _span(h.span) if h.span else ""]
                     for h in hits])
+        if left_out:
+            what = "recording or drive" if exclude_same_drive else "recording"
+            keep = "" if exclude_same_drive else " (--include-same-recording keeps them)"
+            _console(stderr=True).print(f"left out {len(left_out)} other clips of the query's "
+                                        f"{what}{keep}")
 
     _run(go)
 
@@ -601,7 +647,7 @@ def select_cmd(
             sel = select_clips(store, budget, mix=parse_mix(mix), seed=seed, val_fraction=val_fraction,
                                exclude=exclude or (), force=force or (), quotas=parse_quotas(quota or []),
                                previous=prev, method=diversity)
-        path = write_manifest(sel, out)
+        path = write_manifest(sel, out, home=_home(home))
         info = {"region": sel.region, "budget": budget, "selected": len(sel.chosen), "candidates": sel.candidates,
                 "duplicates_excluded": sel.excluded_duplicates, "by_reason": sel.counts, "manifest": str(path)}
         if quota:
@@ -649,16 +695,26 @@ def export_cmd(
     home: HomeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Dataset folder (default REGION/exports/<manifest stem>).")] = None,
     region: Annotated[str | None, typer.Option("--region", "-r", help="Region (default: the manifest's).")] = None,
-    frames: Annotated[str, typer.Option(help="all: every frame; keyframes: the frame nearest each keyframe time.")] = "all",
-    size: Annotated[str | None, typer.Option(help="Resize frames to WIDTHxHEIGHT, e.g. 320x180 (default: source size).")] = None,
+    frames: Annotated[str, typer.Option(help="keyframes: the frame nearest each keyframe time (2 a second, "
+                                        "the default); all: every frame.")] = "keyframes",
+    size: Annotated[str, typer.Option(help="Frame size: N = longest side at most N (aspect kept; default 640), "
+                                      "WIDTHxHEIGHT, e.g. 320x180, or 'source'.")] = "640",
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the manifest's clips (frames, telemetry, metadata) to a zarr dataset; resumable."""
-    from .export import export_manifest, parse_size
+    """Write the manifest's clips (frames, telemetry, metadata) to a zarr dataset; resumable.
+    Prints the size estimate before writing."""
+    from .export import estimate_export, export_manifest, parse_size
 
     def go():
         h = _home(home)
         wh = parse_size(size)
+        est = estimate_export(h, manifest, region=region, frames=frames, size=wh)
+        _console(stderr=True).print(
+            f"export: {est['clips']} clips, {est['frames']} frames ({frames}) up to {est['width']}x{est['height']}, "
+            f"about {est['bytes'] / 1e6:.1f} MB before compression"
+            + (f"; {est['unknown']} clips of unknown size not counted" if est["unknown"] else "")
+            + ("; --frames all or --size source write more" if frames == "keyframes" or wh is not None else ""),
+            soft_wrap=True, markup=False)
         if json_out:
             report = export_manifest(h, manifest, region=region, out=out, frames=frames, size=wh)
         else:
@@ -675,14 +731,15 @@ def export_cmd(
                 task = bar.add_task("export", total=None, info="")
                 report = export_manifest(h, manifest, region=region, out=out, frames=frames, size=wh,
                                          progress=lambda k, n, cid: bar.update(task, total=n, completed=k, info=cid))
-        info = report.as_dict()
+        info = {**report.as_dict(), "estimate": est}
         if json_out:
             _print_json(info)
         else:
-            _table(f"export of {report.manifest} ({report.region})",
-                   ["written", "already complete", "failed", "frames", "MB", "seconds", "dataset"],
-                   [[info["written"], info["skipped_complete"], len(report.failed), report.frames,
-                     f"{report.bytes / 1e6:.1f}", f"{report.seconds:.1f}", report.out]])
+            _summary(f"export of {report.manifest} ({report.region})",
+                     {"written": info["written"], "already complete": info["skipped_complete"],
+                      "failed": len(report.failed), "frames": report.frames,
+                      "MB (uncompressed)": f"{report.bytes / 1e6:.1f}", "seconds": f"{report.seconds:.1f}",
+                      "dataset": report.out})
             if report.failed:
                 _table("failures", ["clip", "reason"], [[c, r] for c, r in report.failed])
         if report.failed:
@@ -702,9 +759,87 @@ def report(
     from .report import build_report
 
     def go():
+        h = _home(home)
         with _store(home, region) as store:
-            path = build_report(store, out or store.path / "report.html", top=top)
+            path = build_report(store, out or store.path / "report.html", top=top, home=h)
         _console().print(f"wrote {path}")
+
+    _run(go)
+
+
+clips_app = typer.Typer(help="List a region's clips with their recording, drive and start time, "
+                        "or correct that metadata.")
+app.add_typer(clips_app, name="clips")
+
+
+@clips_app.callback(invoke_without_command=True)
+def clips_list(
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option("--region", "-r", help="Region name, as in regions.toml.")] = None,
+    home: HomeOpt = None,
+    drive: Annotated[str | None, typer.Option("--drive", help="Only this drive's clips.")] = None,
+    recording: Annotated[str | None, typer.Option("--recording", help="Only this recording's clips.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List clips: span in their recording, drive, vehicle/camera, start time (UTC) and where
+    the start time and drive came from (JSON: every field's provenance, source path, tags)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .clips import list_clips
+    from .errors import InputError
+
+    def go():
+        if region is None:
+            raise InputError("give --region REGION (see `clipdex regions list`)")
+        with _store(home, region) as store:
+            rows = list_clips(store, drive=drive, recording=recording)
+        if json_out:
+            _print_json(rows)
+            return
+        _table(f"clips in {region}", ["clip", "span s", "drive", "start (UTC)", "from"],
+               [[c["clip_id"], f"{c['span'][0]:g}-{c['span'][1]:g}", c["drive_id"],
+                 c["start_time"][:19].replace("T", " "),
+                 "/".join(c["provenance"].get(k, "-") for k in ("start_time", "drive_id"))]
+                for c in rows])
+        _console().print(f"{len(rows)} clips; 'from' = where the start time / drive came from; "
+                         "vehicle, camera, recording ids, paths and tags with --json")
+
+    _run(go)
+
+
+@clips_app.command("set")
+def clips_set(
+    region: RegionOpt,
+    home: HomeOpt = None,
+    clip: Annotated[str | None, typer.Option("--clip", help="A clip of the recording to correct.")] = None,
+    recording: Annotated[str | None, typer.Option("--recording", help="The recording to correct.")] = None,
+    drive: Annotated[str | None, typer.Option("--drive", help="Its drive id.")] = None,
+    vehicle: Annotated[str | None, typer.Option("--vehicle", help="Its vehicle id.")] = None,
+    camera: Annotated[str | None, typer.Option("--camera", help="Its camera.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="The recording's start: ISO 8601 or epoch s.")] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help="Zone of --start without one.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Correct a recording's metadata (every clip cut from it) without decoding anything."""
+    from .clips import set_metadata
+    from .errors import InputError
+
+    def go():
+        tags = {}
+        for t in tag or []:
+            if "=" not in t:
+                raise InputError(f"--tag {t!r} must be KEY=VALUE")
+            k, v = t.split("=", 1)
+            tags[k.strip()] = v.strip()
+        with _store(home, region) as store, store.writer("clipdex clips set"):
+            out = set_metadata(store, clip_id=clip, recording=recording, drive_id=drive,
+                               vehicle_id=vehicle, camera=camera, start_time=start,
+                               timezone=timezone, tags=tags or None)
+        if json_out:
+            _print_json(out)
+        else:
+            _summary(f"metadata set in {region}", out)
 
     _run(go)
 
@@ -789,7 +924,10 @@ def forget(
             _print_json(rep.as_dict())
         else:
             _console().print(f"forgot {len(rep.forgotten)} clips in {rep.region}"
+                             + (f"; already erased: {' '.join(rep.already_erased)}" if rep.already_erased else "")
                              + (f"; unknown: {' '.join(rep.unknown)}" if rep.unknown else ""))
+            for t in rep.touched:
+                _console().print(f"{t['kind']} {t['path']}: {t['action']}", soft_wrap=True)
         if rep.unknown:
             raise typer.Exit(1)
 

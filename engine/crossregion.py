@@ -1,26 +1,30 @@
 """Cross-region operations under each region's export policy.
 
 Every cross-region operation has a *destination*: the region the results are delivered to (the
-region the operator works from). Work runs inside each region; before anything leaves a region
-the policy is checked (``Region.allows(field, destination)``) and an audit line is appended to
-that region's log — if the line cannot be written, nothing is sent. Fields a policy does not
-allow are removed, and a region that may send nothing contributes nothing, with the reason.
+region the operator works from). Work runs inside each region; everything that leaves a region
+passes the egress gate (:func:`engine.egress.send`): the policy is checked for every field that
+crosses and an audit line is appended to that region's log first — if the line cannot be
+written, nothing is sent. Fields a policy does not allow are removed, and a region that may
+send nothing contributes nothing, with the reason.
 
 * :func:`cross_query`: the query vector goes into each region (if it came from a region's clip,
   that region must allow ``embeddings`` to leave for it); each region returns only ids, scores
   (and vectors) its policy allows.
-* :func:`cross_duplicates`: region A's keyframe hashes — under opaque tokens, never clip ids,
-  frames or embeddings — go to region B, which matches them against its own keyframe index and
-  aligns them in time; B returns which tokens duplicate which of its clips (ids only if B allows).
+* :func:`cross_duplicates`: region A's keyframe hashes — one sequence per clip under a token
+  drawn at random for this run, never clip ids, counts, quality flags, frames or embeddings —
+  go to region B, which matches them against its own keyframe index and aligns them in time; B
+  returns which tokens duplicate which of its clips (``relations``, and ids and scores only if
+  B's policy grants them to A). Tokens are resolved to clip ids only inside A.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audit
+from . import egress
 from .errors import PolicyError
 from .query import Filters, search_vector
 from .regions import Home
@@ -72,7 +76,7 @@ def cross_query(home: Home, vector: np.ndarray, *, destination: str, regions: li
             answers.append(RegionAnswer(name, "ok", "region has no clips", allowed))
             continue
         if src is not None and name != src.name:
-            audit.record(src, operation="query-vector", fields=["embeddings"], to=name, records=1)
+            egress.send(src, name, operation="query-vector", fields=["embeddings"], records=1)
         with RegionStore.open(region) as store:
             hits = search_vector(store, vector, k, filters=filters)
             vecs = {}
@@ -91,7 +95,7 @@ def cross_query(home: Home, vector: np.ndarray, *, destination: str, regions: li
                 rec["embedding"] = vecs[h.clip_id]
             out.append(rec)
         if name != dest.name and out:
-            audit.record(region, operation="query-results", fields=allowed, to=dest.name, records=len(out))
+            egress.send(region, dest.name, operation="query-results", fields=allowed, records=len(out))
         answers.append(RegionAnswer(name, "ok", "", allowed, out))
     return answers
 
@@ -115,21 +119,39 @@ class CrossDuplicates:
     keyframes_sent: int = 0
 
 
-def export_hashes(store: RegionStore) -> tuple[dict, list[str]]:
-    """The hash payload a region sends: opaque tokens, keyframe hashes, validity, counts.
+def export_hashes(store: RegionStore, rng: np.random.Generator | None = None) -> tuple[dict, dict[str, str]]:
+    """The hash payload a region sends: one keyframe-hash sequence per clip, keyed by a token
+    drawn at random for this call (fresh every run, so tokens link nothing across runs).
 
-    Returns the payload and the token -> clip id table that never leaves the region."""
+    Keyframes below the quality floor (blank or broken frames) carry random bytes from ``rng``
+    instead of their hash: they match nothing, keep the sequence's timing, and no quality flag
+    crosses. Clips are sent in random order. Returns the payload and the token -> clip id table
+    that never leaves the region."""
     from .index import QUALITY_FLOOR
 
+    rng = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
     table = store.clip_table()
     kf = store.keyframes(table.snapshot)
-    idx = span_rows(table.kf_start, table.kf_count)
-    payload = {
-        "hashes": np.ascontiguousarray(kf["hashes"][idx]),
-        "valid": kf["quality"][idx] >= QUALITY_FLOOR,
-        "counts": table.kf_count.copy(),
-    }
-    return payload, list(table.clip_ids)
+    sequences: dict[str, np.ndarray] = {}
+    token_ids: dict[str, str] = {}
+    for i in rng.permutation(len(table)):
+        rows = span_rows(table.kf_start[i:i + 1], table.kf_count[i:i + 1])
+        hashes = np.array(kf["hashes"][rows])
+        weak = kf["quality"][rows] < QUALITY_FLOOR
+        hashes[weak] = rng.integers(0, 256, (int(weak.sum()), hashes.shape[1]), dtype=np.uint8)
+        token = secrets.token_hex(12)
+        sequences[token] = hashes
+        token_ids[token] = table.clip_ids[i]
+    return {"hashes": sequences}, token_ids
+
+
+def _flat(payload: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Tokens, concatenated hashes and per-token counts of a received payload."""
+    tokens = list(payload["hashes"])
+    seqs = [np.asarray(payload["hashes"][t], np.uint8) for t in tokens]
+    counts = np.array([len(x) for x in seqs], np.int64)
+    hashes = np.concatenate(seqs) if seqs else np.zeros((0, 32), np.uint8)
+    return tokens, np.ascontiguousarray(hashes), counts
 
 
 def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
@@ -144,7 +166,10 @@ def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
 
     params = params or DedupParams()
     table = store.clip_table()
-    n_remote = len(payload["counts"])
+    tokens, remote_hashes, remote_counts = _flat(payload)
+    payload = {"hashes": remote_hashes, "counts": remote_counts,
+               "valid": np.ones(len(remote_hashes), bool)}
+    n_remote = len(remote_counts)
     if len(table) == 0 or n_remote == 0:
         return []
     kf = store.keyframes(table.snapshot)
@@ -182,52 +207,59 @@ def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
         np.concatenate([nan, table.quality_mean]),
         [""] * n_remote + list(table.sources),
         np.concatenate([np.zeros(n_remote), table.source_offset_s]),
+        [f"remote-{t}" for t in range(n_remote)] + list(table.recording_ids),
+        [""] * n_remote + list(table.cameras),
     )
     hashes = np.ascontiguousarray(np.concatenate([payload["hashes"], kf["hashes"]]))
     valid = np.concatenate([payload["valid"], kf["quality"] >= QUALITY_FLOOR])
     pairs = np.stack([cand[:, 0], cand[:, 1] + n_remote], axis=1).astype(np.int64)
-    return [{"token": int(p.a), "clip_id": table.clip_ids[p.b - n_remote], "relation": p.relation,
+    return [{"token": tokens[int(p.a)], "clip_id": table.clip_ids[p.b - n_remote], "relation": p.relation,
              "offset_s": p.offset_s, "matches": p.matches, "mean_distance": round(p.mean_dist, 2)}
             for p in verify_pairs(pairs, combined, hashes, valid, params)]
 
 
 def cross_duplicates(home: Home, source: str, target: str) -> CrossDuplicates:
-    """Which clips of ``source`` duplicate clips of ``target``; only keyframe hashes cross."""
+    """Which clips of ``source`` duplicate clips of ``target``.
+
+    Crosses: ``hashes`` from source to target (one random token per clip and run), then
+    ``relations`` (relation, offset; per token) from target to source, plus the target's clip
+    ids and match scores only where its policy grants ``ids``/``scores`` to the source. Both
+    directions pass the egress gate; either policy refusing stops the check before anything
+    crosses."""
     src, dst = home.region(source), home.region(target)
     if src.name == dst.name:
         raise PolicyError("cross-border duplicate check needs two different regions; use `clipdex dedup` within one")
-    if not src.allows("hashes", dst.name):
-        return CrossDuplicates(src.name, dst.name, "refused",
-                               f"policy of {src.name} forbids sending keyframe hashes to {dst.name}")
-    back = [f for f in ("ids", "scores") if dst.allows(f, src.name)]
+    for region, fields, to in ((src, ["hashes"], dst.name), (dst, ["relations"], src.name)):
+        why = egress.refusal(region, fields, to, operation="crossdup")
+        if why:
+            return CrossDuplicates(src.name, dst.name, "refused", why)
     with RegionStore.open(src) as s:
         payload, token_ids = export_hashes(s)
-    audit.record(src, operation="crossdup-hashes", fields=["hashes"], to=dst.name,
-                 records=int(len(payload["hashes"])), detail={"clips": len(token_ids)})
+    n_hashes = int(sum(len(h) for h in payload["hashes"].values()))
+    egress.send(src, dst.name, operation="crossdup-hashes", fields=["hashes"], records=n_hashes,
+                detail={"clips": len(token_ids)})
     with RegionStore.open(dst) as t:
         found = match_hashes(t, payload)
-    # what the target sends back: tokens always (they are the source's own), ids/scores by policy
-    returned = []
+    back = egress.send(dst, src.name, operation="crossdup-results", fields=["relations"],
+                       optional=["ids", "scores"], records=len(found))
+    returned = []  # what the target sends back: the source's own tokens, relations, ids/scores by policy
     for f in found:
-        rec = {"relation": f["relation"], "offset_s": f["offset_s"]}
+        rec = {"token": f["token"], "relation": f["relation"], "offset_s": f["offset_s"]}
         if "ids" in back:
             rec["target_clip"] = f["clip_id"]
         if "scores" in back:
             rec["matches"], rec["mean_distance"] = f["matches"], f["mean_distance"]
-        rec["token"] = f["token"]
         returned.append(rec)
-    if returned:
-        audit.record(dst, operation="crossdup-results", fields=["relations", *back], to=src.name,
-                     records=len(returned))
     matches = []
     for rec in returned:
         rec = dict(rec)
         rec["source_clip"] = token_ids[rec.pop("token")]  # resolved back home, in the source region
         matches.append(rec)
     matches.sort(key=lambda r: (r["source_clip"], r.get("target_clip", "")))
-    return CrossDuplicates(src.name, dst.name, "ok", "" if back else
-                           f"policy of {dst.name} returns no ids or scores to {src.name}: matches are anonymous",
-                           matches, len(token_ids), int(len(payload["hashes"])))
+    anonymous = "ids" not in back
+    return CrossDuplicates(src.name, dst.name, "ok", "" if not anonymous else
+                           f"policy of {dst.name} returns no clip ids to {src.name}: matches are anonymous",
+                           matches, len(token_ids), n_hashes)
 
 
 # ---------------------------------------------------------------------- per-region selection
@@ -261,7 +293,7 @@ def select_per_region(home: Home, budgets: dict[str, int], *, name: str = "train
         region = home.region(region_name)
         with RegionStore.open(region) as store:
             sel = select_clips(store, budget, **kwargs)
-        path = write_manifest(sel, region.path / "manifests" / f"{name}.jsonl")
+        path = write_manifest(sel, region.path / "manifests" / f"{name}.jsonl", home=home)
         out.append({"region": region_name, "budget": budget, "selected": len(sel.chosen),
                     "by_reason": sel.counts, "manifest": str(path)})
     return out

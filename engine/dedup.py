@@ -307,6 +307,9 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     # density inside the matched span, not over the whole overlap: a splice or a trim
     # matches one contiguous stretch and nothing outside it
     ok = (m >= params.min_matches) & (m / span_len >= params.min_match_fraction)
+    # pieces of one recording are related by their spans, never by matching (recording_pairs)
+    rec = recording_codes(table)
+    ok &= rec[ia] != rec[ib]
     # same car, disjoint times: never the same footage
     drive_names, drive_code = np.unique(np.asarray(table.drive_ids, dtype=object).astype(str),
                                         return_inverse=True)
@@ -346,6 +349,50 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
                         float(offset[p]), (float(fa[p] * step), float(la[p] * step)),
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
+    return out
+
+
+def recording_codes(table: ClipTable) -> np.ndarray:
+    """Per table position, an int code of the clip's recording."""
+    return np.unique(np.asarray(table.recording_ids, dtype=object).astype(str),
+                     return_inverse=True)[1].astype(np.int64)
+
+
+def recording_pairs(table: ClipTable, query_clips: np.ndarray, params: DedupParams) -> list[Pair]:
+    """Pairs known from the recording itself, not matched: clips of one recording whose spans
+    overlap (cut with different splits, or with an overlap), with the exact offset. Disjoint
+    spans of one recording are never paired. ``matches`` and ``overlap`` count the keyframe
+    steps of the shared span; ``mean_dist`` is 0 (the same frames)."""
+    if len(table) == 0 or len(query_clips) == 0:
+        return []
+    rec = recording_codes(table)
+    start = np.asarray(table.source_offset_s, np.float64)
+    end = start + np.asarray(table.duration_s, np.float64)
+    is_query = np.isin(table.rows, np.asarray(query_clips, np.int64))
+    order = np.lexsort((start, rec))
+    step = 1.0 / params.keyframe_hz
+    out: list[Pair] = []
+    bounds = np.flatnonzero(np.diff(rec[order])) + 1
+    for members in np.split(order, bounds):
+        if len(members) < 2 or not is_query[members].any():
+            continue
+        for x, i in enumerate(members.tolist()):  # sorted by start: stop at the first that starts later
+            for j in members[x + 1:].tolist():
+                if start[j] >= end[i] - 1e-6:
+                    break
+                if not (is_query[i] or is_query[j]):
+                    continue
+                ra, rb = int(table.rows[i]), int(table.rows[j])
+                a, b = (i, j) if ra < rb else (j, i)
+                lo, hi = max(start[a], start[b]), min(end[a], end[b])
+                if hi - lo < step:
+                    continue
+                same = abs(start[a] - start[b]) <= 1e-6 and abs(end[a] - end[b]) <= 1e-6
+                n = int(round((hi - lo) * params.keyframe_hz))
+                out.append(Pair(min(ra, rb), max(ra, rb), "duplicate" if same else "partial",
+                                float(start[b] - start[a]),
+                                (float(lo - start[a]), float(hi - start[a])),
+                                (float(lo - start[b]), float(hi - start[b])), n, n, 0.0))
     return out
 
 
@@ -389,6 +436,9 @@ def same_recording_pairs(table: ClipTable, hashes: np.ndarray, load_phash: Calla
     cj = order[np.repeat(lo, counts) + within]
     keep = (qi != cj) & (np.abs(table.duration_s[qi] - table.duration_s[cj]) <= params.whole_slack_s)
     ia, ib = np.minimum(qi, cj)[keep], np.maximum(qi, cj)[keep]
+    rec = recording_codes(table)
+    keep = rec[ia] != rec[ib]  # one recording's pieces are related by their spans
+    ia, ib = ia[keep], ib[keep]
     if len(ia) == 0:
         return []
     uniq = np.unique(np.stack([ia, ib], axis=1), axis=0)
@@ -583,8 +633,13 @@ def _group_consistent(pairs: list[Pair], groups: dict[int, list[int]], table: Cl
     pos = table.position()
     tol = params.same_drive_tolerance_s
 
+    rec = recording_codes(table)
+
     def disjoint_same_drive(x: int, y: int) -> bool:
         i, j = pos[x], pos[y]
+        if rec[i] == rec[j]:
+            oi, oj = table.source_offset_s[i], table.source_offset_s[j]
+            return bool(oi + table.duration_s[i] <= oj + 1e-6 or oj + table.duration_s[j] <= oi + 1e-6)
         d = table.drive_ids[i]
         if not d or d != table.drive_ids[j]:
             return False
@@ -628,6 +683,7 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         progress(f"verifying {len(cand)} candidate pairs")
     t = time.perf_counter()
     new_pairs = verify_pairs(cand, table, hashes, valid, params)
+    new_pairs += recording_pairs(table, query_clips, params)
     stages["verify"] = time.perf_counter() - t
     old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     if params.same_recording_s > 0:
@@ -641,7 +697,14 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         stages["same_recording"] = time.perf_counter() - t
     t = time.perf_counter()
     active = set(table.rows.tolist())
-    by_key = {(p.a, p.b): p for p in old if p.a in active and p.b in active}
+    rec, pos = recording_codes(table), table.position()
+    off, dur = table.source_offset_s, table.duration_s
+
+    def apart(p: Pair) -> bool:  # disjoint pieces of one recording (a pair stored by older rules)
+        i, j = pos[p.a], pos[p.b]
+        return bool(rec[i] == rec[j] and (off[i] + dur[i] <= off[j] + 1e-6 or off[j] + dur[j] <= off[i] + 1e-6))
+
+    by_key = {(p.a, p.b): p for p in old if p.a in active and p.b in active and not apart(p)}
     for p in new_pairs:
         by_key[(p.a, p.b)] = p
     all_pairs = sorted(by_key.values(), key=lambda p: (p.a, p.b))

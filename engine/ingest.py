@@ -16,16 +16,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ClipdexError, InputError, SourceError, StoreError
 from .ids import validate_clip_id
 from .regions import Home
-from .store import NewClip, RegionStore, fault_point
+from .sources.metadata import MetadataResolver, MetadataTable, compile_patterns, parse_timezone
+from .store import FinishedRecording, NewClip, RegionStore, fault_point
 from .types import ClipSample
 
 _END = object()
+_ITEM_END = object()  # yielded by _samples after each item's last clip
+
+
+@dataclass(frozen=True)
+class _Skip:
+    """A producer's word that its source is a recording already wholly ingested."""
+
+    recording_id: str
 
 
 @dataclass
@@ -38,6 +47,9 @@ class IngestReport:
     keyframes: int = 0
     seconds: float = 0.0
     index_seconds: float = 0.0
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (source or table, message)
+    metadata_updated: int = 0  # committed clips whose metadata this job corrected
+    drives_changed: int = 0  # clips whose derived drive changed
 
     @property
     def ok(self) -> bool:
@@ -53,8 +65,12 @@ class IngestReport:
             "keyframes": self.keyframes,
             "seconds": round(self.seconds, 3),
             "index_seconds": round(self.index_seconds, 3),
+            "warned": len(self.warnings),
+            "metadata_updated": self.metadata_updated,
+            "drives_changed": self.drives_changed,
             "failures": [{"item": i, "error": e} for i, e in self.failed],
             "skips": [{"clip_id": i, "reason": r} for i, r in self.skipped],
+            "warnings": [{"item": i, "warning": w} for i, w in self.warnings],
         }
 
 
@@ -76,13 +92,28 @@ class IngestOptions:
     # a busy core costs a scheduler time slice, 10-30 ms a call measured on 2 cores, vs 0.02 ms
     # single-threaded -- else all)
     feature_threads: int = 0
+    metadata: str | Path | None = None  # --metadata table (CSV, JSON Lines, Parquet)
+    name_patterns: list[str] | None = None  # --name-pattern regexes, tried before the defaults
+    name_defaults: bool = True  # also try engine.sources.metadata.DEFAULT_NAME_PATTERNS
+    timezone: str | None = None  # zone of times without one (file names); default UTC
+    drive_gap_s: float = 10.0  # consecutive recordings of one device this close are one drive
+    commit_every_s: float = 5.0  # commit a partial batch after this long, so a kill loses little
 
 
 def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event,
-              done: Callable[[], None] | None = None) -> None:
+              done: Callable[[], None] | None = None, done_recordings: dict | None = None) -> None:
     from .sources import iter_clips
 
     try:
+        if done_recordings and item.kind == "video" \
+                and str(Path(item.path).resolve()) in done_recordings:
+            from .sources.video import file_digest
+
+            digest = file_digest(Path(item.path))
+            split = done_recordings[str(Path(item.path).resolve())].get(digest)
+            if split is not None and _same_split(split, opts.clip_seconds):
+                out.put(_Skip(digest))  # nothing to decode: every clip of it is committed
+                return
         for sample in iter_clips(item, keyframe_hz=opts.keyframe_hz, clip_seconds=opts.clip_seconds,
                                  image_fps=opts.image_fps, threads=opts.threads,
                                  telemetry_map=opts.telemetry_map,
@@ -105,8 +136,18 @@ def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event
         out.put(_END)
 
 
+def _same_split(done: float, clip_seconds: float | None) -> bool:
+    """A recording cut with ``done`` seconds (NaN: whole) is cut the same with ``clip_seconds``."""
+    import math
+
+    if clip_seconds is None:
+        return math.isnan(done)
+    return not math.isnan(done) and abs(done - float(clip_seconds)) < 1e-9
+
+
 def _samples(items: Sequence, opts: IngestOptions, stop: threading.Event,
-             while_decoding: Callable[[], None] | None = None) -> Iterable[tuple[object, object]]:
+             while_decoding: Callable[[], None] | None = None,
+             done_recordings: dict | None = None) -> Iterable[tuple[object, object]]:
     """(item, ClipSample | error) in item order, ``workers`` sources decoding at a time.
 
     A source starts as soon as a worker is free -- when a producer finishes decoding, not when
@@ -131,7 +172,7 @@ def _samples(items: Sequence, opts: IngestOptions, stop: threading.Event,
                 queues[i] = queue.Queue(maxsize=8)
                 threading.Thread(target=_producer, daemon=True,
                                  args=(items[i], opts, queues[i], stop,
-                                       lambda: start_more(True))).start()
+                                       lambda: start_more(True), done_recordings)).start()
 
     start_more()
     if while_decoding is not None:
@@ -144,6 +185,7 @@ def _samples(items: Sequence, opts: IngestOptions, stop: threading.Event,
             if got is _END:
                 break
             yield item, got
+        yield item, _ITEM_END
         queues[i] = None
         with lock:
             state["consumed"] += 1
@@ -176,18 +218,23 @@ def ingest(
             if item.kind == "error":
                 report.failed.append((str(item.path), item.message))
                 store.record_error(report.job_id, str(item.path), item.message)
-            else:
-                items.append(item)
+            else:  # sources are stored as absolute resolved paths: valid from any directory
+                items.append(replace(item, path=item.path.resolve()))
+        resolver = _resolver(opts)
+        if resolver.table is not None:
+            report.warnings += [(str(resolver.table.path), w) for w in resolver.table.warnings]
         report.skipped += [(str(p), why) for p, why in passed_over]  # passed over by discovery
         state = {"items_total": len(items), "items_done": 0, "clips": 0, "skipped": 0,
                  "failed": len(report.failed), "keyframes": 0}
         # features are computed as each clip arrives (the main thread works while the producer
         # decodes the next file: computing a whole batch after the last decode left it serial,
-        # ~10% of a 4-file ingest); commits stay batched
+        # ~10% of a 4-file ingest); commits are batched, and at least every commit_every_s
         batch: list[NewClip] = []
+        finished: list[FinishedRecording] = []
         seen_in_job: set[str] = set()
         seen_ids: set[str] = set()
         stop = threading.Event()
+        last_commit = [time.monotonic()]
 
         def fail(what: str, reason: str) -> None:
             report.failed.append((what, reason))
@@ -195,42 +242,61 @@ def ingest(
             state["failed"] += 1
 
         def flush() -> None:
-            if not batch:
+            last_commit[0] = time.monotonic()
+            if not batch and not finished:
                 return
             good = list(batch)
-            if good:
-                try:
-                    store.append_clips(good, report.job_id)
-                except StoreError as err:  # disk full, read-only mount: stop, keep what committed
-                    report.failed += [(c.source, f"not committed: {err}") for c in good]
-                    with contextlib.suppress(Exception):
-                        store.finish_job(report.job_id, "failed", report.as_dict())
-                    raise
-                report.ingested += [c.clip_id for c in good]
-                n_kf = sum(len(c.keyframe_hashes) for c in good)
-                report.keyframes += n_kf
-                state["clips"] += len(good)
-                state["keyframes"] += n_kf
+            try:
+                store.append_clips(good, report.job_id, finished=list(finished))
+            except StoreError as err:  # disk full, read-only mount: stop, keep what committed
+                report.failed += [(c.source, f"not committed: {err}") for c in good]
+                with contextlib.suppress(Exception):
+                    store.finish_job(report.job_id, "failed", report.as_dict())
+                raise
+            report.ingested += [c.clip_id for c in good]
+            n_kf = sum(len(c.keyframe_hashes) for c in good)
+            report.keyframes += n_kf
+            state["clips"] += len(good)
+            state["keyframes"] += n_kf
             batch.clear()
+            finished.clear()
             if progress:
                 progress(dict(state))
 
-        last_item = None
         numba_threads = _feature_threads(opts, items)
+        known_recordings = store.finished_sources()
+        current: _ItemState | None = None
         try:
             # open (or create) the feature arrays while the first source decodes, not after
-            for item, got in _samples(items, opts, stop, while_decoding=lambda: store.features):
+            for item, got in _samples(items, opts, stop, while_decoding=lambda: store.features,
+                                      done_recordings=known_recordings):
                 fault_point("decode")
-                if item is not last_item:
-                    if last_item is not None:
-                        state["items_done"] += 1
-                        if progress:
-                            progress(dict(state))
-                    last_item = item
+                if current is None or current.item is not item:
+                    current = _ItemState(item)
+                if got is _ITEM_END:
+                    if current.recording_id and not current.failed:
+                        finished.append(FinishedRecording(
+                            current.recording_id, str(Path(item.path).resolve()), current.end_s,
+                            float("nan") if opts.clip_seconds is None else float(opts.clip_seconds)))
+                    state["items_done"] += 1
+                    if progress:
+                        progress(dict(state))
+                    continue
+                if isinstance(got, _Skip):
+                    report.skipped.append((str(item.path), "already ingested (same recording, "
+                                           "same split); nothing decoded"))
+                    state["skipped"] += 1
+                    report.metadata_updated += _correct_metadata(store, resolver, item, got.recording_id)
+                    continue
                 if isinstance(got, ClipdexError):
+                    current.failed = True
                     fail(str(item.path), str(got))
                     continue
                 sample: ClipSample = got
+                current.recording_id = current.recording_id or sample.recording_id or sample.digest
+                current.end_s = max(current.end_s, sample.source_offset_s + sample.duration_s)
+                for w in _apply_metadata(sample, resolver, current):
+                    report.warnings.append((str(item.path), w))
                 try:
                     validate_clip_id(sample.clip_id)
                     if sample.region and sample.region != region.name:
@@ -239,10 +305,19 @@ def ingest(
                             f"is being ingested into {region.name!r}; ingest it with --region {sample.region}"
                         )
                 except ClipdexError as err:
+                    current.failed = True
                     fail(sample.source, str(err))
                     continue
                 if sample.digest in seen_in_job:
                     report.skipped.append((sample.clip_id, "same content earlier in this job"))
+                    state["skipped"] += 1
+                    continue
+                if not opts.force and store.is_erased([sample.digest, getattr(sample, "recording_id", "")]):
+                    # named by neither id nor path: the job log keeps nothing of erased content,
+                    # and the recording is not recorded as ingested
+                    current.failed = True
+                    report.skipped.append(("(erased)", "forgotten (erasure request: this content or its "
+                                           "recording was erased); re-ingest only with --force"))
                     state["skipped"] += 1
                     continue
                 known = store.known_digests([sample.digest])
@@ -251,31 +326,47 @@ def ingest(
                     if status == "active":
                         report.skipped.append((sample.clip_id, f"already ingested as {cid}"))
                         state["skipped"] += 1
+                        if not current.corrected:
+                            current.corrected = True
+                            report.metadata_updated += _correct_metadata(
+                                store, resolver, item, current.recording_id)
                         continue
                     if not opts.force:
                         report.skipped.append((sample.clip_id, f"forgotten as {cid} (erasure request); "
                                                "re-ingest only with --force"))
                         state["skipped"] += 1
+                        current.failed = True  # not wholly in the region: never skip it unread
                         continue
                     store.compact_forgotten()  # erase the old rows for good, then drop the tombstone
                     store.drop_tombstone(sample.digest)
+                if store.has_clip_id(sample.clip_id) and opts.clip_seconds is not None \
+                        and _same_recording(store, sample):
+                    # the recording cut again with another split: its pieces get their own ids
+                    sample.clip_id = f"{sample.clip_id}-split{float(opts.clip_seconds):g}s"
                 if sample.clip_id in seen_ids or store.has_clip_id(sample.clip_id):
+                    current.failed = True
                     fail(sample.source, f"clip id {sample.clip_id!r} already exists in region "
                          f"{region.name!r} with other content; rename the source or ingest it from "
                          "another folder so it gets another id")
                     continue
                 seen_in_job.add(sample.digest)
                 seen_ids.add(sample.clip_id)
-                batch += _compute([sample], opts, fail, numba_threads)
-                if len(batch) >= opts.batch_size:
+                computed = _compute([sample], opts, fail, numba_threads)
+                current.failed |= not computed
+                batch += computed
+                if len(batch) >= opts.batch_size or \
+                        time.monotonic() - last_commit[0] >= opts.commit_every_s:
                     flush()
             flush()
-            if last_item is not None:
-                state["items_done"] += 1
             if progress:
                 progress(dict(state))
         finally:
             stop.set()
+        if resolver.table is not None:
+            report.warnings += [(str(resolver.table.path), w) for w in resolver.table.unused_rows()]
+        from .drives import link_drives
+
+        report.drives_changed = link_drives(store, opts.drive_gap_s)
         t1 = time.perf_counter()
         ensure_indexes(store)
         report.index_seconds = time.perf_counter() - t1
@@ -317,3 +408,89 @@ def _compute(batch: list[ClipSample], opts: IngestOptions, fail: Callable[[str, 
     finally:
         if before is not None:
             numba.set_num_threads(before)
+
+
+@dataclass
+class _ItemState:
+    """What the consumer learnt of the source being read."""
+
+    item: object
+    recording_id: str = ""
+    end_s: float = 0.0
+    failed: bool = False
+    metadata: object = None  # its RecordingMetadata, resolved at its first clip
+    corrected: bool = False  # committed clips of it were given the current metadata
+    warned: set = field(default_factory=set)
+
+
+def _resolver(opts: IngestOptions) -> MetadataResolver:
+    tz = parse_timezone(opts.timezone)
+    table = MetadataTable.load(opts.metadata, tz) if opts.metadata else None
+    return MetadataResolver(table, compile_patterns(opts.name_patterns, opts.name_defaults), tz)
+
+
+def _apply_metadata(sample: ClipSample, resolver: MetadataResolver, current: _ItemState) -> list[str]:
+    """Give ``sample`` its recording's metadata (resolved once per source); returns warnings not
+    yet reported for this source (the source's own decode and telemetry warnings included)."""
+    import math
+
+    sample.source = str(Path(sample.source).resolve())
+    if current.metadata is None:
+        tel_start = math.nan
+        if sample.telemetry is not None and math.isfinite(sample.telemetry.epoch_start):
+            tel_start = sample.telemetry.epoch_start - sample.source_offset_s
+        given = {"drive_id": sample.drive_id, "vehicle_id": sample.vehicle_id,
+                 "start_time": sample.start_time - sample.source_offset_s}
+        current.metadata = resolver.resolve(
+            Path(sample.source), container_creation=sample.meta.get("container_creation_time", ""),
+            telemetry_start=tel_start, given=given)
+    md = current.metadata
+    sample.drive_id = md.drive_id
+    sample.vehicle_id = md.vehicle_id
+    sample.camera = md.camera
+    sample.start_time = md.start_time + sample.source_offset_s if math.isfinite(md.start_time) \
+        else float("nan")
+    sample.meta["provenance"] = dict(md.provenance)
+    if md.tags:
+        sample.meta["tags"] = dict(md.tags)
+    new = []
+    messages = list(md.warnings) + list(sample.meta.get("warnings", []))
+    if sample.telemetry is not None:
+        messages += [f"telemetry: {w}" for w in sample.telemetry.issues]
+    for w in messages:
+        if w not in current.warned:
+            current.warned.add(w)
+            new.append(w)
+    return new
+
+
+def _same_recording(store: RegionStore, sample: ClipSample) -> bool:
+    """The committed clip named like ``sample`` was cut from the same recording."""
+    got = store.clip_records([store.clip_row(sample.clip_id)]) if store.has_clip_id(sample.clip_id) else []
+    return bool(got) and got[0]["recording_id"] == (sample.recording_id or sample.digest)
+
+
+def _correct_metadata(store: RegionStore, resolver: MetadataResolver, item, recording_id: str) -> int:
+    """Apply what the metadata table and given name patterns now say to the committed clips of a
+    recording that is not decoded again; returns the number of clips changed."""
+    import math
+
+    if resolver.table is None and not resolver.patterns:
+        return 0
+    md = resolver.resolve(Path(item.path))
+    fields = {k: v for k, v in md.fields().items() if md.provenance.get(k) in ("metadata", "name")}
+    if not fields and not md.tags:
+        return 0
+    updates = []
+    for c in store.clip_records(recording=recording_id):
+        want = dict(fields)
+        if "start_time" in want:
+            want["start_time"] = want["start_time"] + float(c["source_offset_s"])
+        current_start = c["start_time"] if c["start_time"] is not None else math.nan
+        differs = any(
+            (abs(v - current_start) > 1e-6 if math.isfinite(current_start) else True)
+            if k == "start_time" else v != c[k] for k, v in want.items())
+        if differs or (md.tags and md.tags != c["meta"].get("tags")):
+            prov = {k: md.provenance[k] for k in fields}
+            updates.append((int(c["row"]), {**want, "provenance": prov, "tags": md.tags}))
+    return store.update_clip_metadata(updates) if updates else 0

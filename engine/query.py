@@ -248,18 +248,40 @@ def _label_spans(store: RegionStore, hits: list[Hit], query_kf: tuple[np.ndarray
         todo[rows[r]].span = span
 
 
+def same_source_rows(store: RegionStore, row: int, *, recording: bool = True,
+                     drive: bool = False) -> set[int]:
+    """Rows of the clips cut from ``row``'s recording (``recording``) and of its drive
+    (``drive``), ``row`` itself included."""
+    (rec,) = store.clip_records([row]) or [None]
+    if rec is None:
+        return {row}
+    out = {row}
+    if recording:
+        out |= {int(c["row"]) for c in store.clip_records(recording=rec["recording_id"])}
+    if drive and rec["drive_id"]:
+        out |= {int(c["row"]) for c in store.clip_records(drive=rec["drive_id"])}
+    return out
+
+
 def search_clip(store: RegionStore, clip_id: str, k: int = 10, *, filters: Filters | None = None,
-                space: str | None = None) -> list[Hit]:
-    """Clips most similar to an ingested clip (the clip itself excluded); known duplicates of
-    it are labelled with their relation and matched span; other hits get a span by alignment."""
+                space: str | None = None, same_recording: bool = False,
+                same_drive: bool = True, excluded: list | None = None) -> list[Hit]:
+    """Clips most similar to an ingested clip (the clip itself excluded, and by default the
+    other pieces of its recording: ``same_recording=True`` keeps them; ``same_drive=False``
+    drops its drive's other recordings too); known duplicates of it are labelled with their
+    relation and matched span; other hits get a span by alignment. ``excluded``, if given, is
+    extended with the ids of the clips left out besides the query."""
     row = store.clip_row(clip_id)
+    exclude = same_source_rows(store, row, recording=not same_recording, drive=not same_drive)
+    if excluded is not None:
+        excluded += [c["clip_id"] for c in store.clip_records(sorted(exclude - {row}))]
     if space is None:
         vec = store.read_rows("clip_embeddings", row, row + 1)[0]
     else:
         from .spaces import space_vector_of
 
         vec = space_vector_of(store, space, row, clip_id)
-    hits = search_vector(store, np.ascontiguousarray(vec), k, exclude={row}, filters=filters, space=space)
+    hits = search_vector(store, np.ascontiguousarray(vec), k, exclude=exclude, filters=filters, space=space)
     rel = {}
     for a, b, relation, _off, a0, a1, b0, b1 in store.db.execute(
         "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end FROM pairs WHERE a=? OR b=?", (row, row)

@@ -38,6 +38,7 @@ the 97th-100th density percentile). The measured effect on the fixture fleets is
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -120,11 +121,12 @@ def relative_components(table: ClipTable, pairs) -> np.ndarray:
 
 
 def drive_codes(table: ClipTable) -> np.ndarray:
-    """Per table position, an int code of its drive; clips without a drive get unique codes."""
+    """Per table position, an int code of its drive; a clip without a drive counts as a drive of
+    its recording (the pieces of one recording are one drive, never each other's "others")."""
     codes: dict[str, int] = {}
     out = np.empty(len(table), np.int64)
-    for i, d in enumerate(table.drive_ids):
-        out[i] = codes.setdefault(d, len(codes)) if d else -(i + 1)
+    for i, d in enumerate(table.drive_keys()):
+        out[i] = codes.setdefault(d, len(codes))
     return out
 
 
@@ -189,9 +191,7 @@ def _subset(table: ClipTable, keep: np.ndarray) -> ClipTable:
     idx = np.flatnonzero(keep)
     return ClipTable(table.snapshot, *[
         [v[i] for i in idx] if isinstance(v, list) else v[idx]
-        for v in (table.rows, table.clip_ids, table.drive_ids, table.vehicle_ids, table.start_time,
-                  table.duration_s, table.kf_start, table.kf_count, table.quality_mean, table.sources,
-                  table.source_offset_s)])
+        for v in (getattr(table, f.name) for f in dataclasses.fields(table)[1:])])
 
 
 def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = None):

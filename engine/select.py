@@ -799,8 +799,9 @@ def _split_by_drive(table, units: np.ndarray, chosen_pos: list[int], val_fractio
     if val_fraction <= 0:
         return dict.fromkeys(chosen_pos, "train")
     name: dict[int, str] = {}
+    keys = table.drive_keys()
     for i in range(len(table)):
-        d = table.drive_ids[i] or f"clip:{table.clip_ids[i]}"
+        d = keys[i]
         u = int(units[i])
         if u not in name or d < name[u]:
             name[u] = d
@@ -812,11 +813,31 @@ def _split_by_drive(table, units: np.ndarray, chosen_pos: list[int], val_fractio
     return out
 
 
-def write_manifest(selection: Selection, path: str | Path, fmt: str | None = None) -> Path:
-    """Write the manifest as JSON Lines (default), CSV, or Parquet (needs pyarrow)."""
+#: what a manifest carries: clip (and drive) ids always; scores and source paths when granted
+MANIFEST_FIELDS = ("ids",)
+MANIFEST_OPTIONAL = {"scores": ("rarity", "percentile", "distance"), "source_paths": ("source",)}
+
+
+def write_manifest(selection: Selection, path: str | Path, fmt: str | None = None, *,
+                   home=None) -> Path:
+    """Write the manifest as JSON Lines (default), CSV, or Parquet (needs pyarrow).
+
+    With ``home`` the write passes the egress gate (:func:`engine.egress.open_target`): outside
+    the region's folder it needs the policy to grant ``ids`` to that place (scores and source
+    paths are left out unless granted) and is audited first; another region's folder is refused.
+    """
     path = Path(path)
     fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "jsonl")
     records = [s.record() for s in selection.chosen]
+    if home is not None:
+        from . import egress
+
+        target = egress.open_target(home, home.region(selection.region), path, operation="manifest",
+                                    fields=MANIFEST_FIELDS, optional=tuple(MANIFEST_OPTIONAL),
+                                    records=len(records), kind="manifest")
+        drop = [k for f, keys in MANIFEST_OPTIONAL.items() if not target.allows(f) for k in keys]
+        records = [{k: v for k, v in r.items() if k not in drop} for r in records]
+        path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "jsonl":

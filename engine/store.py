@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import socket
 import sqlite3
 import time
@@ -104,7 +107,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT NOT NULL, item TEXT NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recordings (
+    recording_id TEXT PRIMARY KEY, source TEXT NOT NULL, duration_s REAL,
+    clip_seconds REAL, job_id TEXT, finished_at REAL NOT NULL
+);
 """
+#: clips columns added after the first release: (name, SQL declaration); a writable store gains
+#: them when opened, a read-only one reads their defaults
+#: the start time that relations may trust: a container's creation_time is shown and filtered on
+#: but never trusted (re-encoders and editors rewrite it), so the clip table reads it as unknown
+_RECORDED_START = ("CASE WHEN json_extract(meta, '$.provenance.start_time') = 'container'"
+                   " THEN NULL ELSE start_time END")
+_LATER_COLUMNS = (
+    ("recording_id", "TEXT NOT NULL DEFAULT ''"),
+    ("camera", "TEXT NOT NULL DEFAULT ''"),
+)
 
 # ---------------------------------------------------------------------- test-only fault injection
 #: ``CLIPDEX_FAULT="stage:n"`` makes the n-th pass through :func:`fault_point` ``stage`` SIGKILL
@@ -174,6 +191,18 @@ class NewClip:
     height: int = 0
     triggers: Sequence[tuple[str, float, float, float]] = ()  # (name, t_start, t_end, value)
     meta: dict | None = None
+    recording_id: str = ""  # the recording (source) the clip's span was cut from
+    camera: str = ""
+
+
+@dataclass(frozen=True)
+class FinishedRecording:
+    """A recording whose every clip is committed, with the split it was cut with (NaN: whole)."""
+
+    recording_id: str
+    source: str
+    duration_s: float = float("nan")
+    clip_seconds: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -222,6 +251,12 @@ class RegionStore:
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 db.executescript(_SCHEMA)
+                have = {r[1] for r in db.execute("PRAGMA table_info(clips)")}
+                for name, decl in _LATER_COLUMNS:
+                    if name not in have:
+                        with contextlib.suppress(sqlite3.OperationalError):  # a concurrent open
+                            db.execute(f"ALTER TABLE clips ADD COLUMN {name} {decl}")
+                db.execute("CREATE INDEX IF NOT EXISTS clips_recording ON clips(recording_id)")
             else:  # read-only mount or permissions: nobody can write it, so it is immutable to us
                 uri = self.catalog_path.resolve().as_uri() + "?immutable=1"
                 db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
@@ -467,10 +502,15 @@ class RegionStore:
     def has_clip_id(self, clip_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM clips WHERE clip_id=?", (clip_id,)).fetchone() is not None
 
-    def append_clips(self, clips: Sequence[NewClip], job_id: str = "") -> list[int]:
-        """Write features past the committed ends, then commit the clips. Returns clip rows."""
+    def append_clips(self, clips: Sequence[NewClip], job_id: str = "",
+                     finished: Sequence[FinishedRecording] = ()) -> list[int]:
+        """Write features past the committed ends, then commit the clips (and mark the recordings
+        in ``finished`` as wholly ingested, in the same transaction). Returns clip rows."""
         self._require_writer()
         if not clips:
+            if finished:
+                with self.transaction() as db:
+                    self._finish_recordings(db, finished, job_id)
             return []
         snap = self.snapshot()
         counts = [len(c.keyframe_hashes) for c in clips]
@@ -508,7 +548,7 @@ class RegionStore:
 
         try:
             return self._commit_clips(clips, snap, rows, kf_start, counts, kf_total, now, job_id,
-                                      EMBEDDING_VERSION)
+                                      EMBEDDING_VERSION, finished)
         except sqlite3.Error as err:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
@@ -518,8 +558,36 @@ class RegionStore:
                 "the same command: committed sources are skipped"
             ) from err
 
+    def _finish_recordings(self, db, finished: Sequence[FinishedRecording], job_id: str) -> None:
+        db.executemany(
+            "INSERT INTO recordings(recording_id, source, duration_s, clip_seconds, job_id, finished_at)"
+            " VALUES(?,?,?,?,?,?) ON CONFLICT(recording_id) DO UPDATE SET source=excluded.source,"
+            " duration_s=excluded.duration_s, clip_seconds=excluded.clip_seconds,"
+            " job_id=excluded.job_id, finished_at=excluded.finished_at",
+            [(f.recording_id, f.source, _num(f.duration_s), _num(f.clip_seconds), job_id, time.time())
+             for f in finished])
+
+    def finished_sources(self) -> dict[str, dict[str, float]]:
+        """source path -> {recording id: clip_seconds (NaN: whole)} of wholly ingested recordings
+        that still have active clips."""
+        out: dict[str, dict[str, float]] = {}
+        for rid, source, split in self.db.execute(
+                "SELECT recording_id, source, clip_seconds FROM recordings WHERE recording_id IN"
+                " (SELECT recording_id FROM clips WHERE status='active')"):
+            out.setdefault(source, {})[rid] = np.nan if split is None else float(split)
+        return out
+
+    def finished_recording(self, recording_id: str) -> FinishedRecording | None:
+        """The recording as last wholly ingested (its split), or None if it never was."""
+        r = self.db.execute("SELECT recording_id, source, duration_s, clip_seconds FROM recordings"
+                            " WHERE recording_id=?", (recording_id,)).fetchone()
+        if r is None:
+            return None
+        return FinishedRecording(r[0], r[1], np.nan if r[2] is None else float(r[2]),
+                                 np.nan if r[3] is None else float(r[3]))
+
     def _commit_clips(self, clips, snap, rows, kf_start, counts, kf_total, now, job_id,
-                      EMBEDDING_VERSION) -> list[int]:  # noqa: N803
+                      EMBEDDING_VERSION, finished=()) -> list[int]:  # noqa: N803
         with self.transaction() as db:
             fault_point("commit")
             cur = self.snapshot()
@@ -528,14 +596,15 @@ class RegionStore:
             db.executemany(
                 "INSERT INTO clips(row, clip_id, digest, source, source_offset_s, duration_s, fps,"
                 " drive_id, vehicle_id, start_time, kf_start, kf_count, quality_mean, width, height,"
-                " embedding_version, status, ingested_at, job_id, meta)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'active', ?,?,?)",
+                " embedding_version, status, ingested_at, job_id, meta, recording_id, camera)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'active', ?,?,?,?,?)",
                 [
                     (
                         row, c.clip_id, c.digest, c.source, float(c.source_offset_s), float(c.duration_s),
                         _num(c.fps), c.drive_id, c.vehicle_id, _num(c.start_time), int(ks), n,
                         float(np.mean(c.keyframe_quality)) if n else 0.0, int(c.width), int(c.height),
                         EMBEDDING_VERSION, now, job_id, json.dumps(c.meta or {}),
+                        c.recording_id or c.digest, c.camera,
                     )
                     for row, c, ks, n in zip(rows, clips, kf_start, counts, strict=True)
                 ],
@@ -544,6 +613,8 @@ class RegionStore:
                 "INSERT INTO triggers(clip_row, name, t_start, t_end, value) VALUES(?,?,?,?,?)",
                 [(row, *t) for row, c in zip(rows, clips, strict=True) for t in c.triggers],
             )
+            if finished:
+                self._finish_recordings(db, finished, job_id)
             self._set_meta(
                 kf_end=snap.kf_end + kf_total,
                 clip_end=snap.clip_end + len(clips),
@@ -560,20 +631,91 @@ class RegionStore:
         self.db.execute("BEGIN")
         try:
             snap = self.snapshot()
+            later = self._later_columns()
             rows = self.db.execute(
-                "SELECT row, clip_id, drive_id, vehicle_id, start_time, duration_s, kf_start, kf_count,"
-                f" quality_mean, source, source_offset_s, status FROM clips {where} ORDER BY row"
+                f"SELECT row, clip_id, drive_id, vehicle_id, {_RECORDED_START}, duration_s, kf_start,"
+                f" kf_count, quality_mean, source, source_offset_s, {later['recording_id']}, {later['camera']}"
+                f" FROM clips {where} ORDER BY row"
             ).fetchall()
         finally:
             self.db.execute("COMMIT")
         return ClipTable.from_rows(rows, snap)
+
+    def _later_columns(self) -> dict[str, str]:
+        """SQL expression per later column: the column, or its default on an older read-only
+        catalog. A clip without a recording id is a recording of its own source path."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(clips)")}
+        out = {name: (name if name in have else "''") for name, _ in _LATER_COLUMNS}
+        if "recording_id" in have:
+            out["recording_id"] = "CASE WHEN recording_id='' THEN 'src:' || source ELSE recording_id END"
+        else:
+            out["recording_id"] = "'src:' || source"
+        return out
+
+    def update_clip_metadata(self, updates: Sequence[tuple[int, dict]]) -> int:
+        """Set catalog fields of committed clips without touching their features: ``updates`` is
+        ``(clip row, {field: value})`` with fields ``drive_id``, ``vehicle_id``, ``camera``,
+        ``start_time`` and ``provenance`` / ``tags`` (merged into the clip's meta). Returns the
+        number of clips changed; bumps the catalog version so cached results are recomputed."""
+        self._require_writer()
+        plain = ("drive_id", "vehicle_id", "camera", "start_time")
+        changed = 0
+        with self.transaction() as db:
+            for row, fields in updates:
+                got = db.execute("SELECT meta FROM clips WHERE row=?", (int(row),)).fetchone()
+                if got is None:
+                    continue
+                sets = {k: (_num(v) if k == "start_time" else str(v)) for k, v in fields.items()
+                        if k in plain}
+                meta = json.loads(got[0] or "{}")
+                for key in ("provenance", "tags"):
+                    if key in fields:
+                        meta[key] = {**meta.get(key, {}), **fields[key]}
+                sets["meta"] = json.dumps(meta)
+                db.execute(f"UPDATE clips SET {', '.join(f'{k}=?' for k in sets)} WHERE row=?",
+                           [*sets.values(), int(row)])
+                changed += 1
+            if changed:
+                self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
+        return changed
+
+    def clip_records(self, rows: Sequence[int] | None = None, *, recording: str | None = None,
+                     drive: str | None = None) -> list[dict]:
+        """Active clips' catalog fields as dicts (id, recording, span, drive, vehicle, camera,
+        start time, source, meta), ordered by row; ``rows``, ``recording`` or ``drive`` limit them."""
+        later = self._later_columns()
+        sql = ("SELECT * FROM (SELECT row, clip_id, source, source_offset_s, duration_s, drive_id,"
+               f" vehicle_id, {later['camera']} AS camera, start_time,"
+               f" {later['recording_id']} AS recording_id, meta FROM clips WHERE status='active')"
+               " WHERE 1")
+        args: list = []
+        if recording is not None:
+            sql += " AND recording_id=?"
+            args.append(recording)
+        if drive is not None:
+            sql += " AND drive_id=?"
+            args.append(drive)
+        if rows is not None:
+            rows = [int(r) for r in rows]
+            if not rows:
+                return []
+            sql += f" AND row IN ({','.join('?' * len(rows))})"
+            args += rows
+        keys = ("row", "clip_id", "source", "source_offset_s", "duration_s", "drive_id",
+                "vehicle_id", "camera", "start_time", "recording_id", "meta")
+        out = []
+        for r in self.db.execute(sql + " ORDER BY row", args):
+            d = dict(zip(keys, r, strict=True))
+            d["meta"] = json.loads(d["meta"] or "{}")
+            out.append(d)
+        return out
 
     def clip_row(self, clip_id: str) -> int:
         r = self.db.execute("SELECT row, status FROM clips WHERE clip_id=?", (clip_id,)).fetchone()
         if r is None or r[1] != "active":
             raise NotFoundError(
                 f"clip {clip_id!r} is not in region {self.region.name!r}; list clips with "
-                f"`clipdex stats --region {self.region.name}` or check the id"
+                f"`clipdex clips --region {self.region.name}` or check the id"
             )
         return int(r[0])
 
@@ -825,6 +967,108 @@ class RegionStore:
         with self.transaction() as db:
             db.execute("DELETE FROM clips WHERE digest=? AND status='forgotten'", (digest,))
 
+    # erasure: keyed hashes of what was forgotten (clip ids, clip and recording digests), so
+    # re-ingest is refused and ``forget`` is idempotent after the catalog has lost every trace
+    def _erasure_key(self, create: bool) -> bytes | None:
+        key = self.meta("erasure_key")
+        if key is None and create:
+            key = secrets.token_hex(32)
+            with self.transaction():
+                self._set_meta(erasure_key=key)
+        return bytes.fromhex(key) if key else None
+
+    @staticmethod
+    def _keyed(key: bytes, values: Sequence[str]) -> list[str]:
+        return [hmac.new(key, v.encode("utf-8"), hashlib.blake2b).hexdigest()[:48] for v in values if v]
+
+    def record_erased(self, values: Sequence[str]) -> None:
+        """Remember keyed hashes of ``values`` (never the values themselves)."""
+        self._require_writer()
+        key = self._erasure_key(create=True)
+        assert key is not None
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS erased (hash TEXT PRIMARY KEY)")
+            db.executemany("INSERT OR IGNORE INTO erased(hash) VALUES(?)",
+                           [(h,) for h in self._keyed(key, values)])
+
+    def is_erased(self, values: Sequence[str]) -> bool:
+        """True when any of ``values`` was recorded by :meth:`record_erased` (reads only)."""
+        key = self._erasure_key(create=False)
+        if key is None or self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='erased'").fetchone() is None:
+            return False
+        hashes = self._keyed(key, values)
+        if not hashes:
+            return False
+        q = ",".join("?" * len(hashes))
+        return self.db.execute(f"SELECT 1 FROM erased WHERE hash IN ({q})", hashes).fetchone() is not None
+
+    def erasable(self, clip_ids: Sequence[str]) -> dict[str, dict]:
+        """Clips named in ``clip_ids`` that are active or forgotten but not yet scrubbed:
+        clip id -> {row, status, digest, recording_id, source}."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(clips)")}
+        rec = "recording_id" if "recording_id" in have else "''"
+        out: dict[str, dict] = {}
+        for i in range(0, len(clip_ids), 500):
+            chunk = list(clip_ids[i:i + 500])
+            q = ",".join("?" * len(chunk))
+            for row, cid, status, digest, rid, source in self.db.execute(
+                    f"SELECT row, clip_id, status, digest, {rec}, source FROM clips WHERE clip_id IN ({q})"
+                    " AND status IN ('active', 'forgotten') AND json_extract(meta, '$.erased') IS NULL",
+                    chunk):
+                out[cid] = {"row": int(row), "status": status, "digest": digest, "recording_id": rid or "",
+                            "source": source}
+        return out
+
+    def scrub_forgotten(self) -> dict:
+        """Replace the catalog rows of compacted forgotten clips by placeholders (row and feature
+        span only: no id, source, digest, codec or metadata), drop the recordings, job records and
+        meta values that name them, then VACUUM and truncate the WAL so no old page survives in
+        the catalog files. Sources and recordings still used by an active clip stay."""
+        self._require_writer()
+        gone = self.db.execute(
+            "SELECT row, kf_start, kf_count FROM clips WHERE status='forgotten'"
+            " AND json_extract(meta, '$.compacted') IS NOT NULL AND json_extract(meta, '$.erased') IS NULL"
+        ).fetchall()
+        if not gone:
+            return {"scrubbed": 0}
+        rows = [int(r) for r, _, _ in gone]
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(clips)")}
+        rec = "recording_id" if "recording_id" in have else "''"
+        q = ",".join("?" * len(rows))
+        secrets_: set[str] = set()
+        for cid, digest, rid, source in self.db.execute(
+                f"SELECT clip_id, digest, {rec}, source FROM clips WHERE row IN ({q})", rows).fetchall():
+            secrets_ |= {cid, digest}
+            for shared, col in ((source, "source"), (rid, rec)):
+                if shared and self.db.execute(f"SELECT 1 FROM clips WHERE status='active' AND {col}=?",
+                                              (shared,)).fetchone() is None:
+                    secrets_.add(shared)
+        secrets_.discard("")
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        now = time.time()
+        self.db.execute("PRAGMA secure_delete=ON")
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM clips WHERE row IN ({q})", rows)
+            db.executemany(
+                "INSERT INTO clips(row, clip_id, digest, source, duration_s, kf_start, kf_count, quality_mean,"
+                " embedding_version, status, ingested_at, meta)"
+                " VALUES(?, 'erased.' || ?, 'erased:' || ?, '', 0, ?, ?, 0, '', 'forgotten', 0, ?)",
+                [(r, r, r, ks, n, json.dumps({"erased": now, "compacted": now})) for r, ks, n in gone])
+            if "recordings" in tables:
+                for value in secrets_:
+                    db.execute("DELETE FROM recordings WHERE recording_id=? OR source=?", (value, value))
+            for table, key, cols in (("jobs", "job_id", ("summary",)), ("job_errors", "rowid", ("item", "error")),
+                                     ("meta", "key", ("value",))):
+                for key_value, *texts in db.execute(f"SELECT {key}, {', '.join(cols)} FROM {table}").fetchall():
+                    new = [_redact(t, secrets_) for t in texts]
+                    if new != texts:
+                        db.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in cols)} WHERE {key}=?",
+                                   [*new, key_value])
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"scrubbed": len(rows)}
+
     # ------------------------------------------------------------------ verify / repair
     def array_layout(self) -> dict[str, tuple[str, int, int]]:
         """name -> (row axis "kf"/"clip", rows per chunk, rows allocated) of each feature array."""
@@ -935,10 +1179,12 @@ class ClipTable:
     quality_mean: np.ndarray
     sources: list[str]
     source_offset_s: np.ndarray
+    recording_ids: list[str]  # clips cut from one recording share it
+    cameras: list[str]
 
     @classmethod
     def from_rows(cls, rows: list[tuple], snap: Snapshot) -> ClipTable:
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 12
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 13
         return cls(
             snap,
             np.asarray(cols[0], dtype=np.int64),
@@ -952,7 +1198,13 @@ class ClipTable:
             np.asarray(cols[8], dtype=np.float64),
             list(cols[9]),
             np.asarray(cols[10], dtype=np.float64),
+            list(cols[11]),
+            list(cols[12]),
         )
+
+    def drive_keys(self) -> list[str]:
+        """Per clip, what it counts as "one drive" by: its drive id, else its recording."""
+        return [d or f"rec:{r}" for d, r in zip(self.drive_ids, self.recording_ids, strict=True)]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -964,6 +1216,17 @@ class ClipTable:
 
 def _num(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _redact(text, values: set[str]):
+    """``text`` with every one of ``values`` replaced by ``(erased)`` (non-text unchanged)."""
+    if not isinstance(text, str):
+        return text
+    for v in values:
+        for form in (v, json.dumps(v)[1:-1]):  # as written, and as escaped inside JSON
+            if form in text:
+                text = text.replace(form, "(erased)")
+    return text
 
 
 def span_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -24,6 +24,8 @@ class Telemetry:
     time: np.ndarray
     values: np.ndarray
     issues: list[str] = field(default_factory=list)  # repairs made while loading (gaps, sorting)
+    #: epoch seconds of ``time == 0`` when the sidecar carried epoch timestamps, else NaN
+    epoch_start: float = float("nan")
 
     def channel(self, name: str) -> np.ndarray:
         return self.values[:, TELEMETRY_CHANNELS.index(name)]
@@ -51,3 +53,8 @@ class ClipSample:
     source_offset_s: float = 0.0  # where this clip starts inside its source recording
     fps: float = float("nan")  # nominal frame rate of the source
     meta: dict = field(default_factory=dict)
+    #: the recording the clip was cut from (a whole-file digest for a video file), "" = its digest
+    recording_id: str = ""
+    camera: str = ""
+    #: where drive_id, vehicle_id, camera and start_time came from (field -> source name)
+    provenance: dict = field(default_factory=dict)

@@ -49,6 +49,8 @@ TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 SPEED_UNITS = {"m/s": 1.0, "km/h": 1 / 3.6, "mph": 0.44704}
 GAP_S = 1.0
 ABSOLUTE_TIME_S = 1e6
+#: absolute timestamps above this (2001-09-09) are epoch seconds: they give the recording's start
+EPOCH_MIN_S = 1e9
 DEG = math.pi / 180.0
 #: the window over which acceleration derived from speed is averaged (a centred moving mean)
 ACCEL_SMOOTH_S = 0.5
@@ -339,10 +341,14 @@ def _build(data, time_scale, speed_scale, issues, source) -> Telemetry:
     gaps = np.diff(time)
     if np.any(gaps > GAP_S):
         issues.append(f"{int((gaps > GAP_S).sum())} gaps > {GAP_S:g} s (largest {gaps.max():.3g} s)")
+    epoch_start = math.nan
     if time[0] > ABSOLUTE_TIME_S:
         issues.append(f"absolute timestamps (first {time[0]:.6g} s) re-based to the first sample")
+        if time[0] > EPOCH_MIN_S:  # epoch seconds: the recording's start time, when recorded
+            epoch_start = float(time[0])
         time = time - time[0]
-    return Telemetry(time=time.astype(np.float64), values=values.astype(np.float32), issues=issues)
+    return Telemetry(time=time.astype(np.float64), values=values.astype(np.float32), issues=issues,
+                     epoch_start=epoch_start)
 
 
 def align_telemetry(tel: Telemetry, t0: float, t1: float) -> Telemetry:
@@ -352,6 +358,7 @@ def align_telemetry(tel: Telemetry, t0: float, t1: float) -> Telemetry:
         time=np.ascontiguousarray(tel.time[mask] - t0),
         values=np.ascontiguousarray(tel.values[mask]),
         issues=list(tel.issues),
+        epoch_start=tel.epoch_start + t0,
     )
 
 

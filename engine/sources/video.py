@@ -358,6 +358,15 @@ class _Sampler:
         self.filling = []
 
 
+def container_creation_time(container) -> str:
+    """The container's ``creation_time`` tag (MP4/MOV), as written (ISO 8601), or ""."""
+    for tags in (container.metadata, *(st.metadata for st in container.streams.video[:1])):
+        value = (tags or {}).get("creation_time", "")
+        if value:
+            return str(value)
+    return ""
+
+
 def _open(path: Path):
     if not path.exists():
         raise SourceError(f"video file {path} does not exist; check the path")
@@ -457,6 +466,7 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
         declared_s = container.duration / av.time_base
 
     digest = _Background(file_digest, path)  # hashed while the first frames decode
+    created = container_creation_time(container)
     tel, tel_warning = _load_sidecar(telemetry, telemetry_map, telemetry_units)
     sampler = _Sampler(hz, clip_seconds)
     warnings: list[str] = [tel_warning] if tel_warning else []
@@ -481,8 +491,11 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
                     and length < MIN_LAST_CLIP_S - 1e-9:
                 warnings.append(f"last {length:.3f} s shorter than {MIN_LAST_CLIP_S} s dropped")
                 continue
-            yield _sample(path, clip, length, clip_id_base, clip_seconds, digest.result(), hz, fps,
-                          tel, warnings, codec_name, frame_size)
+            sample = _sample(path, clip, length, clip_id_base, clip_seconds, digest.result(), hz,
+                             fps, tel, warnings, codec_name, frame_size)
+            if created:
+                sample.meta["container_creation_time"] = created
+            yield sample
 
     packet_pts: list = [None]  # the largest packet pts: skipped frames count for the duration
     frames = _decoded_frames(container, stream, packet_pts, DECODE_AHEAD)
@@ -635,6 +648,7 @@ def _sample(path, clip, length, clip_id_base, clip_seconds, digest, hz, fps, tel
         clip_id=clip_id,
         source=str(path),
         digest=clip_digest,
+        recording_id=digest,
         keyframes=keyframes,
         keyframe_times=times,
         duration_s=round(float(length), 6),
