@@ -8,8 +8,22 @@ labels, video files and ``frames/<condition>/`` single images), computes the fra
 
 A recording fires a whole-clip condition (night, dusk, fog, snow) when at least half of its 5-s
 clips fire it, and a moment (glare) when any clip does; a single frame is one clip. Conditions
-without a trigger yet (rain, tunnel) are listed with recall 0. The run fails (exit 1) when any
-night recording fires ``black_frames``. The folder comes from ``--clips`` or the environment
+without a trigger yet (rain, tunnel) are listed with recall 0. The scene type (urban) is scored
+only on recordings labelled with a road type (highway-day, urban-day, rural-day). "False clips"
+counts the 5-s clips of recordings without the label that fire the trigger (rarity sees those).
+The run fails (exit 1) when any night recording fires ``black_frames``.
+
+Unless ``--triggers-only``, the recordings are also ingested (5-s clips) into a temporary home:
+
+- **same-scene precision@5**: for every clip, the 5 nearest clips by clipdex's clip embedding
+  among other recordings (a ground-truth duplicate family counts as one recording); the share of
+  them with the clip's scene (:func:`scene_of`), averaged per scene, next to chance (the share of
+  that scene among the other recordings' clips).
+- **rarity AUC**: for each rare condition and each recording family with it, a subset of every
+  recording without an unusual condition plus that family (its clips under 10 % of the subset)
+  is ingested into a region of its own; the AUC of ``compute_rarity``'s percentile (default and
+  density only) for the condition's clips against the rest, averaged over the subsets (and the
+  worst one). ``clipdex ingest`` takes no GIF: GIF recordings are left out of this part. The folder comes from ``--clips`` or the environment
 variable ``CLIPDEX_REAL_CLIPS``; nothing from it is copied anywhere.
 """
 
@@ -20,6 +34,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,13 +57,24 @@ CONDITION_TRIGGERS: dict[str, str | None] = {
     "glare": "glare",
     "rain": None,
     "tunnel": None,
+    "urban-day": "urban",
 }
+#: road-type labels: a scene type is scored only on recordings that carry one of them
+ROAD_TYPES = frozenset({"highway-day", "urban-day", "rural-day"})
 #: conditions that mark moments of a recording (any 5-s clip counts); the rest describe it whole
 MOMENTS = frozenset({"glare", "tunnel"})
 CLIP_SECONDS = 5.0
 KEYFRAME_HZ = 2.0
 ENV_VAR = "CLIPDEX_REAL_CLIPS"
 RESULTS = Path(__file__).parent / "results"
+#: the scene of a recording: its first label in this order (lighting and weather change the
+#: picture more than the road type does)
+SCENES = ("night", "dusk", "fog", "tunnel", "highway-day", "urban-day", "rural-day")
+#: conditions scored for rarity, and every condition that keeps a recording out of the base
+RARE_CONDITIONS = ("night", "dusk", "fog", "rain")
+UNUSUAL = frozenset({"night", "dusk", "fog", "rain", "snow", "tunnel", "glare"})
+RARE_SHARE = 0.10
+NEIGHBOURS = 5
 
 
 @dataclass
@@ -121,10 +147,13 @@ def condition_scores(units: list[Unit]) -> dict[str, dict]:
     recs = by_recording(units)
     out = {}
     for cond, trig in CONDITION_TRIGGERS.items():
-        tp = fp = fn = 0
+        tp = fp = fn = false_clips = 0
         missed, false = [], []
         for name, us in recs.items():
+            if cond in ROAD_TYPES and not us[0].labels & ROAD_TYPES:
+                continue
             pos = cond in us[0].labels
+            false_clips += 0 if pos or trig is None else sum(trig in u.triggers for u in us)
             fired = trig is not None and recording_fires(us, trig, cond in MOMENTS)
             tp += pos and fired
             fp += fired and not pos
@@ -134,7 +163,7 @@ def condition_scores(units: list[Unit]) -> dict[str, dict]:
             "trigger": trig, "positives": tp + fn, "tp": tp, "fp": fp, "fn": fn,
             "precision": tp / (tp + fp) if tp + fp else None,
             "recall": tp / (tp + fn) if tp + fn else None,
-            "missed": missed, "false": false,
+            "missed": missed, "false": false, "false_clips": false_clips,
         }
     return out
 
@@ -144,27 +173,213 @@ def black_on_night(units: list[Unit]) -> list[str]:
     return sorted({u.file for u in units if "night" in u.labels and "black_frames" in u.triggers})
 
 
+# ----------------------------------------------------------------------------- embeddings
+def scene_of(labels: frozenset[str]) -> str:
+    return next((s for s in SCENES if s in labels), "other")
+
+
+def recording_families(folder: Path, files: list[str]) -> dict[str, str]:
+    """file -> its family (the smallest file name of its ground-truth duplicate family; pairs
+    whose relation starts with ``none`` are hard negatives, not family)."""
+    parent = {f: f for f in files}
+
+    def find(f: str) -> str:
+        while parent[f] != f:
+            parent[f] = parent[parent[f]]
+            f = parent[f]
+        return f
+
+    path = folder / "ground_truth.csv"
+    if path.is_file():
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                a, b = row["file_a"], row["file_b"]
+                if a in parent and b in parent and not row["relation"].startswith("none"):
+                    ra, rb = sorted((find(a), find(b)))
+                    parent[rb] = ra
+    return {f: find(f) for f in files}
+
+
+def ingest_files(home_dir: Path, region: str, paths: list[Path]):
+    """Ingest ``paths`` in 5-s clips into ``region`` of a home at ``home_dir``; returns the open
+    store's (Home, region name, failures)."""
+    from engine.ingest import IngestOptions, ingest
+    from engine.regions import Home
+
+    h = Home.open(home_dir, create=True)
+    if region not in h.regions:
+        h.add_region(region, jurisdiction="XX", export_fields=("ids", "scores"), export_to=("*",))
+    rep = ingest(h, region, [str(p) for p in paths], IngestOptions(clip_seconds=CLIP_SECONDS),
+                 command="benchmarks.real_scenes")
+    return h, [(Path(s).name, e) for s, e in rep.failed]
+
+
+def clip_embeddings_by_file(h, region: str) -> tuple[list[str], np.ndarray]:
+    """(source file name per clip, unit-length clip embeddings float32[n, d]) of a region."""
+    from engine.store import RegionStore
+
+    with RegionStore.open(h.region(region)) as store:
+        table = store.clip_table()
+        vectors = store.embeddings(table.snapshot)[table.rows].astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return [Path(s).name for s in table.sources], vectors
+
+
+def scene_precision(files: list[str], vectors: np.ndarray, scenes: dict[str, str],
+                    families: dict[str, str], k: int = NEIGHBOURS) -> dict[str, dict]:
+    """Per scene: mean precision@k of same-scene neighbours from other recordings, chance, clips
+    and recordings."""
+    fam = np.array([families[f] for f in files])
+    scene = np.array([scenes[f] for f in files])
+    sims = vectors @ vectors.T
+    sims[fam[:, None] == fam[None, :]] = -np.inf
+    out: dict[str, dict] = {}
+    for s in sorted(set(scene)):
+        rows = np.flatnonzero(scene == s)
+        precs, chance = [], []
+        for i in rows:
+            others = np.flatnonzero(fam != fam[i])
+            if len(others) < k:
+                continue
+            top = others[np.argsort(-sims[i, others], kind="stable")[:k]]
+            precs.append(float(np.mean(scene[top] == s)))
+            chance.append(float(np.mean(scene[others] == s)))
+        out[s] = {"clips": len(rows), "recordings": len(set(fam[rows])),
+                  "precision_at_k": round(float(np.mean(precs)), 3) if precs else None,
+                  "chance": round(float(np.mean(chance)), 3) if chance else None}
+    return out
+
+
+# ----------------------------------------------------------------------------- rarity
+def rare_subsets(labels: dict[str, frozenset[str]], families: dict[str, str],
+                 clips_per_file: dict[str, int]) -> dict[str, list[list[str]]]:
+    """condition -> subsets, each the files of every recording with no unusual condition plus
+    one family with the condition whose clips stay under RARE_SHARE of the subset (one recording
+    of ~30 with it: rare by clips and by recordings)."""
+    base = [f for f in clips_per_file if not labels[f] & UNUSUAL]
+    n_base = sum(clips_per_file[f] for f in base)
+    out: dict[str, list[list[str]]] = {}
+    for cond in RARE_CONDITIONS:
+        fams: dict[str, list[str]] = {}
+        for f in clips_per_file:
+            if cond in labels[f]:
+                fams.setdefault(families[f], []).append(f)
+        subsets = []
+        for members in sorted(fams.values()):
+            n = sum(clips_per_file[f] for f in members)
+            if n < RARE_SHARE * (n_base + n):
+                subsets.append(base + members)
+        if subsets:
+            out[cond] = subsets
+    return out
+
+
+def auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for the boolean ``positive`` (ties count half)."""
+    pos, neg = score[positive], score[~positive]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def rarity_auc(h, region: str, cond: str, labels: dict[str, frozenset[str]]) -> dict:
+    """AUC and mean percentile of the condition's clips under compute_rarity, default and
+    density only."""
+    from engine.rarity import compute_rarity
+    from engine.store import RegionStore
+
+    out: dict = {}
+    with RegionStore.open(h.region(region)) as store:
+        table = store.clip_table()
+        file_of = {int(r): Path(s).name for r, s in zip(table.rows, table.sources, strict=True)}
+        for name, events in (("default", True), ("density_only", False)):
+            res = compute_rarity(store, events=events)
+            positive = np.array([cond in labels[file_of[int(r)]] for r in res.rows])
+            pct = np.asarray(res.percentiles, np.float64)
+            out[name] = {"auc": round(auc(positive, pct), 3),
+                         "mean_percentile": round(float(pct[positive].mean()), 1)}
+        out["clips"] = len(table)
+        out["rare_clips"] = int(sum(cond in labels[f] for f in file_of.values()))
+    return out
+
+
+def run_embeddings(folder: Path, labels: dict[str, frozenset[str]], work: Path, say=print) -> dict:
+    """Same-scene precision@5 and rarity AUC (see the module doc)."""
+    videos = [f for f in labels if not f.startswith("frames/")]
+    families = recording_families(folder, videos)
+    t0 = time.perf_counter()
+    h, failed = ingest_files(work / "home", "all", [folder / f for f in videos])
+    files, vectors = clip_embeddings_by_file(h, "all")
+    say(f"ingested {len(files)} clips of {len(set(files))} recordings in {time.perf_counter() - t0:.1f} s")
+    by_name = {Path(f).name: f for f in videos}
+    files = [by_name[f] for f in files]
+    scenes = {f: scene_of(labels[f]) for f in videos}
+    precision = scene_precision(files, vectors, scenes, families)
+    clips_per_file = {f: files.count(f) for f in videos if f in set(files)}
+    rarity: dict[str, dict] = {}
+    for cond, subsets in rare_subsets(labels, families, clips_per_file).items():
+        runs = []
+        for j, subset in enumerate(subsets):
+            t1 = time.perf_counter()
+            region = f"{cond}{j}"
+            h2, _ = ingest_files(work / f"home-{region}", region, [folder / f for f in subset])
+            r = rarity_auc(h2, region, cond, {Path(f).name: labels[f] for f in subset})
+            r["recording"] = next(f for f in subset if cond in labels[f])
+            runs.append(r)
+            say(f"rarity {cond} {r['recording']}: AUC {r['default']['auc']:.3f} ({r['clips']} clips, "
+                f"{time.perf_counter() - t1:.1f} s)")
+        rarity[cond] = {
+            "subsets": runs,
+            "clips": round(float(np.mean([r["clips"] for r in runs])), 1),
+            "rare_clips": round(float(np.mean([r["rare_clips"] for r in runs])), 1),
+            **{basis: {"auc": round(float(np.mean([r[basis]["auc"] for r in runs])), 3),
+                       "min_auc": round(float(np.min([r[basis]["auc"] for r in runs])), 3),
+                       "mean_percentile": round(float(np.mean([r[basis]["mean_percentile"] for r in runs])), 1)}
+               for basis in ("default", "density_only")},
+        }
+    return {"ingest_failures": failed, "scene_precision": precision, "rarity": rarity}
+
+
 def _fmt(v: float | None) -> str:
     return "  -  " if v is None else f"{v:5.2f}"
 
 
 def table(scores: dict[str, dict]) -> str:
     """An 80-column table of :func:`condition_scores`."""
-    lines = [f"{'condition':10s} {'trigger':15s} {'pos':>4s} {'tp':>4s} {'fp':>4s} {'fn':>4s} {'prec':>6s} {'recall':>6s}",
-             "-" * 56]
+    lines = [f"{'condition':10s} {'trigger':15s} {'pos':>4s} {'tp':>4s} {'fp':>4s} {'fn':>4s} {'prec':>6s} "
+             f"{'recall':>6s} {'false clips':>11s}", "-" * 68]
     for cond, s in scores.items():
         lines.append(f"{cond:10s} {(s['trigger'] or '(none)'):15s} {s['positives']:4d} {s['tp']:4d} {s['fp']:4d} "
-                     f"{s['fn']:4d} {_fmt(s['precision']):>6s} {_fmt(s['recall']):>6s}")
+                     f"{s['fn']:4d} {_fmt(s['precision']):>6s} {_fmt(s['recall']):>6s} {s['false_clips']:11d}")
     return "\n".join(lines)
 
 
-def run(folder: Path, max_pieces: int | None = None) -> dict:
+def scene_table(precision: dict[str, dict]) -> str:
+    lines = [f"{'scene':12s} {'recordings':>10s} {'clips':>6s} {'p@5':>6s} {'chance':>7s}", "-" * 45]
+    for s, r in precision.items():
+        lines.append(f"{s:12s} {r['recordings']:10d} {r['clips']:6d} {_fmt(r['precision_at_k']):>6s} "
+                     f"{_fmt(r['chance']):>7s}")
+    return "\n".join(lines)
+
+
+def rarity_table(rarity: dict[str, dict]) -> str:
+    lines = [f"{'condition':10s} {'subsets':>7s} {'clips':>6s} {'rare':>5s} {'AUC':>6s} {'min':>6s} {'pct':>5s} "
+             f"{'AUC dens':>8s} {'pct dens':>8s}", "-" * 67]
+    for c, r in rarity.items():
+        d, o = r["default"], r["density_only"]
+        lines.append(f"{c:10s} {len(r['subsets']):7d} {r['clips']:6.0f} {r['rare_clips']:5.1f} {d['auc']:6.3f} "
+                     f"{d['min_auc']:6.3f} {d['mean_percentile']:5.1f} {o['auc']:8.3f} {o['mean_percentile']:8.1f}")
+    return "\n".join(lines)
+
+
+def run(folder: Path, max_pieces: int | None = None, embeddings: bool = True, say=print) -> dict:
     """The whole benchmark over ``folder``; returns the JSON-ready result."""
     t0 = time.perf_counter()
     labels = load_labels(folder)
     units = list(iter_units(folder, labels, max_pieces))
     scores = condition_scores(units)
-    return {
+    result = {
         "triggers_version": TRIGGERS_VERSION,
         "recordings": sum(1 for u in by_recording(units).values() if not u[0].is_frame),
         "frames": sum(1 for u in units if u.is_frame),
@@ -173,8 +388,13 @@ def run(folder: Path, max_pieces: int | None = None) -> dict:
         "keyframe_hz": KEYFRAME_HZ,
         "conditions": scores,
         "black_frames_on_night": black_on_night(units),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
+    say(f"triggers scored in {time.perf_counter() - t0:.1f} s")
+    if embeddings:
+        with tempfile.TemporaryDirectory(prefix="clipdex-real-scenes-") as work:
+            result.update(run_embeddings(folder, labels, Path(work), say))
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,16 +402,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", default=os.environ.get(ENV_VAR), help=f"labelled real footage (default: ${ENV_VAR})")
     ap.add_argument("--json", default=None, help="where to save the JSON (default: benchmarks/results/real_scenes.json)")
     ap.add_argument("--max-pieces", type=int, default=None, help="at most this many 5-s clips per recording")
+    ap.add_argument("--triggers-only", action="store_true", help="skip the ingest: no precision@5, no rarity")
     args = ap.parse_args(argv)
     if not args.clips:
         ap.error(f"pass --clips DIR or set {ENV_VAR}")
-    result = run(Path(args.clips), args.max_pieces)
+    result = run(Path(args.clips), args.max_pieces, embeddings=not args.triggers_only)
     print(f"{result['recordings']} recordings in {result['clips']} clips of {CLIP_SECONDS:g} s, "
           f"{result['frames']} frames; triggers v{result['triggers_version']}")
     print(table(result["conditions"]))
     for cond, s in result["conditions"].items():
         if s["missed"] or s["false"]:
             print(f"  {cond}: missed {', '.join(s['missed']) or '-'}; false {', '.join(s['false']) or '-'}"[:400])
+    if "scene_precision" in result:
+        print(f"\nsame-scene precision@{NEIGHBOURS}, neighbours from other recordings")
+        print(scene_table(result["scene_precision"]))
+        print(f"\nrarity of conditions under {RARE_SHARE:.0%} of a subset (pct: mean percentile)")
+        print(rarity_table(result["rarity"]))
     out = Path(args.json) if args.json else RESULTS / "real_scenes.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -117,7 +117,24 @@ TIMES = np.arange(10) / 2.0
 
 
 def test_quiet_frames_fire_nothing():
-    assert frame_triggers(frames(), TIMES) == []
+    """Grey noise fires no condition and no event (its texture is all edges: a scene label may
+    call it urban)."""
+    assert [t for t in frame_triggers(frames(), TIMES) if t[0] != "urban"] == []
+
+
+def test_urban_is_a_far_scene_full_of_vertical_edges():
+    open_road = frames(luma=120.0, contrast=0.0)
+    open_road[:, :12] = 190  # sky
+    open_road[:, 12:18] = 110  # fields up to the horizon
+    assert "urban" not in names(frame_triggers(open_road, TIMES))
+    street = open_road.copy()
+    street[:, :18, ::4] = 40  # facades and poles: a dark vertical every 4 columns
+    street[:, :18, 1::4] = 40
+    got = names(frame_triggers(street, TIMES))
+    assert "urban" in got
+    dark = (street.astype(np.float32) * 0.1).astype(np.uint8)  # the same street at night
+    got = names(frame_triggers(dark, TIMES))
+    assert "low_light" in got and "urban" not in got
 
 
 def test_low_light():

@@ -117,3 +117,13 @@ def test_snow_and_glare_never_fire_falsely(recordings):
     for condition, trigger in (("snow", "snow"), ("glare", "glare")):
         negatives = without_label(recordings, condition)
         assert not [name for name, us in negatives.items() if fires(us, trigger, condition)], condition
+
+
+def test_urban_scene(recordings):
+    """The urban label fires on most labelled city streets and on no labelled open road but a
+    village street lined with trees (counted here, not hidden)."""
+    typed = {n: us for n, us in recordings.items() if {"highway-day", "rural-day", "urban-day"} & us[0].labels}
+    urban = {n for n, us in typed.items() if fires(us, "urban", "urban-day")}
+    streets = {n for n, us in typed.items() if "urban-day" in us[0].labels}
+    assert len(urban & streets) >= 5
+    assert urban - streets <= {"v21_india_dashcam_cows.mp4"}, sorted(urban - streets)
