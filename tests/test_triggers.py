@@ -230,6 +230,10 @@ def test_glare():
     g = frames()
     g[4:6, :6] = 255  # a bright sky strip: 1/6 of the picture
     assert "glare" not in names(frame_triggers(g, TIMES))
+    h = frames()
+    h[4:6, :18] = 240  # bright but not saturated: glare only with a lower glare_luma
+    assert "glare" not in names(frame_triggers(h, TIMES))
+    assert "glare" in names(frame_triggers(h, TIMES, {"glare_luma": 235.0}))
 
 
 def test_black_frames():
