@@ -201,8 +201,8 @@ def recording_families(folder: Path, files: list[str]) -> dict[str, str]:
 
 
 def ingest_files(home_dir: Path, region: str, paths: list[Path]):
-    """Ingest ``paths`` in 5-s clips into ``region`` of a home at ``home_dir``; returns the open
-    store's (Home, region name, failures)."""
+    """Ingest ``paths`` in 5-s clips into ``region`` of a home at ``home_dir``; returns the Home
+    and the failures as (file name, error without the folder)."""
     from engine.ingest import IngestOptions, ingest
     from engine.regions import Home
 
@@ -211,7 +211,7 @@ def ingest_files(home_dir: Path, region: str, paths: list[Path]):
         h.add_region(region, jurisdiction="XX", export_fields=("ids", "scores"), export_to=("*",))
     rep = ingest(h, region, [str(p) for p in paths], IngestOptions(clip_seconds=CLIP_SECONDS),
                  command="benchmarks.real_scenes")
-    return h, [(Path(s).name, e) for s, e in rep.failed]
+    return h, [(Path(s).name, e.replace(f"{Path(s).parent}/", "")) for s, e in rep.failed]
 
 
 def clip_embeddings_by_file(h, region: str) -> tuple[list[str], np.ndarray]:
