@@ -332,6 +332,10 @@ def ingest(
                 more = len(report.skipped) - 20
                 _table("skipped", ["source or clip", "reason"], [[a, b] for a, b in report.skipped[:20]]
                        + ([[f"(+{more} more)", "--json lists them all"]] if more > 0 else []))
+            if report.skipped:
+                more = len(report.skipped) - 20
+                _table("skipped", ["source or clip", "reason"], [[a, b] for a, b in report.skipped[:20]]
+                       + ([[f"(+{more} more)", "--json lists them all"]] if more > 0 else []))
             if report.warnings:
                 _table("warnings", ["source", "warning"], [[a, b] for a, b in report.warnings])
             if report.failed:

@@ -166,10 +166,13 @@ def claim_regions(home: Path, fleet_regions: tuple[str, ...]) -> tuple[Home, dic
     prefix = "" if plain else "demo-"
     names = {r: prefix + r for r in fleet_regions}
     taken = sorted(n for n in names.values() if n in foreign)
+    work = (home / DEMO_DIR).resolve()
+    taken += sorted(r for r in foreign if h.regions[r].path.is_relative_to(work) or work.is_relative_to(h.regions[r].path))
     if taken:
         raise InputError(
-            f"home {home} already has region(s) {', '.join(taken)} that the demo did not create; the "
-            "demo never writes into them: run `clipdex demo` (a home of its own) or "
+            f"home {home} already has region(s) {', '.join(taken)} that the demo did not create (by name, "
+            f"or a folder overlapping the demo's {work}); the demo never writes into them: run `clipdex demo` "
+            "(a home of its own) or "
             "`clipdex demo --home NEW_FOLDER`")
     for r in sorted(own):
         region = h.regions.pop(r)

@@ -85,18 +85,75 @@ class ClipFrames:
     telemetry: dict[str, np.ndarray] | None
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"224x224"`` -> (224, 224) (width, height); None/"" -> None (keep the source size)."""
-    if not text:
+def parse_size(text: str | None) -> tuple[int, int] | int | None:
+    """``"224x224"`` -> (224, 224) (width, height); ``"640"`` -> 640 (longest side at most 640,
+    aspect kept, never enlarged); None/""/"source" -> None (keep the source size)."""
+    if not text or text.strip().lower() == "source":
         return None
+    if text.strip().isdigit():
+        side = int(text)
+        if not 16 <= side <= 8192:
+            raise InputError(f"--size {text!r}: a longest side of 16 to 8192 pixels, e.g. 640")
+        return side
     w, sep, h = text.lower().partition("x")
     try:
         size = (int(w), int(h))
     except ValueError:
         size = (0, 0)
     if not sep or min(size) < 1 or max(size) > 8192:
-        raise InputError(f"--size {text!r}: use WIDTHxHEIGHT in pixels, e.g. 320x180")
+        raise InputError(f"--size {text!r}: use WIDTHxHEIGHT in pixels, e.g. 320x180, or N for a "
+                         "longest side of N, e.g. 640, or 'source'")
     return size
+
+
+def fit_size(width: int, height: int, size: tuple[int, int] | int | None) -> tuple[int, int]:
+    """The exported frame size of a ``width`` x ``height`` source under ``size`` (see
+    :func:`parse_size`); even sizes when shrinking to a longest side."""
+    if size is None:
+        return width, height
+    if not isinstance(size, int):
+        return tuple(size)
+    scale = size / max(width, height, 1)
+    if scale >= 1:
+        return width, height
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def estimate_export(home: Home, manifest: str | Path, *, region: str | None = None, frames: str = "all",
+                    size: tuple[int, int] | int | None = None) -> dict:
+    """What an export of ``manifest`` would write, from the catalog alone (nothing is decoded or
+    written): clips, frames, the largest frame size and the uncompressed bytes (zarr's
+    compression makes the dataset smaller; how much depends on the pictures)."""
+    from .select import read_manifest
+
+    records = read_manifest(manifest)
+    if region is None:
+        named = sorted({str(r.get("region", "")) for r in records} - {""})
+        region = named[0] if len(named) == 1 else None
+    out = {"clips": 0, "frames": 0, "bytes": 0, "width": 0, "height": 0, "unknown": 0, "frames_mode": frames}
+    if region is None:
+        return out
+    with RegionStore.open(home.region(region)) as store:
+        meta = {r["clip_id"]: r.get("meta") or {} for r in store.clip_records()}
+        for rec in records:
+            cid = str(rec.get("clip_id", ""))
+            if str(rec.get("region", region)) != region or cid not in meta:
+                continue
+            info = _clip_info(store, cid)
+            m = meta[cid] if isinstance(meta[cid], dict) else {}
+            w, h = int(m.get("width") or 0), int(m.get("height") or 0)
+            fps = info["fps"] if info["fps"] is not None and math.isfinite(info["fps"]) else 0.0
+            n = int(info["kf_count"]) if frames == "keyframes" else int(round(float(info["duration"]) * fps))
+            out["clips"] += 1
+            if not (w and h and n):
+                out["unknown"] += 1
+                continue
+            w, h = fit_size(w, h, size)
+            out["frames"] += n
+            out["bytes"] += n * w * h * 3
+            if w * h > out["width"] * out["height"]:
+                out["width"], out["height"] = w, h
+    return out
 
 
 def default_out(region: Region, manifest: str | Path) -> Path:
@@ -161,7 +218,7 @@ def export_manifest(
     out_path = out_path.expanduser().resolve()
     report = ExportReport(reg.name, str(out_path), str(manifest))
     want = {"format": EXPORT_FORMAT, "region": reg.name, "frames_mode": frames,
-            "size": list(size) if size else None, "manifest_digest": _manifest_digest(records)}
+            "size": list(size) if isinstance(size, tuple) else size, "manifest_digest": _manifest_digest(records)}
     root = _open_root(out_path, want, manifest)
     if dest is not None:
         from . import audit
@@ -282,7 +339,7 @@ def read_clip_frames(source: str, offset_s: float, duration_s: float, *, fps=Non
     if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
         clip = _read_video(path, offset_s, duration_s)
     elif path.is_dir() and not (path / "zarr.json").exists():
-        clip = _read_images(path, fps)
+        clip = _cut(_read_images(path, fps), offset_s, duration_s)
     else:
         clip = _read_zarr(source)
     if keyframe_times is not None and len(clip.frame_times):
@@ -290,9 +347,24 @@ def read_clip_frames(source: str, offset_s: float, duration_s: float, *, fps=Non
 
         idx = pick_nearest(clip.frame_times, np.asarray(keyframe_times, np.float64))
         clip = ClipFrames(clip.frames[idx], clip.frame_times[idx], clip.telemetry)
+    if size is not None:
+        size = fit_size(clip.frames.shape[2], clip.frames.shape[1], size)
     if size is not None and clip.frames.shape[2:0:-1] != tuple(size):
         clip = ClipFrames(_resize(clip.frames, size), clip.frame_times, clip.telemetry)
     return clip
+
+
+def _cut(clip: ClipFrames, offset_s: float, duration_s: float) -> ClipFrames:
+    """The span of a clip cut from a longer timeline (an image folder split by ``clip_seconds``),
+    times re-based to the span's start; the whole clip when the span covers it."""
+    if offset_s <= TIME_TOL_S and (not len(clip.frame_times) or clip.frame_times[-1] < duration_s - TIME_TOL_S):
+        return clip
+    keep = (clip.frame_times >= offset_s - TIME_TOL_S) & (clip.frame_times < offset_s + duration_s - TIME_TOL_S)
+    tel = clip.telemetry
+    if tel is not None and "time" in tel:
+        rows = (tel["time"] >= offset_s) & (tel["time"] < offset_s + duration_s)
+        tel = {k: (v[rows] - offset_s if k == "time" else v[rows]) for k, v in tel.items()}
+    return ClipFrames(clip.frames[keep], clip.frame_times[keep] - offset_s, tel)
 
 
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -45,6 +45,12 @@ BAR_MAX_LUMA = 24
 #: source were cropped differently -- blur/noise and fps-change recall fell 10-15 points.)
 BAR_EDGE_STEP = 16.0
 BAR_MAX_FRACTION = 0.25
+#: letterbox and pillarbox bars come in pairs around a centred picture: the two bars of an axis
+#: differ by at most this many rows/columns or this fraction of the larger. A dark band on one
+#: side only is picture -- a night sky or a dark verge, whose extent depends on which keyframes
+#: were sampled, so a copy cut from the same drive would be framed differently -- not a bar.
+BAR_PAIR_SLACK_PX = 2
+BAR_PAIR_SLACK = 0.10
 #: share of an overlay bar row's pixels that stay dark in every keyframe (the text is the rest)
 OVERLAY_DARK_SHARE = 0.75
 #: ... reaching at least this fraction of the frame's height past any clean bar ...
@@ -74,18 +80,23 @@ def _profiles(keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mx, mean
 
 
+def paired_bars(first: int, second: int) -> tuple[int, int]:
+    """The two bars of one axis when they pair up (see BAR_PAIR_SLACK), else no bars."""
+    if first and second and abs(first - second) <= max(BAR_PAIR_SLACK_PX, BAR_PAIR_SLACK * max(first, second)):
+        return first, second
+    return 0, 0
+
+
 def _box(mx: np.ndarray, mean: np.ndarray) -> tuple[int, int, int, int]:
     h, w = mx.shape
     rmax, rmean, cmax, cmean = mx.max(axis=1), mean.mean(axis=1), mx.max(axis=0), mean.mean(axis=0)
-    top = _bar_length(rmax, rmean)
-    bottom = h - _bar_length(rmax[::-1], rmean[::-1])
-    left = _bar_length(cmax, cmean)
-    right = w - _bar_length(cmax[::-1], cmean[::-1])
-    return top, bottom, left, right
+    top, bottom = paired_bars(_bar_length(rmax, rmean), _bar_length(rmax[::-1], rmean[::-1]))
+    left, right = paired_bars(_bar_length(cmax, cmean), _bar_length(cmax[::-1], cmean[::-1]))
+    return top, h - bottom, left, w - right
 
 
 def content_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the picture inside letterbox/pillarbox bars, per clip."""
+    """(top, bottom, left, right) of the picture inside paired letterbox/pillarbox bars, per clip."""
     return _box(*_profiles(keyframes))
 
 
@@ -169,7 +180,9 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     descs, hashes, quals, phashes, thumbs, views = [], [], [], [], [], []
     for s in samples:
         kf = hash_view(s.keyframes)
-        h, q = kernels.pdq256(kf)
+        # quality on the contrast-stretched view: night footage (mean luma 5-40) stays above
+        # QUALITY_FLOOR and is matched; black or covered-lens frames stay below it
+        h, q = kernels.pdq256(kf, normalise_contrast=True)
         hashes.append(h)
         quals.append(q)
         phashes.append(kernels.phash64(kf))

@@ -27,10 +27,18 @@ from ._config import FLOAT_JIT, PARALLEL
 from ._validate import check_frames
 from .luma import FRAMES_PER_BLOCK, luma_column_weights, weighted_luma_frame
 
-__all__ = ["PDQ_BYTES", "PDQ_MIN_DIM", "pdq256", "pdq_axis_weights", "pdq_dct_matrix"]
+__all__ = ["PDQ_BYTES", "PDQ_MIN_DIM", "QUALITY_MAX_GAIN", "QUALITY_REF_STD", "pdq256", "pdq_axis_weights",
+           "pdq_dct_matrix"]
 
 PDQ_BYTES = 32
 PDQ_MIN_DIM = 5  # the reference's MIN_HASHABLE_DIM
+#: contrast-normalised quality (``pdq256(..., normalise_contrast=True)``): the gradients are
+#: scaled by the gain that stretches the 64x64 luma's standard deviation to QUALITY_REF_STD
+#: (never below 1, at most QUALITY_MAX_GAIN, floored to 1/16), so dark but valid footage
+#: (night, mean luma 5-40, spread 5-20) scores like daylight, while a black or covered lens
+#: (spread of a level or two) stays near 0. The hash does not depend on the gain.
+QUALITY_REF_STD = 48.0
+QUALITY_MAX_GAIN = 8.0
 _DOWN = 64
 _KEEP = 16
 
@@ -88,14 +96,35 @@ def pdq_dct_matrix():
 
 
 @numba.njit(**FLOAT_JIT)
-def _quality(img):
+def _contrast_gain(img, max_gain):
+    """1 when ``max_gain`` <= 1 (the reference's quality), else the gain of QUALITY_REF_STD."""
+    if max_gain <= 1.0:
+        return 1.0
+    total = 0.0
+    for i in range(_DOWN):
+        for j in range(_DOWN):
+            total += img[i, j]
+    mean = total / (_DOWN * _DOWN)
+    var = 0.0
+    for i in range(_DOWN):
+        for j in range(_DOWN):
+            var += (img[i, j] - mean) ** 2
+    std = math.sqrt(var / (_DOWN * _DOWN))
+    if std * max_gain <= QUALITY_REF_STD:
+        return max_gain
+    return max(1.0, math.floor(QUALITY_REF_STD / std * 16.0) / 16.0)
+
+
+@numba.njit(**FLOAT_JIT)
+def _quality(img, gain):
     gradient_sum = 0
+    scale = gain * 100.0
     for i in range(_DOWN - 1):
         for j in range(_DOWN):
-            gradient_sum += abs(int(((img[i, j] - img[i + 1, j]) * 100.0) / 255.0))
+            gradient_sum += abs(int(((img[i, j] - img[i + 1, j]) * scale) / 255.0))
     for i in range(_DOWN):
         for j in range(_DOWN - 1):
-            gradient_sum += abs(int(((img[i, j] - img[i, j + 1]) * 100.0) / 255.0))
+            gradient_sum += abs(int(((img[i, j] - img[i, j + 1]) * scale) / 255.0))
     return min(gradient_sum // 90, 100)
 
 
@@ -126,7 +155,7 @@ def _pdq_bits(img, dct, tmp, coeffs, sorted_coeffs, out):
 
 
 @numba.njit(**FLOAT_JIT, **PARALLEL)
-def _pdq256(frames):
+def _pdq256(frames, max_gain):
     n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
     hashes = np.zeros((n, PDQ_BYTES), np.uint8)
     quality = np.zeros(n, np.uint8)
@@ -148,15 +177,17 @@ def _pdq256(frames):
         for f in range(b * FRAMES_PER_BLOCK, min(n, (b + 1) * FRAMES_PER_BLOCK)):
             weighted_luma_frame(frames[f], r_start, r_count, r_weight, no_integer_rows,
                                 c_start, c_count, c_w3, 1.0, acc16, accf, img)
-            quality[f] = _quality(img)
+            quality[f] = _quality(img, _contrast_gain(img, max_gain))
             _pdq_bits(img, dct, tmp, coeffs, sorted_coeffs, hashes[f])
     return hashes, quality
 
 
-def pdq256(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pdq256(frames: np.ndarray, *, normalise_contrast: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """PDQ hash and quality of each RGB frame: ``(uint8[n, 32], uint8[n])``, quality 0..100.
 
-    Flat frames have quality 0 (the reference treats quality < 50 as unreliable).
+    Flat frames have quality 0 (the reference treats quality < 50 as unreliable). With
+    ``normalise_contrast`` the quality is measured on the frame's contrast stretched towards
+    :data:`QUALITY_REF_STD` (see there): dark footage is not mistaken for a flat frame.
     """
     check_frames("frames", frames)
-    return _pdq256(frames)
+    return _pdq256(frames, QUALITY_MAX_GAIN if normalise_contrast else 1.0)

@@ -64,7 +64,7 @@ def pdq_dct_matrix() -> np.ndarray:
     return math.sqrt(2 / 64) * np.cos(math.pi / 2 / 64 * i * (2 * j + 1))
 
 
-def pdq256(frames):
+def pdq256(frames, normalise_contrast=False):
     n, h, w = frames.shape[:3]
     hashes, quality = np.zeros((n, 32), np.uint8), np.zeros(n, np.uint8)
     if h < 5 or w < 5:
@@ -79,8 +79,12 @@ def pdq256(frames):
         ri = ((np.arange(64) + 0.5) * h / 64).astype(int)
         ci = ((np.arange(64) + 0.5) * w / 64).astype(int)
         small = img[np.ix_(ri, ci)]
-        dv = np.trunc((small[:-1, :] - small[1:, :]) * 100 / 255)
-        dh = np.trunc((small[:, :-1] - small[:, 1:]) * 100 / 255)
+        gain = 1.0
+        if normalise_contrast:  # kernels.pdq: QUALITY_REF_STD, QUALITY_MAX_GAIN
+            std = math.sqrt(((small - small.sum() / small.size) ** 2).sum() / small.size)
+            gain = 8.0 if std * 8.0 <= 48.0 else max(1.0, math.floor(48.0 / std * 16.0) / 16.0)
+        dv = np.trunc((small[:-1, :] - small[1:, :]) * (gain * 100.0) / 255)
+        dh = np.trunc((small[:, :-1] - small[:, 1:]) * (gain * 100.0) / 255)
         quality[f] = min(int(np.abs(dv).sum() + np.abs(dh).sum()) // 90, 100)
         coeffs = (dct @ small @ dct.T).ravel()  # bit k = 16*i + j
         median = np.sort(coeffs)[127]

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.errors import InputError
 
 runner = CliRunner()
 
@@ -46,3 +48,49 @@ def test_query_needs_exactly_one_target(tmp_path):
     runner.invoke(app, ["regions", "add", "us-west", "--home", home])
     res = runner.invoke(app, ["query", "--region", "us-west", "--home", home])
     assert res.exit_code == 2
+
+
+def test_regions_set_policy(tmp_path):
+    home = str(tmp_path / "h")
+    runner.invoke(app, ["regions", "add", "us-west", "--home", home])
+    res = runner.invoke(app, ["regions", "set-policy", "us-west", "--export", "ids,scores", "--to", "*",
+                              "--home", home])
+    assert res.exit_code == 0, res.output
+    assert "now exports ids,scores to *" in res.output and "was nothing" in res.output
+    shown = json.loads(runner.invoke(app, ["regions", "show", "us-west", "--home", home, "--json"]).stdout)
+    assert shown["export_fields"] == ["ids", "scores"] and shown["export_to"] == ["*"]
+    res = runner.invoke(app, ["regions", "set-policy", "us-west", "--export", "ids,bogus", "--to", "*", "--home", home])
+    assert res.exit_code == 2 and "unknown export field 'bogus'" in res.output
+    res = runner.invoke(app, ["regions", "set-policy", "us-west", "--export", "ids", "--home", home])
+    assert res.exit_code == 2 and "needs --to" in res.output
+    res = runner.invoke(app, ["regions", "set-policy", "us-west", "--export", "none", "--home", home])
+    assert res.exit_code == 0 and "now exports nothing" in res.output
+
+
+def test_export_size_default_and_parse():
+    from engine.export import fit_size, parse_size
+
+    assert parse_size("640") == 640 and parse_size("320x180") == (320, 180)
+    assert parse_size("source") is None and parse_size(None) is None
+    assert fit_size(1920, 1080, 640) == (640, 360)
+    assert fit_size(320, 160, 640) == (320, 160)  # never enlarged
+    assert fit_size(1920, 1080, (224, 224)) == (224, 224)
+    with pytest.raises(InputError, match="longest side"):
+        parse_size("4")
+
+
+def test_tables_fit_80_columns_and_keep_short_ids_whole(monkeypatch, capsys):
+    from engine.cli import _summary, _table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    cols = ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"]
+    _table("pairs", cols, [["x" * 38, "y" * 38, "duplicate", "+0.0", "0.0-8.0", "0.0-8.0", "16/16"]])
+    wide = capsys.readouterr().out
+    assert max(len(line) for line in wide.splitlines()) <= 80
+    assert wide.count("x") == 38 and "16/16" in wide  # folded, nothing cropped
+    _table("pairs", cols, [["c001", "c002", "duplicate", "+0.0", "0.0-8.0", "0.0-8.0", "16/16"]])
+    assert "c001" in capsys.readouterr().out
+    _summary("summary", {f"column_{i}": i for i in range(12)} | {"nested": {"rare": 1, "diverse": 2}})
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "column_11" in out and "nested.diverse" in out  # keys whole, one per row

@@ -7,25 +7,39 @@ from engine.features import content_box
 
 
 def _slow_content_box(keyframes):
-    from engine.features import _bar_length
+    from engine.features import _bar_length, paired_bars
 
     _, h, w, _ = keyframes.shape
     mx = keyframes.max(axis=(0, 3))
     mean = keyframes.mean(axis=(0, 3), dtype=np.float32)
     rmax, rmean, cmax, cmean = mx.max(axis=1), mean.mean(axis=1), mx.max(axis=0), mean.mean(axis=0)
-    return (_bar_length(rmax, rmean), h - _bar_length(rmax[::-1], rmean[::-1]),
-            _bar_length(cmax, cmean), w - _bar_length(cmax[::-1], cmean[::-1]))
+    top, bottom = paired_bars(_bar_length(rmax, rmean), _bar_length(rmax[::-1], rmean[::-1]))
+    left, right = paired_bars(_bar_length(cmax, cmean), _bar_length(cmax[::-1], cmean[::-1]))
+    return top, h - bottom, left, w - right
 
 
 @pytest.mark.parametrize("k", [1, 3, 21])
 def test_content_box_matches_numpy_reductions_with_bars(k):
     rng = np.random.default_rng(k)
     frames = rng.integers(40, 256, (k, 60, 80, 3), dtype=np.uint8)
-    frames[:, :9] = rng.integers(0, 20, (k, 9, 80, 3), dtype=np.uint8)  # letterbox top
-    frames[:, :, 70:] = 0  # pillarbox right
+    frames[:, :9] = rng.integers(0, 20, (k, 9, 80, 3), dtype=np.uint8)  # letterbox top ...
+    frames[:, -8:] = rng.integers(0, 20, (k, 8, 80, 3), dtype=np.uint8)  # ... and bottom
+    frames[:, :, :10] = 0  # pillarbox left and right
+    frames[:, :, 70:] = 0
     box = content_box(frames)
     assert box == _slow_content_box(frames)
-    assert box == (9, 60, 0, 70)
+    assert box == (9, 52, 10, 70)
+
+
+def test_dark_band_on_one_side_is_picture_not_a_bar():
+    """Night footage: a dark sky along the top or a dark verge along one side (no brighter than
+    a bar in every keyframe, ending in a step into the lit road) has no partner on the other
+    side, so it stays picture: a copy with other keyframes is framed the same."""
+    rng = np.random.default_rng(2)
+    frames = rng.integers(40, 256, (6, 90, 160, 3), dtype=np.uint8)
+    frames[:, :20] = rng.integers(0, 20, (6, 20, 160, 3), dtype=np.uint8)  # dark sky
+    frames[:, :, 125:] = rng.integers(0, 20, (6, 90, 35, 3), dtype=np.uint8)  # dark right side
+    assert content_box(frames) == (0, 90, 0, 160)
 
 
 def _scene(k=4, h=180, w=320, seed=0):

@@ -84,6 +84,22 @@ def test_constant_frames_have_pdq_quality_zero():
     assert (quality == 0).all()
     textured = natural_frames(2, 128, 128, np.random.default_rng(3))
     assert (kernels.pdq256(textured)[1] >= 30).all()
+    assert (kernels.pdq256(frames, normalise_contrast=True)[1] == 0).all()
+
+
+def test_contrast_normalised_pdq_quality_keeps_dark_footage():
+    """Night footage (the picture at 1/8 of its contrast, mean luma ~15) keeps a usable
+    quality and its hash; a covered lens (a level of noise on black) stays near 0."""
+    day = natural_frames(4, 180, 320, np.random.default_rng(8))
+    night = (day // 8).astype(np.uint8)
+    h_day, q_day = kernels.pdq256(day, normalise_contrast=True)
+    h_night, q_night = kernels.pdq256(night, normalise_contrast=True)
+    assert (kernels.pdq256(night)[1] < 20).all()  # the reference quality: below the floor
+    assert (q_night >= 0.8 * q_day.astype(float)).all() and (q_night >= 30).all()
+    assert (np.bitwise_count(h_day ^ h_night).sum(axis=1) <= 16).all()
+    np.testing.assert_array_equal(h_day, kernels.pdq256(day)[0])  # the hash ignores the option
+    covered = np.random.default_rng(9).integers(0, 2, (3, 180, 320, 3)).astype(np.uint8)
+    assert (kernels.pdq256(covered, normalise_contrast=True)[1] <= 5).all()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (37, 53)])

@@ -122,3 +122,35 @@ def test_discovered_folder_with_telemetry(tmp_path):
     (clip,) = iter_clips(item, image_fps=10.0)
     assert clip.clip_id == "drive__cam"
     assert clip.telemetry.time.size == 20  # sliced to the clip's 2 s
+
+
+def test_several_cameras_in_one_folder_are_refused_with_the_fix(tmp_path):
+    folder = tmp_path / "IMG"
+    folder.mkdir()
+    for cam in ("center", "left", "right"):
+        for i in range(3):
+            Image.fromarray(scene(i / 10, 64, 48)).save(folder / f"{cam}_2016_12_01_13_30_48_{i:03d}.jpg")
+    with pytest.raises(SourceError) as err:
+        one(folder)
+    msg = str(err.value)
+    assert "3 cameras" in msg and "center_*: 3" in msg and "mkdir -p $c" in msg
+    assert "for c in center left right" in msg
+    # one camera named by prefix, or plain numbered frames: one clip as before
+    single = make_folder(tmp_path / "plain")
+    assert one(single).clip_id == "imgs"
+
+
+def test_clip_seconds_splits_an_image_folder_like_a_video(tmp_path):
+    folder = make_folder(tmp_path / "seq", count=50)  # 5.0 s at 10 fps
+    whole = one(folder)
+    clips = list(iter_image_clips(folder, clip_id_base="imgs", clip_seconds=2.0))
+    assert [c.clip_id for c in clips] == ["imgs-0000", "imgs-0001", "imgs-0002"]
+    assert [c.source_offset_s for c in clips] == [0.0, 2.0, 4.0]
+    assert [c.duration_s for c in clips] == pytest.approx([2.0, 2.0, 1.0])
+    assert len({c.digest for c in clips}) == 3 and {c.recording_id for c in clips} == {whole.digest}
+    np.testing.assert_array_equal(clips[1].keyframe_times, [0.0, 0.5, 1.0, 1.5])
+    # the pieces' keyframes are the whole clip's keyframes at the same absolute times
+    np.testing.assert_array_equal(np.concatenate([c.keyframes for c in clips]), whole.keyframes)
+    # through iter_clips, as ingest calls it
+    (item,) = discover([folder])
+    assert len(list(iter_clips(item, clip_seconds=2.0))) == 3

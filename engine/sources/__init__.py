@@ -1,8 +1,9 @@
 """Sources: find clips (:func:`discover`) and decode them into :class:`ClipSample` objects.
 
 ``iter_clips(item, **opts)`` dispatches on ``item.kind``. Options it understands (each passed only
-to the kinds that use it): ``keyframe_hz`` (all), ``clip_seconds``, ``threads``, ``strategy``,
-``max_side``, ``max_pixels`` (video), ``image_fps`` and ``reduced`` (image folders),
+to the kinds that use it): ``keyframe_hz`` (all), ``clip_seconds`` (video and image folders),
+``threads``, ``strategy``, ``max_side``, ``max_pixels`` (video), ``image_fps`` and ``reduced``
+(image folders),
 ``telemetry_map`` and ``telemetry_units`` (video and image folders: sidecar column mapping and
 units, see :func:`load_telemetry`).
 """
@@ -35,7 +36,7 @@ __all__ = [
 _TELEMETRY_OPTS = {"telemetry_map", "telemetry_units"}
 _VIDEO_OPTS = {"keyframe_hz", "clip_seconds", "threads", "strategy", "max_side", "max_pixels",
                *_TELEMETRY_OPTS}
-_IMAGE_OPTS = {"keyframe_hz", "image_fps", "reduced", *_TELEMETRY_OPTS}
+_IMAGE_OPTS = {"keyframe_hz", "clip_seconds", "image_fps", "reduced", *_TELEMETRY_OPTS}
 _ZARR_OPTS = {"keyframe_hz"}
 _ALL_OPTS = _VIDEO_OPTS | _IMAGE_OPTS | _ZARR_OPTS
 

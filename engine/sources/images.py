@@ -16,6 +16,18 @@ Keyframes (temporally anti-aliased, exactly like zarr clips and video files)
     scale no smaller than the working size (``Image.draft``; faster on large JPEGs, pixels
     differ slightly from a full decode).
 
+Cameras
+    One folder is one camera. A folder whose file names carry several camera prefixes (at least
+    2 images each), e.g. ``center_*.jpg``, ``left_*.jpg``, ``right_*.jpg`` as driving simulators
+    write them, is refused with a :class:`SourceError` that names the cameras and the commands
+    that move each camera's frames into a folder of its own.
+
+Splitting
+    With ``clip_seconds=L`` the folder's timeline becomes clips ``<base>-0000``, ``<base>-0001``
+    ... of length L, cut as video files are (keyframes at ``start + j / keyframe_hz``; the last
+    clip kept if it is >= 1 s or the only one); each carries ``source_offset_s`` and the folder's
+    digest as its ``recording_id``.
+
 Bad frames (decided policy)
     Every image's header is read (cheap) to check that all frames have one size; a frame of
     another size raises :class:`SourceError` naming the odd file. An image whose header cannot be
@@ -53,6 +65,54 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 INDEX_FILES = ("index.csv", "frames.json")
 #: a folder needs at least this many images (one frame cannot be aligned in time)
 MIN_FRAMES = 2
+#: the camera prefix of a frame's name: what comes before its first digit, e.g. "center" in
+#: center_2016_12_01_13_30_48_287.jpg
+_CAMERA_PREFIX = re.compile(r"^(?P<camera>[A-Za-z][A-Za-z ]*?)[ _.-]*\d")
+#: the shortest last piece kept when splitting (a shorter tail is dropped unless it is the only one)
+MIN_LAST_CLIP_S = 1.0
+
+
+def camera_groups(files: list[Path]) -> dict[str, int]:
+    """Camera prefix -> image count, for prefixes of at least ``MIN_FRAMES`` images."""
+    counts: dict[str, int] = {}
+    for f in files:
+        m = _CAMERA_PREFIX.match(f.name)
+        key = m.group("camera").lower() if m else ""
+        counts[key] = counts.get(key, 0) + 1
+    return {k: n for k, n in counts.items() if n >= MIN_FRAMES}
+
+
+def _refuse_several_cameras(folder: Path, files: list[Path]) -> None:
+    cams = {k: n for k, n in camera_groups(files).items() if k}
+    if len(cams) < 2:
+        return
+    names = sorted(cams)
+    listed = ", ".join(f"{k}_*: {cams[k]}" for k in names)
+    raise SourceError(
+        f"{folder} holds the frames of {len(cams)} cameras ({listed} images); one image folder is one "
+        f"camera: move each camera's frames into a folder of its own (cd '{folder}' && for c in "
+        f"{' '.join(names)}; do mkdir -p $c && mv ${{c}}_* $c/; done) and ingest the folder again")
+
+
+def _split_targets(last_time: float, keyframe_hz: float, clip_seconds: float | None,
+                   duration: float) -> list[tuple[float, float, np.ndarray]]:
+    """(start, length, absolute keyframe times) per clip of the folder's timeline."""
+    if clip_seconds is None:
+        return [(0.0, duration, sample_times(last_time, keyframe_hz))]
+    if not (math.isfinite(clip_seconds) and clip_seconds > 0):
+        raise InputError(f"clip_seconds={clip_seconds!r} must be > 0 (or None for one clip)")
+    pieces = []
+    n = max(1, math.ceil(duration / clip_seconds - 1e-9))
+    for i in range(n):
+        start = i * clip_seconds
+        length = min(clip_seconds, duration - start)
+        if i > 0 and length < MIN_LAST_CLIP_S:
+            break
+        times = start + np.arange(int(math.ceil(length * keyframe_hz - 1e-9)) or 1) / keyframe_hz
+        times = times[(times < start + length - 1e-9) & (times <= last_time + 1e-6)]
+        if len(times):
+            pieces.append((start, length, times))
+    return pieces
 
 
 def natural_key(name: str) -> list:
@@ -122,8 +182,10 @@ def iter_image_clips(
     reduced: bool = False,
     telemetry_map: dict[str, str] | None = None,
     telemetry_units: dict[str, str] | None = None,
+    clip_seconds: float | None = None,
 ) -> Iterator[ClipSample]:
-    """One clip from an image-sequence folder; see the module doc for times and bad frames."""
+    """The clips of an image-sequence folder (one, or one per ``clip_seconds``); see the module
+    doc for times, cameras, splitting and bad frames."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"image folder {folder} does not exist or is not a folder")
@@ -132,6 +194,7 @@ def iter_image_clips(
     files = list_images(folder)
     if not files:
         raise SourceError(f"{folder} holds no jpg/jpeg/png images; point at an image folder")
+    _refuse_several_cameras(folder, files)
     warnings: list[str] = []
 
     sizes: dict[Path, tuple[int, int]] = {}
@@ -178,7 +241,8 @@ def iter_image_clips(
             "to be aligned in time: add the missing images or drop the folder"
         )
     duration = float(frame_times[-1] + period)
-    targets = sample_times(float(frame_times[-1]), keyframe_hz)
+    pieces = _split_targets(float(frame_times[-1]), keyframe_hz, clip_seconds, duration)
+    targets = np.concatenate([times for _, _, times in pieces])
     width, height = first_size
     factor = working_factor(width, height)
     decoder = _Decoder(files, (width, height), factor, reduced)
@@ -205,18 +269,34 @@ def iter_image_clips(
     for file, time in zip(files, frame_times, strict=True):  # names, times and bytes
         digest.update(f"{file.name}:{time:.6f}\0".encode())
         digest.update(file.read_bytes())
-    yield ClipSample(
-        clip_id=clip_id_base,
-        source=str(folder),
-        digest=digest.hexdigest(),
-        keyframes=keyframes,
-        keyframe_times=targets,
-        duration_s=round(duration, 6),
-        telemetry=tel,
-        fps=1.0 / period if period > 0 else math.nan,
-        meta={"frames": len(files), "reduced": reduced, "warnings": warnings, "width": width,
-              "height": height},
-    )
+    whole = digest.hexdigest()
+    first = 0
+    for i, (start, length, times) in enumerate(pieces):
+        piece_keyframes = keyframes[first:first + len(times)]
+        first += len(times)
+        if clip_seconds is None:
+            clip_id, clip_digest, clip_tel = clip_id_base, whole, tel
+        else:
+            clip_id = f"{clip_id_base}-{i:04d}"
+            text = f"{whole}:{start:.6f}:{length:.6f}".encode()  # as video pieces are keyed
+            clip_digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+            clip_tel = align_telemetry(tel, start, start + length) if tel is not None else None
+            if clip_tel is not None and clip_tel.time.size == 0:
+                clip_tel = None
+        yield ClipSample(
+            clip_id=clip_id,
+            source=str(folder),
+            digest=clip_digest,
+            recording_id=whole,
+            keyframes=np.ascontiguousarray(piece_keyframes),
+            keyframe_times=times - start,
+            duration_s=round(length, 6),
+            telemetry=clip_tel,
+            source_offset_s=float(start),
+            fps=1.0 / period if period > 0 else math.nan,
+            meta={"frames": int(((frame_times >= start) & (frame_times < start + length)).sum()),
+                  "reduced": reduced, "warnings": warnings, "width": width, "height": height},
+        )
 
 
 class _Decoder:
