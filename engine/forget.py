@@ -1,24 +1,39 @@
-"""Erasure: ``clipdex forget`` and ``clipdex compact``.
+"""Erasure: ``clipdex forget`` and ``clipdex compact`` — the one erasure path.
 
-``forget`` tombstones clips at once: they disappear from the catalog's active set (so from every
-query, rarity, dedup, selection, report and export), from the FAISS indexes (rebuilt on the next
-read, since the catalog version and the forgotten count changed), from dedup pairs and groups
-(a group that loses its representative elects a new one), and their thumbnails are zeroed right
-away. ``compact`` then overwrites every forgotten clip's feature rows with zeros, so the data is
-gone from disk and its chunks shrink to almost nothing. A forgotten source is refused at ingest
-unless ``--force`` is given.
+``forget`` runs these steps, each idempotent, so a run killed at any point is finished by running
+the same ``forget`` again:
+
+1. keyed hashes of the clip id, the clip's content digest and its recording's (whole-file)
+   digest are recorded, so ingest refuses the content again whatever the split or name;
+2. the clips are tombstoned: they disappear from every query, rarity, dedup, selection, report
+   and export, from the indexes (rebuilt on the next read) and from duplicate groups;
+3. their thumbnails are zeroed;
+4. duplicate groups are recomputed (a group that lost its representative elects a new one);
+5. the outputs clipdex wrote inside the region (``outputs.jsonl``, plus ``report.html``,
+   ``manifests/`` and ``exports/``) are purged of them: reports regenerated, manifests rewritten
+   without them, their exported clip groups deleted. The report lists every file touched.
+
+``compact`` overwrites every forgotten clip's feature rows with zeros, then replaces its catalog
+row by a placeholder (no id, source, digest or metadata), drops job records and recordings that
+name it, vacuums the catalog and truncates its WAL. Only the keyed hashes of step 1 remain.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .errors import NotFoundError
 from .ids import validate_clip_id
-from .store import THUMB_SHAPE, RegionStore
+from .store import THUMB_SHAPE, RegionStore, fault_point
+
+MANIFEST_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
 @dataclass
@@ -27,10 +42,13 @@ class ForgetReport:
     forgotten: list[str]
     unknown: list[str]
     regrouped: int
+    already_erased: list[str] = field(default_factory=list)
+    touched: list[dict] = field(default_factory=list)  # {"path", "kind", "action"}
 
     def as_dict(self) -> dict:
         return {"region": self.region, "forgotten": self.forgotten, "unknown": self.unknown,
-                "groups_changed": self.regrouped}
+                "already_erased": self.already_erased, "groups_changed": self.regrouped,
+                "outputs_touched": self.touched}
 
 
 def regroup(store: RegionStore) -> int:
@@ -51,21 +69,26 @@ def regroup(store: RegionStore) -> int:
 
 
 def forget(store: RegionStore, clip_ids: Sequence[str], *, reason: str = "erasure request") -> ForgetReport:
-    ids = [validate_clip_id(c) for c in clip_ids]
-    rows, unknown, known = [], [], []
-    for cid in ids:
-        try:
-            rows.append(store.clip_row(cid))
-            known.append(cid)
-        except NotFoundError:
-            unknown.append(cid)
+    """Erase ``clip_ids`` from the region (see the module doc); safe to run again."""
+    ids = list(dict.fromkeys(validate_clip_id(c) for c in clip_ids))
     with store.writer("clipdex forget"):
-        store.tombstone(rows, reason)
+        found = store.erasable(ids)
+        unknown = [c for c in ids if c not in found]
+        erased = [c for c in unknown if store.is_erased([c])]
+        unknown = [c for c in unknown if c not in erased]
+        store.record_erased([v for c in found.values() for v in (c["digest"], c["recording_id"])]
+                            + list(found))
+        fault_point("forget_recorded")
+        store.tombstone([c["row"] for c in found.values() if c["status"] == "active"], reason)
+        fault_point("forget_tombstoned")
         zero = np.zeros((1, *THUMB_SHAPE), np.uint8)
-        for r in rows:  # thumbnails are pictures: erase them now, not at compaction
-            store._write_rows("thumbnails", r, zero)
-        changed = regroup(store) if rows else 0
-    return ForgetReport(store.region.name, known, unknown, changed)
+        for c in found.values():  # thumbnails are pictures: erase them now, not at compaction
+            store._write_rows("thumbnails", c["row"], zero)
+        fault_point("forget_thumbnails")
+        changed = regroup(store) if found else 0
+        fault_point("forget_regrouped")
+        touched = purge_outputs(store, set(found) | set(erased)) if found or erased else []
+    return ForgetReport(store.region.name, list(found), unknown, changed, erased, touched)
 
 
 def compact(store: RegionStore) -> dict:
@@ -73,5 +96,96 @@ def compact(store: RegionStore) -> dict:
 
     with store.writer("clipdex compact"):
         out = store.compact_forgotten()
+        out.update(store.scrub_forgotten())
     ensure_indexes(store)
     return {"region": store.region.name, **out}
+
+
+# ---------------------------------------------------------------------------- region outputs
+def region_outputs(store: RegionStore) -> list[tuple[Path, str]]:
+    """(path, kind) of every output clipdex wrote inside the region that still exists: the
+    registered ones and those at the default places."""
+    from .egress import read_outputs
+
+    root = store.region.path
+    found: dict[Path, str] = {}
+    for o in read_outputs(store.region):
+        path = Path(o["path"])
+        if path.is_relative_to(root):
+            found[path] = o["kind"]
+    found.setdefault(root / "report.html", "report")
+    for p in sorted((root / "manifests").glob("*")) if (root / "manifests").is_dir() else []:
+        found.setdefault(p, "manifest")
+    for p in sorted((root / "exports").glob("*")) if (root / "exports").is_dir() else []:
+        found.setdefault(p, "export")
+    return [(p, k) for p, k in found.items() if p.exists() and not p.is_symlink()]
+
+
+def purge_outputs(store: RegionStore, clip_ids: set[str]) -> list[dict]:
+    """Remove ``clip_ids`` from the region's outputs; returns what was touched and how."""
+    touched = []
+    for path, kind in region_outputs(store):
+        if kind == "report" and path.is_file():
+            from .report import build_report
+
+            build_report(store, path)
+            touched.append({"path": str(path), "kind": kind, "action": "regenerated"})
+        elif kind == "manifest" and path.is_file():
+            n = _rewrite_manifest(path, clip_ids)
+            if n:
+                touched.append({"path": str(path), "kind": kind, "action": f"rewrote without {n} records"})
+        elif kind == "export" and path.is_dir():
+            gone = [c for c in sorted(clip_ids) if (path / c).is_dir()]
+            for c in gone:
+                shutil.rmtree(path / c)
+            if gone:
+                touched.append({"path": str(path), "kind": kind, "action": f"deleted {len(gone)} clips"})
+    return touched
+
+
+def _rewrite_manifest(path: Path, clip_ids: set[str]) -> int:
+    """Rewrite a manifest without the records of ``clip_ids`` (atomically); returns how many
+    records were dropped. A Parquet manifest that cannot be read back is deleted."""
+    suffix = path.suffix.lower()
+    tmp = path.with_name(path.name + ".tmp")
+    if suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            cols, rows = reader.fieldnames or [], list(reader)
+        keep = [r for r in rows if r.get("clip_id") not in clip_ids]
+        if len(keep) == len(rows):
+            return 0
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(keep)
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    elif suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(path).to_pylist()
+        except Exception:
+            path.unlink()
+            return 1
+        keep = [r for r in rows if str(r.get("clip_id")) not in clip_ids]
+        if len(keep) == len(rows):
+            return 0
+        pq.write_table(pa.Table.from_pylist(keep), tmp)
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        keep_lines = []
+        for line in lines:
+            try:
+                cid = json.loads(line).get("clip_id") if line.strip() else None
+            except (json.JSONDecodeError, AttributeError):
+                cid = None
+            if cid not in clip_ids and not any(c in line for c in clip_ids):
+                keep_lines.append(line)
+        if len(keep_lines) == len(lines):
+            return 0
+        rows, keep = lines, keep_lines
+        tmp.write_text("".join(x + "\n" for x in keep_lines), encoding="utf-8")
+    tmp.replace(path)
+    return len(rows) - len(keep)

@@ -10,7 +10,8 @@ what each region's export policy lets leave it.
     export_to = ["eu-central"]          # regions allowed to receive them; ["*"] = any region
 
 A missing or invalid policy is an error, never an open door: a region without
-``export_fields`` exports nothing.
+``export_fields`` exports nothing. Region folders are disjoint: every load resolves each folder
+(``..`` and symlinks included) and refuses two regions whose folders are the same or nested.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from pathlib import Path
 from .errors import RegionError
 from .ids import validate_region_name
 
-EXPORT_FIELDS = ("ids", "scores", "hashes", "embeddings", "thumbnails", "frames", "telemetry")
+#: what may leave a region, each granted by name (``egress`` checks every one that crosses):
+#: clip ids (and drive/vehicle ids), scores (rarity, similarity, match strength), keyframe
+#: hashes, embeddings, thumbnails, frames, telemetry, source paths, relations between clips
+#: (duplicate/partial pairs, offsets, groups) and aggregate counts (clips, hours, pairs)
+EXPORT_FIELDS = ("ids", "scores", "hashes", "embeddings", "thumbnails", "frames", "telemetry",
+                 "source_paths", "relations", "counts")
 REGIONS_FILE = "regions.toml"
 
 
@@ -65,7 +71,9 @@ class Home:
             obj = cls(home)
             obj.save()
             return obj
-        return cls(home, _parse_regions(cfg, home))
+        regions = _parse_regions(cfg, home)
+        check_disjoint(regions, cfg)
+        return cls(home, regions)
 
     def region(self, name: str) -> Region:
         validate_region_name(name)
@@ -161,6 +169,20 @@ def _toml_str(s: str) -> str:
 
 def _nested(a: Path, b: Path) -> bool:
     return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def check_disjoint(regions: dict[str, Region], cfg: Path) -> None:
+    """Refuse region folders that are the same or nested once ``..`` and symlinks are resolved
+    (``Region.path`` is already resolved): one region's data would be another's."""
+    items = sorted(regions.values(), key=lambda r: r.name)
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            if _nested(a.path, b.path):
+                raise RegionError(
+                    f"{cfg}: regions {a.name!r} ({a.path}) and {b.name!r} ({b.path}) share a folder "
+                    "(the same, or one inside the other, after resolving '..' and symlinks); give "
+                    "each region its own folder in regions.toml"
+                )
 
 
 def _parse_regions(cfg: Path, home: Path) -> dict[str, Region]:

@@ -9,6 +9,9 @@ Rules
     - Hidden files and directories (name starts with ``.``) are skipped.
     - Symlinks: one whose target leaves the source tree (the ``root``, else the argument
       directory) is never followed and gives an error item; a broken one gives an error item.
+      The same holds for every file a source reads: a telemetry sidecar or an image of an image
+      folder that resolves outside the tree turns its source into an error item (nothing of it
+      is read).
       Symlinks inside the tree are followed only with ``follow_symlinks=True`` (their targets
       are found by the walk anyway); each real file is listed once. A directory reached twice
       (a loop through links or bind mounts) gives an error item and is not walked again.
@@ -97,6 +100,12 @@ def _folder_telemetry(folder: Path) -> Path | None:
     return None
 
 
+def _outside_tree(files: list[Path], tree: Path) -> list[Path]:
+    """The files of ``files`` that resolve (through symlinks and ``..``) outside ``tree``."""
+    tree_real = os.path.realpath(tree)
+    return [f for f in files if os.path.commonpath([os.path.realpath(f), tree_real]) != tree_real]
+
+
 class _Walker:
     def __init__(self, follow_symlinks: bool):
         self.follow_symlinks = follow_symlinks
@@ -116,6 +125,15 @@ class _Walker:
             telemetry = _folder_telemetry(path)
         else:
             telemetry = None
+        leaving = _outside_tree([telemetry] if telemetry else [], tree)
+        if kind == "images":
+            leaving += _outside_tree(sorted(p for p in path.iterdir()
+                                            if p.suffix.lower() in IMAGE_EXTENSIONS), tree)
+        if leaving:  # every file read at ingest lies in the tree: a link out of it is never read
+            self.error(path, f"{path}: {leaving[0]} links to {os.path.realpath(leaving[0])}, outside the "
+                             f"source tree {os.path.realpath(tree)}; nothing of {path.name} was read (copy "
+                             "the file into the tree, or remove the link)")
+            return
         self.items.append((SourceItem(kind, path, "", telemetry), tree))
 
     def error(self, path: Path, message: str) -> None:

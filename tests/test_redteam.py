@@ -1,0 +1,424 @@
+"""Sovereignty under attack: each numbered attack of the sovereignty issue, run against a home of
+three regions, asserting that nothing leaves a region except through the egress gate (with its
+audit line written before any byte), nothing lands in another region's folder, and nothing of a
+forgotten clip survives ``compact``.
+
+Regions: ``us-west`` (ids, scores, hashes, relations to any region; a fleet of zarr clips),
+``cn-east`` (hashes to us-west only; another fleet) and ``eu-central`` (frames and telemetry
+to anywhere; small generated videos with telemetry sidecars).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from typer.testing import CliRunner
+
+from engine import audit
+from engine.cli import app
+from engine.crossregion import cross_duplicates, export_hashes
+from engine.errors import PolicyError, RegionError, StoreError
+from engine.export import export_manifest
+from engine.forget import compact, forget
+from engine.ingest import IngestOptions, ingest
+from engine.regions import Home
+from engine.report import build_report
+from engine.select import read_manifest, select_clips, write_manifest
+from engine.store import RegionStore
+from tests.test_sources_helpers import write_video
+
+runner = CliRunner()
+A, B, C = "us-west", "cn-east", "eu-central"
+
+
+def cli(*args: str) -> tuple[int, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.output
+
+
+def _telemetry_csv(path: Path, seconds: float, marker: str = "") -> Path:
+    t = np.arange(0, seconds, 0.1)
+    lines = ["time,speed,accel,yaw_rate,steering"] + [f"{x:.2f},{10 + x:.2f},0.1,0.0,0.0" for x in t]
+    if marker:
+        lines.insert(1, marker)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from fixtures import FleetSpec, write_fleet
+
+    root = tmp_path_factory.mktemp("redteam")
+    fleet = root / "fleet"
+    write_fleet(fleet, FleetSpec.tiny(seed=3))
+    home = Home.open(root / "home", create=True)
+    home.add_region(A, jurisdiction="US", export_fields=("ids", "scores", "hashes", "relations"),
+                    export_to=("*",))
+    home.add_region(B, jurisdiction="CN", export_fields=("hashes",), export_to=(A,))
+    home.add_region(C, jurisdiction="EU", export_fields=("frames", "telemetry"), export_to=("*",))
+    for r in (A, B):
+        rep = ingest(home, r, [fleet / r / "clips.zarr"])
+        assert rep.ok, rep.failed
+    videos = root / "videos-eu"
+    videos.mkdir()
+    for i in range(3):
+        v = write_video(videos / f"drive{i}.mp4", seconds=4.0, start=7.0 * i)
+        _telemetry_csv(v.with_suffix(".csv"), 4.0)
+    rep = ingest(home, C, [videos])
+    assert rep.ok and len(rep.ingested) == 3, rep.failed
+    return {"root": root, "home": home, "fleet": fleet, "videos": videos}
+
+
+@pytest.fixture
+def audit_first(monkeypatch):
+    """Record, for every audit line, whether its destination already held a byte."""
+    seen: list[tuple[dict, bool]] = []
+    real = audit.record
+
+    def spy(region, **kw):
+        out = (kw.get("detail") or {}).get("out")
+        existed = bool(out) and Path(out).exists() and (Path(out).is_file() or any(Path(out).iterdir()))
+        entry = real(region, **kw)
+        seen.append((entry, existed))
+        return entry
+
+    monkeypatch.setattr(audit, "record", spy)
+    return seen
+
+
+def _bytes_under(path: Path) -> list[tuple[Path, bytes]]:
+    return [(Path(d) / f, (Path(d) / f).read_bytes()) for d, _, files in os.walk(path) for f in files]
+
+
+def _clip_ids(home: Home, region: str) -> list[str]:
+    with RegionStore.open(home.region(region)) as s:
+        return list(s.clip_table().clip_ids)
+
+
+# ---------------------------------------------------------------------------- attack 1
+def test_attack1_report_and_select_cannot_write_into_another_region(world, audit_first):
+    home = world["home"]
+    b_catalog = home.region(B).path / "catalog.sqlite"
+    before = b_catalog.read_bytes()
+    with RegionStore.open(home.region(A)) as s:
+        with pytest.raises(PolicyError, match="region 'cn-east'"):
+            build_report(s, b_catalog, home=home)
+        sel = select_clips(s, 5, seed=0)
+    for target in (b_catalog, home.region(B).path / "manifests" / "m.jsonl", home.region(B).path / ".." / B / "x.csv"):
+        with pytest.raises(PolicyError, match="region 'cn-east'"):
+            write_manifest(sel, target, home=home)
+    code, out = cli("report", "--region", A, "--home", str(home.path), "--out", str(b_catalog))
+    assert code == 2 and "cn-east" in out
+    assert b_catalog.read_bytes() == before
+    with RegionStore.open(home.region(B)) as s:
+        assert len(s.clip_table()) > 0  # B's catalog still opens
+    assert not (home.region(B).path / "manifests").exists()
+    assert not audit_first  # refused before any audit line: nothing was sent
+
+
+def test_attack1_outside_writes_need_the_policy_and_are_audited_first(world, audit_first, tmp_path):
+    home = world["home"]
+    with RegionStore.open(home.region(A)) as s:
+        # us-west grants no thumbnails: its report may not leave
+        with pytest.raises(PolicyError, match="'thumbnails'"):
+            build_report(s, tmp_path / "r.html", home=home)
+        sel = select_clips(s, 5, seed=0)
+    assert not (tmp_path / "r.html").exists()
+    path = write_manifest(sel, tmp_path / "m.jsonl", home=home)  # ids and scores granted, sources not
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert rows and all("clip_id" in r for r in rows)
+    assert all("source" not in r for r in rows)
+    entry, existed = audit_first[-1]
+    assert not existed and entry["operation"] == "manifest" and entry["to"] == "*"
+    assert set(entry["fields"]) == {"ids", "scores"}
+    with RegionStore.open(home.region(B)) as s:  # cn-east grants nothing to '*'
+        sel_b = select_clips(s, 3, seed=0)
+        with pytest.raises(PolicyError, match="'ids'"):
+            write_manifest(sel_b, tmp_path / "b.jsonl", home=home)
+    assert not (tmp_path / "b.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------- attack 2
+def _manifest(home: Home, region: str, name: str, budget: int = 3) -> Path:
+    with RegionStore.open(home.region(region)) as s:
+        sel = select_clips(s, budget, seed=0)
+    return write_manifest(sel, home.region(region).path / "manifests" / name, home=home)
+
+
+def test_attack2_export_carries_only_policy_fields_under_opaque_ids(world, audit_first, tmp_path):
+    home = world["home"]
+    manifest = _manifest(home, C, "ship.jsonl")
+    records = read_manifest(manifest)
+    out = tmp_path / "dataset"
+    rep = export_manifest(home, manifest, out=out, frames="keyframes")
+    assert rep.ok, rep.failed
+    entry, existed = audit_first[-1]
+    assert not existed, "a byte reached the destination before the audit line"
+    assert entry["operation"] == "export" and set(entry["fields"]) == {"frames", "telemetry"}
+    root = zarr.open_group(out, mode="r")
+    names = sorted(root.group_keys())
+    assert len(names) == len(records) and all(n.startswith("c-") for n in names)
+    for name in names:
+        attrs = dict(root[name].attrs)
+        assert not {"clip_id", "source", "drive_id", "detail", "reason"} & set(attrs)
+        assert "telemetry" in root[name].group_keys()
+    secrets_ = [r["clip_id"] for r in records] + [r["source"] for r in records]
+    secrets_ += [str(world["videos"]), "rarity", "percentile"]
+    for path, data in _bytes_under(out):
+        for s in secrets_:
+            assert s.encode() not in data, f"{path} carries {s!r}"
+    # a second export elsewhere: other opaque ids (unlinkable across exports)
+    out2 = tmp_path / "dataset2"
+    export_manifest(home, manifest, out=out2, frames="keyframes")
+    assert not set(zarr.open_group(out2, mode="r").group_keys()) & set(names)
+
+
+def test_attack2_blocked_audit_log_leaves_nothing_at_the_destination(world, tmp_path):
+    home = world["home"]
+    manifest = _manifest(home, C, "blocked.jsonl", budget=1)
+    log = audit.audit_path(home.region(C))
+    saved = log.read_bytes() if log.exists() else b""
+    log.unlink(missing_ok=True)
+    log.mkdir()  # the audit log cannot be appended to
+    try:
+        with pytest.raises(StoreError, match="audit log"):
+            export_manifest(home, manifest, out=tmp_path / "blocked")
+    finally:
+        log.rmdir()
+        log.write_bytes(saved)
+    assert not (tmp_path / "blocked").exists()
+
+
+# ---------------------------------------------------------------------------- attack 3
+def test_attack3_crossdup_tokens_random_and_payload_hashes_only(world):
+    home = world["home"]
+    with RegionStore.open(home.region(B)) as s:
+        ids = list(s.clip_table().clip_ids)
+        p1, t1 = export_hashes(s)
+        p2, t2 = export_hashes(s)
+    assert set(p1) == {"hashes"}  # no counts, quality flags or ids
+    assert not set(t1) & set(t2)  # fresh tokens every run
+    assert sorted(t1.values()) == sorted(ids)
+    for token, hashes in p1["hashes"].items():
+        assert token not in ids and not token.isdigit()
+        assert hashes.dtype == np.uint8 and hashes.ndim == 2
+    assert all(t not in json.dumps(ids) for t in t1)
+
+
+def test_attack3_crossdup_only_policy_fields_cross_both_ways(world):
+    home = world["home"]
+    n_b = len(audit.read(home.region(B)))
+    n_a = len(audit.read(home.region(A)))
+    # cn-east may send hashes to us-west, but us-west... sends relations back (granted): ok
+    res = cross_duplicates(home, B, A)
+    assert res.status == "ok"
+    sent = audit.read(home.region(B))[n_b:]
+    back = audit.read(home.region(A))[n_a:]
+    assert [e["fields"] for e in sent] == [["hashes"]]
+    assert back and set(back[-1]["fields"]) <= {"relations", "ids", "scores"} and "relations" in back[-1]["fields"]
+    # us-west -> cn-east: cn-east grants no relations back to us-west: refused, nothing crosses
+    n_a, n_b = len(audit.read(home.region(A))), len(audit.read(home.region(B)))
+    res = cross_duplicates(home, A, B)
+    assert res.status == "refused" and "'relations'" in res.reason and "cn-east" in res.reason
+    assert len(audit.read(home.region(A))) == n_a and len(audit.read(home.region(B))) == n_b
+    # eu-central grants no hashes to us-west: refused before anything is read
+    res = cross_duplicates(home, C, A)
+    assert res.status == "refused" and "'hashes'" in res.reason
+
+
+# ---------------------------------------------------------------------------- attack 4
+@pytest.mark.parametrize("how", ["nested", "dotdot", "symlink", "same"])
+def test_attack4_hand_edited_regions_toml_with_overlapping_folders_refused(tmp_path, how):
+    home = Home.open(tmp_path / "home", create=True)
+    home.add_region("a-one", export_fields=("ids", "scores", "hashes"), export_to=("*",))
+    home.add_region("b-two")
+    b = home.region("b-two").path
+    (b / "catalog.sqlite").write_bytes(b"b's data")
+    if how == "nested":
+        alias = str(b / "inner")
+    elif how == "dotdot":
+        alias = str(home.path / "regions" / "a-one" / ".." / "b-two")
+    elif how == "same":
+        alias = "regions/b-two"
+    else:
+        (tmp_path / "innocent").symlink_to(b)
+        alias = str(tmp_path / "innocent")
+    cfg = home.path / "regions.toml"
+    cfg.write_text(cfg.read_text() + f'\n[regions.alias]\npath = "{alias}"\nexport_fields = ["ids", '
+                   '"scores", "hashes"]\nexport_to = ["*"]\n')
+    with pytest.raises(RegionError, match="'alias'.*'b-two'|'b-two'.*'alias'"):
+        Home.open(home.path)
+    code, out = cli("crossdup", "--from", "alias", "--to", "a-one", "--home", str(home.path))
+    assert code == 2 and "share a folder" in out
+
+
+# ---------------------------------------------------------------------------- attack 5
+@pytest.fixture
+def erasure_home(tmp_path):
+    home = Home.open(tmp_path / "home", create=True)
+    home.add_region(A, export_fields=("ids",), export_to=("*",))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    paths = [write_video(videos / f"secret{i}.mp4", seconds=4.0, start=11.0 * i) for i in range(3)]
+    rep = ingest(home, A, [videos])
+    assert rep.ok and len(rep.ingested) == 3, rep.failed
+    return home, videos, paths
+
+
+def _outputs(home: Home) -> dict:
+    """A report, a manifest and an export, all inside the region, naming every clip."""
+    region = home.region(A)
+    with RegionStore.open(region) as s:
+        report = build_report(s, region.path / "report.html", home=home)
+        sel = select_clips(s, 10, seed=0)
+    manifest = write_manifest(sel, region.path / "manifests" / "all.jsonl", home=home)
+    csv_manifest = write_manifest(sel, region.path / "picked.csv", home=home)
+    rep = export_manifest(home, manifest, frames="keyframes")
+    assert rep.ok, rep.failed
+    return {"report": report, "manifest": manifest, "csv": csv_manifest, "export": Path(rep.out)}
+
+
+def _assert_gone(home: Home, victim: str, source: str) -> None:
+    for path, data in _bytes_under(home.region(A).path):
+        i = data.find(victim.encode())
+        assert i < 0, f"{path} still names {victim}: {data[max(0, i - 300):i + 80]!r}"
+        assert source.encode() not in data, f"{path} still holds the source path {source}"
+
+
+def test_attack5_forget_and_compact_leave_nothing_of_the_clip(erasure_home):
+    home, videos, paths = erasure_home
+    outs = _outputs(home)
+    victim, source = "secret1", str(paths[1].resolve())
+    rep = forget(RegionStore.open(home.region(A)), [victim])
+    assert rep.forgotten == [victim]
+    kinds = {t["kind"] for t in rep.touched}
+    assert {"report", "manifest", "export"} <= kinds
+    assert victim not in outs["report"].read_text() and victim not in outs["manifest"].read_text()
+    assert victim not in outs["csv"].read_text()
+    assert not (outs["export"] / victim).exists()
+    with RegionStore.open(home.region(A)) as s:
+        info = compact(s)
+    assert info["scrubbed"] == 1
+    _assert_gone(home, victim, source)
+    # forget is idempotent even after the catalog lost the id
+    again = forget(RegionStore.open(home.region(A)), [victim])
+    assert again.already_erased == [victim] and not again.unknown
+    # re-ingest refused whatever the split or the name
+    for opts in (IngestOptions(), IngestOptions(clip_seconds=2.0)):
+        rep = ingest(home, A, [videos], opts)
+        assert not [c for c in rep.ingested if c.startswith(victim)], rep.ingested
+        assert any(c == "(erased)" and "forgotten" in r for c, r in rep.skipped), rep.skipped
+    renamed = videos.parent / "renamed"
+    renamed.mkdir()
+    os.link(paths[1], renamed / "holiday.mp4")
+    rep = ingest(home, A, [renamed], IngestOptions(clip_seconds=1.5))
+    assert not rep.ingested and rep.skipped
+    _assert_gone(home, victim, source)
+
+
+@pytest.mark.parametrize("stage", ["forget_recorded", "forget_tombstoned", "forget_thumbnails",
+                                   "forget_regrouped"])
+def test_attack5_forget_killed_at_each_step_is_finished_by_a_rerun(erasure_home, stage):
+    home, videos, paths = erasure_home
+    outs = _outputs(home)
+    victim = "secret2"
+    with RegionStore.open(home.region(A)) as s:
+        row = s.clip_row(victim)
+    env = {**os.environ, "CLIPDEX_FAULT": f"{stage}:1"}
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "forget", victim, "--region", A,
+                           "--home", str(home.path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    rep = forget(RegionStore.open(home.region(A)), [victim])
+    assert rep.forgotten == [victim] and not rep.unknown
+    with RegionStore.open(home.region(A)) as s:
+        assert not s.read_rows("thumbnails", row, row + 1).any()
+        assert victim not in s.clip_table().clip_ids
+    assert victim not in outs["manifest"].read_text() and not (outs["export"] / victim).exists()
+    with RegionStore.open(home.region(A)) as s:
+        compact(s)
+    _assert_gone(home, victim, str(paths[2].resolve()))
+
+
+# ---------------------------------------------------------------------------- attack 6
+def test_attack6_links_out_of_the_source_tree_are_never_read(world, tmp_path):
+    home = world["home"]
+    secret = _telemetry_csv(tmp_path / "passwd.csv", 4.0, marker="root:x:0:0:SECRET-MARKER")
+    tree = tmp_path / "tree"
+    (tree / "cam").mkdir(parents=True)
+    write_video(tree / "cam" / "linked.mp4", seconds=3.0, start=50.0)
+    (tree / "cam" / "linked.csv").symlink_to(secret)  # sidecar leaving the tree
+    from PIL import Image
+
+    imgs = tree / "frames"
+    imgs.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(imgs / f"{i:03d}.png")
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(outside)
+    (imgs / "006.png").symlink_to(outside)  # an image leaving the tree
+    before = _clip_ids(home, C)
+    rep = ingest(home, C, [tree])
+    failed = dict(rep.failed)
+    assert not rep.ingested
+    assert any("linked.csv" in why and "outside the source tree" in why for why in failed.values())
+    assert any("006.png" in why and "outside the source tree" in why for why in failed.values())
+    assert _clip_ids(home, C) == before
+    for path, data in _bytes_under(home.region(C).path):
+        assert b"SECRET-MARKER" not in data, path
+
+
+# ---------------------------------------------------------------------------- attack 7
+def test_attack7_relative_sources_are_stored_absolute_and_checked_at_export(world, tmp_path, monkeypatch):
+    home = world["home"]
+    work = tmp_path / "work"
+    work.mkdir()
+    write_video(work / "rel.mp4", seconds=3.0, start=90.0)
+    monkeypatch.chdir(work)
+    rep = ingest(home, C, ["rel.mp4"])
+    assert rep.ok and rep.ingested == ["rel"], rep.failed
+    with RegionStore.open(home.region(C)) as s:
+        src = next(r["source"] for r in s.clip_records() if r["clip_id"] == "rel")
+    assert src == str((work / "rel.mp4").resolve())
+    with RegionStore.open(home.region(C)) as s:
+        sel = select_clips(s, 1, force=["rel"], seed=0)
+    manifest = write_manifest(sel, home.region(C).path / "manifests" / "rel.jsonl", home=home)
+    # another directory with another file of that name: the stored absolute path is used
+    other = tmp_path / "other"
+    other.mkdir()
+    write_video(other / "rel.mp4", seconds=3.0, start=5.0)
+    monkeypatch.chdir(other)
+    assert export_manifest(home, manifest, frames="keyframes", out=home.region(C).path / "exports" / "a").ok
+    # the ingested file replaced by other content: refused, not exported under the clip's id
+    os.replace(other / "rel.mp4", work / "rel.mp4")
+    rep = export_manifest(home, manifest, frames="keyframes", out=home.region(C).path / "exports" / "b")
+    assert rep.failed and "digest changed" in rep.failed[0][1]
+
+
+# ---------------------------------------------------------------------------- the whole session
+def test_every_file_of_the_session_lies_in_its_region_or_passed_the_gate(world):
+    home = world["home"]
+    region_dirs = {r: home.region(r).path for r in (A, B, C)}
+    for d, _, files in os.walk(home.path):
+        for f in files:
+            p = Path(d) / f
+            if p == home.path / "regions.toml":
+                continue
+            owner = [r for r, rp in region_dirs.items() if p.is_relative_to(rp)]
+            assert len(owner) == 1, p
+            data = p.read_bytes()
+            for other in set(region_dirs) - set(owner):
+                for cid in [c for c in _clip_ids(home, other) if len(c) >= 6][:20]:
+                    assert cid.encode() not in data or cid.startswith(owner[0]), f"{p} holds {other}'s {cid}"
+    for r in (A, B, C):
+        for e in audit.read(home.region(r)):
+            assert set(e["fields"]) <= set(home.region(r).export_fields), e
+            assert e["to"] == "*" or e["to"] in home.regions
