@@ -26,9 +26,19 @@ arrays. A rerun skips complete clips and rewrites partial ones. A clip that cann
 the others go on.
 
 Sovereignty: the dataset is written inside the region's folder (default
-``REGION/exports/<manifest stem>``). A destination outside it needs the region's policy to let
-``frames`` and ``telemetry`` leave (to the region whose folder holds the destination, else to any
-region: ``export_to = ["*"]``), and is written to the audit log before anything is written.
+``REGION/exports/<manifest stem>``). A destination outside it passes the egress gate
+(:func:`engine.egress.open_target`): the region's policy must let ``frames`` leave for a place
+outside every region (``export_to = ["*"]``; another region's folder is always refused), and the
+audit line is appended before the first byte is written. Only granted fields go: without
+``telemetry`` no telemetry group; without ``ids`` clip groups get opaque per-export ids (a keyed
+hash of destination and clip id, resolvable only inside the region) and no clip or drive id;
+without ``source_paths`` no source or manifest path; without ``scores`` no rarity detail or
+selection reason.
+
+Sources: the catalog stores each source as an absolute resolved path; a relative one (an older
+catalog) is refused, and a video file whose content digest no longer matches the one recorded at
+ingest is refused (the file was replaced), so an export never reads a different file than the
+one ingested.
 """
 
 from __future__ import annotations
@@ -160,26 +170,23 @@ def default_out(region: Region, manifest: str | Path) -> Path:
     return region.path / "exports" / Path(manifest).stem
 
 
+#: what an export carries: frames always; the rest only where the policy grants it
+EXPORT_REQUIRED = ("frames",)
+EXPORT_OPTIONAL = ("telemetry", "ids", "scores", "source_paths")
+
+
 def check_destination(home: Home, region: Region, out: Path) -> str | None:
-    """None when ``out`` lies inside the region's folder; else the destination region name
-    (or ``"*"``) that the policy allows frames and telemetry to go to. Raises PolicyError."""
-    out = out.expanduser().resolve()
-    if out.is_relative_to(region.path):
-        return None
-    dest = "*"
-    for other in home.regions.values():
-        if other.name != region.name and out.is_relative_to(other.path):
-            dest = other.name
-    refused = [f for f in ("frames", "telemetry")
-               if not (region.allows(f, dest) if dest != "*" else
-                       f in region.export_fields and "*" in region.export_to)]
-    if refused:
-        where = f"region {dest!r}'s folder" if dest != "*" else "a folder outside every region"
-        raise PolicyError(
-            f"--out {out} is outside region {region.name!r} ({region.path}), in {where}, and the "
-            f"region's policy does not let {', '.join(refused)} leave it; export inside the region "
-            f"(omit --out or use a path under {region.path}) or change its export policy"
-        )
+    """None when ``out`` lies inside the region's folder; else ``"*"`` when the policy lets
+    ``frames`` go outside every region. Raises PolicyError (another region's folder always).
+    Checks only: :func:`export_manifest` passes the gate, which also audits."""
+    from . import egress
+
+    dest = egress.destination_of(home, region, out)
+    if dest is not None:
+        why = egress.refusal(region, EXPORT_REQUIRED, dest, operation=f"export to {out}",
+                             hint=f", or export inside {region.path} (omit --out)")
+        if why:
+            raise PolicyError(why)
     return dest
 
 
@@ -212,37 +219,51 @@ def export_manifest(
         if len(named) != 1:
             raise InputError(f"manifest {manifest} names regions {named or 'none'}; pass --region")
         region = named[0]
+    from . import egress
+
     reg = home.region(region)
     out_path = Path(out) if out is not None else default_out(reg, manifest)
-    dest = check_destination(home, reg, out_path)
+    check_destination(home, reg, out_path)
     out_path = out_path.expanduser().resolve()
     report = ExportReport(reg.name, str(out_path), str(manifest))
     want = {"format": EXPORT_FORMAT, "region": reg.name, "frames_mode": frames,
             "size": list(size) if isinstance(size, tuple) else size, "manifest_digest": _manifest_digest(records)}
-    root = _open_root(out_path, want, manifest)
-    if dest is not None:
-        from . import audit
-
-        audit.record(reg, operation="export", fields=["frames", "telemetry"], to=dest,
-                     records=len(records), detail={"out": str(out_path)})
+    _check_root(out_path, want)  # refuse a foreign folder before anything is audited or written
+    target = egress.open_target(home, reg, out_path, operation="export", fields=EXPORT_REQUIRED,
+                                optional=EXPORT_OPTIONAL, records=len(records), kind="export")
+    grant = set(target.fields)
+    if "ids" not in grant:  # the manifest digest is a function of clip ids: key it to the region
+        want["manifest_digest"] = egress.opaque_id(reg, str(out_path), want["manifest_digest"])
+    root = _open_root(out_path, want, manifest if "source_paths" in grant else "")
+    sources = _SourceCheck()
     with RegionStore.open(reg) as store:
         for k, rec in enumerate(records):
             cid = str(rec.get("clip_id", ""))
             if progress is not None:
                 progress(k, len(records), cid)
+            name = cid if "ids" in grant else egress.opaque_id(reg, str(out_path), cid)
             try:
-                done = _export_one(store, root, rec, frames, size, report)
+                done = _export_one(store, root, rec, frames, size, report,
+                                   _Shape(name, grant, sources))
             except (SourceError, InputError) as err:
-                report.failed.append((cid, str(err)))
+                report.failed.append((name, str(err)))
                 continue
             except Exception as err:  # an unreadable source fails this clip, never the others
-                report.failed.append((cid, f"{type(err).__name__}: {err}"))
+                report.failed.append((name, f"{type(err).__name__}: {err}"))
                 continue
-            (report.written if done else report.skipped).append(cid)
+            (report.written if done else report.skipped).append(name)
         if progress is not None:
             progress(len(records), len(records), "")
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_root(out_path: Path, want: dict) -> None:
+    """Refuse an ``out`` folder that holds something other than a clipdex export (read only)."""
+    if out_path.exists() and not out_path.is_dir():
+        raise InputError(f"--out {out_path} is a file; pass an empty or new folder")
+    if out_path.is_dir() and not (out_path / "zarr.json").exists() and any(out_path.iterdir()):
+        raise InputError(f"--out {out_path} exists and is not a clipdex export; pass an empty or new folder")
 
 
 def _open_root(out_path: Path, want: dict, manifest) -> object:
@@ -267,21 +288,65 @@ def _open_root(out_path: Path, want: dict, manifest) -> object:
     return root
 
 
+#: clip attrs that carry each optional field
+_ATTR_FIELDS = {"ids": ("clip_id", "drive_id"), "source_paths": ("source",), "scores": ("detail", "reason")}
+
+
 def _clip_info(store: RegionStore, cid: str) -> dict:
     row = store.db.execute(
-        "SELECT row, status, source, source_offset_s, duration_s, fps, drive_id, kf_start, kf_count"
-        " FROM clips WHERE clip_id=?", (cid,)).fetchone()
+        "SELECT row, status, source, source_offset_s, duration_s, fps, drive_id, kf_start, kf_count,"
+        " digest FROM clips WHERE clip_id=?", (cid,)).fetchone()
     if row is None:
         raise InputError(f"clip {cid!r} is not in region {store.region.name!r}; export a manifest "
                          "written by `clipdex select` for this region")
     if row[1] != "active":
         raise InputError(f"clip {cid!r} is {row[1]} in region {store.region.name!r} (erasure or "
                          "damage); it is not exported: select again without it")
-    keys = ("row", "status", "source", "offset", "duration", "fps", "drive_id", "kf_start", "kf_count")
-    return dict(zip(keys, row, strict=True))
+    keys = ("row", "status", "source", "offset", "duration", "fps", "drive_id", "kf_start", "kf_count",
+            "digest")
+    info = dict(zip(keys, row, strict=True), clip_id=cid, recording_id="")
+    if info["source"] and Path(info["source"]).suffix.lower() in VIDEO_EXTENSIONS:
+        recs = store.clip_records([info["row"]]) if hasattr(store, "clip_records") else []
+        info["recording_id"] = recs[0]["recording_id"] if recs else ""
+    return info
 
 
-def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: ExportReport) -> bool:
+class _SourceCheck:
+    """Content digests of video sources, computed once per export run."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str] = {}
+
+    def verify(self, info: dict) -> None:
+        source = str(info["source"])
+        if not Path(source).is_absolute():
+            raise SourceError(f"source {source!r} of clip {info['clip_id']!r} is stored as a relative "
+                              "path, which depends on the working directory; re-ingest the clip "
+                              "(sources are stored as absolute resolved paths)")
+        path = Path(source)
+        if not (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
+            return
+        from .sources.video import file_digest
+
+        if source not in self.digests:
+            self.digests[source] = file_digest(path)
+        if self.digests[source] not in {info["digest"], info["recording_id"]}:
+            raise SourceError(f"{source}: content differs from the file ingested as clip "
+                              f"{info['clip_id']!r} (digest changed); restore the original file or "
+                              "re-ingest it")
+
+
+@dataclass
+class _Shape:
+    """How one clip is written: its group name and the fields the destination may receive."""
+
+    name: str
+    fields: set[str]
+    sources: _SourceCheck
+
+
+def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: ExportReport,
+                shape: _Shape) -> bool:
     """Export one clip; False when it was already complete."""
     cid = str(rec.get("clip_id", ""))
     rec_region = str(rec.get("region", store.region.name))
@@ -291,16 +356,18 @@ def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: Ex
     from .ids import validate_clip_id
 
     validate_clip_id(cid)
-    if cid in root.group_keys() and root[cid].attrs.get("complete") is True:
+    name, grant = shape.name, shape.fields
+    if name in root.group_keys() and root[name].attrs.get("complete") is True:
         return False
     info = _clip_info(store, cid)
+    shape.sources.verify(info)
     targets = None
     if mode == "keyframes":
         s, n = int(info["kf_start"]), int(info["kf_count"])
         targets = np.asarray(store.read_rows("keyframe_times", s, s + n), np.float64)
     clip = read_clip_frames(info["source"], float(info["offset"]), float(info["duration"]),
                             fps=info["fps"], keyframe_times=targets, size=size)
-    g = root.create_group(cid, overwrite=True)  # a partial group from an interrupted run is redone
+    g = root.create_group(name, overwrite=True)  # a partial group from an interrupted run is redone
     t, h, w, _ = clip.frames.shape
     fr = g.create_array("frames", shape=clip.frames.shape, dtype="uint8",
                         chunks=(min(t, FRAMES_PER_CHUNK), h, w, 3))
@@ -308,14 +375,14 @@ def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: Ex
     fault_point("export_frames")  # crash tests: killed between a clip's arrays
     ft = g.create_array("frame_times", shape=(t,), dtype="float64")
     ft[...] = clip.frame_times
-    if clip.telemetry is not None:
+    if clip.telemetry is not None and "telemetry" in grant:
         tg = g.create_group("telemetry")
         for name, values in clip.telemetry.items():
             a = tg.create_array(name, shape=values.shape, dtype=values.dtype, chunks=(max(1, len(values)),))
             a[...] = values
     span = rec.get("span") or [rec.get("span_start"), rec.get("span_end")]
     detail = {k: rec[k] for k in ("rarity", "percentile", "distance", "quota") if rec.get(k) not in (None, "")}
-    g.attrs.update({
+    attrs = {
         "clip_id": cid, "region": store.region.name, "source": info["source"],
         "span": [float(x) for x in span] if None not in span else
         [float(info["offset"]), float(info["offset"]) + float(info["duration"])],
@@ -323,7 +390,12 @@ def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: Ex
         "detail": detail, "drive_id": info["drive_id"] or "",
         "fps": float(info["fps"]) if info["fps"] is not None and math.isfinite(info["fps"]) else None,
         "frames_mode": mode,
-    })
+    }
+    for f, keys in _ATTR_FIELDS.items():
+        if f not in grant:
+            for k in keys:
+                attrs.pop(k)
+    g.attrs.update(attrs)
     g.attrs["complete"] = True  # last: the clip counts only once everything above is on disk
     report.frames += t
     report.bytes += clip.frames.nbytes
