@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -422,3 +423,43 @@ def test_every_file_of_the_session_lies_in_its_region_or_passed_the_gate(world):
         for e in audit.read(home.region(r)):
             assert set(e["fields"]) <= set(home.region(r).export_fields), e
             assert e["to"] == "*" or e["to"] in home.regions
+
+
+# ---------------------------------------------------------------------------- the code itself
+_WRITE_CALLS = re.compile(r'write_text\(|write_bytes\(|\.open\("w|open_group\([^)]*mode="(w|a|r\+)"|write_table\('
+                          r"|os\.open\(|np\.save\(")
+#: modules that write files, and why that never carries a region's data out of it
+_WRITERS = {
+    "engine/audit.py": "the region's own audit log",
+    "engine/demo.py": "synthetic fleets and the home's demo record, no region data",
+    "engine/egress.py": "the region's outputs registry and secret",
+    "engine/export.py": "through egress.open_target",
+    "engine/forget.py": "rewrites outputs inside the region",
+    "engine/index/__init__.py": "index files inside the region",
+    "engine/regions.py": "regions.toml",
+    "engine/report.py": "through egress.open_target",
+    "engine/select.py": "through egress.open_target",
+    "engine/store.py": "the region's store",
+}
+
+
+def test_nothing_writes_outside_a_region_except_through_the_gate():
+    import inspect
+
+    import engine.crossregion
+    import engine.export
+    import engine.report
+    import engine.select
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "engine").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if _WRITE_CALLS.search(text):
+            assert rel in _WRITERS, f"{rel} writes files: route them through engine.egress"
+        if rel != "engine/egress.py":
+            assert "audit.record(" not in text, f"{rel} audits on its own: use engine.egress.send"
+    for fn in (engine.report.build_report, engine.select.write_manifest, engine.export.export_manifest):
+        assert "egress.open_target(" in inspect.getsource(fn), fn.__qualname__
+    for fn in (engine.crossregion.cross_query, engine.crossregion.cross_duplicates):
+        assert "egress.send(" in inspect.getsource(fn), fn.__qualname__
