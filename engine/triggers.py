@@ -44,7 +44,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "dusk_sky_max_luma": 200.0,  # ... under a sky band whose 90th percentile stays below this
     # (a daylit sky over a backlit, dark ground saturates: 240-255) ...
     "dusk_sky_ratio": 1.5,  # ... at least this much brighter than the ground ...
-    "dusk_sky_blue": 10.0,  # ... and blue: mean blue - red of the sky band (0-255) at least this
+    "dusk_sky_blue": 10.0,  # ... and blue: mean blue - red of the sky band (0-255) at least this,
+    "dusk_mean_luma": 85.0,  # ... in a picture whose mean luma stays at most this (daylight
+    # auto-exposure brings a picture to a mean of 90-130; at dusk the exposure runs out: 55-80)
     "low_visibility_spread": 0.5,  # fog: (p90 - p10) / median of the upper half's luma at most
     # this (a clear far scene: 0.6-3; a low-contrast sunny scene can reach 0.2, hence ...)
     "low_visibility_saturation": 0.07,  # ... a mean colour saturation at most this (dense fog
@@ -248,11 +250,12 @@ def _night(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
 
 
 def _dusk(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
-    """Dusk: a dim ground under a sky still lit, blue and not blown out (in daylight a dark
-    ground under a bright sky comes from backlight, and that sky saturates)."""
+    """Dusk: a dim picture, its ground dimmer still, under a sky still lit, blue and not blown
+    out (in daylight a dark ground under a bright sky comes from backlight, and that sky
+    saturates; auto-exposure keeps a daylit picture brighter on the whole)."""
     return ((m.ground_median <= th["dusk_ground_luma"]) & (m.top_p90 <= th["dusk_sky_max_luma"])
             & (m.top_median >= th["dusk_sky_ratio"] * np.maximum(m.ground_median, 1.0))
-            & (m.top_blue >= th["dusk_sky_blue"]))
+            & (m.top_blue >= th["dusk_sky_blue"]) & (m.mean <= th["dusk_mean_luma"]))
 
 
 def _washed_out(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
