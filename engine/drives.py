@@ -7,9 +7,11 @@ itself) joins the drive of the previous recording of the same *device* when it s
 without a vehicle id is a device of its folder (a dashcam's card) and camera.
 
 Drive ids are derived, ``<vehicle or folder>[-<camera>]-<UTC start of the drive's first
-recording>``, recorded with provenance ``chain``; recordings without a start time (or with only
-a container's creation time, which re-encoders rewrite) have no drive and count as a drive of
-their own (:meth:`engine.store.ClipTable.drive_keys`).
+recording>``, recorded with provenance ``chain``. Only recordings timed by the metadata table,
+their name, their telemetry or a user chain, and a recording that overlaps the previous one by
+more than ``OVERLAP_S`` (a copy, another camera) starts a drive of its own; recordings without
+such a time have no drive and count as a drive of their own
+(:meth:`engine.store.ClipTable.drive_keys`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from .store import RegionStore
 DRIVE_GAP_S = 10.0
 #: drive provenance that chaining never overrides
 _GIVEN = ("metadata", "name", "source", "user")
+#: start-time provenance that lets a recording chain into a drive
+_CHAINED_TIMES = ("metadata", "name", "telemetry", "user")
+#: a recording that starts more than this before the previous one ends overlaps it: another
+#: camera or a copy, not the next file of the same stream
+OVERLAP_S = 2.0
 _BAD = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -47,8 +54,10 @@ def _recordings(records: list[dict]) -> list[_Recording]:
     for c in records:
         prov = c["meta"].get("provenance", {})
         start = c["start_time"]
-        # a container's creation_time is rewritten by re-encoders: it never links recordings
-        untrusted = start is None or prov.get("start_time") == "container"
+        # only recordings timed by the metadata table, their name, their telemetry or a user
+        # chain: a container's creation_time is rewritten by re-encoders, and a source that
+        # carried its own time (a zarr clip) carried its drive too when it had one
+        untrusted = start is None or prov.get("start_time") not in _CHAINED_TIMES
         start = math.nan if untrusted else float(start)
         rec_start = start - float(c["source_offset_s"]) if math.isfinite(start) else math.nan
         rec_end = start + float(c["duration_s"]) if math.isfinite(start) else math.nan
@@ -76,10 +85,16 @@ def plan_drives(records: list[dict], gap_s: float = DRIVE_GAP_S) -> dict[str, st
     out: dict[str, str] = {r.recording_id: "" for r in recs if not math.isfinite(r.start)}
     timed = sorted((r for r in recs if math.isfinite(r.start)), key=lambda r: (r.device, r.start))
     drive, end, device = "", -math.inf, None
+    used: set[str] = set()
     for r in timed:
-        if r.device != device or r.start > end + gap_s:
+        if r.device != device or r.start > end + gap_s or r.start < end - OVERLAP_S:
             stamp = dt.datetime.fromtimestamp(r.start, dt.UTC).strftime("%Y%m%dT%H%M%S")
-            drive = "-".join(p for p in (r.label, _BAD.sub("_", r.device[1]), stamp) if p)
+            drive = base = "-".join(p for p in (r.label, _BAD.sub("_", r.device[1]), stamp) if p)
+            n = 1
+            while drive in used:  # two streams of one device starting in the same second
+                n += 1
+                drive = f"{base}-{n}"
+            used.add(drive)
             device, end = r.device, r.end
         else:
             end = max(end, r.end)

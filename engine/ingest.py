@@ -85,6 +85,7 @@ class IngestOptions:
     force: bool = False  # re-ingest sources that were forgotten (erasure requests)
     wait: float = 0.0  # seconds to wait for another writer of the region before refusing
     threads: int = 0  # decoding threads per video file (0 = FFmpeg picks, one per core)
+    decode: str = "auto"  # video decode strategy: engine.sources.video.DECODE_STRATEGIES
     telemetry_map: dict[str, str] | None = None  # channel -> sidecar column, e.g. {"time": "ts_ms"}
     telemetry_units: dict[str, str] | None = None  # {"time": "ms", "speed": "km/h"}
     # Numba threads for the features while sources stream in (0 = auto: 1 when a video is being
@@ -98,6 +99,11 @@ class IngestOptions:
     timezone: str | None = None  # zone of times without one (file names); default UTC
     drive_gap_s: float = 10.0  # consecutive recordings of one device this close are one drive
     commit_every_s: float = 5.0  # commit a partial batch after this long, so a kill loses little
+
+    def __post_init__(self) -> None:
+        from .sources.video import check_strategy
+
+        check_strategy(self.decode)  # a bad --decode fails before any file is read
 
 
 def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event,
@@ -116,6 +122,7 @@ def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event
                 return
         for sample in iter_clips(item, keyframe_hz=opts.keyframe_hz, clip_seconds=opts.clip_seconds,
                                  image_fps=opts.image_fps, threads=opts.threads,
+                                 strategy=opts.decode,
                                  telemetry_map=opts.telemetry_map,
                                  telemetry_units=opts.telemetry_units):
             while not stop.is_set():
@@ -199,8 +206,13 @@ def ingest(
     opts: IngestOptions | None = None,
     progress: Callable[[dict], None] | None = None,
     command: str = "clipdex ingest",
+    executor=None,
 ) -> IngestReport:
-    """Ingest ``sources`` (files, folders, globs, zarr stores) into ``region_name``."""
+    """Ingest ``sources`` (files, folders, globs, zarr stores) into ``region_name``.
+
+    ``executor`` (:class:`engine.executors.DaskExecutor`) decodes and computes features on a
+    Dask cluster; by default threads of this process do. Either way this process is the region's
+    single writer and commits the results in source order, so the catalog is the same."""
     from .index import ensure_indexes
     from .sources import discover
 
@@ -266,15 +278,19 @@ def ingest(
         numba_threads = _feature_threads(opts, items)
         known_recordings = store.finished_sources()
         current: _ItemState | None = None
+        if executor is not None:
+            results = executor.results(items, opts, region.name, known_recordings)
+            store.features  # noqa: B018  (open or create the arrays while workers decode)
+        else:  # open (or create) the feature arrays while the first source decodes, not after
+            results = _local_results(items, opts, region.name, stop, known_recordings,
+                                     numba_threads, while_decoding=lambda: store.features)
         try:
-            # open (or create) the feature arrays while the first source decodes, not after
-            for item, got in _samples(items, opts, stop, while_decoding=lambda: store.features,
-                                      done_recordings=known_recordings):
+            for item, got in results:
                 fault_point("decode")
                 if current is None or current.item is not item:
                     current = _ItemState(item)
                 if got is _ITEM_END:
-                    if current.recording_id and not current.failed:
+                    if current.recording_id and not current.failed and item.kind == "video":
                         finished.append(FinishedRecording(
                             current.recording_id, str(Path(item.path).resolve()), current.end_s,
                             float("nan") if opts.clip_seconds is None else float(opts.clip_seconds)))
@@ -288,43 +304,36 @@ def ingest(
                     state["skipped"] += 1
                     report.metadata_updated += _correct_metadata(store, resolver, item, got.recording_id)
                     continue
+                if isinstance(got, _ClipError):
+                    current.failed = True
+                    fail(got.where, got.message)
+                    continue
                 if isinstance(got, ClipdexError):
                     current.failed = True
                     fail(str(item.path), str(got))
                     continue
-                sample: ClipSample = got
-                current.recording_id = current.recording_id or sample.recording_id or sample.digest
-                current.end_s = max(current.end_s, sample.source_offset_s + sample.duration_s)
-                for w in _apply_metadata(sample, resolver, current):
+                clip: NewClip = got
+                current.recording_id = current.recording_id or clip.recording_id or clip.digest
+                current.end_s = max(current.end_s, clip.source_offset_s + clip.duration_s)
+                for w in _apply_metadata(clip, resolver, current):
                     report.warnings.append((str(item.path), w))
-                try:
-                    validate_clip_id(sample.clip_id)
-                    if sample.region and sample.region != region.name:
-                        raise InputError(
-                            f"clip {sample.clip_id} names region {sample.region!r} in its metadata but "
-                            f"is being ingested into {region.name!r}; ingest it with --region {sample.region}"
-                        )
-                except ClipdexError as err:
-                    current.failed = True
-                    fail(sample.source, str(err))
-                    continue
-                if sample.digest in seen_in_job:
-                    report.skipped.append((sample.clip_id, "same content earlier in this job"))
+                if clip.digest in seen_in_job:
+                    report.skipped.append((clip.clip_id, "same content earlier in this job"))
                     state["skipped"] += 1
                     continue
-                if not opts.force and store.is_erased([sample.digest, getattr(sample, "recording_id", "")]):
+                if not opts.force and store.is_erased([clip.digest, clip.recording_id]):
                     # named by neither id nor path: the job log keeps nothing of erased content,
                     # and the recording is not recorded as ingested
-                    current.failed = True
                     report.skipped.append(("(erased)", "forgotten (erasure request: this content or its "
                                            "recording was erased); re-ingest only with --force"))
                     state["skipped"] += 1
+                    current.failed = True
                     continue
-                known = store.known_digests([sample.digest])
-                if sample.digest in known:
-                    cid, status = known[sample.digest]
+                known = store.known_digests([clip.digest])
+                if clip.digest in known:
+                    cid, status = known[clip.digest]
                     if status == "active":
-                        report.skipped.append((sample.clip_id, f"already ingested as {cid}"))
+                        report.skipped.append((clip.clip_id, f"already ingested as {cid}"))
                         state["skipped"] += 1
                         if not current.corrected:
                             current.corrected = True
@@ -332,28 +341,26 @@ def ingest(
                                 store, resolver, item, current.recording_id)
                         continue
                     if not opts.force:
-                        report.skipped.append((sample.clip_id, f"forgotten as {cid} (erasure request); "
+                        report.skipped.append((clip.clip_id, f"forgotten as {cid} (erasure request); "
                                                "re-ingest only with --force"))
                         state["skipped"] += 1
                         current.failed = True  # not wholly in the region: never skip it unread
                         continue
                     store.compact_forgotten()  # erase the old rows for good, then drop the tombstone
-                    store.drop_tombstone(sample.digest)
-                if store.has_clip_id(sample.clip_id) and opts.clip_seconds is not None \
-                        and _same_recording(store, sample):
+                    store.drop_tombstone(clip.digest)
+                if store.has_clip_id(clip.clip_id) and opts.clip_seconds is not None \
+                        and _same_recording(store, clip):
                     # the recording cut again with another split: its pieces get their own ids
-                    sample.clip_id = f"{sample.clip_id}-split{float(opts.clip_seconds):g}s"
-                if sample.clip_id in seen_ids or store.has_clip_id(sample.clip_id):
+                    clip.clip_id = f"{clip.clip_id}-split{float(opts.clip_seconds):g}s"
+                if clip.clip_id in seen_ids or store.has_clip_id(clip.clip_id):
                     current.failed = True
-                    fail(sample.source, f"clip id {sample.clip_id!r} already exists in region "
+                    fail(clip.source, f"clip id {clip.clip_id!r} already exists in region "
                          f"{region.name!r} with other content; rename the source or ingest it from "
                          "another folder so it gets another id")
                     continue
-                seen_in_job.add(sample.digest)
-                seen_ids.add(sample.clip_id)
-                computed = _compute([sample], opts, fail, numba_threads)
-                current.failed |= not computed
-                batch += computed
+                seen_in_job.add(clip.digest)
+                seen_ids.add(clip.clip_id)
+                batch.append(clip)
                 if len(batch) >= opts.batch_size or \
                         time.monotonic() - last_commit[0] >= opts.commit_every_s:
                     flush()
@@ -382,32 +389,85 @@ def _feature_threads(opts: IngestOptions, items: Sequence) -> int:
     return 1 if any(getattr(item, "kind", None) == "video" for item in items) else 0
 
 
-def _compute(batch: list[ClipSample], opts: IngestOptions, fail: Callable[[str, str], None],
-             numba_threads: int = 0) -> list[NewClip]:
-    """Features of ``batch`` with ``numba_threads`` Numba threads in this thread (0 = as set)."""
+@dataclass(frozen=True)
+class _ClipError:
+    """A clip that failed after decoding (bad id, another region's clip, bad keyframes)."""
+
+    where: str
+    message: str
+
+
+def _sample_to_clip(sample: ClipSample, opts: IngestOptions, region_name: str) -> NewClip | _ClipError:
+    """Validate one decoded clip and compute its features (in this thread)."""
+    import math
+
     from .features import compute_features
 
-    before = None
-    if numba_threads > 0:
-        import numba
-
-        before = numba.get_num_threads()
-        numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        try:
-            return compute_features(batch, opts.thresholds)
-        except ClipdexError:
-            pass  # find the bad clip(s) one by one, keep the rest
-        good: list[NewClip] = []
-        for s in batch:
-            try:
-                good += compute_features([s], opts.thresholds)
-            except ClipdexError as err:
-                fail(s.source, str(err))
-        return good
+        validate_clip_id(sample.clip_id)
+        if sample.region and sample.region != region_name:
+            raise InputError(
+                f"clip {sample.clip_id} names region {sample.region!r} in its metadata but "
+                f"is being ingested into {region_name!r}; ingest it with --region {sample.region}")
+        (clip,) = compute_features([sample], opts.thresholds)
+    except ClipdexError as err:
+        return _ClipError(sample.source, str(err))
+    clip.meta = dict(clip.meta or {})
+    if sample.telemetry is not None and math.isfinite(sample.telemetry.epoch_start):
+        clip.meta["telemetry_epoch_start"] = sample.telemetry.epoch_start
+    # fields a source carried itself (zarr attrs): metadata resolution ranks them
+    clip.meta["source_fields"] = {k: v for k, v in (
+        ("drive_id", sample.drive_id), ("vehicle_id", sample.vehicle_id),
+        ("start_time", sample.start_time - sample.source_offset_s)) if v == v and v != ""}
+    return clip
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int):
+    """``n`` Numba threads in this thread while the block runs (0 = leave as set)."""
+    if n <= 0:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
     finally:
-        if before is not None:
-            numba.set_num_threads(before)
+        numba.set_num_threads(before)
+
+
+def _local_results(items: Sequence, opts: IngestOptions, region_name: str, stop: threading.Event,
+                   done_recordings: dict, numba_threads: int,
+                   while_decoding: Callable[[], None] | None = None):
+    """(item, NewClip | _ClipError | ClipdexError | _Skip | _ITEM_END) in item order: threads of
+    this process decode, this thread computes each clip's features as it arrives."""
+    for item, got in _samples(items, opts, stop, while_decoding=while_decoding,
+                              done_recordings=done_recordings):
+        if isinstance(got, ClipSample):
+            with _numba_threads(numba_threads):
+                got = _sample_to_clip(got, opts, region_name)
+        yield item, got
+
+
+def item_results(item, opts: IngestOptions, region_name: str, done_recordings: dict | None) -> list:
+    """Everything one source gives, decoded and computed here (a Dask task): NewClips and
+    errors, or a _Skip. Decoding runs in a helper thread with a bounded queue, so memory holds
+    a few clips' keyframes, not the file's."""
+    out: list = []
+    q: queue.Queue = queue.Queue(maxsize=8)
+    stop = threading.Event()
+    worker = threading.Thread(target=_producer, args=(item, opts, q, stop, None, done_recordings),
+                              daemon=True)
+    worker.start()
+    try:
+        while (got := q.get()) is not _END:
+            out.append(_sample_to_clip(got, opts, region_name) if isinstance(got, ClipSample) else got)
+    finally:
+        stop.set()
+        worker.join()
+    return out
 
 
 @dataclass
@@ -418,7 +478,9 @@ class _ItemState:
     recording_id: str = ""
     end_s: float = 0.0
     failed: bool = False
-    metadata: object = None  # its RecordingMetadata, resolved at its first clip
+    #: RecordingMetadata per recording of the source (a video file is one recording; a zarr
+    #: store holds many), resolved at the recording's first clip
+    metadata: dict = field(default_factory=dict)
     corrected: bool = False  # committed clips of it were given the current metadata
     warned: set = field(default_factory=set)
 
@@ -429,34 +491,34 @@ def _resolver(opts: IngestOptions) -> MetadataResolver:
     return MetadataResolver(table, compile_patterns(opts.name_patterns, opts.name_defaults), tz)
 
 
-def _apply_metadata(sample: ClipSample, resolver: MetadataResolver, current: _ItemState) -> list[str]:
-    """Give ``sample`` its recording's metadata (resolved once per source); returns warnings not
+def _apply_metadata(clip: NewClip, resolver: MetadataResolver, current: _ItemState) -> list[str]:
+    """Give ``clip`` its recording's metadata (resolved once per recording); returns warnings not
     yet reported for this source (the source's own decode and telemetry warnings included)."""
     import math
 
-    sample.source = str(Path(sample.source).resolve())
-    if current.metadata is None:
-        tel_start = math.nan
-        if sample.telemetry is not None and math.isfinite(sample.telemetry.epoch_start):
-            tel_start = sample.telemetry.epoch_start - sample.source_offset_s
-        given = {"drive_id": sample.drive_id, "vehicle_id": sample.vehicle_id,
-                 "start_time": sample.start_time - sample.source_offset_s}
-        current.metadata = resolver.resolve(
-            Path(sample.source), container_creation=sample.meta.get("container_creation_time", ""),
-            telemetry_start=tel_start, given=given)
-    md = current.metadata
-    sample.drive_id = md.drive_id
-    sample.vehicle_id = md.vehicle_id
-    sample.camera = md.camera
-    sample.start_time = md.start_time + sample.source_offset_s if math.isfinite(md.start_time) \
+    meta = clip.meta if clip.meta is not None else {}
+    clip.source = str(Path(clip.source).resolve())
+    key = clip.recording_id or clip.digest
+    if key not in current.metadata:
+        tel = meta.get("telemetry_epoch_start")
+        tel_start = float(tel) - clip.source_offset_s if tel is not None else math.nan
+        current.metadata[key] = resolver.resolve(
+            Path(clip.source), container_creation=meta.get("container_creation_time", ""),
+            telemetry_start=tel_start, given=meta.get("source_fields"))
+    meta.pop("source_fields", None)
+    md = current.metadata[key]
+    clip.drive_id = md.drive_id
+    clip.vehicle_id = md.vehicle_id
+    clip.camera = md.camera
+    clip.start_time = md.start_time + clip.source_offset_s if math.isfinite(md.start_time) \
         else float("nan")
-    sample.meta["provenance"] = dict(md.provenance)
+    meta["provenance"] = dict(md.provenance)
     if md.tags:
-        sample.meta["tags"] = dict(md.tags)
+        meta["tags"] = dict(md.tags)
+    clip.meta = meta
     new = []
-    messages = list(md.warnings) + list(sample.meta.get("warnings", []))
-    if sample.telemetry is not None:
-        messages += [f"telemetry: {w}" for w in sample.telemetry.issues]
+    messages = list(md.warnings) + list(meta.get("warnings", []))
+    messages += [f"telemetry: {w}" for w in meta.get("telemetry_issues", [])]
     for w in messages:
         if w not in current.warned:
             current.warned.add(w)
@@ -464,10 +526,10 @@ def _apply_metadata(sample: ClipSample, resolver: MetadataResolver, current: _It
     return new
 
 
-def _same_recording(store: RegionStore, sample: ClipSample) -> bool:
-    """The committed clip named like ``sample`` was cut from the same recording."""
-    got = store.clip_records([store.clip_row(sample.clip_id)]) if store.has_clip_id(sample.clip_id) else []
-    return bool(got) and got[0]["recording_id"] == (sample.recording_id or sample.digest)
+def _same_recording(store: RegionStore, clip: NewClip) -> bool:
+    """The committed clip named like ``clip`` was cut from the same recording."""
+    got = store.clip_records([store.clip_row(clip.clip_id)]) if store.has_clip_id(clip.clip_id) else []
+    return bool(got) and got[0]["recording_id"] == (clip.recording_id or clip.digest)
 
 
 def _correct_metadata(store: RegionStore, resolver: MetadataResolver, item, recording_id: str) -> int:

@@ -40,6 +40,9 @@ class Region:
     jurisdiction: str = ""
     export_fields: tuple[str, ...] = ()
     export_to: tuple[str, ...] = ()
+    #: Dask schedulers trusted to process this region's clips (``tcp://HOST:PORT``); a job
+    #: refuses any other scheduler. A LocalCluster started by the job itself is always allowed
+    schedulers: tuple[str, ...] = ()
 
     def allows(self, field_name: str, to_region: str) -> bool:
         """True when ``field_name`` may leave this region for ``to_region``."""
@@ -151,6 +154,8 @@ class Home:
                 f"path = {_toml_str(str(shown))}",
                 f"export_fields = [{', '.join(_toml_str(f) for f in r.export_fields)}]",
                 f"export_to = [{', '.join(_toml_str(t) for t in r.export_to)}]",
+                *([f"schedulers = [{', '.join(_toml_str(t) for t in r.schedulers)}]"]
+                  if r.schedulers else []),
                 "",
             ]
         tmp = self.path / (REGIONS_FILE + ".tmp")
@@ -207,9 +212,14 @@ def _parse_regions(cfg: Path, home: Path) -> dict[str, Region]:
             )
         if not isinstance(dests, list) or not all(isinstance(d, str) for d in dests):
             raise RegionError(f"{cfg}: region {name!r} export_to must be a list of region names or '*'")
+        schedulers = spec.get("schedulers", [])
+        if not isinstance(schedulers, list) or not all(isinstance(x, str) for x in schedulers):
+            raise RegionError(f"{cfg}: region {name!r} schedulers must be a list of addresses "
+                              "such as \"tcp://10.0.0.5:8786\"")
         rpath = Path(str(spec["path"])).expanduser()
         absolute = (rpath if rpath.is_absolute() else home / rpath).resolve()
         regions[name] = Region(
-            name, absolute, str(spec.get("jurisdiction", "")), tuple(fields), tuple(dests)
+            name, absolute, str(spec.get("jurisdiction", "")), tuple(fields), tuple(dests),
+            tuple(schedulers),
         )
     return regions

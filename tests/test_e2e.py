@@ -91,8 +91,9 @@ def test_cli_commands_on_demo_home(demo_summary):
     res = runner.invoke(app, ["dedup", "--region", region, "--home", home, "--pairs", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["summary"]["pairs"] >= 1
-    report = f"{home}/report-{region}.html"
-    res = runner.invoke(app, ["report", "--region", region, "--home", home, "--out", report])
+    # the report stays inside the region (writing it elsewhere needs the policy: egress)
+    report = Home.open(home).region(region).path / "report.html"
+    res = runner.invoke(app, ["report", "--region", region, "--home", home])
     assert res.exit_code == 0, res.output
     page = open(report, encoding="utf-8").read()
     assert "Rarest 30 recordings" in page and "copies" in page  # one card per duplicate group
