@@ -612,11 +612,12 @@ def _hard_negatives(clips_dir: Path, out_dir: Path, truth: Truth, opts: BenchOpt
 
 
 # ----------------------------------------------------------------------------- engine run
-def run_engine(home_dir: Path, sources: list[Path]) -> tuple[list[tuple[str, str, str, float]], dict]:
-    """Ingest ``sources`` into a fresh home, run dedup; predicted pairs as (file_a, file_b,
-    relation, offset_s) with b's t=0 at a's time offset_s, and stage times / failures."""
+def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tuple[list[tuple[str, str, str, float]], dict]:
+    """Ingest ``sources`` into a fresh home (video decode strategy ``decode``), run dedup;
+    predicted pairs as (file_a, file_b, relation, offset_s) with b's t=0 at a's time offset_s,
+    and stage times / failures."""
     from engine.dedup import load_dedup, run_dedup
-    from engine.ingest import ingest
+    from engine.ingest import IngestOptions, ingest
     from engine.regions import Home
     from engine.store import RegionStore
 
@@ -624,7 +625,7 @@ def run_engine(home_dir: Path, sources: list[Path]) -> tuple[list[tuple[str, str
     if REGION not in h.regions:
         h.add_region(REGION, jurisdiction="XX", export_fields=("ids", "scores"), export_to=("*",))
     t = time.perf_counter()
-    rep = ingest(h, REGION, sources, command="benchmarks.real_quality")
+    rep = ingest(h, REGION, sources, IngestOptions(decode=decode), command="benchmarks.real_quality")
     info = {"ingest_s": round(time.perf_counter() - t, 2), "ingested": len(rep.ingested),
             "keyframes": rep.keyframes,
             "failed": [{"source": Path(s).name, "error": e} for s, e in rep.failed]}
@@ -752,7 +753,8 @@ def clips_folder(arg: str | None) -> Path:
     return path
 
 
-def run(clips_dir: Path, opts: BenchOptions, work: Path, say: Callable[[str], None] = print) -> dict:
+def run(clips_dir: Path, opts: BenchOptions, work: Path, say: Callable[[str], None] = print,
+        decode: str = "auto") -> dict:
     """Generate, ingest, dedup and score; returns the result dict (see module doc)."""
     t0 = time.perf_counter()
     files = sorted(p.name for p in clips_dir.iterdir() if p.suffix.lower() in (".mp4", ".gif"))
@@ -777,13 +779,14 @@ def run(clips_dir: Path, opts: BenchOptions, work: Path, say: Callable[[str], No
     shutil.rmtree(work / "home", ignore_errors=True)
     t1 = time.perf_counter()
     say(f"{len(variants)} variants written in {t1 - t0:.1f} s; ingesting {len(files) + len(variants)} files")
-    predicted, engine_info = run_engine(work / "home", [clips_dir / f for f in files] + variants)
+    predicted, engine_info = run_engine(work / "home", [clips_dir / f for f in files] + variants, decode)
     t2 = time.perf_counter()
     failed = {f["source"] for f in engine_info["failed"]}
     scores = score(predicted, truth, failed)
     return {
         "options": {"pool": opts.pool, "per_class": opts.per_class, "seed": opts.seed,
-                    "hard_negative_sources": opts.hard_negative_sources, "segment_s": SEGMENT_S},
+                    "hard_negative_sources": opts.hard_negative_sources, "segment_s": SEGMENT_S,
+                    "decode": decode},
         "clips": {"originals": len(files), "variants": len(variants)},
         "targets": TARGETS,
         "scores": scores,
@@ -802,12 +805,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, help="write variants and the home here and keep them; a later "
                     "run with the same folder and options reuses the variants")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--decode", default="auto", help="video decode strategy for ingest (clipdex ingest --decode)")
     args = ap.parse_args(argv)
     clips_dir = clips_folder(args.clips)
     opts = BenchOptions.quick(args.seed) if args.quick else BenchOptions(seed=args.seed)
     work = args.keep or Path(tempfile.mkdtemp(prefix="clipdex-real-"))
     try:
-        result = run(clips_dir, opts, work, say=lambda m: print(m, file=sys.stderr))
+        result = run(clips_dir, opts, work, say=lambda m: print(m, file=sys.stderr), decode=args.decode)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -5,9 +5,9 @@ Files: 4 x 10 s, 1280x720, 30 fps, libx264 ~4 Mbit/s (preset veryfast, B-frames 
 panned noise texture with a moving box, encoded once and cached in the temp folder. With
 benchmarks disabled (the default test run) a small 320x180 file is used so this stays quick.
 Each result's ``extra_info`` holds frames/s (source frames per second of wall time) and, for
-the strategies, the speed-up over ``strategy="all"`` at the same thread count. Keyframes are
-tent-filtered over +-1 keyframe period, so every frame is needed: "targeted" is "all" (the
-default), "nonref"/"nonkey" skip frames and change the keyframes.
+the strategies (every entry of ``engine.sources.video.DECODE_STRATEGIES``), the speed-up over
+``strategy="all"`` at the same thread count. Real-footage speed and dedup quality of each
+strategy: ``python -m benchmarks.decode_modes``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import av
 import numpy as np
 import pytest
 
-from engine.sources.video import AUTO_STRATEGY, iter_video_clips
+from engine.sources.video import AUTO_STRATEGY, DECODE_STRATEGIES, iter_video_clips
 from tests.test_sources_helpers import textured_scene, write_video
 
 CACHE = Path(tempfile.gettempdir()) / "clipdex_bench_decode_v1"
@@ -137,7 +137,7 @@ def test_bench_pyav_decode_all_frames(benchmark, files, threads):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("strategy", ["all", "targeted", "nonref", "nonkey"])
+@pytest.mark.parametrize("strategy", list(DECODE_STRATEGIES))
 def test_bench_iter_video_clips(benchmark, files, strategy, threads):
     paths, frames = files
     started = time.perf_counter()

@@ -267,6 +267,9 @@ def ingest(
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for another job writing the region.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Clips per catalog commit.")] = 64,
     threads: Annotated[int, typer.Option(help="Decoding threads per video file (0 = FFmpeg picks).")] = 0,
+    decode: Annotated[str, typer.Option(
+        "--decode", help="Video decode strategy: auto, all, noloop, noloop-nonref, nonref, slice, "
+        "lowres, keyframes (trade-offs in the README).")] = "auto",
     telemetry_map: Annotated[str | None, typer.Option(
         help="Sidecar CSV columns per channel, e.g. time=timestamp_ms,speed=speed_kph "
              "(channels: time, speed, accel, yaw_rate, steering).")] = None,
@@ -311,7 +314,7 @@ def ingest(
             tel_map = {**(tel_map or {}), "columns": ",".join(parse_columns(telemetry_columns))}
         thresholds = parse_thresholds(trigger_threshold or []) or None
         opts = IngestOptions(thresholds=thresholds, keyframe_hz=keyframe_hz, clip_seconds=clip_seconds, image_fps=image_fps, workers=workers,
-                             force=force, wait=wait, batch_size=max(1, batch_size), threads=threads,
+                             force=force, wait=wait, batch_size=max(1, batch_size), threads=threads, decode=decode,
                              telemetry_map=tel_map, telemetry_units=tel_units, metadata=metadata,
                              name_patterns=[p for p in (name_pattern or []) if p != "none"],
                              name_defaults="none" not in (name_pattern or []), timezone=timezone,

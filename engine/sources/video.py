@@ -1,7 +1,8 @@
 """Video files -> :class:`ClipSample` via PyAV, keyframes sampled by presentation time.
 
 Decoding
-    Every frame is decoded in presentation order (frame + slice threads). Frame times are
+    Frames are decoded in presentation order (frame + slice threads), all of them or those a
+    decode strategy keeps (below; the default skips non-reference frames). Frame times are
     ``(pts - first_pts) * time_base`` of the first *decoded* frame, so MP4 edit lists and streams
     whose first pts != 0 start at 0. Frames whose time does not increase are dropped (counted in
     ``meta["warnings"]``). Audio and other streams are never decoded. A missing container
@@ -43,14 +44,16 @@ Splitting
     frames on both sides (the recording is one timeline). Without it the whole file is one clip
     ``<base>`` holding all its keyframes (2 Hz x 320x180 = 0.35 MB per second of video).
 
-Strategies (``strategy=``), measured in ``benchmarks/test_bench_decode.py``
-    ``"all"``       decode every frame. The default (``"auto"``).
-    ``"targeted"``  decode the frames inside any keyframe window; with the window half-width
-                    of one keyframe period that is every frame, so it is ``"all"`` (kept as a
-                    name for scripts that pass it).
-    ``"nonref"``    ``skip_frame="NONREF"``: non-reference frames are never decoded and their
-                    weight is lost (keyframes differ from "all"; faster; not the default).
-    ``"nonkey"``    ``skip_frame="NONKEY"``: key frames only; exact only for intra-only codecs.
+Decode strategies (``strategy=``, ``clipdex ingest --decode NAME``)
+    One table, :data:`DECODE_STRATEGIES`, maps each name to its FFmpeg settings and a line
+    saying what it trades; ``"auto"`` is :data:`AUTO_STRATEGY`. Settings that skip work
+    (the in-loop deblocking filter, non-reference frames) change the decoded pixels a little
+    and so the keyframes; at the working size (320x180 or less) deblocking edges average away.
+    ``keyframes`` decodes intra frames only: each 2 Hz keyframe is the tent-weighted mean of the
+    intra frames in its window, or the nearest intra frame, so what a keyframe shows follows
+    the stream's GOP (with a GOP of 1 s or more, consecutive keyframes repeat one picture).
+    A raw stream without timestamps (frame times are counted) is always decoded whole.
+    ``benchmarks/decode_modes.py`` measures each one's speed and real-footage dedup quality.
 
 Errors raise :class:`SourceError` naming the file, the problem and the fix. A file that breaks
 part-way (truncated, corrupt packets) still yields what decoded, with ``meta["warnings"]``, if at
@@ -64,6 +67,7 @@ import math
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -90,14 +94,76 @@ MAX_PIXELS = 40_000_000
 MIN_LAST_CLIP_S = 1.0
 #: a decoded stream shorter than its declared duration by more than this is reported truncated
 TRUNCATION_TOLERANCE_S = 0.5
-#: the default. Tent-filtered keyframes need every frame inside +-1 keyframe period of a sample
-#: time, i.e. all frames, so "targeted" can no longer skip anything; "nonref"/"nonkey" are
-#: faster but drop frames from the windows (see benchmarks/test_bench_decode.py)
-AUTO_STRATEGY = "all"
 #: a video must decode at least this many frames (a 1-frame "clip" cannot be aligned in time)
 MIN_FRAMES = 2
-STRATEGIES = ("auto", "all", "targeted", "nonref", "nonkey")
+
+
+@dataclass(frozen=True)
+class DecodeStrategy:
+    """FFmpeg decoder settings of one ``strategy=`` name and what it trades (``doc``)."""
+
+    doc: str
+    #: whole frames the decoder drops (AVDiscard): "DEFAULT" none, "NONREF", "NONKEY"
+    skip_frame: str = "DEFAULT"
+    #: frames whose in-loop deblocking filter is skipped (AVDiscard option value), "" none
+    skip_loop_filter: str = ""
+    #: FFmpeg threading: "AUTO" (frame + slice threads) or "SLICE"
+    thread_type: str = "AUTO"
+    #: decode at 1/2^k size down to the working size where the codec can (MPEG-4 Part 2,
+    #: MJPEG, MPEG-1/2; others ignore it)
+    lowres: bool = False
+
+    @property
+    def every_frame(self) -> bool:
+        """Whether every frame reaches the tent filter (else the keyframes are approximate)."""
+        return self.skip_frame == "DEFAULT"
+
+    def configure(self, ctx, width: int, height: int, threads: int) -> None:
+        """Apply these settings to an unopened codec context of a ``width`` x ``height`` stream."""
+        ctx.thread_type = self.thread_type
+        ctx.thread_count = int(threads)
+        ctx.skip_frame = self.skip_frame
+        options = dict(ctx.options)
+        if self.skip_loop_filter:
+            options["skip_loop_filter"] = self.skip_loop_filter
+        if self.lowres and width and height:  # FFmpeg clamps it to the codec's max_lowres
+            options["lowres"] = str(min(3, int(math.log2(working_factor(width, height)))))
+        ctx.options = options
+
+
+#: decode strategies by name; ``benchmarks/decode_modes.py`` measures every entry
+DECODE_STRATEGIES: dict[str, DecodeStrategy] = {
+    "all": DecodeStrategy("every frame, fully decoded: the exact tent filter"),
+    "noloop": DecodeStrategy(
+        "every frame, in-loop deblocking skipped: less CPU, blockier pixels",
+        skip_loop_filter="all"),
+    "noloop-nonref": DecodeStrategy(
+        "reference frames only, deblocking skipped: fewest CPU seconds short of intra-only; "
+        "non-reference frames leave the tent windows", skip_frame="NONREF",
+        skip_loop_filter="all"),
+    "nonref": DecodeStrategy(
+        "reference frames only (non-reference B frames skipped); they leave the tent windows",
+        skip_frame="NONREF"),
+    "slice": DecodeStrategy(
+        "every frame, slice threads only: no frame-thread delay or memory; parallel only "
+        "where a stream has several slices", thread_type="SLICE"),
+    "lowres": DecodeStrategy(
+        "every frame at a reduced size where the codec can (MPEG-4 Part 2, MJPEG, MPEG-1/2); "
+        "H.264/HEVC/VP9 decode as 'all'", lowres=True),
+    "keyframes": DecodeStrategy(
+        "intra frames only (triage): keyframes follow the GOP, so a GOP over 0.5 s repeats "
+        "pictures and blurs the timing of matches", skip_frame="NONKEY"),
+    "targeted": DecodeStrategy(
+        "the frames inside any keyframe window: with windows one keyframe period wide, every "
+        "frame, as 'all'"),
+    "nonkey": DecodeStrategy("intra frames only, as 'keyframes'", skip_frame="NONKEY"),
+}
+#: the default: the fastest strategy whose real-footage dedup F1 is within 0.01 of "all"
+#: (``python -m benchmarks.decode_modes``, ``benchmarks/results/decode_modes.json``)
+AUTO_STRATEGY = "noloop-nonref"
+STRATEGIES = ("auto", *DECODE_STRATEGIES)
 DIGEST_BLOCK = 1 << 20
+_NO_TIMESTAMPS = 0x0080  # AVFMT_NOTIMESTAMPS: a raw stream whose frame times are counted
 #: decoded frames a helper thread may run ahead of the keyframe accumulation (0 = decode in the
 #: calling thread). The decode loop then never waits for the accumulation kernel, so FFmpeg's
 #: frame threads are fed without gaps (see benchmarks/test_bench_ingest.py)
@@ -358,6 +424,14 @@ class _Sampler:
         self.filling = []
 
 
+def check_strategy(name: str) -> str:
+    """``name`` if it is a decode strategy (or "auto"); else an :class:`InputError` naming them."""
+    if name not in STRATEGIES:
+        raise InputError(f"unknown decode strategy {name!r}; use one of {', '.join(STRATEGIES)} "
+                         "(trade-offs: python -m benchmarks.decode_modes)")
+    return name
+
+
 def container_creation_time(container) -> str:
     """The container's ``creation_time`` tag (MP4/MOV), as written (ISO 8601), or ""."""
     for tags in (container.metadata, *(st.metadata for st in container.streams.video[:1])):
@@ -412,8 +486,7 @@ def iter_video_clips(
     See the module doc for strategies, splitting and error handling.
     """
     path = Path(path)
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown decode strategy {strategy!r}; use one of {STRATEGIES}")
+    check_strategy(strategy)
     if clip_seconds is not None and not (math.isfinite(clip_seconds) and clip_seconds > 0):
         raise InputError(f"clip_seconds={clip_seconds!r} must be > 0 (or None for one clip)")
     if not (math.isfinite(keyframe_hz) and keyframe_hz > 0):
@@ -449,12 +522,13 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
     codec_name = ctx.name
     if ctx.width and ctx.height:
         _check_size(path, ctx.width, ctx.height, max_side, max_pixels)
-    ctx.thread_type = "AUTO"
-    ctx.thread_count = int(threads)
-    if strategy == "auto":
-        strategy = AUTO_STRATEGY
-    if strategy in ("nonref", "nonkey"):
-        ctx.skip_frame = strategy.upper()
+    strategy = AUTO_STRATEGY if strategy == "auto" else strategy
+    spec = DECODE_STRATEGIES[strategy]
+    counted = bool(container.format.flags & _NO_TIMESTAMPS)  # raw streams: times are counted
+    if counted and not spec.every_frame:
+        strategy, spec = "all", DECODE_STRATEGIES["all"]  # so no frame may be skipped
+    spec.configure(ctx, ctx.width, ctx.height, threads)
+    coded_size = (ctx.width, ctx.height) if ctx.width and ctx.height else None
 
     time_base = stream.time_base or Fraction(1, 90000)
     fps = float(stream.average_rate) if stream.average_rate else math.nan
@@ -492,12 +566,16 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
                 warnings.append(f"last {length:.3f} s shorter than {MIN_LAST_CLIP_S} s dropped")
                 continue
             sample = _sample(path, clip, length, clip_id_base, clip_seconds, digest.result(), hz,
-                             fps, tel, warnings, codec_name, frame_size)
+                             fps, tel, warnings, codec_name,
+                             coded_size if spec.lowres and coded_size else frame_size)
             if created:
                 sample.meta["container_creation_time"] = created
+            sample.meta["decode"] = strategy  # the DECODE_STRATEGIES entry that made it
+            sample.meta["frames_decoded"] = sampler.frames  # so far in the recording
             yield sample
 
-    packet_pts: list = [None]  # the largest packet pts: skipped frames count for the duration
+    # [largest packet pts, packets with data]: skipped frames count for the duration and length
+    packet_pts: list = [None, 0]
     frames = _decoded_frames(container, stream, packet_pts, DECODE_AHEAD)
     try:
         for frame in frames:
@@ -543,9 +621,10 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
             f"{path}: no video frame could be decoded ({codec_name}); the file is empty, "
             "truncated or corrupt: re-export it"
         )
-    if sampler.frames < MIN_FRAMES and strategy in ("all", "targeted"):
+    stream_frames = sampler.frames if spec.every_frame else packet_pts[1]
+    if stream_frames < MIN_FRAMES and (spec.every_frame or spec.skip_frame == "NONREF"):
         raise SourceError(
-            f"{path}: only {sampler.frames} video frame decodes; a clip needs at least "
+            f"{path}: only {stream_frames} video frame decodes; a clip needs at least "
             f"{MIN_FRAMES} frames to be compared in time: re-export the whole clip or drop it"
         )
     if dropped:
@@ -566,13 +645,15 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
 
 def _decoded_frames(container, stream, packet_pts: list, ahead: int) -> Iterator:
     """Every decoded frame of ``stream`` in presentation order; ``packet_pts[0]`` is kept at the
-    largest packet pts seen. With ``ahead`` > 0 a helper thread decodes up to ``ahead`` frames in
-    advance (errors are re-raised here); closing the generator stops and joins it."""
+    largest packet pts seen, ``packet_pts[1]`` counts packets with data. With ``ahead`` > 0 a
+    helper thread decodes up to ``ahead`` frames in advance (errors are re-raised here); closing
+    the generator stops and joins it."""
 
     def decode() -> Iterator:
         for packet in container.demux(stream):
             if packet.pts is not None and (packet_pts[0] is None or packet.pts > packet_pts[0]):
                 packet_pts[0] = packet.pts
+            packet_pts[1] += packet.size > 0
             yield from packet.decode()
 
     if ahead <= 0:
