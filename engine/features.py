@@ -180,9 +180,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     descs, hashes, quals, phashes, thumbs, views = [], [], [], [], [], []
     for s in samples:
         kf = hash_view(s.keyframes)
-        # quality on the contrast-stretched view: night footage (mean luma 5-40) stays above
-        # QUALITY_FLOOR and is matched; black or covered-lens frames stay below it
-        h, q = kernels.pdq256(kf, normalise_contrast=True)
+        h, q = kernels.pdq256(kf)
         hashes.append(h)
         quals.append(q)
         phashes.append(kernels.phash64(kf))
