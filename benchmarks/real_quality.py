@@ -628,7 +628,9 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
     rep = ingest(h, REGION, sources, IngestOptions(decode=decode), command="benchmarks.real_quality")
     info = {"ingest_s": round(time.perf_counter() - t, 2), "ingested": len(rep.ingested),
             "keyframes": rep.keyframes,
-            "failed": [{"source": Path(s).name, "error": e} for s, e in rep.failed]}
+            # file names only: saved results carry no folder of this machine
+            "failed": [{"source": Path(s).name, "error": e.replace(str(Path(s).parent) + os.sep, "")}
+                       for s, e in rep.failed]}
     with RegionStore.open(h.region(REGION)) as store:
         t = time.perf_counter()
         res = run_dedup(store, full=True)
