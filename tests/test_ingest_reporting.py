@@ -66,3 +66,15 @@ def test_commits_come_at_least_every_commit_interval(tmp_path):
     with RegionStore.open(h.region("r")) as store:
         # one commit per clip (interval 0), although the batch would hold them all
         assert store.snapshot().version >= 4
+
+
+def test_animated_gif_is_a_video_source(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_video(src / "a.gif", _frames(4, 2.0), 10, codec="gif", pix_fmt="rgb8")
+    h = _home(tmp_path)
+    rep = ingest(h, "r", [src], IngestOptions())
+    assert rep.ok and rep.ingested == ["a"]
+    with RegionStore.open(h.region("r")) as store:
+        (rec,) = store.clip_records()
+    assert abs(rec["duration_s"] - 2.0) < 0.2

@@ -44,7 +44,7 @@ from typing import Literal
 
 from engine.ids import MAX_CLIP_ID_LEN, validate_clip_id
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".gif")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TELEMETRY_SIDECARS = (".telemetry.csv", ".csv", ".npy", ".npz")
 #: files read beside sources (sidecars, frame indexes): passed over without a word
