@@ -306,7 +306,11 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     span_len = np.maximum(la - fa + 1, 1)
     # density inside the matched span, not over the whole overlap: a splice or a trim
     # matches one contiguous stretch and nothing outside it
-    ok = (m >= params.min_matches) & (m / span_len >= params.min_match_fraction)
+    # a clip shorter than min_matches keyframes (0.5-1 s at 2 Hz) matches with every one of its
+    # keyframes, and at least two
+    shortest = np.minimum(table.kf_count[ia], table.kf_count[ib])
+    need = np.where(shortest < params.min_matches, np.maximum(2, shortest), params.min_matches)
+    ok = (m >= need) & (m / span_len >= params.min_match_fraction)
     # pieces of one recording are related by their spans, never by matching (recording_pairs)
     rec = recording_codes(table)
     ok &= rec[ia] != rec[ib]
