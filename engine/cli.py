@@ -293,6 +293,15 @@ def ingest(
     timezone: Annotated[str | None, typer.Option(
         "--timezone", help="Zone of times without one (file names): UTC, +02:00 or "
         "Europe/Berlin. Default UTC.")] = None,
+    follow_links: Annotated[bool, typer.Option(
+        "--follow-links", help="Follow symlinks out of the source tree (videos, images, "
+        "telemetry); by default a source whose files link outside the tree fails.")] = False,
+    dask_workers: Annotated[int, typer.Option(
+        "--dask-workers", help="Decode and compute on a Dask LocalCluster of N worker "
+        "processes (needs clipdex[dask]); this process still commits.")] = 0,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Decode and compute on this Dask scheduler (tcp://HOST:PORT), "
+        "which regions.toml must declare for the region (schedulers = [...]).")] = None,
     drive_gap: Annotated[float, typer.Option(
         "--drive-gap", help="Seconds between one recording's end and the next one's start that "
         "still continue a drive (same vehicle or folder, same camera).")] = 10.0,
@@ -318,10 +327,21 @@ def ingest(
                              telemetry_map=tel_map, telemetry_units=tel_units, metadata=metadata,
                              name_patterns=[p for p in (name_pattern or []) if p != "none"],
                              name_defaults="none" not in (name_pattern or []), timezone=timezone,
-                             drive_gap_s=drive_gap)
-        report = _with_progress(lambda cb: run_ingest(h, region, sources, opts, progress=cb,
-                                                      command="clipdex ingest " + " ".join(sources)),
-                                quiet=json_out)
+                             drive_gap_s=drive_gap, follow_links=follow_links)
+        import contextlib
+
+        with contextlib.ExitStack() as stack:
+            executor = None
+            if dask_workers or scheduler:
+                from .executors import DaskExecutor
+
+                executor = stack.enter_context(DaskExecutor.start(
+                    h.region(region), scheduler=scheduler, workers=dask_workers))
+            report = _with_progress(
+                lambda cb: run_ingest(h, region, sources, opts, progress=cb,
+                                      command="clipdex ingest " + " ".join(sources),
+                                      executor=executor),
+                quiet=json_out)
         if json_out:
             _print_json(report.as_dict())
         else:
@@ -331,10 +351,6 @@ def ingest(
             if report.metadata_updated or report.drives_changed:
                 _console().print(f"metadata corrected on {report.metadata_updated} clips; drives "
                                  f"re-linked on {report.drives_changed} clips")
-            if report.skipped:
-                more = len(report.skipped) - 20
-                _table("skipped", ["source or clip", "reason"], [[a, b] for a, b in report.skipped[:20]]
-                       + ([[f"(+{more} more)", "--json lists them all"]] if more > 0 else []))
             if report.skipped:
                 more = len(report.skipped) - 20
                 _table("skipped", ["source or clip", "reason"], [[a, b] for a, b in report.skipped[:20]]

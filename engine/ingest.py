@@ -99,6 +99,7 @@ class IngestOptions:
     timezone: str | None = None  # zone of times without one (file names); default UTC
     drive_gap_s: float = 10.0  # consecutive recordings of one device this close are one drive
     commit_every_s: float = 5.0  # commit a partial batch after this long, so a kill loses little
+    follow_links: bool = False  # follow links out of the source tree (files read where they point)
 
     def __post_init__(self) -> None:
         from .sources.video import check_strategy
@@ -226,7 +227,8 @@ def ingest(
         store.start_job("ingest", report.job_id)
         items = []
         passed_over: list[tuple[Path, str]] = []
-        for item in discover([Path(s) for s in sources], skipped=passed_over):
+        for item in discover([Path(s) for s in sources], skipped=passed_over,
+                             follow_links=opts.follow_links):
             if item.kind == "error":
                 report.failed.append((str(item.path), item.message))
                 store.record_error(report.job_id, str(item.path), item.message)

@@ -375,6 +375,11 @@ def test_attack6_links_out_of_the_source_tree_are_never_read(world, tmp_path):
     assert _clip_ids(home, C) == before
     for path, data in _bytes_under(home.region(C).path):
         assert b"SECRET-MARKER" not in data, path
+    # the user may vouch for the links: --follow-links reads them
+    from engine.ingest import IngestOptions
+
+    rep = ingest(home, C, [tree], IngestOptions(follow_links=True))
+    assert sorted(rep.ingested) == ["cam__linked", "frames"], rep.failed
 
 
 # ---------------------------------------------------------------------------- attack 7

@@ -107,8 +107,9 @@ def _outside_tree(files: list[Path], tree: Path) -> list[Path]:
 
 
 class _Walker:
-    def __init__(self, follow_symlinks: bool):
-        self.follow_symlinks = follow_symlinks
+    def __init__(self, follow_symlinks: bool, follow_links: bool = False):
+        self.follow_symlinks = follow_symlinks or follow_links
+        self.follow_links = follow_links  # links may leave the source tree
         self.skipped: list[tuple[Path, str]] = []
         self.items: list[tuple[SourceItem, Path]] = []  # (item, tree root for its id)
         self.seen_files: set[str] = set()
@@ -129,10 +130,10 @@ class _Walker:
         if kind == "images":
             leaving += _outside_tree(sorted(p for p in path.iterdir()
                                             if p.suffix.lower() in IMAGE_EXTENSIONS), tree)
-        if leaving:  # every file read at ingest lies in the tree: a link out of it is never read
+        if leaving and not self.follow_links:  # every file read lies in the tree unless allowed
             self.error(path, f"{path}: {leaving[0]} links to {os.path.realpath(leaving[0])}, outside the "
                              f"source tree {os.path.realpath(tree)}; nothing of {path.name} was read (copy "
-                             "the file into the tree, or remove the link)")
+                             "the file into the tree, remove the link, or pass --follow-links)")
             return
         self.items.append((SourceItem(kind, path, "", telemetry), tree))
 
@@ -145,11 +146,12 @@ class _Walker:
         if not os.path.exists(target):
             self.error(path, f"{path}: broken symlink (to {os.readlink(path)}); fix or remove it")
             return False
-        if os.path.commonpath([target, tree_real]) != tree_real:
+        if os.path.commonpath([target, tree_real]) != tree_real and not self.follow_links:
             self.error(
                 path,
                 f"{path}: symlink to {target} leaves the source tree {tree_real}; not followed "
-                "(copy the data into the tree, or pass the target itself as an input)",
+                "(copy the data into the tree, pass the target itself as an input, or pass "
+                "--follow-links)",
             )
             return False
         if os.path.isdir(target) and os.path.commonpath([target, os.path.realpath(path.parent)]) == target:
@@ -227,7 +229,8 @@ class _Walker:
             if not os.path.exists(target):
                 self.error(path, f"{path}: broken symlink; fix or remove it")
                 return
-            if path != tree and os.path.commonpath([target, tree_real]) != tree_real:
+            if path != tree and os.path.commonpath([target, tree_real]) != tree_real \
+                    and not self.follow_links:
                 self.error(path, f"{path}: symlink to {target} leaves the source tree "
                                  f"{tree_real}; pass the target itself")
                 return
@@ -266,13 +269,16 @@ def discover(
     root: Path | str | None = None,
     follow_symlinks: bool = False,
     skipped: list[tuple[Path, str]] | None = None,
+    follow_links: bool = False,
 ) -> list[SourceItem]:
     """Source items (and error items) for ``paths``; see the module doc for the rules. Paths
-    passed over are appended to ``skipped`` as (path, reason) when it is given."""
+    passed over are appended to ``skipped`` as (path, reason) when it is given. With
+    ``follow_links`` every link is followed, also out of the source tree (the user vouches for
+    its targets: ``--follow-links``)."""
     if isinstance(paths, str | Path):
         paths = [paths]
     root_path = Path(root) if root is not None else None
-    walker = _Walker(follow_symlinks)
+    walker = _Walker(follow_symlinks, follow_links)
     for raw in paths:
         text = str(raw)
         if _GLOB_CHARS.search(text) and not Path(text).exists():
