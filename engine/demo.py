@@ -192,12 +192,10 @@ def _rename_fleet_regions(fleet_dir: Path, names: dict[str, str]) -> dict:
     gt = load_ground_truth(path)
     if all(k == v for k, v in names.items()):
         return gt
-    import zarr
+    from .sources.zarr_clips import set_clip_attrs
 
     for fleet_name, r in names.items():
-        group = zarr.open_group(fleet_dir / fleet_name / "clips.zarr", mode="r+")
-        for _, clip in group.groups():
-            clip.attrs["region"] = r
+        set_clip_attrs(fleet_dir / fleet_name / "clips.zarr", region=r)
     for c in gt["clips"]:
         c["region"] = names.get(c["region"], c["region"])
     path.write_text(json.dumps(gt, indent=1), encoding="utf-8")

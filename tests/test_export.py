@@ -111,7 +111,8 @@ def test_interrupted_export_resumes_without_rewriting(world):
     out = home.region(REGION).path / "exports" / "resume"
     env = {**os.environ, "CLIPDEX_FAULT": "export_frames:5"}  # SIGKILL after clip 5's frames
     proc = subprocess.run([sys.executable, "-m", "engine.cli", "export", "--manifest", str(manifest),
-                           "--home", str(home.path), "--out", str(out), "--json"],
+                           "--home", str(home.path), "--out", str(out), "--frames", "all",
+                           "--size", "source", "--json"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -9, proc.stderr
     ids = [r["clip_id"] for r in read_manifest(manifest)]

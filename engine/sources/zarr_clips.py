@@ -155,3 +155,16 @@ def _read_telemetry(group, where: str) -> Telemetry | None:
     if len(t) < 2 or np.isnan(values).all():
         return None
     return Telemetry(time=t, values=values, issues=issues)
+
+
+def set_clip_attrs(path: str | Path, **attrs) -> int:
+    """Set ``attrs`` on every clip of the zarr clip store at ``path`` (e.g. the region its
+    clips name); returns the number of clips changed."""
+    import zarr
+
+    group = zarr.open_group(Path(path), mode="r+")
+    n = 0
+    for _, clip in group.groups():
+        clip.attrs.update(attrs)
+        n += 1
+    return n
