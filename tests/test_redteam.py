@@ -375,10 +375,14 @@ def test_attack6_links_out_of_the_source_tree_are_never_read(world, tmp_path):
     assert _clip_ids(home, C) == before
     for path, data in _bytes_under(home.region(C).path):
         assert b"SECRET-MARKER" not in data, path
-    # the user may vouch for the links: --follow-links reads them
+    # the user may vouch for the links: --follow-links reads them (into a home of its own, so
+    # the shared world's regions stay as the other attacks expect them)
     from engine.ingest import IngestOptions
+    from engine.regions import Home
 
-    rep = ingest(home, C, [tree], IngestOptions(follow_links=True))
+    own = Home.open(tmp_path / "own-home", create=True)
+    own.add_region("own", jurisdiction="XX")
+    rep = ingest(own, "own", [tree], IngestOptions(follow_links=True))
     assert sorted(rep.ingested) == ["cam__linked", "frames"], rep.failed
 
 
