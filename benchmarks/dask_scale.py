@@ -1,9 +1,9 @@
 """Ingest throughput: the local executor against Dask LocalClusters of 1 and 2 workers, on the
 same files, in alternating rounds.
 
-``python -m benchmarks.dask_scale [--clips DIR] [--videos N] [--rounds R] [--workers 1,2]
-[--json OUT]``: with ``--clips`` (default ``$CLIPDEX_REAL_CLIPS``) the folder's videos are used,
-else N synthetic 720p H.264 files are written. Each round ingests every file into a fresh home
+``python -m benchmarks.dask_scale [--clips DIR | --synthetic] [--videos N] [--rounds R]
+[--workers 1,2] [--json OUT]``: with ``--clips`` (default ``$CLIPDEX_REAL_CLIPS``) the
+folder's videos are used, else (or with ``--synthetic``) N synthetic 720p H.264 files. Each round ingests every file into a fresh home
 with each executor (cluster start-up excluded: a cluster is started once per worker count and
 reused); medians of the rounds, frames/s from the decoded frame count, and the ratios
 ``dask(2) / dask(1)`` (scaling) and ``dask(n) / local`` (Dask's cost at equal cores). Writes
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=Path, default=os.environ.get("CLIPDEX_REAL_CLIPS"))
+    ap.add_argument("--synthetic", action="store_true", help="synthetic files even if --clips is set")
     ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", default="1,2")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.clips and Path(args.clips).is_dir():
+        if args.clips and not args.synthetic and Path(args.clips).is_dir():
             from engine.sources.discover import VIDEO_EXTENSIONS
 
             files = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "src").mkdir()
             files = _synthetic(tmp / "src", args.videos)
             what = f"{len(files)} synthetic 1280x720 H.264 files of 5 s"
+        if not files:
+            raise SystemExit(f"no video files in {args.clips}; give --clips DIR or --synthetic")
         frames = _frames(files)
         counts = [int(w) for w in args.workers.split(",") if w.strip()]
         clusters = {n: DaskExecutor.start(None, workers=n) for n in counts}

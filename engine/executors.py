@@ -14,6 +14,7 @@ fast decoders cannot flood the writer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -68,7 +69,7 @@ class DaskExecutor:
             return cls(client, None, scheduler)
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
-                               scheduler_kwargs={"dashboard": False})
+                               scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR)
         return cls(Client(cluster), cluster, cluster.scheduler_address)
 
     @property
