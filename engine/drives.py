@@ -105,7 +105,8 @@ def plan_drives(records: list[dict], gap_s: float = DRIVE_GAP_S) -> dict[str, st
 def link_drives(store: RegionStore, gap_s: float = DRIVE_GAP_S) -> int:
     """Assign derived drives to the region's recordings (under the writer lock); returns the
     number of clips whose drive changed."""
-    records = store.clip_records()
+    # only recordings that can chain are read (a region of zarr clips or named drives reads none)
+    records = store.clip_records(start_from=_CHAINED_TIMES)
     plan = plan_drives(records, gap_s)
     updates = []
     for c in records:

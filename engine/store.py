@@ -680,9 +680,11 @@ class RegionStore:
         return changed
 
     def clip_records(self, rows: Sequence[int] | None = None, *, recording: str | None = None,
-                     drive: str | None = None) -> list[dict]:
+                     drive: str | None = None,
+                     start_from: Sequence[str] | None = None) -> list[dict]:
         """Active clips' catalog fields as dicts (id, recording, span, drive, vehicle, camera,
-        start time, source, meta), ordered by row; ``rows``, ``recording`` or ``drive`` limit them."""
+        start time, source, meta), ordered by row; ``rows``, ``recording``, ``drive`` or
+        ``start_from`` (the start time's provenance, filtered in SQL) limit them."""
         later = self._later_columns()
         sql = ("SELECT * FROM (SELECT row, clip_id, source, source_offset_s, duration_s, drive_id,"
                f" vehicle_id, {later['camera']} AS camera, start_time,"
@@ -695,6 +697,10 @@ class RegionStore:
         if drive is not None:
             sql += " AND drive_id=?"
             args.append(drive)
+        if start_from is not None:
+            sql += (" AND json_extract(meta, '$.provenance.start_time') IN"
+                    f" ({','.join('?' * len(start_from))})")
+            args += list(start_from)
         if rows is not None:
             rows = [int(r) for r in rows]
             if not rows:
