@@ -4,7 +4,7 @@ With ``--benchmark-disable`` (the default run) it builds the tiny fleet (~60 cli
 of rendering) through the same path as ``python -m benchmarks.quality`` and checks that every
 figure is there and sane. With ``--benchmark-enable`` it runs the demo-size fleet once and puts
 the figures in ``extra_info``; the full 1,200-clip figures come from ``python -m
-benchmarks.quality`` (about 20-30 min on 2 cores), quoted in the README.
+benchmarks.quality`` (about 20-30 min on 2 cores), quoted in docs/quality.md.
 """
 
 from __future__ import annotations

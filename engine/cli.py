@@ -269,7 +269,7 @@ def ingest(
     threads: Annotated[int, typer.Option(help="Decoding threads per video file (0 = FFmpeg picks).")] = 0,
     decode: Annotated[str, typer.Option(
         "--decode", help="Video decode strategy: auto, all, noloop, noloop-nonref, nonref, slice, "
-        "lowres, keyframes (trade-offs in the README).")] = "auto",
+        "lowres, keyframes (trade-offs in docs/guide.md).")] = "auto",
     telemetry_map: Annotated[str | None, typer.Option(
         help="Sidecar CSV columns per channel, e.g. time=timestamp_ms,speed=speed_kph "
              "(channels: time, speed, accel, yaw_rate, steering).")] = None,
@@ -281,7 +281,7 @@ def ingest(
              "from the image names).")] = None,
     trigger_threshold: Annotated[list[str] | None, typer.Option(
         "--trigger-threshold", help="Override a trigger threshold, NAME=VALUE (repeatable), e.g. "
-        "hard_brake_accel=-5; names and defaults in the README.")] = None,
+        "hard_brake_accel=-5; names and defaults in docs/guide.md.")] = None,
     metadata: Annotated[Path | None, typer.Option(
         "--metadata", help="Table of source path/glob -> drive, vehicle, camera, start_time, tags "
         "(CSV, JSON Lines or Parquet); wins over names and container tags. Corrects clips "
@@ -478,8 +478,8 @@ def rare(
         if stale:
             _console(stderr=True).print(
                 f"[yellow]warning:[/] {stale} clip(s) of {region} carry triggers computed by an older "
-                f"clipdex (trigger version < {TRIGGERS_VERSION}; definitions changed, see README "
-                "'Trigger thresholds'); their event signatures may be off: ingest their sources again "
+                f"clipdex (trigger version < {TRIGGERS_VERSION}; definitions changed, see docs/guide.md "
+                "'Triggers'); their event signatures may be off: ingest their sources again "
                 "to refresh them, or rank with --density-only", markup=True, soft_wrap=True)
         if 0 < len(res.rows) <= k:
             _console(stderr=True).print(

@@ -213,7 +213,7 @@ def next_steps(summary: dict) -> list[str]:
         "  clipdex ingest /path/to/dashcam --region my-fleet",
         "  clipdex dedup --region my-fleet",
         "  clipdex select --region my-fleet --budget 100 --out train.jsonl",
-        "(--home DIR or CLIPDEX_HOME picks the home; default ~/.clipdex; README: Your own video)",
+        "(--home DIR or CLIPDEX_HOME picks the home; default ~/.clipdex; README: Quick start: your own video)",
     ]
 
 
@@ -232,6 +232,6 @@ def summary_rows(summary: dict) -> list[list]:
             [r, "same-scenario precision@10", s["query"]["precision_at_k"], ""],
             [r, "selection coverage vs random", f"{s['selection']['coverage']} vs {s['selection']['random_coverage']}"
              f" ({s['selection']['improvement']:+.0%})", "lower"],
-            [r, "all targets met", "yes" if s["targets_met"] else "no (see README: Quality)", ""],
+            [r, "all targets met", "yes" if s["targets_met"] else "no (see docs/quality.md)", ""],
         ]
     return rows

@@ -31,8 +31,8 @@ ordinary following in a second of telemetry, which pooled features average away;
 names it. Why events first: a named event that few recordings share is direct evidence of a
 rare situation, while an empty neighbourhood is also what an ordinary clip under an unusual
 light, or an unusual camera, looks like (on the quality fleet 5-8 common clips a region sit at
-the 97th-100th density percentile). The measured effect on the fixture fleets is in the README
-("Quality"); ``events=False`` (``clipdex rare --density-only``) gives the density alone.
+the 97th-100th density percentile). The measured effect on the fixture fleets is in
+docs/quality.md; ``events=False`` (``clipdex rare --density-only``) gives the density alone.
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class Home:
         return updated
 
     def save(self) -> None:
-        lines = ["# clipdex regions and export policies (see README: Regions)", ""]
+        lines = ["# clipdex regions and export policies (see docs/sovereignty.md)", ""]
         for r in self.regions.values():
             try:
                 shown = r.path.relative_to(self.path)

@@ -1,7 +1,7 @@
 """Triggers: named events computed at ingest from telemetry and frames, stored per clip with
 their time spans, usable as query filters and selection quotas.
 
-All thresholds live in :data:`DEFAULT_THRESHOLDS` (documented in the README) and can be
+All thresholds live in :data:`DEFAULT_THRESHOLDS` (documented in docs/guide.md) and can be
 overridden per ingest. Every trigger works on whole arrays of one clip (no per-sample Python).
 The picture conditions use robust statistics of the keyframe thumbnails (luma percentiles of
 the sky band and the halves, colour saturation, the dark channel, vertical-edge density); their

@@ -8,7 +8,7 @@ import numpy as np
 
 #: telemetry channels, in the column order of :attr:`Telemetry.values`
 TELEMETRY_CHANNELS = ("speed", "accel", "yaw_rate", "steering")
-#: units of the telemetry channels (documented in the README)
+#: units of the telemetry channels (documented in docs/guide.md)
 TELEMETRY_UNITS = {"time": "s", "speed": "m/s", "accel": "m/s^2", "yaw_rate": "rad/s", "steering": "rad"}
 
 

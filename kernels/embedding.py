@@ -40,7 +40,7 @@ region, so embeddings of every region stay comparable. The floor is 0.1 x the bl
 L2-normalised raw blocks of mostly positive features: every vector pointed the same way and
 per-block neighbour precision was 0.19-0.36 on the demo fleet; standardised, the embedding's
 same-scenario precision@10 rose from 0.44 to 0.51 and rare recall@k from 0.47 to ~0.6 (see
-README "Quality"). A clip without telemetry gets a zero telemetry block (the neutral value).
+docs/quality.md). A clip without telemetry gets a zero telemetry block (the neutral value).
 
 Telemetry statistics per clip (``TELEMETRY_DIM`` = 16), NaN = missing, each over the non-NaN
 samples of its channel (0 when a channel has none), population std, fractions over samples:

@@ -32,7 +32,7 @@ def test_demo_dedup_quality(demo_summary):
 
 def test_demo_rarity_meets_target(demo_summary):
     """Issue 2's target: rare recall@k >= 0.8 in every region of the default demo fleet (seed 7;
-    measured 0.81 / 0.90, README 'Quality')."""
+    measured 0.81 / 0.90, docs/quality.md)."""
     for region, s in demo_summary["regions"].items():
         assert s["rarity"]["recall_at_k"] >= 0.8, (region, s["rarity"])
 

@@ -15,7 +15,7 @@ Which index, by region size (``n`` = clips in the index):
   the exact re-rank of 200 candidates then recovers what the coarse codes blur.
   Measured on 1M synthetic clustered 128-d embeddings (``python -m benchmarks.query_scale``),
   one thread, k=10: recall@10 0.969 at p50 0.49 ms / p99 0.62 ms, where IVF4096-flat reached
-  0.933 at nprobe 32 (p50 0.53 ms) and 0.949 at nprobe 64 (0.97 ms); the README has the table.
+  0.933 at nprobe 32 (p50 0.53 ms) and 0.949 at nprobe 64 (0.97 ms); docs/design.md has the comparison.
 
 Loading: the saved file is read with ``IO_FLAG_MMAP_IFC``, which maps the exact float vectors
 (the re-rank store, 512 MB at 1M) in place instead of copying them; only the PQ lists and id map
@@ -49,7 +49,7 @@ IVF_MAX_LISTS = 16384
 #: k-means training sample: this many vectors per list (FAISS warns below 39)
 IVF_TRAIN_PER_LIST = 40
 IVF_TRAIN_SEED = 0
-#: lists scanned per query: recall@10 0.969 on the 1M benchmark (see README)
+#: lists scanned per query: recall@10 0.969 on the 1M benchmark (docs/performance.md)
 IVF_NPROBE = 192
 #: PQ fast-scan candidates re-ranked exactly per result wanted (k=10: 200 candidates)
 REFINE_K_FACTOR = 20
