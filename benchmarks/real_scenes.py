@@ -56,7 +56,7 @@ CONDITION_TRIGGERS: dict[str, str | None] = {
     "snow": "snow",
     "glare": "glare",
     "rain": None,
-    "tunnel": None,
+    "tunnel": "tunnel",
     "urban-day": "urban",
 }
 #: road-type labels: a scene type is scored only on recordings that carry one of them

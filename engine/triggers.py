@@ -21,7 +21,7 @@ from .types import Telemetry
 #: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
 #: Stores keep a clip's triggers until it is ingested again (they need the frames): ``clipdex
 #: rare`` says how many clips carry triggers of an older version.
-TRIGGERS_VERSION = 4
+TRIGGERS_VERSION = 5
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_accel": -4.0,  # m/s^2: deceleration at least this strong ...
@@ -65,6 +65,15 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # open roads 0-0.11, a village road lined with trees 0.25) ...
     "urban_vertical_edges": 0.15,
     "urban_fraction": 0.5,  # ... in at least this share of keyframes
+    # tunnel: an enclosure lit from its walls. The top sixth of the view (ceiling) at most this
+    # share of the side walls' median luma (a daylit sky is the brightest band; a tunnel ceiling
+    # is not) ...
+    "tunnel_ceiling_ratio": 0.85,
+    "tunnel_wall_luma": 60.0,  # ... walls lit at least this (lamps; night leaves the sides dark) ...
+    "tunnel_ceiling_min_luma": 15.0,  # ... a ceiling not black (a picture on a black background)
+    "tunnel_green": 3.0,  # ... neither ceiling nor walls foliage: mean G - max(R, B) below this
+    "tunnel_sky_blue": 10.0,  # ... and a ceiling that is not a blue sky: mean B - R below this
+    "tunnel_min_s": 1.5,  # ... over at least this long (an overpass or a tree crown passes sooner)
     "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
     "glare_fraction": 0.25,  # ... covering at least this share of a keyframe (sun, tunnel exit)
     "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
@@ -197,13 +206,16 @@ class PictureMeasures:
     upper_vertical_edges: np.ndarray  # share of upper-half pixels with a horizontal luma step
     # of at least URBAN_EDGE_STEP to their right neighbour (building edges, poles, signs)
     change: np.ndarray  # mean abs luma difference to the previous keyframe
+    wall_median: np.ndarray  # median luma of the left and right fifths, rows 1/6 to 2/3
+    top_green: np.ndarray  # mean (G - max(R, B)) of the top sixth: foliage
+    wall_green: np.ndarray  # the same over the side fifths
 
 
 def picture_measures(thumbs: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["glare_luma"]) -> PictureMeasures:
     """:class:`PictureMeasures` of keyframe thumbnails ``uint8[k,h,w,3]``."""
     rgb = thumbs.astype(np.float32)
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    k, rows = len(luma), luma.shape[1]
+    k, rows, cols = len(luma), luma.shape[1], luma.shape[2]
     flat = luma.reshape(k, -1)
     top = slice(0, max(1, rows // 6))
     top_luma = luma[:, top].reshape(k, -1)
@@ -215,6 +227,9 @@ def picture_measures(thumbs: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS[
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]  # elementwise: 10x faster than max(axis=3)
     hi, lo = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
     sky = rgb[:, top]
+    walls_rgb = np.concatenate([rgb[:, rows // 6: 2 * rows // 3, : max(1, cols // 5)],
+                                rgb[:, rows // 6: 2 * rows // 3, cols - max(1, cols // 5):]], axis=2)
+    walls = walls_rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     change = (np.abs(np.diff(luma, axis=0)).reshape(k - 1, -1).mean(axis=1) if k > 1
               else np.zeros(0, np.float64))
     return PictureMeasures(
@@ -233,7 +248,28 @@ def picture_measures(thumbs: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS[
         upper_vertical_edges=(np.abs(np.diff(luma[:, : max(1, rows // 2)], axis=2)) >= URBAN_EDGE_STEP)
         .reshape(k, -1).mean(axis=1, dtype=np.float64),
         change=change.astype(np.float64),
+        wall_median=np.median(walls.reshape(k, -1), axis=1).astype(np.float64),
+        top_green=_green(sky),
+        wall_green=_green(walls_rgb),
     )
+
+
+def _green(rgb: np.ndarray) -> np.ndarray:
+    """Mean (G - max(R, B)) per keyframe of ``float32[k, ..., 3]``: positive on foliage."""
+    k = len(rgb)
+    excess = rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])
+    return excess.reshape(k, -1).mean(axis=1, dtype=np.float64)
+
+
+def _tunnel(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """Tunnel: an enclosure lit from its walls. Under the open sky the top of the view is the
+    brightest band by day and the sides go dark at night; inside a tunnel the lamps light the
+    walls and the road while the ceiling stays dimmer than the walls, and neither is foliage
+    (a tree canopy also closes the sky) nor a blue sky."""
+    return ((m.top_median <= th["tunnel_ceiling_ratio"] * m.wall_median)
+            & (m.wall_median >= th["tunnel_wall_luma"]) & (m.top_median >= th["tunnel_ceiling_min_luma"])
+            & (m.top_green < th["tunnel_green"]) & (m.wall_green < th["tunnel_green"])
+            & (m.top_blue < th["tunnel_sky_blue"]))
 
 
 def _urban(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
@@ -286,7 +322,7 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
     Picture conditions (``low_light`` = night, ``dusk``, ``low_visibility`` = fog or falling
     snow, ``snow``) and the scene label ``urban`` are judged per keyframe from
     :func:`picture_measures` and fire for the whole clip when enough keyframes show them;
-    ``black_frames``, ``glare`` and ``frozen_camera`` mark spans."""
+    ``black_frames``, ``glare``, ``tunnel`` and ``frozen_camera`` mark spans."""
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
     if len(thumbs) == 0:
         return []
@@ -298,7 +334,14 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
     black = m.p99 <= th["black_luma"]
     for s, e in _spans(black, times):
         out.append(("black_frames", s, e, float(m.mean[(times >= s) & (times <= e)].mean())))
-    night = _night(m, th) & ~black
+    # a tunnel passage: an enclosure for tunnel_min_s or longer; its lamps are not a night street
+    tunnel = _tunnel(m, th) & ~black
+    tunnel_spans = _spans(tunnel, times, th["tunnel_min_s"]) if len(times) > 1 else []
+    in_tunnel = np.zeros(len(times), bool)
+    for s, e in tunnel_spans:
+        in_tunnel |= (times >= s) & (times <= e)
+        out.append(("tunnel", s, e, float(m.wall_median[(times >= s) & (times <= e)].mean())))
+    night = _night(m, th) & ~black & ~in_tunnel
     if night.mean() >= th["low_light_fraction"]:
         out.append(("low_light", float(times[0]), float(times[-1]), float(m.top_median[night].mean())))
     dusk = _dusk(m, th) & ~night & ~black

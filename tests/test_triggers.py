@@ -152,7 +152,7 @@ def test_low_light_sees_a_night_sky_over_a_lit_street():
     assert night.astype(np.float32).mean() > 90
     assert "low_light" in names(frame_triggers(night, TIMES))
     dusk = frames(luma=110.0, contrast=30.0)
-    dusk[:, :6] = frames(luma=90.0, contrast=4.0)[:, :6]
+    dusk[:, :6] = tinted(frames(luma=90.0, contrast=4.0)[:, :6], 0.2)  # a blue sky, luma ~75
     assert "low_light" not in names(frame_triggers(dusk, TIMES))
     assert "low_light" in names(frame_triggers(dusk, TIMES, {"low_light_sky_luma": 95.0}))
 
@@ -234,6 +234,29 @@ def test_glare():
     h[4:6, :18] = 240  # bright but not saturated: glare only with a lower glare_luma
     assert "glare" not in names(frame_triggers(h, TIMES))
     assert "glare" in names(frame_triggers(h, TIMES, {"glare_luma": 235.0}))
+
+
+def tunnel_frames(ceiling=35.0, walls=110.0, green=0.0) -> np.ndarray:
+    """A lamp-lit tunnel: a dim ceiling (top sixth), lit side walls and road."""
+    f = frames(luma=walls, contrast=10.0).astype(np.float32)
+    f[:, :6] = ceiling
+    f[..., 1] += green
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
+def test_tunnel_is_an_enclosure_lit_from_its_walls():
+    got = names(frame_triggers(tunnel_frames(), TIMES))
+    assert got["tunnel"][0][:2] == [0.0, 4.5]
+    assert "low_light" not in got  # a dim ceiling over lit walls is a tunnel, not a night sky
+    night = tunnel_frames(ceiling=10.0, walls=25.0)  # a night street: the sides stay dark
+    assert "tunnel" not in names(frame_triggers(night, TIMES))
+    canopy = tunnel_frames(green=12.0)  # trees close the sky too, but they are green
+    assert "tunnel" not in names(frame_triggers(canopy, TIMES))
+    day = tunnel_frames(ceiling=200.0)  # a daylit sky is the brightest band
+    assert "tunnel" not in names(frame_triggers(day, TIMES))
+    overpass = frames(luma=110.0, contrast=10.0)
+    overpass[3:5] = tunnel_frames()[3:5]  # 0.5 s under a bridge
+    assert "tunnel" not in names(frame_triggers(overpass, TIMES))
 
 
 def test_black_frames():
