@@ -36,9 +36,9 @@ without ``source_paths`` no source or manifest path; without ``scores`` no rarit
 selection reason.
 
 Sources: the catalog stores each source as an absolute resolved path; a relative one (an older
-catalog) is refused, and a video file whose content digest no longer matches the one recorded at
-ingest is refused (the file was replaced), so an export never reads a different file than the
-one ingested.
+catalog) is refused, and a source whose content digest no longer matches the one recorded at
+ingest is refused (a video file or an image folder replaced or edited, a zarr clip rewritten), so
+an export never reads other content than the one ingested.
 """
 
 from __future__ import annotations
@@ -305,35 +305,60 @@ def _clip_info(store: RegionStore, cid: str) -> dict:
     keys = ("row", "status", "source", "offset", "duration", "fps", "drive_id", "kf_start", "kf_count",
             "digest")
     info = dict(zip(keys, row, strict=True), clip_id=cid, recording_id="")
-    if info["source"] and Path(info["source"]).suffix.lower() in VIDEO_EXTENSIONS:
-        recs = store.clip_records([info["row"]]) if hasattr(store, "clip_records") else []
+    if info["source"]:
+        recs = store.clip_records([info["row"]])
         info["recording_id"] = recs[0]["recording_id"] if recs else ""
     return info
 
 
 class _SourceCheck:
-    """Content digests of video sources, computed once per export run."""
+    """Content digests of sources (video files, image folders, zarr clips), computed once per
+    export run and compared with the ones recorded at ingest."""
 
     def __init__(self) -> None:
-        self.digests: dict[str, str] = {}
+        self.digests: dict[tuple[str, float], str] = {}
 
-    def verify(self, info: dict) -> None:
+    def verify(self, info: dict, store: RegionStore) -> None:
         source = str(info["source"])
         if not Path(source).is_absolute():
             raise SourceError(f"source {source!r} of clip {info['clip_id']!r} is stored as a relative "
                               "path, which depends on the working directory; re-ingest the clip "
                               "(sources are stored as absolute resolved paths)")
         path = Path(source)
-        if not (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
-            return
-        from .sources.video import file_digest
+        if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+            from .sources.video import file_digest
 
-        if source not in self.digests:
-            self.digests[source] = file_digest(path)
-        if self.digests[source] not in {info["digest"], info["recording_id"]}:
-            raise SourceError(f"{source}: content differs from the file ingested as clip "
-                              f"{info['clip_id']!r} (digest changed); restore the original file or "
+            found = {self._digest(source, 0.0, lambda: file_digest(path))}
+        elif path.is_dir() and not (path / "zarr.json").exists():
+            from .sources.images import folder_digest
+
+            fps = info["fps"] if info["fps"] is not None and math.isfinite(info["fps"]) else 10.0
+            rates = dict.fromkeys((round(fps, 6), fps))  # the ingest rate, as the catalog keeps it
+            found = {self._digest(source, r, lambda r=r: folder_digest(path, r)) for r in rates}
+        else:
+            from .sources.zarr_clips import clip_digest
+
+            hz = _keyframe_hz(store, info)
+            found = {self._digest(source, hz, lambda: clip_digest(source, keyframe_hz=hz))}
+        if not found & {info["digest"], info["recording_id"]}:
+            raise SourceError(f"{source}: content differs from the source ingested as clip "
+                              f"{info['clip_id']!r} (digest changed); restore the original or "
                               "re-ingest it")
+
+    def _digest(self, source: str, rate: float, compute: Callable[[], str]) -> str:
+        if (source, rate) not in self.digests:
+            self.digests[(source, rate)] = compute()
+        return self.digests[(source, rate)]
+
+
+def _keyframe_hz(store: RegionStore, info: dict) -> float:
+    """The keyframe rate a clip was ingested at, from its first two keyframe times."""
+    s, n = int(info["kf_start"]), int(info["kf_count"])
+    if n < 2:
+        return 2.0
+    t = store.read_rows("keyframe_times", s, s + 2)
+    step = float(t[1]) - float(t[0])
+    return round(1.0 / step, 6) if step > 0 else 2.0
 
 
 @dataclass
@@ -360,7 +385,7 @@ def _export_one(store: RegionStore, root, rec: dict, mode: str, size, report: Ex
     if name in root.group_keys() and root[name].attrs.get("complete") is True:
         return False
     info = _clip_info(store, cid)
-    shape.sources.verify(info)
+    shape.sources.verify(info, store)
     targets = None
     if mode == "keyframes":
         s, n = int(info["kf_start"]), int(info["kf_count"])

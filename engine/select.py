@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from .dedup import load_dedup
-from .errors import InputError
+from .errors import InputError, PolicyError
 from .rarity import drive_codes, load_rarity, recording_units, relative_components
+from .regions import Region
 from .store import RegionStore
 
 REDUNDANT_COVERAGE = 0.8
@@ -77,6 +78,9 @@ class Selection:
     quotas: dict[str, dict] = field(default_factory=dict)
     previous: int = 0  # clips of the previous training set found in the region (seeds)
     previous_missing: int = 0  # its clips no longer in the region
+    #: the region the clips were selected in (its folder bounds where a manifest may go
+    #: without a home's policy)
+    origin: Region | None = field(default=None, repr=False, compare=False)
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -774,7 +778,7 @@ def select_clips(
     for sel in out:
         counts[sel.reason] = counts.get(sel.reason, 0) + 1
     return Selection(store.region.name, budget, out, int(candidate.sum()), int(non_rep.sum()), counts,
-                     quota_report, len(prev_pos), previous_missing)
+                     quota_report, len(prev_pos), previous_missing, store.region)
 
 
 def _union_length(spans: list[tuple[float, float]]) -> float:
@@ -822,22 +826,29 @@ def write_manifest(selection: Selection, path: str | Path, fmt: str | None = Non
                    home=None) -> Path:
     """Write the manifest as JSON Lines (default), CSV, or Parquet (needs pyarrow).
 
-    With ``home`` the write passes the egress gate (:func:`engine.egress.open_target`): outside
+    Every write passes the egress gate (:func:`engine.egress.open_target`). With ``home``: outside
     the region's folder it needs the policy to grant ``ids`` to that place (scores and source
-    paths are left out unless granted) and is audited first; another region's folder is refused.
+    paths are left out unless granted) and is audited first. Without ``home`` only the region's
+    own folder is allowed. Another region's folder is always refused.
     """
+    from . import egress
+
     path = Path(path)
     fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "jsonl")
     records = [s.record() for s in selection.chosen]
     if home is not None:
-        from . import egress
-
-        target = egress.open_target(home, home.region(selection.region), path, operation="manifest",
-                                    fields=MANIFEST_FIELDS, optional=tuple(MANIFEST_OPTIONAL),
-                                    records=len(records), kind="manifest")
-        drop = [k for f, keys in MANIFEST_OPTIONAL.items() if not target.allows(f) for k in keys]
-        records = [{k: v for k, v in r.items() if k not in drop} for r in records]
-        path = target.path
+        region = home.region(selection.region)
+    elif selection.origin is not None and selection.origin.name == selection.region:
+        region = selection.origin
+    else:
+        raise PolicyError(f"manifest {path}: the selection of region {selection.region!r} does not "
+                          "name its region's folder; pass home= (the clipdex home) so the write "
+                          "passes the region's policy")
+    target = egress.open_target(home, region, path, operation="manifest", fields=MANIFEST_FIELDS,
+                                optional=tuple(MANIFEST_OPTIONAL), records=len(records), kind="manifest")
+    drop = [k for f, keys in MANIFEST_OPTIONAL.items() if not target.allows(f) for k in keys]
+    records = [{k: v for k, v in r.items() if k not in drop} for r in records]
+    path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "jsonl":

@@ -147,6 +147,33 @@ def test_attack1_outside_writes_need_the_policy_and_are_audited_first(world, aud
     assert not (tmp_path / "b.jsonl").exists()
 
 
+def test_attack1_manifest_without_a_home_stays_in_its_region(world, audit_first, tmp_path):
+    import dataclasses
+
+    from engine.egress import read_outputs
+
+    home = world["home"]
+    with RegionStore.open(home.region(A)) as s:
+        sel = select_clips(s, 4, seed=0)
+    own = home.region(A).path / "manifests" / "library.jsonl"
+    assert write_manifest(sel, own) == own.resolve()
+    assert {"path": str(own.resolve()), "kind": "manifest"} in read_outputs(home.region(A))
+    config = (home.path / "regions.toml").read_bytes()
+    for target in (tmp_path / "m.jsonl", home.region(B).path / "m.jsonl",
+                   home.region(A).path / ".." / B / "m.jsonl", home.path / "regions.toml"):
+        with pytest.raises(PolicyError, match="outside region 'us-west'"):
+            write_manifest(sel, target)
+        assert target.name == "regions.toml" or not target.exists()
+    assert (home.path / "regions.toml").read_bytes() == config
+    # a selection that does not name its region's folder (built by hand, or relabelled as
+    # another region's) has no place to go without the home's policy
+    for forged in (dataclasses.replace(sel, origin=None), dataclasses.replace(sel, region=B)):
+        with pytest.raises(PolicyError, match="pass home="):
+            write_manifest(forged, home.region(B).path / "forged.jsonl")
+    assert not (home.region(B).path / "forged.jsonl").exists()
+    assert not audit_first
+
+
 # ---------------------------------------------------------------------------- attack 2
 def _manifest(home: Home, region: str, name: str, budget: int = 3) -> Path:
     with RegionStore.open(home.region(region)) as s:
@@ -411,6 +438,57 @@ def test_attack7_relative_sources_are_stored_absolute_and_checked_at_export(worl
     os.replace(other / "rel.mp4", work / "rel.mp4")
     rep = export_manifest(home, manifest, frames="keyframes", out=home.region(C).path / "exports" / "b")
     assert rep.failed and "digest changed" in rep.failed[0][1]
+
+
+def _image_folder(folder: Path, n: int = 8, seed: int = 0) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def _zarr_clip_store(path: Path, name: str, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    root = zarr.open_group(path, mode="w")
+    g = root.create_group(name)
+    frames = rng.integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
+    g.create_array("frames", shape=frames.shape, dtype="uint8", chunks=(4, 48, 64, 3))[...] = frames
+    g.create_array("frame_times", shape=(20,), dtype="float64")[...] = np.arange(20) / 10.0
+    g.attrs.update({"clip_id": name, "fps": 10.0})
+    return path
+
+
+@pytest.mark.parametrize("kind", ["images", "zarr"])
+def test_attack7_export_refuses_an_image_folder_or_zarr_clip_changed_since_ingest(tmp_path, kind):
+    home = Home.open(tmp_path / "home", create=True)
+    home.add_region("own", jurisdiction="XX")
+    src = tmp_path / "src"
+    if kind == "images":
+        source = _image_folder(src / "seq")
+        opts = IngestOptions(clip_seconds=0.4)  # pieces carry the folder digest as recording_id
+    else:
+        source = _zarr_clip_store(src / "clips.zarr", "zc-one")
+        opts = IngestOptions(keyframe_hz=4.0)  # the digest depends on the keyframe rate
+    rep = ingest(home, "own", [source], opts)
+    assert rep.ok and rep.ingested, rep.failed
+    with RegionStore.open(home.region("own")) as s:
+        sel = select_clips(s, 10, seed=0)
+    manifest = write_manifest(sel, home.region("own").path / "manifests" / "m.jsonl", home=home)
+    first = export_manifest(home, manifest, frames="keyframes", out=home.region("own").path / "exports" / "a")
+    assert first.ok and first.written, first.failed
+    if kind == "images":  # one frame swapped for other pixels
+        from PIL import Image
+
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(source / "003.png")
+    else:  # one frame between keyframes rewritten
+        g = zarr.open_group(source / "zc-one", mode="r+")
+        g["frames"][5] = 0
+    rep = export_manifest(home, manifest, frames="keyframes", out=home.region("own").path / "exports" / "b")
+    assert not rep.written and len(rep.failed) == len(first.written), rep.failed
+    assert all("digest changed" in why for _, why in rep.failed), rep.failed
 
 
 # ---------------------------------------------------------------------------- the whole session

@@ -104,7 +104,7 @@ def test_force_exclude_and_quota(region):
 
 def test_previous_set_seeds_and_is_not_repeated(region, tmp_path):
     first = select_clips(region, 15, mix={"diverse": 1.0})
-    path = write_manifest(first, tmp_path / "first.jsonl")
+    path = write_manifest(first, region.path / "manifests" / "first.jsonl")
     prev_ids = [r["clip_id"] for r in read_manifest(path)] + ["gone-clip"]
     second = select_clips(region, 15, mix={"diverse": 1.0}, previous=prev_ids)
     assert not set(_ids(first)) & set(_ids(second))
@@ -138,7 +138,7 @@ def test_manifest_formats_round_trip(region, tmp_path, suffix):
     if suffix == ".parquet":
         pytest.importorskip("pyarrow")
     sel = select_clips(region, 8, val_fraction=0.5, seed=2)
-    recs = read_manifest(write_manifest(sel, tmp_path / f"m{suffix}"))
+    recs = read_manifest(write_manifest(sel, region.path / "manifests" / f"m{suffix}"))
     assert [r["clip_id"] for r in recs] == _ids(sel)
     assert [r["split"] for r in recs] == [c.split for c in sel.chosen]
     assert all(r["region"] == "us-west" for r in recs)

@@ -172,6 +172,51 @@ def _read_index(folder: Path, files: list[Path]) -> dict[str, float] | float | N
     return times
 
 
+def _timeline(folder: Path, files: list[Path], fps: float,
+              warnings: list[str]) -> tuple[list[Path], np.ndarray, float]:
+    """The timed images of a folder, their times (from 0) and the frame period: from the frame
+    index, else ``frames.json``'s rate, else ``fps``."""
+    index = _read_index(folder, files)
+    if isinstance(index, dict):
+        timed = sorted((t, natural_key(f.name), f) for f in files if (t := index.get(f.name))
+                       is not None)
+        missing = len(files) - len(timed)
+        if missing:
+            warnings.append(f"{missing} images not in the frame index skipped")
+        files = [f for _, _, f in timed]
+        frame_times = np.array([t for t, _, _ in timed], dtype=np.float64)
+        keep = np.concatenate(([True], np.diff(frame_times) > 0))
+        if not keep.all():
+            warnings.append(f"{int((~keep).sum())} images with duplicate times skipped")
+            files = [f for f, k in zip(files, keep, strict=True) if k]
+            frame_times = frame_times[keep]
+        if frame_times.size:
+            frame_times = frame_times - frame_times[0]
+        period = float(np.median(np.diff(frame_times))) if frame_times.size > 1 else 1.0 / fps
+    else:
+        rate = index if isinstance(index, float) else fps
+        frame_times = np.arange(len(files), dtype=np.float64) / rate
+        period = 1.0 / rate
+    return files, frame_times, period
+
+
+def _content_digest(files: list[Path], frame_times: np.ndarray) -> str:
+    """The folder's content digest (its clips' ``recording_id``): names, times and bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    for file, time in zip(files, frame_times, strict=True):
+        digest.update(f"{file.name}:{time:.6f}\0".encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def folder_digest(folder: Path | str, fps: float = 10.0) -> str:
+    """The content digest ingest records for an image folder read at ``fps`` (used where the
+    folder must still hold what was ingested, e.g. by ``export``)."""
+    folder = Path(folder)
+    files, frame_times, _ = _timeline(folder, list_images(folder), fps, [])
+    return _content_digest(files, frame_times)
+
+
 def iter_image_clips(
     folder: Path | str,
     *,
@@ -215,26 +260,7 @@ def iter_image_clips(
                 f"{first_size[0]}x{first_size[1]} ({readable[0].name}); resize or remove it"
             )
 
-    index = _read_index(folder, files)
-    if isinstance(index, dict):
-        timed = sorted((t, natural_key(f.name), f) for f in files if (t := index.get(f.name))
-                       is not None)
-        missing = len(files) - len(timed)
-        if missing:
-            warnings.append(f"{missing} images not in the frame index skipped")
-        files = [f for _, _, f in timed]
-        frame_times = np.array([t for t, _, _ in timed], dtype=np.float64)
-        keep = np.concatenate(([True], np.diff(frame_times) > 0))
-        if not keep.all():
-            warnings.append(f"{int((~keep).sum())} images with duplicate times skipped")
-            files = [f for f, k in zip(files, keep, strict=True) if k]
-            frame_times = frame_times[keep]
-        frame_times = frame_times - frame_times[0]
-        period = float(np.median(np.diff(frame_times))) if frame_times.size > 1 else 1.0 / fps
-    else:
-        rate = index if isinstance(index, float) else fps
-        frame_times = np.arange(len(files), dtype=np.float64) / rate
-        period = 1.0 / rate
+    files, frame_times, period = _timeline(folder, files, fps, warnings)
     if len(files) < MIN_FRAMES:
         raise SourceError(
             f"{folder} holds {len(files)} timed image; a clip needs at least {MIN_FRAMES} frames "
@@ -265,11 +291,7 @@ def iter_image_clips(
                                                  speed_unit=units.get("speed")), 0.0, duration)
         except InputError as err:
             warnings.append(f"telemetry ignored: {err}")
-    digest = hashlib.blake2b(digest_size=16)
-    for file, time in zip(files, frame_times, strict=True):  # names, times and bytes
-        digest.update(f"{file.name}:{time:.6f}\0".encode())
-        digest.update(file.read_bytes())
-    whole = digest.hexdigest()
+    whole = _content_digest(files, frame_times)
     first = 0
     for i, (start, length, times) in enumerate(pieces):
         piece_keyframes = keyframes[first:first + len(times)]

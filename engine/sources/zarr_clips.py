@@ -125,6 +125,16 @@ def read_zarr_clip(group, where: str, *, keyframe_hz: float = 2.0) -> ClipSample
     )
 
 
+def clip_digest(source: str, *, keyframe_hz: float = 2.0) -> str:
+    """The content digest ingest records for the clip at ``source`` (``<store>/<clip>``, as the
+    catalog stores it) read at ``keyframe_hz``: used where the clip must still hold what was
+    ingested, e.g. by ``export``. SourceError when it cannot be read."""
+    store_path, _, name = source.rpartition("/")
+    root = _open(Path(store_path))
+    group = root[name] if name in root.group_keys() else root
+    return read_zarr_clip(group, source, keyframe_hz=keyframe_hz).digest
+
+
 def _read_telemetry(group, where: str) -> Telemetry | None:
     keys = set(group.array_keys())
     if "time" not in keys:
