@@ -1,8 +1,10 @@
-"""Kernel benchmarks: throughput vs the streaming-read limit and vs peer libraries.
+"""Kernel benchmarks, one per entry of ``kernels.registry`` and one per peer of each entry,
+beside the streaming-read limit.
 
-Default test runs pass ``--benchmark-disable``: every benchmark then runs once on small inputs
+Default test runs pass ``--benchmark-disable``: every benchmark then runs once on tiny inputs
 as a quick test. Run for real with ``pytest benchmarks/test_bench_kernels.py --benchmark-enable``
-(frames/s, GB/s and the bandwidth baseline land in ``extra_info``).
+(items/s, GB/s and the bandwidth baseline land in ``extra_info``); ``python -m benchmarks run
+--only kernels`` times the same table without pytest.
 """
 
 import json
@@ -16,30 +18,18 @@ import time
 import numba
 import numpy as np
 import pytest
-from PIL import Image
 
-import kernels
+from benchmarks.peers import resolve
 from kernels.hamming import popcount64, popcount64_swar
-from tests.test_kernels_frames import natural_frames
+from kernels.registry import REGISTRY, frame_batch
 
-RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920)}
-BATCH = 32
+SIZE_ENABLED = "full"
 
 
 @pytest.fixture
-def full_size(benchmark):
-    """True when benchmarking for real; quick runs use tiny inputs."""
-    return not benchmark.disabled
-
-
-@pytest.fixture(scope="module")
-def frame_batches():
-    rng = np.random.default_rng(0)
-    base = {name: natural_frames(4, h, w, rng) for name, (h, w) in RESOLUTIONS.items()}
-    # a batch of 32 distinct-enough frames without generating 32 full-size scenes
-    return {name: np.ascontiguousarray(np.concatenate(
-        [np.roll(f, 8 * k, axis=1) for k in range(BATCH // 4) for f in b[:, None]]))
-        for name, b in base.items()}
+def size(benchmark):
+    """``full`` when benchmarking for real; test runs (--benchmark-disable) use tiny inputs."""
+    return "tiny" if benchmark.disabled else SIZE_ENABLED
 
 
 @pytest.fixture
@@ -63,86 +53,58 @@ def _stream_sum(words):
     return s0 + s1 + s2 + s3
 
 
-def _frames(frame_batches, res, full_size):
-    frames = frame_batches[res]
-    return frames if full_size else np.ascontiguousarray(frames[:2, :90, :160])
-
-
-def _record(benchmark, frames):
+def _record(benchmark, spec, args, n_items=None):
     if benchmark.disabled or not benchmark.stats:
         return
-    mean = benchmark.stats.stats.min
-    benchmark.extra_info["frames_per_s"] = len(frames) / mean
-    benchmark.extra_info["GB_per_s"] = frames.nbytes / mean / 1e9
+    best = benchmark.stats.stats.min
+    n_items = spec.count(args) if n_items is None else n_items
+    benchmark.extra_info[f"{spec.unit.replace(' ', '_')}_per_s"] = n_items / best
+    if spec.bytes_read is not None:
+        benchmark.extra_info["GB_per_s"] = spec.bytes_read(args) / best / 1e9
 
 
-@pytest.mark.parametrize("res", list(RESOLUTIONS))
-def test_bench_bandwidth_baseline(benchmark, frame_batches, res, full_size):
-    frames = _frames(frame_batches, res, full_size)
+def test_bench_bandwidth_baseline(benchmark, size):
+    """The streaming-read limit: a Numba sum over the frame batch the frame kernels read."""
+    frames = frame_batch(np.random.default_rng(0), size)
     words = frames.reshape(-1).view(np.uint64)
-    benchmark.group = f"frames-{res}"
+    benchmark.group = "frames"
     benchmark(_stream_sum, words)
-    _record(benchmark, frames)
+    if not benchmark.disabled:
+        benchmark.extra_info["GB_per_s"] = frames.nbytes / benchmark.stats.stats.min / 1e9
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("kernel", ["phash64", "pdq256", "keyframe_descriptors"])
-@pytest.mark.parametrize("res", list(RESOLUTIONS))
-def test_bench_frame_kernels(benchmark, frame_batches, res, kernel, n_threads, threads,
-                             full_size):
-    frames = _frames(frame_batches, res, full_size)
-    fn = getattr(kernels, kernel)
+@pytest.mark.parametrize("spec", REGISTRY, ids=lambda s: s.name)
+def test_bench_kernel(benchmark, spec, n_threads, threads, size):
+    args = spec.bench(np.random.default_rng(0), size)
     threads(n_threads)
-    fn(frames[:1])  # compile outside the timing
-    benchmark.group = f"frames-{res}"
+    spec.kernel(*args)  # compile outside the timing
+    benchmark.group = spec.name
     benchmark.extra_info["threads"] = n_threads
-    benchmark(fn, frames)
-    _record(benchmark, frames)
+    benchmark.pedantic(spec.kernel, args, rounds=3, iterations=1)
+    _record(benchmark, spec, args)
 
 
-@pytest.mark.parametrize("res", list(RESOLUTIONS))
-def test_bench_peer_imagehash(benchmark, frame_batches, res, full_size):
-    imagehash = pytest.importorskip("imagehash")
-    frames = _frames(frame_batches, res, full_size)[:4]
-    benchmark.group = f"frames-{res}"
-    benchmark(lambda: [imagehash.phash(Image.fromarray(f)) for f in frames])
-    _record(benchmark, frames)
+PEERS = [pytest.param(spec, peer, id=f"{spec.name}-{peer.name}")
+         for spec in REGISTRY for peer in spec.peers]
 
 
-@pytest.mark.parametrize("res", list(RESOLUTIONS))
-def test_bench_peer_pdqhash(benchmark, frame_batches, res, full_size):
-    pdqhash = pytest.importorskip("pdqhash", reason="pdqhash (bench extra) is not installed")
-    frames = _frames(frame_batches, res, full_size)[:2]
-    benchmark.group = f"frames-{res}"
-    benchmark(lambda: [pdqhash.compute(f) for f in frames])
-    _record(benchmark, frames)
-
-
-@pytest.fixture
-def codes(full_size):
-    rng = np.random.default_rng(1)
-    n, m = (10_000, 100_000) if full_size else (50, 300)
-    return (rng.integers(0, 256, (n, 32), dtype=np.uint8),
-            rng.integers(0, 256, (m, 32), dtype=np.uint8))
-
-
-def test_bench_hamming_matrix(benchmark, codes, full_size):
-    queries, base = codes
-    queries = queries[:1000] if full_size else queries  # 1000 x 100k uint16 = 200 MB out
-    kernels.hamming_matrix(queries[:1], base[:1])
-    benchmark.group = "hamming"
-    benchmark.pedantic(kernels.hamming_matrix, (queries, base), rounds=3, iterations=1)
-    if not benchmark.disabled:
-        benchmark.extra_info["pairs_per_s"] = len(queries) * len(base) / benchmark.stats.stats.min
-
-
-def test_bench_hamming_topk(benchmark, codes, full_size):
-    queries, base = codes
-    kernels.hamming_topk(queries[:1], base[:1], 10)
-    benchmark.group = "hamming"
-    benchmark.pedantic(kernels.hamming_topk, (queries, base, 10), rounds=1, iterations=1)
-    if not benchmark.disabled:
-        benchmark.extra_info["pairs_per_s"] = len(queries) * len(base) / benchmark.stats.stats.min
+@pytest.mark.parametrize("spec, peer", PEERS)
+def test_bench_peer(benchmark, spec, peer, size):
+    try:
+        fn = resolve(peer.target)
+    except ImportError as err:
+        pytest.skip(f"{peer.name}: {err} (pip install '.[bench]')")
+    args = spec.bench(np.random.default_rng(0), size)
+    if peer.max_items is not None:
+        args = (args[0][:peer.max_items], *args[1:])
+    try:
+        fn(*args)
+    except ImportError as err:
+        pytest.skip(f"{peer.name}: {err} (pip install '.[bench]')")
+    benchmark.group = spec.name
+    benchmark.pedantic(fn, args, rounds=3, iterations=1)
+    _record(benchmark, spec, args)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -158,46 +120,13 @@ def _popcount_sum(words, use_intrinsic):
 
 
 @pytest.mark.parametrize("variant", ["ctpop", "swar"])
-def test_bench_popcount(benchmark, variant, full_size):
-    words = np.random.default_rng(2).integers(0, 2**63, 4_000_000 if full_size else 1000,
+def test_bench_popcount(benchmark, variant, size):
+    words = np.random.default_rng(2).integers(0, 2**63, 4_000_000 if size == "full" else 1000,
                                                dtype=np.uint64)
     expected = int(np.bitwise_count(words).sum())
     assert _popcount_sum(words, variant == "ctpop") == expected
     benchmark.group = "popcount"
     benchmark(_popcount_sum, words, variant == "ctpop")
-
-
-def test_bench_align_keyframe_pairs(benchmark, full_size):
-    rng = np.random.default_rng(3)
-    n_clips, per_clip, n_pairs = (20_000, 20, 100_000) if full_size else (50, 20, 200)
-    hashes = rng.integers(0, 256, (n_clips * per_clip, 32), dtype=np.uint8)
-    valid = np.ones(len(hashes), bool)
-    starts = np.arange(0, len(hashes), per_clip, dtype=np.int64)
-    counts = np.full(n_clips, per_clip, np.int64)
-    pa = rng.integers(0, n_clips, n_pairs).astype(np.int64)
-    pb = rng.integers(0, n_clips, n_pairs).astype(np.int64)
-    args = (hashes, valid, starts, counts, pa, pb, 31, -1)
-    kernels.align_keyframe_pairs(hashes, valid, starts, counts, pa[:1], pb[:1], 31, -1)
-    benchmark.group = "align"
-    benchmark.pedantic(kernels.align_keyframe_pairs, args, rounds=3, iterations=1)
-    if not benchmark.disabled:
-        benchmark.extra_info["pairs_per_s"] = n_pairs / benchmark.stats.stats.min
-
-
-def test_bench_clip_embeddings(benchmark, full_size):
-    rng = np.random.default_rng(4)
-    n_clips, per_clip = (10_000, 20) if full_size else (20, 5)
-    desc = rng.random((n_clips * per_clip, kernels.DESCRIPTOR_DIM), dtype=np.float32)
-    starts = np.arange(0, n_clips * per_clip, per_clip, dtype=np.int64)
-    counts = np.full(n_clips, per_clip, np.int64)
-    tel = rng.random((n_clips, kernels.TELEMETRY_DIM), dtype=np.float32)
-    proj = kernels.embedding_projection()
-    kernels.clip_embeddings(desc, starts[:1], counts[:1], tel[:1], proj)
-    benchmark.group = "embedding"
-    benchmark.pedantic(kernels.clip_embeddings, (desc, starts, counts, tel, proj), rounds=3,
-                       iterations=1)
-    if not benchmark.disabled:
-        benchmark.extra_info["clips_per_s"] = n_clips / benchmark.stats.stats.min
 
 
 CALL_EVERY_KERNEL = textwrap.dedent("""
@@ -206,15 +135,9 @@ CALL_EVERY_KERNEL = textwrap.dedent("""
     import numpy as np
     import kernels
     t1 = time.perf_counter()
-    f = np.zeros((1, 8, 8, 3), np.uint8)
-    c = np.zeros((2, 32), np.uint8)
-    one, i64 = np.array([0], np.int64), np.array([2], np.int64)
-    kernels.luma_area_downsample(f, 2, 2); kernels.phash64(f); kernels.pdq256(f)
-    kernels.hamming_matrix(c, c); kernels.hamming_topk(c, c, 1); kernels.hamming_within(c, c, 1)
-    kernels.align_keyframe_pairs(c, np.ones(2, bool), one, i64, one, one, 1, -1)
-    d = kernels.keyframe_descriptors(f)
-    s = kernels.telemetry_stats(np.zeros(1), np.zeros((1, 4), np.float32), one, one + 1)
-    kernels.clip_embeddings(d, one, one + 1, s, kernels.embedding_projection())
+    from kernels.registry import REGISTRY
+    for spec in REGISTRY:
+        spec.kernel(*spec.bench(np.random.default_rng(0), "tiny"))
     print(json.dumps({"import_s": t1 - t0, "total_s": time.perf_counter() - t0}))
 """)
 

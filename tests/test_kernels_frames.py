@@ -2,28 +2,7 @@
 
 import numpy as np
 
-
-def natural_frames(n: int, height: int, width: int, rng: np.random.Generator,
-                   noise: float = 3.0) -> np.ndarray:
-    """Smooth, natural-looking RGB frames: low-frequency waves, a few soft blobs, mild noise."""
-    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    out = np.empty((n, height, width, 3), np.uint8)
-    for f in range(n):
-        img = np.full((height, width, 3), 128.0)
-        for _ in range(5):
-            fx, fy = rng.uniform(-5, 5, 2)
-            phase = rng.uniform(0, 2 * np.pi)
-            amp = rng.uniform(10, 45, 3)
-            img += amp * np.sin(2 * np.pi * (fx * xx + fy * yy) + phase)[..., None]
-        for _ in range(3):
-            cy, cx = rng.uniform(0, 1, 2) * (height / max(height, width), width / max(height, width))
-            radius = rng.uniform(0.05, 0.25)
-            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
-            img += rng.uniform(-60, 60, 3) * blob[..., None]
-        if noise:
-            img += rng.normal(0, noise, img.shape)
-        out[f] = np.clip(np.rint(img), 0, 255)
-    return out
+from kernels.registry import natural_frames
 
 
 def driving_scene(kind: str, t: float, height: int, width: int,

@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-import numba
 import numpy as np
 import pytest
 from PIL import Image
@@ -217,35 +216,6 @@ def test_code_kernels_refuse_bad_input():
                                 np.ones(1, np.int64),
                                 np.zeros((1, kernels.TELEMETRY_DIM), np.float32),
                                 kernels.embedding_projection())
-
-
-# ------------------------------------------------------------------ threads
-def test_results_identical_at_one_and_two_threads():
-    rng = np.random.default_rng(9)
-    frames = natural_frames(9, 45, 80, rng)
-    codes = rng.integers(0, 256, (70, 32), dtype=np.uint8)
-    valid = np.ones(70, bool)
-    starts = np.arange(0, 70, 7, dtype=np.int64)
-    counts = np.full(10, 7, np.int64)
-    pa, pb = np.divmod(np.arange(100, dtype=np.int64), 10)
-
-    def run_all():
-        return [kernels.phash64(frames), *kernels.pdq256(frames),
-                kernels.luma_area_downsample(frames, 7, 9), kernels.keyframe_descriptors(frames),
-                kernels.hamming_matrix(codes, codes), *kernels.hamming_topk(codes, codes, 5),
-                *kernels.hamming_within(codes, codes, 120),
-                *kernels.align_keyframe_pairs(codes, valid, starts, counts, pa, pb, 110, -1)]
-
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        single = run_all()
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        double = run_all()
-    finally:
-        numba.set_num_threads(before)
-    for s, d in zip(single, double, strict=True):
-        np.testing.assert_array_equal(s, d)
 
 
 def test_import_compiles_nothing():
