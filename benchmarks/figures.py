@@ -1,8 +1,456 @@
-"""Figure tables rendered from saved benchmark JSON into README.md and docs/."""
+"""Figure tables rendered from saved benchmark JSON into README.md and docs/.
+
+A table lives between ``<!-- figures:NAME -->`` and ``<!-- /figures -->``; ``python -m
+benchmarks.docs figures`` replaces what is between the markers with the rendering of NAME
+from the JSON files in ``benchmarks/results/``, and ``tests/test_docs.py`` fails when a
+table differs from its rendering. Each rendering names the command that wrote its JSON and
+the machine it ran on (as far as the JSON records it). Tables fit 80 columns.
+"""
 
 from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCUMENTS = ("README.md", "docs/*.md")
+MARKER = re.compile(r"(<!-- figures:(?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)",
+                    re.S)
+
+
+class MissingResults(Exception):
+    """A figure's JSON is not in benchmarks/results/."""
+
+
+def _load(name: str):
+    path = RESULTS / name
+    if not path.exists():
+        raise MissingResults(f"benchmarks/results/{name}")
+    return json.loads(path.read_text())
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value * 100:+.1f} %"
+
+
+def _table(header: list[str], rows: list[list], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _machine(record: dict) -> str:
+    """The machine a suite record or a pytest-benchmark file names."""
+    m = record.get("machine") or {}
+    if m:
+        load = m.get("load_before", [None])[0]
+        return (f"{m.get('cpu_model')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB"
+                + (f", load {load:.1f} at the start" if load is not None else ""))
+    info = record.get("machine_info") or {}
+    cpu = info.get("cpu") or {}
+    if cpu:
+        return f"{cpu.get('brand_raw')}, {cpu.get('count')} cores"
+    return "a 2-core shared VM (the JSON does not record the CPU)"
+
+
+# ---------------------------------------------------------------- the figures
+def fig_headline() -> list[str]:
+    quality = _load("quality.json")
+    real = _load("real_quality.json")
+    ingest = _load("bench_ingest_default_decode.json")
+    dask = _load("dask_scale.json")
+    o = quality["overall"]
+    d = o["dedup"]
+    s = real["scores"]
+    ing = ingest["benchmarks"][0]["extra_info"]
+    rows = [
+        ["dedup F1, synthetic fleet (1,200 clips)", _fmt(d["f1"]), "quality"],
+        ["hard negatives merged, synthetic fleet",
+         f"{d['hard_negatives_merged']} of {d['hard_negatives']:,}", "quality"],
+        ["rare-scenario recall@k, synthetic fleet", _fmt(o["rarity"]["recall_at_k"]), "quality"],
+        ["same-scenario precision@10", _fmt(o["query"]["precision_at_k"]), "quality"],
+        ["selection coverage vs random", _pct(o["selection"]["improvement"]), "quality"],
+        ["dedup precision / recall, real footage",
+         f"{_fmt(s['precision'])} / {_fmt(s['recall'])}", "real_quality"],
+        ["ingest speed vs plain PyAV decoding", f"{_fmt(ing['ingest_vs_decode'], 2)}x",
+         "test_bench_ingest"],
+        ["2 Dask workers vs the local executor",
+         f"{_fmt(dask['ratios']['dask2_vs_local'], 2)}x", "dask_scale"],
+    ]
+    try:
+        suite = _suite_with("kernels")
+        kern = suite["tasks"]["kernels"]["result"]["kernels"]
+        res = "720p" if suite["mode"] == "full" else "360p"
+        for name, peer in (("phash64", "imagehash.phash"), ("pdq256", "pdqhash (C++)")):
+            speedup = kern.get(name, {}).get("vs_peers", {}).get(peer)
+            if speedup:
+                rows.append([f"`{name}` speed vs {peer}, {res}", f"{speedup:.1f}x",
+                             f"run --{suite['mode']}"])
+    except (MissingResults, KeyError):
+        pass
+    lines = _table(["figure", "value", "source"], rows, "lrl")
+    lines += ["", "Sources: `python -m benchmarks.quality` (seed 0),",
+              "`python -m benchmarks.real_quality --clips DIR` (the real-footage dev set),",
+              "`pytest benchmarks/test_bench_ingest.py --benchmark-enable`,",
+              "`python -m benchmarks.dask_scale --clips DIR` and `python -m benchmarks run`;",
+              "ingest on " + _machine(ingest) + "."]
+    return lines
+
+
+def fig_quality_fleet() -> list[str]:
+    q = _load("quality.json")
+    t = q["targets"]
+    o = q["overall"]
+    regions = sorted(q["regions"])
+    rows = []
+
+    def add(label, overall, per_region, target):
+        rows.append([label, overall, *per_region, target])
+
+    d = o["dedup"]
+    add("dedup precision", _fmt(d["precision"]),
+        [_fmt(q["regions"][r]["dedup"]["precision"]) for r in regions], "")
+    add("dedup recall", _fmt(d["recall"]),
+        [_fmt(q["regions"][r]["dedup"]["recall"]) for r in regions], "")
+    add("dedup F1", _fmt(d["f1"]), [_fmt(q["regions"][r]["dedup"]["f1"]) for r in regions],
+        f">= {t['dedup_f1']}")
+    add("hard negatives merged", f"{d['hard_negatives_merged']}/{d['hard_negatives']:,}",
+        [f"{q['regions'][r]['dedup']['hard_negatives_merged']}/"
+         f"{q['regions'][r]['dedup']['hard_negatives']}" for r in regions], "0")
+    add("offset error max (s)", _fmt(d["offset_error_max_s"], 2),
+        [_fmt(q["regions"][r]["dedup"]["offset_error_max_s"], 2) for r in regions],
+        f"<= {t['offset_error_max_s']}")
+    add("rare recall@k", _fmt(o["rarity"]["recall_at_k"]),
+        [_fmt(q["regions"][r]["rarity"]["recall_at_k"]) for r in regions],
+        f">= {t['rare_recall_at_k']}")
+    add("rare, 3+ uploads, worst pct", _fmt(o["rarity"]["multi_upload_worst_percentile"], 1),
+        [_fmt(q["regions"][r]["rarity"]["multi_upload_worst_percentile"], 1) for r in regions],
+        ">= 95")
+    add("same-scenario P@10", _fmt(o["query"]["precision_at_k"]),
+        [_fmt(q["regions"][r]["query"]["precision_at_k"]) for r in regions],
+        f">= {t['query_precision_at_10']}")
+    add("selection vs random", _pct(o["selection"]["improvement"]),
+        [_pct(q["regions"][r]["selection"]["improvement"]) for r in regions],
+        f">= {t['selection_improvement'] * 100:.0f} %")
+    add("diverse share vs random", _pct(o["selection_diverse"]["improvement"]),
+        [_pct(q["regions"][r]["selection_diverse"]["improvement"]) for r in regions], "")
+    f = q["fleet"]
+    lines = _table(["figure", "all", *regions, "target"], rows, "lrrrrl")
+    sc = q["scaled"]
+    lines += ["", f"`{q['command']}`: {f['clips']:,} clips of {f['clip_seconds']:.0f} s at "
+              f"{f['width']}x{f['height']}, {len(f['regions'])} regions,",
+              f"{f['true_pairs']} true pairs, {f['hard_negatives']:,} hard negatives; "
+              f"{q['seconds'] / 60:.0f} min. Scaled design (LSH candidates",
+              f"forced): {sc['pairs_only_exact']} pairs only in the exact search, "
+              f"{sc['pairs_only_scaled']} only with LSH."]
+    return lines
+
+
+def fig_quality_transforms() -> list[str]:
+    q = _load("quality.json")
+    per = q["overall"]["dedup"]["per_transform"]
+    rows = [[f"`{name}`", f"{v['found']}/{v['total']}", _fmt(v["recall"])]
+            for name, v in sorted(per.items(), key=lambda kv: (-kv[1]["recall"], kv[0]))]
+    return _table(["transform", "found", "recall"], rows) + [
+        "", f"`{q['command']}`; target >= {q['targets']['transform_recall']} each."]
+
+
+def fig_real_footage() -> list[str]:
+    r = _load("real_quality.json")
+    s = r["scores"]
+    rows = [[f"`{name}`", c["pairs"], c["found"], _fmt(c["recall"], 2),
+             "-" if not c.get("offset_error_max_s") else _fmt(c["offset_error_max_s"], 2)]
+            for name, c in sorted(s["classes"].items())]
+    hn = s["hard_negatives"]
+    lines = _table(["variant class", "pairs", "found", "recall", "offset max s"], rows)
+    lines += ["", f"Precision {_fmt(s['precision'])}, recall {_fmt(s['recall'])}, "
+              f"F1 {_fmt(s['f1'])} over {s['true_pairs']} required pairs;",
+              f"hard negatives claimed: {hn['whole']} whole, {hn['partial']} partial of "
+              f"{hn['pairs']}; offset error max {_fmt(s['offset_error_max_s'], 2)} s.",
+              f"`python -m benchmarks.real_quality --clips DIR` ({r['clips']['originals']} "
+              f"originals, {r['clips']['variants']} variants, seed {r['options']['seed']})."]
+    return lines
+
+
+def fig_real_scenes() -> list[str]:
+    r = _load("real_scenes.json")
+    rows = []
+    for cond, c in sorted(r["conditions"].items()):
+        rows.append([cond, f"`{c['trigger']}`" if c["trigger"] else "(none)", c["positives"],
+                     _fmt(c["precision"], 2), _fmt(c["recall"], 2)])
+    lines = _table(["condition", "trigger", "labelled", "precision", "recall"], rows, "llrrr")
+    lines += ["", f"`python -m benchmarks.real_scenes --clips DIR`: {r['recordings']} labelled "
+              f"recordings and {r['frames']} frames,",
+              f"{r['clips']} clips of {r['clip_seconds']:.0f} s; night clips firing "
+              f"`black_frames`: {len(r['black_frames_on_night'])}."]
+    return lines
+
+
+def fig_real_recordings() -> list[str]:
+    r = _load("real_recordings.json")
+    rows = [["clips (5-s pieces) / recordings", f"{r['clips']} / {r['recordings']}"],
+            ["pairs inside one recording", len(r["self_pairs"])],
+            ["groups inside one recording", len(r["self_groups"])],
+            ["query hits in the query's own recording", r["query_own_recording_hits"]],
+            ["... if own-recording hits were kept", r["query_own_recording_hits_if_kept"]],
+            ["recordings split across train and val", r["split_recordings_on_both_sides"]]]
+    return _table(["figure", "value"], rows) + [
+        "", f"`python -m benchmarks.real_recordings --clips DIR` ({r['files']} videos)."]
+
+
+def fig_decode_modes() -> list[str]:
+    m = _load("decode_modes.json")
+    speed = m["speed"]["modes"]
+    quality = m["quality"]["modes"]
+    rows = []
+    for mode in m["modes"]:
+        sp, q = speed.get(mode, {}), quality.get(mode, {})
+        name = f"**`{mode}`**" if mode == m["pick"] else f"`{mode}`"
+        rows.append([name, f"{_fmt(sp.get('speed_vs_plain'), 2)}x",
+                     f"{_fmt(sp.get('cpu_vs_plain'), 2)}x", _fmt(q.get("f1")),
+                     _fmt(q.get("whole_copy_recall"))])
+    e2e = m["end_to_end"]
+    plain = speed["plain"]
+    lines = _table(["mode", "frames/s vs PyAV", "CPU s vs PyAV", "F1", "whole-copy recall"],
+                   rows)
+    lines += ["", f"`python -m benchmarks.decode_modes --clips DIR`: {m['speed']['files']} "
+              f"videos, {m['speed']['frames']:,} frames, {m['speed']['threads']} threads,",
+              f"medians of {m['speed']['rounds']} alternating rounds at load "
+              f"{min(m['load']):.1f}-{max(m['load']):.1f}; plain PyAV decoding "
+              f"{plain['frames_per_s']:,.0f} frames/s.",
+              f"End to end (`ingest` + `dedup`): the default {e2e['wall_s'][m['pick']]:.2f} s, "
+              f"`--decode all` {e2e['wall_s']['all']:.2f} s",
+              f"({e2e['vs_all'][m['pick']]:.2f}x), decoding alone "
+              f"{e2e['wall_s']['plain']:.2f} s. Quality: `benchmarks.real_quality "
+              f"--{m['quality']['form']}`."]
+    return lines
+
+
+def fig_ingest() -> list[str]:
+    b = _load("bench_ingest_default_decode.json")
+    main = b["benchmarks"][0]["extra_info"]
+    cpu = main["cpu_s"]
+    rows = [["plain PyAV decode", _fmt(main["decode_frames_per_s"], 0), "1.00x",
+             _fmt(cpu["decode"], 2)],
+            [f"keyframe sampling (`{main['auto_strategy']}`)",
+             _fmt(main["sampling_frames_per_s"], 0), f"{main['sampling_vs_decode']:.2f}x",
+             _fmt(cpu["sampling"], 2)],
+            ["full ingest", _fmt(main["ingest_frames_per_s"], 0),
+             f"{main['ingest_vs_decode']:.2f}x", _fmt(cpu["ingest"], 2)]]
+    lines = _table(["work", "frames/s", "vs decode", "CPU s"], rows)
+    lines += ["", f"`pytest benchmarks/test_bench_ingest.py --benchmark-enable -p no:randomly` "
+              f"({main['files']} x 10 s",
+              f"1280x720 H.264, {main['frames']:,} frames, {main['threads']} threads, medians of "
+              f"{main['rounds']} rounds) on {_machine(b)};",
+              f"keyframe sampling with `{main['auto_strategy']}` is "
+              f"{main['auto_strategy_speedup_vs_all']:.2f}x that of `--decode all`."]
+    return lines
+
+
+def fig_dask() -> list[str]:
+    d = _load("dask_scale.json")
+    rows = [[name, f"{d['frames_per_s'][key]:,.0f}",
+             "1.00x" if key == "local" else f"{d['ratios'][key + '_vs_local']:.2f}x"]
+            for name, key in (("local executor", "local"), ("Dask, 1 worker", "dask1"),
+                              ("Dask, 2 workers", "dask2"))]
+    lines = _table(["executor", "frames/s", "vs local"], rows)
+    lines += ["", f"`python -m benchmarks.dask_scale --clips DIR`: {d['what']}, {d['files']} "
+              f"files, {d['frames']:,} frames,",
+              f"medians of {d['rounds']} rounds, {d['cores']} cores, load {d['load_after']} "
+              f"after; 2 workers scale {d['ratios']['dask2_vs_dask1']:.2f}x over 1."]
+    return lines
+
+
+def _suite(name: str) -> dict:
+    return _load(f"suite-{name}.json")
+
+
+def _suite_with(task: str) -> dict:
+    """The fullest saved suite run that ran ``task`` successfully (full, else quick)."""
+    for mode in ("full", "quick"):
+        try:
+            record = _suite(mode)
+        except MissingResults:
+            continue
+        t = record["tasks"].get(task)
+        if t and t.get("result") and not t.get("error"):
+            return record
+    raise MissingResults(f"benchmarks/results/suite-full.json or suite-quick.json with {task}")
+
+
+_SIZE_WORDS = {"tiny": "tiny", "quick": "quick-mode (360p frames)", "full": "full-size (720p frames)"}
+
+
+def fig_kernels() -> list[str]:
+    suite = _suite_with("kernels")
+    k = suite["tasks"]["kernels"]["result"]
+    rows = []
+    for name, r in k["kernels"].items():
+        peers = ", ".join(f"{s:.1f}x {p.split(' ')[0]}" for p, s in r["vs_peers"].items())
+        limit = "-" if r.get("vs_limit") is None else f"{r['vs_limit'] * 100:.0f} %"
+        rows.append([f"`{name}`", f"{r['items_per_s']:,.0f} {r['unit']}/s",
+                     f"{r['iqr_s'] / r['median_s'] * 100:.0f} %", limit, peers or "-"])
+    lines = _table(["kernel", "median speed", "IQR", "of read limit", "vs peer"], rows,
+                   "lrrrl")
+    lines += ["", f"`python -m benchmarks run --{suite['mode']} --only kernels`: "
+              f"{_SIZE_WORDS[k['size']]} inputs, 1 "
+              f"thread, medians of {next(iter(k['kernels'].values()))['repeats']} calls,",
+              f"on {_machine(suite)}. \"Of read limit\": bytes read per second over a",
+              "Numba sum of the same bytes in the same run; \"vs peer\": the peer's time per",
+              "item over the kernel's."]
+    return lines
+
+
+def fig_suite() -> list[str]:
+    suite = _suite("quick")
+    rows = []
+    for name, t in suite["tasks"].items():
+        if "skipped" in t:
+            rows.append([t["group"], name, "skipped", "-", "-"])
+            continue
+        status = "ok" if not t.get("error") else "failed"
+        rows.append([t["group"], name, status, f"{t['wall_s']:.1f}",
+                     f"{t['peak_rss_mb']:,.0f}"])
+    lines = _table(["group", "task", "status", "wall s", "peak MB"], rows, "lllrr")
+    lines += ["", f"`python -m benchmarks run --quick`: {suite['wall_s']:.0f} s in all, on "
+              f"{_machine(suite)}."]
+    return lines
+
+
+def fig_dedup_scale() -> list[str]:
+    suite = _suite_with("dedup_scale")
+    task = suite["tasks"]["dedup_scale"]
+    rows = []
+    base = None
+    for r in task["result"]:
+        f, q = r["full"], r["quality"]
+        per = f["wall_s"] / r["clips"]
+        base = base or per
+        inc = r.get("incremental", {}).get("wall_s")
+        rows.append([f"{r['clips']:,}", f"{r['keyframes']:,}", f["method"], f"{f['wall_s']:.1f}",
+                     f"{per * 1e6:.0f}", f"{f['peak_rss_mb']:,.0f}", _fmt(q["recall"], 4),
+                     _fmt(q["precision"], 4), q["negatives_merged"],
+                     "-" if inc is None else f"{inc:.2f}"])
+    lines = _table(["clips", "keyframes", "method", "dedup s", "us/clip", "peak MB", "recall",
+                    "precision", "neg.", "+inc s"], rows, "rrlrrrrrrr")
+    lines += ["", f"`python -m benchmarks run --{suite['mode']} --only dedup` "
+              f"({' '.join(task['command'][1:3])} ...): synthetic keyframe-hash fleets, full dedup "
+              "in a fresh process, then an incremental run; \"neg.\": look-alikes merged. On "
+              f"{_machine(suite)}."]
+    return lines
+
+
+def fig_query_scale() -> list[str]:
+    suite = _suite_with("query_scale")
+    task = suite["tasks"]["query_scale"]
+    rows = []
+    for r in task["result"]["index"]:
+        rows.append([f"{r.get('n', 0):,}", r.get("kind", "-"), _fmt(r.get("build_s"), 1),
+                     _fmt(r.get("p50_ms"), 2), _fmt(r.get("p99_ms"), 2),
+                     _fmt(r.get("recall_at_10"), 3)])
+    lines = _table(["clips", "index", "build s", "p50 ms", "p99 ms", "recall@10"], rows,
+                   "rlrrrr")
+    lines += ["", f"`python -m benchmarks run --{suite['mode']} --only index-query` "
+              "(`benchmarks.query_scale`): synthetic clustered 128-d embeddings, one thread, "
+              f"k=10, each query alone; recall against exact search. On {_machine(suite)}."]
+    return lines
+
+
+def fig_select_scale() -> list[str]:
+    suite = _suite_with("select_scale")
+    task = suite["tasks"]["select_scale"]
+    result = task["result"] if isinstance(task["result"], list) else [task["result"]]
+    rows = []
+    for r in result:
+        rows.append([f"{r.get('n', 0):,}", f"{r.get('budget', 0):,}", r.get("method", "-"),
+                     _fmt(r.get("coverage"), 4), _pct(r.get("vs_random")),
+                     _fmt(r.get("rare_included"), 2), _fmt(r.get("seconds"), 1)])
+    lines = _table(["clips", "budget", "method", "coverage", "vs random", "rare", "s"], rows,
+                   "rrlrrrr")
+    lines += ["", f"`python -m benchmarks run --{suite['mode']} --only selection` "
+              "(`benchmarks.select_scale`): synthetic clustered 128-d embeddings with rare "
+              "clusters; coverage is the mean distance of every clip to its nearest chosen "
+              "clip (lower is better); \"rare\": share of the rare clusters reached. "
+              f"On {_machine(suite)}."]
+    return lines
+
+
+FIGURES: dict[str, Callable[[], list[str]]] = {
+    "dedup-scale": fig_dedup_scale,
+    "query-scale": fig_query_scale,
+    "select-scale": fig_select_scale,
+    "headline": fig_headline,
+    "quality-fleet": fig_quality_fleet,
+    "quality-transforms": fig_quality_transforms,
+    "real-footage": fig_real_footage,
+    "real-scenes": fig_real_scenes,
+    "real-recordings": fig_real_recordings,
+    "decode-modes": fig_decode_modes,
+    "ingest": fig_ingest,
+    "dask": fig_dask,
+    "kernels": fig_kernels,
+    "suite-quick": fig_suite,
+}
+
+
+def render(name: str) -> str:
+    """The text between the markers of figure ``name`` (ends with a newline)."""
+    if name not in FIGURES:
+        raise KeyError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
+    import textwrap
+
+    try:
+        lines = FIGURES[name]()
+    except MissingResults as err:
+        lines = [f"(no saved run: {err} is missing; its command writes it)"]
+    table = [line for line in lines if line.startswith("|")]
+    prose = " ".join(line for line in lines if line and not line.startswith("|"))
+    wrapped = textwrap.wrap(prose, width=80, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(table + ([""] if table and wrapped else []) + wrapped) + "\n"
+
+
+def documents() -> list[Path]:
+    paths = [ROOT / "README.md"]
+    paths += sorted((ROOT / "docs").glob("*.md"))
+    return [p for p in paths if p.exists()]
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """(name, current body) of every figure block in ``text``."""
+    return [(m["name"], m["body"]) for m in MARKER.finditer(text)]
+
+
+def render_text(text: str) -> str:
+    return MARKER.sub(lambda m: m.group(1) + render(m["name"]) + m.group(4), text)
 
 
 def render_all(write: bool = True) -> list[str]:
     """Render every marked figure table; return the files that changed (or would)."""
-    return []
+    changed = []
+    for path in documents():
+        text = path.read_text()
+        new = render_text(text)
+        if new != text:
+            changed.append(str(path.relative_to(ROOT)))
+            if write:
+                path.write_text(new)
+    return changed

@@ -13,6 +13,7 @@ this package imports only NumPy and Numba.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -317,7 +318,7 @@ _SHAPES = [(1, 1), (4, 7), (37, 53), (64, 64), (90, 160), (131, 67), (200, 131),
 _FRAME_PEERS_PHASH = (Peer("imagehash.phash", "benchmarks.peers:imagehash_phash", 4),)
 _FRAME_PEERS_PDQ = (Peer("pdqhash (C++)", "benchmarks.peers:pdqhash_pdq", 2),)
 
-REGISTRY: tuple[KernelSpec, ...] = (
+_TABLE: tuple[KernelSpec, ...] = (
     KernelSpec(
         "luma_area_downsample", lambda f, h=32, w=32: luma_area_downsample(f, h, w),
         lambda f, h=32, w=32: ref.luma_area_downsample(f, h, w),
@@ -402,6 +403,25 @@ REGISTRY: tuple[KernelSpec, ...] = (
         _bands_bench, "codes", lambda args: len(args[0]), normalise=_sorted_pairs),
 )
 
+#: test-only switch: ``NAME`` or ``NAME:FACTOR`` makes that registry kernel do its work FACTOR
+#: times (default 3) per call, so the regression check can be shown to catch a slower kernel.
+#: Only the registry's callables read it; the engine calls the kernels directly.
+SLOW_ENV = "CLIPDEX_SLOW_KERNEL"
+
+
+def _slowable(name: str, fn: Callable) -> Callable:
+    def run(*args, **kwargs):
+        slow = os.environ.get(SLOW_ENV, "")
+        if slow and slow.partition(":")[0] == name:
+            for _ in range(int(slow.partition(":")[2] or 3) - 1):
+                fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    run.__name__ = getattr(fn, "__name__", name)
+    return run
+
+
+REGISTRY: tuple[KernelSpec, ...] = tuple(spec._replace(kernel=_slowable(spec.name, spec.kernel))
+                                         for spec in _TABLE)
 BY_NAME = {spec.name: spec for spec in REGISTRY}
 
 

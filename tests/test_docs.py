@@ -30,3 +30,47 @@ def test_readme_is_short_and_links_into_docs():
         assert f"docs/{name}.md" in readme
     for link in ("guide", "design", "quality", "performance", "cli"):
         assert (ROOT / "docs" / f"{link}.md").exists()
+
+
+def test_every_figure_table_matches_its_json():
+    from benchmarks import figures
+
+    stale = []
+    for path in figures.documents():
+        for name, body in figures.blocks(path.read_text()):
+            if body != figures.render(name):
+                stale.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not stale, ("figure tables differ from their saved JSON (run `python -m "
+                       f"benchmarks.docs figures`): {stale}")
+
+
+def test_figure_tables_name_known_figures_and_fit_80_columns():
+    from benchmarks import figures
+
+    found = set()
+    for path in figures.documents():
+        for name, _ in figures.blocks(path.read_text()):
+            assert name in figures.FIGURES, f"{path.name}: unknown figure {name!r}"
+            found.add(name)
+            for line in figures.render(name).splitlines():
+                assert len(line) <= 80, f"{name}: {line!r} is wider than 80 columns"
+    assert "headline" in found
+
+
+def test_figure_renders_from_json_and_changes_with_it(tmp_path, monkeypatch):
+    """The generator reads the JSON: a changed figure in the JSON changes the table."""
+    import json
+    import shutil
+
+    from benchmarks import figures
+
+    shutil.copy(figures.RESULTS / "dask_scale.json", tmp_path / "dask_scale.json")
+    monkeypatch.setattr(figures, "RESULTS", tmp_path)
+    before = figures.render("dask")
+    data = json.loads((tmp_path / "dask_scale.json").read_text())
+    data["ratios"]["dask2_vs_local"] = 1.5
+    (tmp_path / "dask_scale.json").write_text(json.dumps(data))
+    assert "1.50x" in figures.render("dask") and figures.render("dask") != before
+    text = "a\n<!-- figures:dask -->\nstale\n<!-- /figures -->\nb\n"
+    assert figures.render_text(text) == ("a\n<!-- figures:dask -->\n" + figures.render("dask")
+                                         + "<!-- /figures -->\nb\n")
