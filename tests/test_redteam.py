@@ -413,6 +413,41 @@ def test_attack6_links_out_of_the_source_tree_are_never_read(world, tmp_path):
     assert sorted(rep.ingested) == ["cam__linked", "frames"], rep.failed
 
 
+def test_attack6_frame_indexes_and_zarr_entries_linking_out_are_never_read(tmp_path):
+    home = Home.open(tmp_path / "home", create=True)
+    home.add_region("own", jurisdiction="XX")
+    tree = tmp_path / "tree"
+    seq = _image_folder(tree / "seq", n=6)
+    index = tmp_path / "elsewhere" / "index.csv"
+    index.parent.mkdir()
+    index.write_text("file,time\n" + "".join(f"{i:03d}.png,{i * 0.1:.1f}\n" for i in range(6))
+                     + "SECRET-INDEX,0\n")
+    (seq / "index.csv").symlink_to(index)  # the frame index leaves the tree
+    other = _zarr_clip_store(tmp_path / "other-region" / "clips.zarr", "theirs", seed=5)
+    zarr.open_group(other / "theirs", mode="r+").attrs["drive_id"] = "SECRET-DRIVE"
+    store = _zarr_clip_store(tree / "clips.zarr", "mine", seed=6)
+    (store / "theirs").symlink_to(other / "theirs")  # a clip group of another tree
+    rep = ingest(home, "own", [tree])
+    failed = dict(rep.failed)
+    assert not rep.ingested, rep.ingested
+    assert any("index.csv" in why and "outside the source tree" in why for why in failed.values()), failed
+    assert any("theirs" in why and "outside the source tree" in why for why in failed.values()), failed
+    for path, data in _bytes_under(home.region("own").path):
+        assert b"SECRET-INDEX" not in data and b"SECRET-DRIVE" not in data, path
+    assert _clip_ids(home, "own") == []
+    # a link to a single chunk of another store is refused the same way
+    chunk_tree = tmp_path / "tree2"
+    own_store = _zarr_clip_store(chunk_tree / "c.zarr", "solo", seed=7)
+    chunk = next(p for p in (own_store / "solo" / "frames").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    chunk.symlink_to(next(p for p in (other / "theirs" / "frames").rglob("*")
+                          if p.is_file() and p.name != "zarr.json"))
+    rep = ingest(home, "own", [chunk_tree])
+    assert not rep.ingested and "outside the source tree" in str(rep.failed), rep.failed
+    rep = ingest(home, "own", [tree], IngestOptions(follow_links=True))  # the user vouches for them
+    assert sorted(rep.ingested) == ["mine", "seq", "theirs"], rep.failed
+
+
 # ---------------------------------------------------------------------------- attack 7
 def test_attack7_relative_sources_are_stored_absolute_and_checked_at_export(world, tmp_path, monkeypatch):
     home = world["home"]

@@ -9,9 +9,9 @@ Rules
     - Hidden files and directories (name starts with ``.``) are skipped.
     - Symlinks: one whose target leaves the source tree (the ``root``, else the argument
       directory) is never followed and gives an error item; a broken one gives an error item.
-      The same holds for every file a source reads: a telemetry sidecar or an image of an image
-      folder that resolves outside the tree turns its source into an error item (nothing of it
-      is read).
+      The same holds for every file a source reads: a telemetry sidecar, an image or the frame
+      index of an image folder, or any file or folder inside a zarr store that resolves outside
+      the tree turns its source into an error item (nothing of it is read).
       Symlinks inside the tree are followed only with ``follow_symlinks=True`` (their targets
       are found by the walk anyway); each real file is listed once. A directory reached twice
       (a loop through links or bind mounts) gives an error item and is not walked again.
@@ -49,6 +49,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TELEMETRY_SIDECARS = (".telemetry.csv", ".csv", ".npy", ".npz")
 #: files read beside sources (sidecars, frame indexes): passed over without a word
 COMPANION_EXTENSIONS = (".csv", ".npy", ".npz", ".json")
+#: an image folder's frame index files (:data:`engine.sources.images.INDEX_FILES`)
+IMAGE_INDEX_FILES = ("index.csv", "frames.json")
 MAX_BASE_LEN = MAX_CLIP_ID_LEN - 5  # leaves room for "-0000"
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -100,6 +102,15 @@ def _folder_telemetry(folder: Path) -> Path | None:
     return None
 
 
+def _store_entries(store: Path) -> list[Path]:
+    """Every file and folder inside a zarr store (links listed, not followed): what reading
+    its clips may open."""
+    out = []
+    for folder, dirs, files in os.walk(store):
+        out += [Path(folder) / name for name in sorted(dirs + files)]
+    return out
+
+
 def _outside_tree(files: list[Path], tree: Path) -> list[Path]:
     """The files of ``files`` that resolve (through symlinks and ``..``) outside ``tree``."""
     tree_real = os.path.realpath(tree)
@@ -126,10 +137,13 @@ class _Walker:
             telemetry = _folder_telemetry(path)
         else:
             telemetry = None
-        leaving = _outside_tree([telemetry] if telemetry else [], tree)
+        reads = [path, *([telemetry] if telemetry else [])]
         if kind == "images":
-            leaving += _outside_tree(sorted(p for p in path.iterdir()
-                                            if p.suffix.lower() in IMAGE_EXTENSIONS), tree)
+            reads += sorted(p for p in path.iterdir()
+                            if p.suffix.lower() in IMAGE_EXTENSIONS or p.name in IMAGE_INDEX_FILES)
+        elif kind == "zarr":
+            reads += _store_entries(path)
+        leaving = _outside_tree(reads, tree)
         if leaving and not self.follow_links:  # every file read lies in the tree unless allowed
             self.error(path, f"{path}: {leaving[0]} links to {os.path.realpath(leaving[0])}, outside the "
                              f"source tree {os.path.realpath(tree)}; nothing of {path.name} was read (copy "
