@@ -92,11 +92,15 @@ def forget(store: RegionStore, clip_ids: Sequence[str], *, reason: str = "erasur
 
 
 def compact(store: RegionStore) -> dict:
+    """Zero the forgotten clips' feature rows, scrub their catalog rows (see the module doc);
+    each step is idempotent, so a run killed at any point is finished by running it again."""
     from .index import ensure_indexes
 
     with store.writer("clipdex compact"):
         out = store.compact_forgotten()
+        fault_point("compact_zeroed")
         out.update(store.scrub_forgotten())
+        fault_point("compact_scrubbed")
     ensure_indexes(store)
     return {"region": store.region.name, **out}
 
@@ -130,14 +134,17 @@ def purge_outputs(store: RegionStore, clip_ids: set[str]) -> list[dict]:
 
             build_report(store, path)
             touched.append({"path": str(path), "kind": kind, "action": "regenerated"})
+            fault_point("forget_output")
         elif kind == "manifest" and path.is_file():
             n = _rewrite_manifest(path, clip_ids)
             if n:
                 touched.append({"path": str(path), "kind": kind, "action": f"rewrote without {n} records"})
+                fault_point("forget_output")
         elif kind == "export" and path.is_dir():
             gone = [c for c in sorted(clip_ids) if (path / c).is_dir()]
             for c in gone:
                 shutil.rmtree(path / c)
+                fault_point("forget_output")
             if gone:
                 touched.append({"path": str(path), "kind": kind, "action": f"deleted {len(gone)} clips"})
     return touched

@@ -352,24 +352,42 @@ def test_attack5_forget_and_compact_leave_nothing_of_the_clip(erasure_home):
     _assert_gone(home, victim, source)
 
 
-@pytest.mark.parametrize("stage", ["forget_recorded", "forget_tombstoned", "forget_thumbnails",
-                                   "forget_regrouped"])
-def test_attack5_forget_killed_at_each_step_is_finished_by_a_rerun(erasure_home, stage):
+def _killed(home: Home, *args: str, fault: str) -> None:
+    """Run ``clipdex ARGS`` in a process SIGKILLed at the fault point ``fault`` (stage:n)."""
+    env = {**os.environ, "CLIPDEX_FAULT": fault}
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", *args, "--region", A, "--home", str(home.path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, (fault, proc.stdout, proc.stderr)
+
+
+#: every step of forget (the output purge: after the 1st, 2nd and 4th output it touches) and of compact
+KILL_POINTS = ["forget_recorded:1", "forget_tombstoned:1", "forget_thumbnails:1", "forget_regrouped:1",
+               "forget_output:1", "forget_output:2", "forget_output:4", "compact_zeroed:1",
+               "compact_scrubbed:1"]
+
+
+@pytest.mark.parametrize("fault", KILL_POINTS)
+def test_attack5_forget_killed_at_each_step_is_finished_by_a_rerun(erasure_home, fault):
     home, videos, paths = erasure_home
     outs = _outputs(home)
     victim = "secret2"
     with RegionStore.open(home.region(A)) as s:
         row = s.clip_row(victim)
-    env = {**os.environ, "CLIPDEX_FAULT": f"{stage}:1"}
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "forget", victim, "--region", A,
-                           "--home", str(home.path)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -9, proc.stderr
-    rep = forget(RegionStore.open(home.region(A)), [victim])
-    assert rep.forgotten == [victim] and not rep.unknown
+    if fault.startswith("forget"):
+        _killed(home, "forget", victim, fault=fault)
+        rep = forget(RegionStore.open(home.region(A)), [victim])
+        assert rep.forgotten == [victim] and not rep.unknown
+    else:
+        assert forget(RegionStore.open(home.region(A)), [victim]).forgotten == [victim]
+        _killed(home, "compact", fault=fault)
+    again = forget(RegionStore.open(home.region(A)), [victim])  # idempotent at every point
+    assert not again.unknown and (again.forgotten or again.already_erased) == [victim]
     with RegionStore.open(home.region(A)) as s:
         assert not s.read_rows("thumbnails", row, row + 1).any()
         assert victim not in s.clip_table().clip_ids
-    assert victim not in outs["manifest"].read_text() and not (outs["export"] / victim).exists()
+    for name in ("manifest", "csv", "report"):
+        assert victim not in outs[name].read_text(), name
+    assert not (outs["export"] / victim).exists()
     with RegionStore.open(home.region(A)) as s:
         compact(s)
     _assert_gone(home, victim, str(paths[2].resolve()))
