@@ -1,0 +1,73 @@
+"""The regression check of the benchmark suite: a slowed kernel fails the comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import suite
+from benchmarks.__main__ import main as benchmarks_main
+from benchmarks.compare import regressions
+
+
+def _record(kernels: dict) -> dict:
+    return {"mode": "quick", "headline": suite._kernels_headline(kernels)}
+
+
+def _phash_run() -> dict:
+    return _record(suite.kernel_timings("quick", names=["phash64"], repeats=9, peers=False))
+
+
+def test_slowed_kernel_fails_the_comparison(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLIPDEX_SLOW_KERNEL", raising=False)
+    baseline = _phash_run()
+    monkeypatch.setenv("CLIPDEX_SLOW_KERNEL", "phash64:4")
+    slowed = _phash_run()
+    regressed, compared = regressions(baseline, slowed, threshold=0.2)
+    names = {r["metric"]: r for r in regressed}
+    # the cost over the calibration loop and the share of the read limit both regress
+    assert set(names) == {"kernels.phash64.cost_vs_calibration",
+                          "kernels.phash64.share_of_read_limit"}
+    assert names["kernels.phash64.cost_vs_calibration"]["change"] > 1.0  # ~4x, past any noise
+    base_path, run_path = tmp_path / "base.json", tmp_path / "run.json"
+    base_path.write_text(json.dumps(baseline))
+    run_path.write_text(json.dumps(slowed))
+    assert benchmarks_main(["compare", str(base_path), str(run_path)]) == 1
+    assert benchmarks_main(["compare", str(base_path), str(base_path)]) == 0
+
+
+def test_slow_switch_names_one_kernel(monkeypatch):
+    """The switch repeats the named kernel FACTOR times per call and leaves the others alone."""
+    import kernels.registry as registry
+
+    calls = []
+    monkeypatch.setenv("CLIPDEX_SLOW_KERNEL", "phash64:3")
+    counted = registry._slowable("phash64", lambda *a: calls.append(a))
+    counted(1)
+    assert len(calls) == 3
+    other = registry._slowable("pdq256", lambda *a: calls.append(a))
+    other(1)
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("better, base, run, regressed", [
+    ("higher", 10.0, 7.9, True),   # 21 % slower
+    ("higher", 10.0, 8.1, False),  # 19 %: within the threshold
+    ("higher", 10.0, 30.0, False),  # faster is never a regression
+    ("lower", 1.0, 1.25, True),
+    ("lower", 1.0, 0.5, False),
+])
+def test_threshold_and_direction(better, base, run, regressed):
+    def rec(value):
+        return {"headline": {"m": {"value": value, "better": better, "unit": "x"}}}
+
+    found, compared = regressions(rec(base), rec(run), threshold=0.2)
+    assert len(compared) == 1 and bool(found) is regressed
+
+
+def test_absolute_times_only_with_all():
+    base = {"headline": {"t": {"value": 1.0, "better": "lower", "unit": "s"}}}
+    run = {"headline": {"t": {"value": 5.0, "better": "lower", "unit": "s"}}}
+    assert regressions(base, run)[1] == []
+    assert len(regressions(base, run, include_absolute=True)[0]) == 1
