@@ -160,7 +160,7 @@ def _dedup_argv(mode, out):
 
 
 def _query_argv(mode, out):
-    sizes = "20000" if mode == "quick" else "100000,1000000"
+    sizes = "60000" if mode == "quick" else "100000,1000000"
     return _py("benchmarks.query_scale", "--sizes", sizes, "--json", str(out))
 
 
@@ -313,6 +313,11 @@ def _run_child(argv: list[str], timeout_s: float, env: dict) -> dict:
 
 
 def _parse_stdout_json(text: str):
+    """The JSON a command printed: the whole output, or its JSON lines (one row each)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
     rows = []
     for line in text.splitlines():
         line = line.strip()
