@@ -775,17 +775,48 @@ def export_cmd(
 def report(
     region: RegionOpt,
     home: HomeOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default REGION/report.html).")] = None,
-    top: Annotated[int, typer.Option(help="Rarest recordings to show (one per duplicate group).")] = 30,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder to write the report to (DIR/index.html and its pages), or FILE.html "
+        "(its pages in FILE_files/); default REGION/report/.")] = None,
+    top: Annotated[int, typer.Option(help="Rarest recordings to show (one per duplicate group).")] = 40,
+    groups: Annotated[int, typer.Option(help="Largest duplicate groups to draw.")] = 60,
+    partials: Annotated[int, typer.Option(help="Longest partial overlaps to draw.")] = 60,
+    manifest: Annotated[Path | None, typer.Option(
+        help="Selection manifest to show (default: the region's latest).")] = None,
 ) -> None:
-    """Write a static HTML report (duplicate groups, rarest clips, score histogram); opens offline."""
+    """Write the curator's report: a static page set that opens offline (summary, plots, rarest
+    recordings with why, duplicate strips, partial overlaps, the selection)."""
     from .report import build_report
 
     def go():
         h = _home(home)
         with _store(home, region) as store:
-            path = build_report(store, out or store.path / "report.html", top=top, home=h)
-        _console().print(f"wrote {path}")
+            path = build_report(store, out or store.path / "report", top=top, max_groups=groups,
+                                max_partials=partials, manifest=manifest, home=h)
+        _console().print(f"wrote {path}", soft_wrap=True)
+
+    _run(go)
+
+
+@app.command()
+def serve(
+    region: Annotated[list[str], typer.Option(
+        "--region", "-r", help="Region to serve (repeat for several; 'all' for every region).")],
+    home: HomeOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """Browse regions in a local, read-only web app: the report's views live, a page per clip with
+    "more like this", filters, a selection preview. Shows each region only what its policy lets
+    leave it."""
+    from .app import serve as run_server
+
+    def go():
+        h = _home(home)
+        names = sorted(h.regions) if region == ["all"] else region
+        _console(stderr=True).print(f"serving {', '.join(names)} at http://{host}:{port}/ (Ctrl-C stops)",
+                                    soft_wrap=True)
+        run_server(h, names, host=host, port=port)
 
     _run(go)
 

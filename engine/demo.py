@@ -92,8 +92,11 @@ def run_demo(home: str | Path | None = None, *, seed: int = 7, n_clips: int | No
     info = synth_fleet(fleet_dir, seed=seed, n_clips=n_clips, console=console)
     gt = _rename_fleet_regions(fleet_dir, names)
     for fleet_name, r in names.items():
-        h.add_region(r, jurisdiction=fleet_name.split("-")[0].upper(), export_fields=("ids", "scores", "hashes"),
-                     export_to=("*",))
+        # us-west lets its pictures, relations, counts and map leave too (`clipdex serve` shows
+        # them); cn-east keeps them (the app shows its ids and scores only)
+        extra = ("thumbnails", "relations", "counts", "embeddings") if fleet_name == "us-west" else ()
+        h.add_region(r, jurisdiction=fleet_name.split("-")[0].upper(),
+                     export_fields=("ids", "scores", "hashes", *extra), export_to=("*",))
     summary: dict = {"home": str(home_path), "seed": seed, "clips": info["clips"], "regions": {}}
     first_ingest = None
     targets_met = True
@@ -130,6 +133,13 @@ def run_demo(home: str | Path | None = None, *, seed: int = 7, n_clips: int | No
             "rarity": rq, "query": qq, "selection": sq, "manifest": str(manifest),
             "targets_met": ok,
         }
+    first = names.get("us-west", names[info["regions"][0]]) if info["regions"] else None
+    if first is not None:  # the curator's report of the first region, inside its folder
+        from .report import build_report
+
+        say(f"[{first}] report")
+        with RegionStore.open(h.region(first)) as store:
+            summary["report"] = str(build_report(store, store.path / "report", home=h))
     summary["first_ingest_s"] = round(first_ingest or 0.0, 2)
     summary["seconds"] = round(time.perf_counter() - t_start, 2)
     summary["targets_met"] = targets_met
@@ -207,7 +217,9 @@ def next_steps(summary: dict) -> list[str]:
     home = summary["home"]
     region = sorted(summary["regions"])[0]
     return [
+        *([f"open the report: {summary['report']}"] if summary.get("report") else []),
         f"explore the demo: clipdex rare --region {region} --home {home}",
+        f"browse it: clipdex serve --region all --home {home}",
         "then your own video (a folder of dashcam files; a clip.csv next to clip.mp4 is its telemetry):",
         "  clipdex regions add my-fleet --jurisdiction US",
         "  clipdex ingest /path/to/dashcam --region my-fleet",

@@ -5,6 +5,7 @@ The kernels do the per-pixel work; this module only loops over clips.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -14,7 +15,7 @@ from PIL import Image
 import kernels
 
 from .errors import InputError
-from .store import THUMB_SHAPE, NewClip
+from .store import PREVIEW_BYTES, PREVIEW_FRAMES, PREVIEW_SIZE, THUMB_SHAPE, NewClip
 from .triggers import TRIGGERS_VERSION, frame_triggers, telemetry_triggers
 from .types import ClipSample, Telemetry
 
@@ -32,6 +33,38 @@ def thumbnails(frames: np.ndarray) -> np.ndarray:
     for i, f in enumerate(frames):
         out[i] = np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BOX))
     return out
+
+
+def preview_strip(keyframes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's keyframe preview (``store.PREVIEW_*``): up to PREVIEW_FRAMES keyframes spread
+    evenly over the clip, each fitted whole into PREVIEW_SIZE (letterboxed on dark grey), side by
+    side in one JPEG, as (uint8[PREVIEW_BYTES] slot, float32[PREVIEW_FRAMES] times, NaN-padded).
+    Encoded once at ingest: the report and the app copy these bytes, never decode sources."""
+    w, h = PREVIEW_SIZE
+    k = len(keyframes)
+    picks = np.unique(np.round(np.linspace(0, k - 1, min(k, PREVIEW_FRAMES))).astype(np.int64))
+    strip = Image.new("RGB", (w * len(picks), h), (24, 24, 24))
+    for i, j in enumerate(picks.tolist()):
+        img = Image.fromarray(keyframes[j])
+        scale = min(w / img.width, h / img.height)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        strip.paste(img, (i * w + (w - size[0]) // 2, (h - size[1]) // 2))
+    for quality in (82, 70, 55, 40, 25):
+        buf = io.BytesIO()
+        strip.save(buf, format="JPEG", quality=quality, optimize=True)
+        data = buf.getvalue()
+        if len(data) <= PREVIEW_BYTES - 4:
+            break
+    else:  # cannot happen at these sizes; keep the slot valid (no preview) rather than fail
+        data = b""
+    slot = np.zeros(PREVIEW_BYTES, np.uint8)
+    slot[:4] = np.frombuffer(len(data).to_bytes(4, "little"), np.uint8)
+    slot[4:4 + len(data)] = np.frombuffer(data, np.uint8)
+    out_times = np.full(PREVIEW_FRAMES, np.nan, np.float32)
+    if data:
+        out_times[:len(picks)] = np.asarray(times, np.float32)[picks]
+    return slot, out_times
 
 
 #: fraction of the content cropped off top/bottom and left/right before hashing ("safe area"):
@@ -177,7 +210,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     """Features of a batch of clips. Raises :class:`InputError` for a bad clip."""
     for s in samples:
         _check_sample(s)
-    descs, hashes, quals, phashes, thumbs, views = [], [], [], [], [], []
+    descs, hashes, quals, phashes, thumbs, views, previews = [], [], [], [], [], [], []
     for s in samples:
         kf = hash_view(s.keyframes)
         h, q = kernels.pdq256(kf)
@@ -190,6 +223,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
         # frame triggers judge the hashed view: the picture without letterbox or pillarbox bars,
         # burned-in overlay bars and the safe margins where timestamps and logos live
         views.append(thumbnails(kf))
+        previews.append(preview_strip(s.keyframes, s.keyframe_times))
     counts = np.array([len(d) for d in descs], dtype=np.int64)
     kf_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     tel_time, tel_vals, tel_start, tel_count = _stack_telemetry([s.telemetry for s in samples])
@@ -216,6 +250,8 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
                 keyframe_times=np.asarray(s.keyframe_times, dtype=np.float32),
                 embedding=emb[i],
                 thumbnail=thumbs[i],
+                preview=previews[i][0],
+                preview_times=previews[i][1],
                 # the dynamics view of rarity (engine.rarity) compares these across the region
                 telemetry_stats=tel_stats[i] if tel_count[i] and tel_stats[i, 0] > 0 else None,
                 source_offset_s=float(s.source_offset_s),

@@ -7,9 +7,9 @@ the same ``forget`` again:
    digest are recorded, so ingest refuses the content again whatever the split or name;
 2. the clips are tombstoned: they disappear from every query, rarity, dedup, selection, report
    and export, from the indexes (rebuilt on the next read) and from duplicate groups;
-3. their thumbnails are zeroed;
+3. their thumbnails and keyframe previews are zeroed;
 4. duplicate groups are recomputed (a group that lost its representative elects a new one);
-5. the outputs clipdex wrote inside the region (``outputs.jsonl``, plus ``report.html``,
+5. the outputs clipdex wrote inside the region (``outputs.jsonl``, plus ``report/``, ``report.html``,
    ``manifests/`` and ``exports/``) are purged of them: reports regenerated, manifests rewritten
    without them, their exported clip groups deleted. The report lists every file touched.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .ids import validate_clip_id
-from .store import THUMB_SHAPE, RegionStore, fault_point
+from .store import PREVIEW_BYTES, THUMB_SHAPE, RegionStore, fault_point
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
@@ -82,8 +82,10 @@ def forget(store: RegionStore, clip_ids: Sequence[str], *, reason: str = "erasur
         store.tombstone([c["row"] for c in found.values() if c["status"] == "active"], reason)
         fault_point("forget_tombstoned")
         zero = np.zeros((1, *THUMB_SHAPE), np.uint8)
+        no_preview = np.zeros((1, PREVIEW_BYTES), np.uint8)
         for c in found.values():  # thumbnails are pictures: erase them now, not at compaction
             store._write_rows("thumbnails", c["row"], zero)
+            store._write_rows("preview_jpeg", c["row"], no_preview)  # keyframe previews too
         fault_point("forget_thumbnails")
         changed = regroup(store) if found else 0
         fault_point("forget_regrouped")
@@ -118,6 +120,7 @@ def region_outputs(store: RegionStore) -> list[tuple[Path, str]]:
         if path.is_relative_to(root):
             found[path] = o["kind"]
     found.setdefault(root / "report.html", "report")
+    found.setdefault(root / "report", "report")
     for p in sorted((root / "manifests").glob("*")) if (root / "manifests").is_dir() else []:
         found.setdefault(p, "manifest")
     for p in sorted((root / "exports").glob("*")) if (root / "exports").is_dir() else []:
@@ -129,7 +132,7 @@ def purge_outputs(store: RegionStore, clip_ids: set[str]) -> list[dict]:
     """Remove ``clip_ids`` from the region's outputs; returns what was touched and how."""
     touched = []
     for path, kind in region_outputs(store):
-        if kind == "report" and path.is_file():
+        if kind == "report" and (path.is_file() or (path / ".clipdex-report").is_file()):
             from .report import build_report
 
             build_report(store, path)

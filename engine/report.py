@@ -1,126 +1,226 @@
-"""``clipdex report``: one static HTML page per region that opens offline.
+"""``clipdex report``: a region's curator report, a static page set that opens offline.
 
-Duplicate groups as thumbnail strips (representative first), the rarest clips with their
-triggers, partial overlaps, and the distribution of rarity scores as an inline SVG histogram.
-Thumbnails are embedded as PNG data URIs; the page loads nothing from anywhere.
+``--out DIR`` (default ``REGION/report/``) writes ``DIR/index.html`` and the pages beside it;
+``--out FILE.html`` writes that page and the rest under ``FILE_files/``. Pages:
 
-The page is written through the egress gate (:func:`engine.egress.open_target`): inside the
+* **overview** (``index.html``): region summary (clips, recordings, drives, hours, duplicates
+  removed, storage, last jobs) and the plots (:mod:`engine.plots`: rarity distribution, triggers
+  by count, clips over time, a map of the embeddings with the duplicate groups and the selection
+  marked);
+* **rare** (paged): the rarest recordings with why, their triggers and their nearest clips from
+  other recordings;
+* **duplicates** and **partials** (paged): duplicate groups as aligned keyframe strips, partial
+  overlaps as two strips with the shared span marked;
+* **selection**: the region's latest manifest (or ``--manifest``): what was chosen, by which
+  share, why.
+
+Pictures are the keyframe previews stored at ingest (JPEG strips, copied as files into
+``img/``), never decoded from sources; plots are PNG files beside them. Nothing is loaded from
+anywhere else. Lists are bounded (``top``, ``max_groups``, ``max_partials``) and paged, so a
+100,000-clip region's report stays small (``benchmarks/report_scale.py``).
+
+The report is written through the egress gate (:func:`engine.egress.open_target`): inside the
 region's folder freely; elsewhere only when the region's policy grants ``ids`` and
-``thumbnails`` to that place (``scores``, ``relations`` and ``counts`` are shown only when granted
-too), after the audit line. Another region's folder is always refused.
+``thumbnails`` to that place, after the audit line, and then it shows only the fields granted
+(:mod:`engine.views`). Another region's folder is always refused.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
-import time
+import os
+import shutil
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from . import egress
-from .dedup import load_dedup
-from .rarity import load_rarity
+from . import egress, plots
+from .errors import InputError
+from .pages import render
 from .regions import Home
 from .store import RegionStore
+from .views import PAGE_SIZE, RegionData, latest_manifest, now, pages
 
 #: what a report page carries: required, then shown only when granted
 REPORT_FIELDS = ("ids", "thumbnails")
-REPORT_OPTIONAL = ("scores", "relations", "counts")
+REPORT_OPTIONAL = ("scores", "relations", "counts", "embeddings", "source_paths", "telemetry")
+#: the file that marks a folder as a clipdex report (only such a folder is ever replaced)
+MARKER = ".clipdex-report"
+#: picture bytes at most; past it a clip is shown by its small stored thumbnail
+IMAGE_BUDGET = 18_000_000
 
 
-def _png(thumb: np.ndarray) -> str:
+class _Links:
+    """Where things are, seen from one page of the static report."""
+
+    def __init__(self, assets: Path, prefix: str, index_href: str, data: RegionData):
+        self.assets = assets  # the folder pages (but the index in FILE.html mode) and img/ go to
+        self.prefix = prefix
+        self.index_href = index_href
+        self.data = data
+        self.fields_thumbnails = data.allows("thumbnails")
+        self.written: dict[int, str] = {}
+        self.bytes = 0
+        self._small = None
+
+    def at(self, prefix: str, index_href: str) -> _Links:
+        """The same links seen from another page (shares what was written)."""
+        other = object.__new__(_Links)
+        other.__dict__.update(self.__dict__)
+        other.prefix, other.index_href = prefix, index_href
+        other._shared = self
+        return other
+
+    def _root(self) -> _Links:
+        return getattr(self, "_shared", self)
+
+    def img(self, row: int) -> str:
+        root = self._root()
+        if row not in root.written:
+            (jpeg, _), = self.data.store.previews([row])
+            if jpeg is not None and root.bytes + len(jpeg) <= IMAGE_BUDGET:
+                (self.assets / "img").mkdir(exist_ok=True)
+                (self.assets / "img" / f"r{row}.jpg").write_bytes(jpeg)
+                root.bytes += len(jpeg)
+                root.written[row] = f"img/r{row}.jpg"
+            else:  # over the budget (or erased meanwhile): the 64x36 thumbnail, inline
+                root.written[row] = _small_png(self.data.store, row)
+        ref = root.written[row]
+        return ref if ref.startswith("data:") else self.prefix + ref
+
+    def clip(self, clip_id: str) -> None:
+        return None  # the static report has no page per clip: `clipdex serve` does
+
+    def page(self, kind: str, n: int = 1, args: str = "") -> str:
+        if kind == "overview":
+            return self.index_href
+        return self.prefix + (f"{kind}.html" if kind == "selection" else f"{kind}-{n}.html")
+
+
+def _small_png(store: RegionStore, row: int) -> str:
+    thumb = store.read_rows("thumbnails", row, row + 1)[0]
     buf = io.BytesIO()
-    Image.fromarray(thumb).save(buf, format="PNG", optimize=True)
+    Image.fromarray(thumb).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _histogram_svg(values: np.ndarray, bins: int = 30, width: int = 480, height: int = 120) -> str:
-    if len(values) == 0:
-        return "<p>no scores</p>"
-    counts, edges = np.histogram(values, bins=bins)
-    top = max(1, int(counts.max()))
-    bw = width / bins
-    bars = "".join(
-        f'<rect x="{i * bw:.1f}" y="{height - c / top * (height - 14):.1f}" width="{bw - 1:.1f}" '
-        f'height="{c / top * (height - 14):.1f}" fill="#4a7ab8"><title>{edges[i]:.3f}-{edges[i + 1]:.3f}: {c}</title></rect>'
-        for i, c in enumerate(counts))
-    return (f'<svg width="{width}" height="{height + 16}" role="img" aria-label="rarity histogram">{bars}'
-            f'<text x="0" y="{height + 14}" font-size="11">{edges[0]:.3f}</text>'
-            f'<text x="{width - 40}" y="{height + 14}" font-size="11">{edges[-1]:.3f}</text></svg>')
-
-
-def build_report(store: RegionStore, out: str | Path, *, top: int = 30, max_groups: int = 50,
+def build_report(store: RegionStore, out: str | Path, *, top: int = 40, max_groups: int = 60,
+                 max_partials: int = 60, neighbours: int = 3, manifest: str | Path | None = None,
                  home: Home | None = None) -> Path:
-    """Write the report page to ``out`` through the egress gate (``home`` None: only inside the
-    region's folder)."""
+    """Write the report to ``out`` (a folder, or an ``.html`` file with ``FILE_files/`` beside
+    it) through the egress gate (``home`` None: only inside the region's folder). Returns the
+    page to open."""
+    out = Path(out)
+    as_file = out.suffix.lower() in (".html", ".htm")
     table = store.clip_table()
     target = egress.open_target(home, store.region, out, operation="report", fields=REPORT_FIELDS,
                                 optional=REPORT_OPTIONAL, records=len(table), kind="report")
-    page = _page(store, table, top, max_groups, set(target.fields))
     out = target.path
+    assets = out.with_name(out.stem + "_files") if as_file else out
+    for folder in (assets,):
+        if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).exists())):
+            raise InputError(f"{folder} exists and is not a clipdex report folder; choose a new or empty "
+                             "folder (or a FILE.html) for --out")
+    if as_file and out.is_dir():
+        raise InputError(f"{out} is a folder; give a FILE.html or a folder path without .html")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    tmp = assets.with_name(f".{assets.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / MARKER).write_text("written by clipdex report; the whole folder is replaced on a rerun\n",
+                              encoding="utf-8")
+    try:
+        index_html = _write_pages(store, tmp, set(target.fields), as_file, out, assets, top=top,
+                                  max_groups=max_groups, max_partials=max_partials,
+                                  neighbours=neighbours, manifest=manifest)
+        if as_file:
+            (tmp / "index.html").unlink(missing_ok=True)
+        else:
+            (tmp / "index.html").write_text(index_html, encoding="utf-8")
+        old = assets.with_name(f".{assets.name}.old-{os.getpid()}")
+        if assets.exists():
+            assets.rename(old)
+        tmp.rename(assets)
+        shutil.rmtree(old, ignore_errors=True)
+        if as_file:
+            page = out.with_name(out.name + ".tmp")
+            page.write_text(index_html, encoding="utf-8")
+            page.replace(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out if as_file else out / "index.html"
 
 
-def _page(store: RegionStore, table, top: int, max_groups: int, fields: set[str]) -> str:
-    ids = dict(zip(table.rows.tolist(), table.clip_ids, strict=True))
-    pairs, groups = load_dedup(store, table)
-    rar = load_rarity(store)
-    thumbs = store.read_rows("thumbnails", 0, table.snapshot.clip_end)
-    trig: dict[int, set[str]] = {}
-    for row, name, *_ in store.triggers():
-        trig.setdefault(row, set()).add(name)
+def _write_pages(store: RegionStore, folder: Path, fields: set[str], as_file: bool, out: Path,
+                 assets: Path, *, top: int, max_groups: int, max_partials: int, neighbours: int,
+                 manifest) -> str:
+    """Write every page but the overview into ``folder``; returns the overview's HTML."""
+    data = RegionData(store, fields)
+    region = store.region.name
+    # seen from a page inside the assets folder, and from the overview
+    index_href = f"../{out.name}" if as_file else "index.html"
+    inner = _Links(folder, "", index_href, data)
+    top_prefix = f"{assets.name}/" if as_file else ""
+    outer = inner.at(top_prefix, out.name if as_file else "index.html")
 
-    def card(row: int, note: str = "") -> str:
-        cid = html.escape(ids[row])
-        return (f'<figure><img src="{_png(thumbs[row])}" alt="{cid}" width="128" height="72">'
-                f'<figcaption>{cid}{("<br>" + html.escape(note)) if note else ""}</figcaption></figure>')
+    rare_rows = data.rare_list(top)
+    reps = data.group_list()[:max_groups]
+    parts = data.partial_list()[:max_partials]
+    sel = None
+    mpath = Path(manifest) if manifest is not None else latest_manifest(store.region)
+    if mpath is not None and data.allows("ids"):
+        from .select import read_manifest
 
-    parts = [f"<h1>clipdex report — region {html.escape(store.region.name)}</h1>"]
-    if "counts" in fields:
-        stats = store.stats()
-        parts.append(
-            f"<p>{stats['clips']} clips, {stats['keyframes']} keyframes, {stats['hours']} hours; "
-            f"{len(groups)} duplicate groups, {sum(p.relation == 'partial' for p in pairs)} partial overlaps. "
-            f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>")
-    if "relations" in fields:
-        parts.append("<h2>Duplicate groups</h2>")
-        for rep, members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:max_groups]:
-            strip = card(rep, "representative") + "".join(card(m) for m in members if m != rep)
-            parts.append(f'<div class="strip">{strip}</div>')
-        if not groups:
-            parts.append("<p>none</p>")
-    if "scores" not in fields:
-        rar = {}  # no scores: the rarest list and histogram are left out
-    parts.append(f"<h2>Rarest {top} recordings</h2>")
-    # one card per duplicate group (its representative, with the number of copies), as `rare`
-    copies = {rep: len(members) - 1 for rep, members in groups.items()}
-    in_group = {m for rep, members in groups.items() for m in members if m != rep}
-    ranked = sorted((r for r in ids if r in rar and r not in in_group),
-                    key=lambda r: (-rar[r][1], -rar[r][0]))[:top]
-    parts.append('<div class="strip">' + "".join(
-        card(r, f"rarity {rar[r][0]:.3f} (p{rar[r][1]:.0f}) {' '.join(sorted(trig.get(r, ())))}"
-             + (f" +{copies[r]} copies" if copies.get(r) and "relations" in fields else "")) for r in ranked)
-        + "</div>")
-    if "scores" in fields:
-        parts.append("<h2>Rarity scores</h2>" + _histogram_svg(np.array([rar[r][0] for r in ids if r in rar])))
-    partial = [p for p in pairs if p.relation == "partial"][:200] if "relations" in fields else []
-    if partial:
-        parts.append("<h2>Partial overlaps</h2><table><tr><th>a</th><th>b</th><th>offset s</th><th>a span</th>"
-                     "<th>b span</th></tr>" + "".join(
-                         f"<tr><td>{html.escape(ids[p.a])}</td><td>{html.escape(ids[p.b])}</td><td>{p.offset_s:+.1f}</td>"
-                         f"<td>{p.a_span[0]:.1f}-{p.a_span[1]:.1f}</td><td>{p.b_span[0]:.1f}-{p.b_span[1]:.1f}</td></tr>"
-                         for p in partial) + "</table>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>clipdex report</title><style>"
-            "body{font-family:sans-serif;margin:2em}figure{display:inline-block;margin:4px;font-size:11px}"
-            ".strip{border-bottom:1px solid #ddd;padding:4px 0}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
-    return page
+        records = [r for r in read_manifest(mpath) if r.get("region") in (None, "", region)]
+        sel = data.selection(records, source=f"manifest {mpath.name}")
+    counts = {"rare": len(rare_rows), "duplicates": len(reps), "partials": len(parts)}
+    nav_items = [("overview", "Overview"), ("rare", f"Rare ({len(rare_rows)})"),
+                 ("duplicates", f"Duplicates ({len(data.groups) if data.allows('relations') else 0})"),
+                 ("partials", f"Partial overlaps ({len(data.partial_list())})"), ("selection", "Selection")]
+
+    def nav(links: _Links) -> list[tuple[str, str, str]]:
+        return [(k, label, links.page(k)) for k, label in nav_items]
+
+    common = {"region": region, "generated": f"generated {now()}",
+              "heading": f"clipdex report — region {region}"}
+    if fields != set(REPORT_FIELDS) | set(REPORT_OPTIONAL):
+        common["policy_note"] = (f"Written outside the region: shows only what region {region}'s policy lets "
+                                 f"leave it ({', '.join(sorted(fields))}).")
+
+    def write(name: str, template: str, current: str, **ctx) -> None:
+        html = render(template, L=inner, nav=nav(inner), current=current, title=f"{current} · {region}",
+                      **common, **ctx)
+        (folder / name).write_text(html, encoding="utf-8")
+
+    for kind, rows, size in (("rare", rare_rows, PAGE_SIZE), ("duplicates", reps, PAGE_SIZE // 2),
+                             ("partials", parts, PAGE_SIZE // 2)):
+        n_pages = pages(len(rows), size)
+        for p in range(1, n_pages + 1):
+            chunk = rows[(p - 1) * size:p * size]
+            if kind == "rare":
+                write(f"rare-{p}.html", "rare.html", "rare", cards=data.rare_cards(chunk, neighbours),
+                      page=p, n_pages=n_pages, first=(p - 1) * size + 1)
+            elif kind == "duplicates":
+                write(f"duplicates-{p}.html", "duplicates.html", "duplicates",
+                      groups=data.duplicate_groups(chunk, max_members=5), page=p, n_pages=n_pages)
+            else:
+                write(f"partials-{p}.html", "partials.html", "partials", parts=data.partial_overlaps(chunk),
+                      page=p, n_pages=n_pages)
+    plot_refs = []
+    (folder / "img").mkdir(exist_ok=True)
+    for key, (title, fn) in plots.PLOTS.items():
+        png = fn(data, sel["rows"] if sel else None) if key == "map" else fn(data)
+        if png is not None:
+            (folder / "img" / f"plot-{key}.png").write_bytes(png)
+            plot_refs.append((key, title, f"{top_prefix}img/plot-{key}.png"))
+    map_href = "img/plot-map.png" if any(k == "map" for k, *_ in plot_refs) and sel else None
+    write("selection.html", "selection.html", "selection", sel=sel, sel_title="Selection", form=None,
+          region_path=str(store.region.path), map_href=map_href, error=None)
+    views = [("rare", "Rarest recordings", outer.page("rare"), f"{counts['rare']} shown, why and nearest neighbours"),
+             ("duplicates", "Duplicate groups", outer.page("duplicates"), f"{counts['duplicates']} largest as aligned strips"),
+             ("partials", "Partial overlaps", outer.page("partials"), f"{counts['partials']} longest with the shared span"),
+             ("selection", "Selection", outer.page("selection"),
+              f"{sel['count']} clips from {sel['source']}" if sel else "no manifest yet")]
+    return render("overview.html", L=outer, nav=nav(outer), current="overview", title=f"overview · {region}",
+                  s=data.summary(), plots=plot_refs, views=views, **common)

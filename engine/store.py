@@ -46,6 +46,13 @@ THUMB_SHAPE = (36, 64, 3)
 #: per clip, ``kernels.telemetry_stats`` (unscaled; row of NaN where the clip had no telemetry
 #: or was ingested before clipdex stored them)
 TELEMETRY_STATS_DIM = 16
+#: keyframe previews a person can read (report, app): up to PREVIEW_FRAMES keyframes spread over
+#: the clip, each letterboxed into PREVIEW_SIZE (w, h), side by side in one JPEG strip, stored in
+#: a fixed slot of PREVIEW_BYTES per clip (4-byte little-endian length, then the JPEG, then
+#: zeros, which compress to nothing); their times in ``preview_times`` (NaN: no frame)
+PREVIEW_FRAMES = 4
+PREVIEW_SIZE = (192, 108)
+PREVIEW_BYTES = 32768
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -160,11 +167,13 @@ _ARRAYS = {
     "clip_embeddings": ("clip", None, "float32", 4096),  # trailing shape set at creation
     "thumbnails": ("clip", THUMB_SHAPE, "uint8", 256),
     "telemetry_stats": ("clip", (TELEMETRY_STATS_DIM,), "float32", 4096),
+    "preview_jpeg": ("clip", (PREVIEW_BYTES,), "uint8", 32),
+    "preview_times": ("clip", (PREVIEW_FRAMES,), "float32", 4096),
 }
 #: arrays added after the first release: a store written before lacks them. A writable store gets
 #: them at open, sized to the committed clips and filled with their fill value (NaN: "not
 #: recorded"); a read-only one reads the fill value (:meth:`RegionStore.telemetry_stats`)
-_LATER_ARRAYS = {"telemetry_stats": float("nan")}
+_LATER_ARRAYS = {"telemetry_stats": float("nan"), "preview_jpeg": 0, "preview_times": float("nan")}
 
 
 @dataclass
@@ -193,6 +202,8 @@ class NewClip:
     meta: dict | None = None
     recording_id: str = ""  # the recording (source) the clip's span was cut from
     camera: str = ""
+    preview: np.ndarray | None = None  # uint8[PREVIEW_BYTES] slot (engine.features); None: none
+    preview_times: np.ndarray | None = None  # float32[PREVIEW_FRAMES], NaN past the last frame
 
 
 @dataclass(frozen=True)
@@ -534,6 +545,11 @@ class RegionStore:
                     np.full(TELEMETRY_STATS_DIM, np.nan, np.float32) if c.telemetry_stats is None
                     else np.asarray(c.telemetry_stats, np.float32).reshape(TELEMETRY_STATS_DIM)
                     for c in clips])),
+                ("preview_jpeg", snap.clip_end, np.stack([
+                    np.zeros(PREVIEW_BYTES, np.uint8) if c.preview is None else c.preview for c in clips])),
+                ("preview_times", snap.clip_end, np.stack([
+                    np.full(PREVIEW_FRAMES, np.nan, np.float32) if c.preview_times is None
+                    else np.asarray(c.preview_times, np.float32) for c in clips])),
             ):
                 fault_point("feature_write")
                 self._write_rows(name, start, values)
@@ -741,6 +757,22 @@ class RegionStore:
         if not self._has_array("telemetry_stats"):
             return np.full((snap.clip_end, TELEMETRY_STATS_DIM), np.nan, np.float32)
         return self.read_rows("telemetry_stats", 0, snap.clip_end)
+
+    def previews(self, rows: Sequence[int]) -> list[tuple[bytes | None, np.ndarray]]:
+        """Per clip row (committed only): (its keyframe-preview JPEG strip, or None when it has
+        none: ingested before clipdex kept previews, or erased; the frames' times, NaN-padded)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0 or not self._has_array("preview_jpeg"):
+            return [(None, np.full(PREVIEW_FRAMES, np.nan, np.float32)) for _ in rows]
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        slots = self.read_rows_at("preview_jpeg", uniq)
+        times = self.read_rows_at("preview_times", uniq) if self._has_array("preview_times") \
+            else np.full((len(uniq), PREVIEW_FRAMES), np.nan, np.float32)
+        out: list = []
+        for u in inverse.tolist():
+            n = int.from_bytes(slots[u, :4].tobytes(), "little")
+            out.append((slots[u, 4:4 + n].tobytes() if 0 < n <= PREVIEW_BYTES - 4 else None, times[u]))
+        return out
 
     def clips_with_older_triggers(self, version: int) -> int:
         """Active clips whose triggers were computed before trigger version ``version`` (clips
