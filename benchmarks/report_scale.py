@@ -6,7 +6,7 @@
   store (``RegionStore.append_clips``; no decoding): 4 keyframes a clip, clustered 128-d
   embeddings (``benchmarks.query_scale.clustered_embeddings``), drives of 2-8 clips over 60 days,
   triggers on ~12 % of the clips, a keyframe preview per clip (a pool of 256 distinct JPEG strips
-  of 4 frames, rendered and encoded as ingest does: ``engine.features.preview_strip``, ~14 KB
+  of 4 frames, rendered and encoded as ingest does: ``engine.features.preview_strip``, ~11 KB
   each), planted duplicate groups (6 % of the clips, groups of 2-5) and partial overlaps (2 %)
   stored as dedup results, the embedding index built, and a 1,000-clip manifest. Then
   :func:`engine.report.build_report` is timed end to end (rarity ranking with events and

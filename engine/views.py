@@ -363,16 +363,18 @@ class RegionData:
                 "dynamics": "" if not math.isfinite(dyn) else f"{dyn:.3f}", "copies": copies}
 
     def neighbours(self, row: int, k: int = 3) -> list[dict]:
-        """The nearest clips from *other* recordings (:func:`engine.query.search_clip`)."""
+        """The nearest clips from *other* recordings (:func:`engine.query.search_clip`), the
+        clip's own duplicate group left out (its copies are shown as its group)."""
         if not self.allows("ids"):
             return []
         from .query import search_clip
 
-        hits = search_clip(self.store, self.ids[row], k)
+        group = set(self.groups.get(self.group_of.get(row, -1), ()))
+        hits = search_clip(self.store, self.ids[row], k + len(group))
         out = []
         for h in hits:
             r = self.store.clip_row(h.clip_id)
-            if r not in self.pos:
+            if r not in self.pos or r in group or len(out) >= k:
                 continue
             n = {"row": r, "clip_id": h.clip_id, "drive": h.drive_id}
             if self.allows("scores"):
