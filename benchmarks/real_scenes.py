@@ -250,6 +250,29 @@ def scene_precision(files: list[str], vectors: np.ndarray, scenes: dict[str, str
     return out
 
 
+def cross_validated_scene_precision(folder: Path, labels: dict[str, frozenset[str]],
+                                    k: int = NEIGHBOURS) -> dict[str, dict]:
+    """Same-scene precision@k with the scene directions refitted without each recording family
+    (leave one family out): the held-out family's clips query every other clip, all embedded with
+    the directions of that fold, so no figure comes from directions fitted on the query itself."""
+    from benchmarks.calibrate_embedding import fit_scene_directions, real_inputs, scene_embeddings
+
+    files, x = real_inputs(folder)
+    families = recording_families(folder, sorted(set(files)))
+    fam = np.array([families[f] for f in files])
+    scene = np.array([scene_of(labels[f]) for f in files])
+    precs: dict[str, list[float]] = {}
+    for held_out in sorted(set(fam.tolist())):
+        train = fam != held_out
+        vectors = scene_embeddings(x, fit_scene_directions(x[train], scene[train]))
+        for i in np.flatnonzero(~train):
+            others = np.flatnonzero(fam != fam[i])
+            top = others[np.argsort(-(vectors[others] @ vectors[i]), kind="stable")[:k]]
+            precs.setdefault(str(scene[i]), []).append(float(np.mean(scene[top] == scene[i])))
+    return {s: {"clips": len(v), "recordings": len(set(fam[scene == s].tolist())),
+                "precision_at_k": round(float(np.mean(v)), 3)} for s, v in sorted(precs.items())}
+
+
 # ----------------------------------------------------------------------------- rarity
 def rare_subsets(labels: dict[str, frozenset[str]], families: dict[str, str],
                  clips_per_file: dict[str, int]) -> dict[str, list[list[str]]]:
@@ -316,6 +339,11 @@ def run_embeddings(folder: Path, labels: dict[str, frozenset[str]], work: Path, 
     files = [by_name[f] for f in files]
     scenes = {f: scene_of(labels[f]) for f in videos}
     precision = scene_precision(files, vectors, scenes, families)
+    t1 = time.perf_counter()
+    cross = cross_validated_scene_precision(folder, labels)
+    for s, r in precision.items():
+        r["cross_validated"] = cross.get(s, {}).get("precision_at_k")
+    say(f"cross-validated precision@{NEIGHBOURS} in {time.perf_counter() - t1:.1f} s")
     clips_per_file = {f: files.count(f) for f in videos if f in set(files)}
     rarity: dict[str, dict] = {}
     for cond, subsets in rare_subsets(labels, families, clips_per_file).items():
@@ -356,10 +384,11 @@ def table(scores: dict[str, dict]) -> str:
 
 
 def scene_table(precision: dict[str, dict]) -> str:
-    lines = [f"{'scene':12s} {'recordings':>10s} {'clips':>6s} {'p@5':>6s} {'chance':>7s}", "-" * 45]
+    lines = [f"{'scene':12s} {'recordings':>10s} {'clips':>6s} {'p@5':>6s} {'p@5 cv':>7s} {'chance':>7s}",
+             "-" * 53]
     for s, r in precision.items():
         lines.append(f"{s:12s} {r['recordings']:10d} {r['clips']:6d} {_fmt(r['precision_at_k']):>6s} "
-                     f"{_fmt(r['chance']):>7s}")
+                     f"{_fmt(r.get('cross_validated')):>7s} {_fmt(r['chance']):>7s}")
     return "\n".join(lines)
 
 

@@ -7,9 +7,10 @@ drive (a rare event filmed over five consecutive clips stays rare).
 * **Density**: the mean distance to the ``k`` nearest non-relative clips of the region, Euclidean
   between L2-normalised embeddings (0..2), the "score".
 * **Events**: the clip's *event signature*, the set of situation triggers that fired on it (hard
-  brake, high jerk, sharp turn, stop-and-go, low light, low visibility, snow, glare; data-quality
-  flags are not situations), shared by its whole-duplicate group (telemetry triggers of every
-  copy, picture triggers of the representative: see :func:`event_signatures`), and with the
+  brake, high jerk, sharp turn, stop-and-go, low light, dusk, low visibility, snow, glare, tunnel;
+  data-quality flags are not situations), shared by its whole-duplicate group (telemetry
+  triggers of every copy, picture triggers of the representative: see
+  :func:`event_signatures`), and with the
   situations a partial partner recorded in their shared footage. Its *support* is
   the number of other *recording units* of the region carrying the same signature; a unit is a
   drive together with every copy of its clips, closed transitively (five uploads of one event,
@@ -50,12 +51,14 @@ from .store import ClipTable, RegionStore
 
 #: triggers that describe the driving situation; data-quality flags (black frames, frozen camera,
 #: telemetry gaps) say nothing about the scenario and stay out of event signatures
+#: (the scene type, ``urban``, is not a situation: a city street is rare only in a fleet that
+#: drives elsewhere, and density already sees it)
 SITUATION_TRIGGERS = frozenset({"hard_brake", "high_jerk", "sharp_turn", "stop_and_go", "low_light",
-                                "low_visibility", "snow", "glare"})
+                                "dusk", "low_visibility", "snow", "glare", "tunnel"})
 #: the situation triggers judged from pictures (the rest come from telemetry)
-FRAME_TRIGGERS = frozenset({"low_light", "low_visibility", "snow", "glare"})
+FRAME_TRIGGERS = frozenset({"low_light", "dusk", "low_visibility", "snow", "glare", "tunnel"})
 #: picture conditions judged over a whole clip (the other triggers mark moments, with spans)
-CONDITION_TRIGGERS = frozenset({"low_light", "low_visibility", "snow"})
+CONDITION_TRIGGERS = frozenset({"low_light", "dusk", "low_visibility", "snow"})
 #: a partial copy shares a partner's picture condition when their shared footage is at least this
 #: share of its own duration (the share of keyframes a condition needs, engine.triggers), or at
 #: least SHARED_CONDITION_MIN_S long (a splice with 4 s of a snowy road shows snow)

@@ -749,7 +749,28 @@ class RegionStore:
         }
 
     def embeddings(self, snap: Snapshot) -> np.ndarray:
+        """Clip embeddings per row; refuses a region whose active clips were embedded by another
+        embedding version (:meth:`check_embedding_version`)."""
+        self.check_embedding_version()
         return self.read_rows("clip_embeddings", 0, snap.clip_end)
+
+    def check_embedding_version(self) -> None:
+        """Raise :class:`StoreError` when an active clip's embedding comes from another version
+        than this clipdex's: vectors of different versions are never compared. The store keeps one
+        thumbnail per clip and no keyframe descriptors, so it cannot re-embed without decoding:
+        the sources are ingested again."""
+        from kernels import EMBEDDING_VERSION
+
+        found = self.db.execute(
+            "SELECT embedding_version, COUNT(*) FROM clips WHERE status='active' AND embedding_version != ?"
+            " GROUP BY embedding_version", (EMBEDDING_VERSION,)).fetchall()
+        if found:
+            olds = ", ".join(f"{n} clip(s) of {v}" for v, n in found)
+            raise StoreError(
+                f"{self.path.name} holds {olds}, not {EMBEDDING_VERSION} (this clipdex): embeddings of "
+                "different versions are never compared, and the store cannot re-embed without "
+                "decoding; forget those clips (clipdex forget) and ingest their sources again with "
+                "--force, or ingest the sources into a new region")
 
     def telemetry_stats(self, snap: Snapshot) -> np.ndarray:
         """``float32[clip_end, 16]`` telemetry statistics per clip row; NaN rows for clips without

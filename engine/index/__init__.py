@@ -180,6 +180,7 @@ def _keyframe_data(store: RegionStore, clip_lo: int, clip_hi: int) -> tuple[np.n
 
 
 def _embedding_data(store: RegionStore, clip_lo: int, clip_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    store.check_embedding_version()  # an index never mixes embedding versions
     rows = np.asarray(
         [r for (r,) in store.db.execute(
             "SELECT row FROM clips WHERE status='active' AND row>=? AND row<? ORDER BY row", (clip_lo, clip_hi)
