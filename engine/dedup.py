@@ -49,6 +49,7 @@ import numpy as np
 
 import kernels
 
+from .features import CROP_VIEW_POSITIONS
 from .index import QUALITY_FLOOR, ensure_indexes
 from .store import ClipTable, RegionStore, span_rows
 
@@ -126,6 +127,42 @@ class DedupParams:
     same_recording_cosine: float = 0.92
     same_recording_phash_bits: float = 20.0
     same_recording_coverage: float = 0.9  # of the aligned keyframes within that many bits
+
+    # reframed copies (crops, zooms, picture-in-picture, overlays) that the 256-bit hashes miss
+    # (reframed_pairs): candidates are each query clip's reframed_neighbours nearest clips by
+    # embedding (cosine >= reframed_min_cosine) and the hash candidates that did not verify;
+    # keyframes match when a crop view's 64-bit pHash lies within reframed_radius bits of the
+    # other clip's whole view (or of the same view of it); a relation needs reframed_min_matches
+    # keyframes at one shift, at least reframed_min_fraction of the matched span, and
+    # reframed_change_bits of change across it (a static scene matches any of its moments)
+    reframed_neighbours: int = 24  # 0 turns the stage off
+    # regions of up to this many clips are searched exhaustively (reframed_candidates); larger
+    # ones rely on the embedding neighbours and the hash candidates alone
+    reframed_exhaustive_max_clips: int = 2000
+    reframed_probe_keyframes: int = 4  # per query clip, spread over it, for the exhaustive search
+    reframed_min_cosine: float = 0.3
+    reframed_radius: int = 10
+    reframed_min_matches: int = 4
+    reframed_min_fraction: float = 0.7
+    reframed_change_bits: int = 0
+    # ... and the match must be specific in time: at any shift reframed_shift_gap keyframes or
+    # more away, at most (1 - reframed_shift_margin) of its matches (a slow or dark scene
+    # matches a moment later as well as it matches its copy; a copy does not)
+    reframed_shift_gap: int = 4
+    reframed_shift_margin_bits: float = 1.0
+    # a view that matches its own clip's whole view (at any shift) as often as this share of
+    # their aligned keyframes is ambiguous and never used: night or fog where every crop looks
+    # like the frame, or driving straight on where a crop looks like the frame a moment later
+    reframed_self_fraction: float = 0.5
+    # matched keyframes of a reframed match lie this close on average (bits of 64): a true view
+    # differs by its grid step and the copy's coding noise, chance matches spread up to the radius
+    reframed_max_mean_bits: float = 8.0
+    # ... and a view matched against the same view of the other clip (an inset or a logo in a
+    # corner) has no grid step between the two: only coding noise
+    reframed_same_view_mean_bits: float = 6.0
+    # matched keyframes / keyframes aligned at the best shift: a copy matches nearly everywhere
+    # it overlaps, a look-alike in stretches
+    reframed_min_overlap_fraction: float = 0.8
 
     def band_bits_for(self, n_keyframes: int) -> int:
         if self.lsh_band_bits:
@@ -300,6 +337,18 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     ib = np.searchsorted(table.rows, pairs[:, 1]).astype(np.int64)
     al = kernels.align_keyframe_pairs(hashes, valid, table.kf_start, table.kf_count, ia, ib,
                                       params.match_radius, -1)
+    return _relations(pairs, ia, ib, al, table, hashes, params)
+
+
+def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Alignment,
+               table: ClipTable, hashes: np.ndarray, params: DedupParams,
+               min_matches: int | None = None, min_fraction: float | None = None,
+               change_bits: int | None = None) -> list[Pair]:
+    """The relation (duplicate, partial or none) of each aligned clip pair, by the rules of the
+    module doc. ``hashes`` are A's keyframe codes for the change test of short matches; with
+    ``change_bits`` every match (not only short ones) must change that much across its span."""
+    min_matches = params.min_matches if min_matches is None else min_matches
+    min_fraction = params.min_match_fraction if min_fraction is None else min_fraction
     step = 1.0 / params.keyframe_hz
     m = al.matches.astype(np.int64)
     fa, la, s = al.first_a.astype(np.int64), al.last_a.astype(np.int64), al.shift.astype(np.int64)
@@ -309,8 +358,8 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     # a clip shorter than min_matches keyframes (0.5-1 s at 2 Hz) matches with every one of its
     # keyframes, and at least two
     shortest = np.minimum(table.kf_count[ia], table.kf_count[ib])
-    need = np.where(shortest < params.min_matches, np.maximum(2, shortest), params.min_matches)
-    ok = (m >= need) & (m / span_len >= params.min_match_fraction)
+    need = np.where(shortest < min_matches, np.maximum(2, shortest), min_matches)
+    ok = (m >= need) & (m / span_len >= min_fraction)
     # pieces of one recording are related by their spans, never by matching (recording_pairs)
     rec = recording_codes(table)
     ok &= rec[ia] != rec[ib]
@@ -334,11 +383,14 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     # the end of the previous clip of the same drive; require its first and last matched
     # keyframes to differ
     short = ok & ~whole & (span_len < params.specific_span_keyframes)
+    if change_bits is not None:
+        short = ok.copy()
     if short.any():
         first = hashes[table.kf_start[ia[short]] + np.maximum(fa[short], 0)]
         last = hashes[table.kf_start[ia[short]] + np.maximum(la[short], 0)]
         change = np.bitwise_count(first ^ last).sum(axis=1)
-        ok[np.flatnonzero(short)[change < params.specific_change_bits]] = False
+        limit = params.specific_change_bits if change_bits is None else change_bits
+        ok[np.flatnonzero(short)[change < limit]] = False
     # the offset: the aligned shift is quantised to the keyframe step, and in a scene that does
     # not change, any nearby shift matches as well; where both clips carry recorded start times
     # that agree with it (within recorded_offset_tolerance_s), those give the offset exactly
@@ -354,6 +406,206 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
     return out
+
+
+def reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
+                        params: DedupParams) -> np.ndarray:
+    """Clip-row pairs ``int64[p, 2]`` (a < b): each query clip with its
+    ``reframed_neighbours`` nearest clips by embedding (cosine >= ``reframed_min_cosine``)."""
+    k = params.reframed_neighbours
+    if k <= 0 or len(query_clips) == 0 or len(table) < 2:
+        return np.zeros((0, 2), np.int64)
+    _, emb_index = ensure_indexes(store)
+    rows = np.asarray(query_clips, np.int64)
+    vecs = np.ascontiguousarray(store.read_rows_at("clip_embeddings", rows), dtype=np.float32)
+    sims, ids = emb_index.search(vecs, min(k + 1, len(table)))
+    qa = np.repeat(rows, ids.shape[1])
+    ids, sims = ids.ravel(), sims.ravel()
+    keep = (ids >= 0) & (ids != qa) & (sims >= params.reframed_min_cosine)
+    a, b = np.minimum(qa[keep], ids[keep]), np.maximum(qa[keep], ids[keep])
+    found = [np.stack([a, b], axis=1)]
+    if len(table) <= params.reframed_exhaustive_max_clips:
+        found.append(_probe_views(store, table, rows, params))
+    out = np.concatenate(found)
+    return np.unique(out, axis=0) if len(out) else np.zeros((0, 2), np.int64)
+
+
+def _probe_views(store: RegionStore, table: ClipTable, query_rows: np.ndarray,
+                 params: DedupParams) -> np.ndarray:
+    """Exhaustive reframed candidates of a small region: clip pairs where the crop views of at
+    least two of ``reframed_probe_keyframes`` keyframes of one clip (a query) lie within
+    ``reframed_radius`` of some keyframe's whole view of the other, in either direction."""
+    snap = table.snapshot
+    quality = store.read_rows("keyframe_quality", 0, snap.kf_end)
+    whole = store.read_rows("keyframe_phash", 0, snap.kf_end)
+    kf_clip = keyframe_clips(table, snap.kf_end)
+    base_ok = (quality >= QUALITY_FLOOR) & (kf_clip >= 0) & whole.any(axis=1)
+    base_rows = np.flatnonzero(base_ok)
+    q_pos = np.searchsorted(table.rows, query_rows)
+    probes = []
+    for i in q_pos.tolist():
+        start, count = int(table.kf_start[i]), int(table.kf_count[i])
+        ok = np.flatnonzero(base_ok[start:start + count])
+        if len(ok):
+            pick = np.unique(ok[np.linspace(0, len(ok) - 1, min(len(ok), params.reframed_probe_keyframes)).round().astype(int)])
+            probes.append(start + pick)
+    if not probes:
+        return np.zeros((0, 2), np.int64)
+    probe_rows = np.concatenate(probes)
+    views = store.read_rows_at("keyframe_view_phash", probe_rows)  # [p, V, 8]
+    n_views = views.shape[1]
+    queries = np.ascontiguousarray(views.reshape(-1, 8))
+    q_kf = np.repeat(probe_rows, n_views)
+    live = queries.any(axis=1)
+    qi, bi, _ = kernels.hamming_within(np.ascontiguousarray(queries[live]), np.ascontiguousarray(whole[base_rows]),
+                                       params.reframed_radius)
+    if not len(qi):
+        return np.zeros((0, 2), np.int64)
+    src_kf = q_kf[live][qi]  # the probed keyframe (its view matched)
+    ca, cb = kf_clip[src_kf], kf_clip[base_rows[bi]]
+    other = ca != cb
+    ca, cb, src_kf = ca[other], cb[other], src_kf[other]
+    # at least two distinct probed keyframes of the viewing clip hit the other clip
+    n_rows = int(table.rows.max()) + 1
+    key = np.unique((ca * n_rows + cb) * snap.kf_end + src_kf)
+    clip_key = key // snap.kf_end
+    clip_key, hits = np.unique(clip_key, return_counts=True)
+    clip_key = clip_key[hits >= 2]
+    a, b = clip_key // n_rows, clip_key % n_rows
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+
+
+def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
+                   known: set[tuple[int, int]], params: DedupParams) -> list[Pair]:
+    """Copies reframed past what the 256-bit hash survives: crops and zooms of 60-95 % of the
+    frame at any position, picture-in-picture insets and heavy overlays.
+
+    Every keyframe stores the 64-bit pHash of 200 crop views (``engine.features.crop_view_boxes``:
+    what a copy cropped to 60-95 % at each of 5x5 positions hashes). For each candidate pair
+    (A, B) not in ``known`` and not of one recording, 425 sequences are aligned: each view of
+    A against B's whole view (B is a crop of A), A's whole view against each view of B, and each
+    of the smallest views against the same view of the other (a corner covered by an inset or a
+    logo leaves the other corners intact). The best alignment is judged by the usual rules,
+    stricter: see ``reframed_*`` in
+    :class:`DedupParams`."""
+    if len(candidates) == 0 or not store.has_array("keyframe_view_phash"):
+        return []
+    snap = table.snapshot
+    rec = recording_codes(table)
+    ia = np.searchsorted(table.rows, candidates[:, 0]).astype(np.int64)
+    ib = np.searchsorted(table.rows, candidates[:, 1]).astype(np.int64)
+    keep = rec[ia] != rec[ib]
+    if known:
+        keep &= np.array([(int(a), int(b)) not in known for a, b in candidates], bool)
+    candidates, ia, ib = candidates[keep], ia[keep], ib[keep]
+    if len(candidates) == 0:
+        return []
+    # only the keyframes of the clips involved, laid out view by view
+    clips = np.unique(np.concatenate([ia, ib]))
+    kf_rows = span_rows(table.kf_start[clips], table.kf_count[clips])
+    n = len(kf_rows)
+    local_start = np.concatenate([[0], np.cumsum(table.kf_count[clips])[:-1]]).astype(np.int64)
+    whole = store.read_rows_at("keyframe_phash", kf_rows)
+    views = store.read_rows_at("keyframe_view_phash", kf_rows)
+    quality = store.read_rows_at("keyframe_quality", kf_rows)
+    n_views = views.shape[1]
+    codes = np.ascontiguousarray(np.concatenate([whole[None], views.transpose(1, 0, 2)]).reshape(-1, 8))
+    valid = np.tile(quality >= QUALITY_FLOOR, n_views + 1) & codes.any(axis=1)
+    slot = np.searchsorted(clips, np.arange(len(table)))  # position -> slot among ``clips``
+    v_all = n_views + 1
+    vstart = (np.arange(v_all)[None, :] * n + local_start[:, None]).ravel().astype(np.int64)
+    vcount = np.repeat(table.kf_count[clips], v_all).astype(np.int64)
+    sa, sb = slot[ia] * v_all, slot[ib] * v_all
+    views_idx = np.arange(1, v_all)
+    # same view on both sides: the smallest crops, whose corners leave out an inset or a logo
+    same_idx = views_idx[-len(CROP_VIEW_POSITIONS) ** 2:]
+    pa = np.concatenate([sa[:, None] + views_idx, np.repeat(sa[:, None], n_views, 1), sa[:, None] + same_idx], 1)
+    pb = np.concatenate([np.repeat(sb[:, None], n_views, 1), sb[:, None] + views_idx, sb[:, None] + same_idx], 1)
+    al = kernels.align_keyframe_pairs(codes, valid, vstart, vcount, pa.ravel().astype(np.int64),
+                                      pb.ravel().astype(np.int64), params.reframed_radius, -1)
+    per = pa.shape[1]
+    matches = al.matches.reshape(-1, per).astype(np.int64)
+    dist = al.mean_dist.reshape(-1, per)
+    # views that match their own clip's whole view are ambiguous (see reframed_self_fraction)
+    ambiguous = _ambiguous_views(codes, valid, vstart, vcount, len(clips), v_all, params)
+    view_side = np.concatenate([np.repeat(sa[:, None], n_views, 1) + views_idx,
+                                np.repeat(sb[:, None], n_views, 1) + views_idx,
+                                sa[:, None] + same_idx], 1)
+    overlap = al.overlap.reshape(-1, per)
+    usable = (~ambiguous[view_side] & (dist <= params.reframed_max_mean_bits)
+              & (matches >= params.reframed_min_overlap_fraction * overlap))
+    if len(same_idx):  # a same-view pair needs the view usable on both sides, and closer
+        usable[:, 2 * n_views:] &= (~ambiguous[sb[:, None] + same_idx]
+                                    & (dist[:, 2 * n_views:] <= params.reframed_same_view_mean_bits))
+    matches = np.where(usable, matches, 0)
+    best = _best_alignment(matches, dist)
+    pick = np.arange(len(candidates)) * per + best
+    chosen = kernels.Alignment(*(np.asarray(x)[pick] for x in al))
+    # a moment that matches as well a few keyframes away is not a copy of that moment
+    at, away = _shift_specificity(codes, valid, vstart, vcount, pa.ravel()[pick], pb.ravel()[pick],
+                                  chosen.shift, params.reframed_shift_gap)
+    with np.errstate(invalid="ignore"):  # inf - inf: no keyframe aligned at all
+        specific = np.isfinite(at) & (np.isinf(away) | (away - at >= params.reframed_shift_margin_bits))
+    chosen = chosen._replace(matches=np.where(specific, chosen.matches, 0).astype(chosen.matches.dtype))
+    # the change test reads A's whole-view pHash, in table keyframe rows
+    full_phash = np.zeros((snap.kf_end, 8), np.uint8)
+    full_phash[kf_rows] = whole
+    return _relations(candidates, ia, ib, chosen, table, full_phash, params,
+                      min_matches=params.reframed_min_matches,
+                      min_fraction=params.reframed_min_fraction,
+                      change_bits=params.reframed_change_bits or None)
+
+
+def _shift_specificity(codes: np.ndarray, valid: np.ndarray, vstart: np.ndarray, vcount: np.ndarray,
+                       seq_a: np.ndarray, seq_b: np.ndarray, shift: np.ndarray,
+                       gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of sequences: the mean distance of all keyframes aligned at ``shift`` (B's j
+    against A's j + shift), and the least such mean at any shift at least ``gap`` keyframes
+    away that aligns at least half as many keyframes (inf if none)."""
+    at = np.full(len(seq_a), np.inf)
+    away = np.full(len(seq_a), np.inf)
+    for p in range(len(seq_a)):
+        a0, na = int(vstart[seq_a[p]]), int(vcount[seq_a[p]])
+        b0, nb = int(vstart[seq_b[p]]), int(vcount[seq_b[p]])
+        if na == 0 or nb == 0:
+            continue
+        d = np.bitwise_count(codes[a0:a0 + na, None, :] ^ codes[None, b0:b0 + nb, :]).sum(axis=2)
+        ok = valid[a0:a0 + na, None] & valid[None, b0:b0 + nb]
+        i, j = np.nonzero(ok)
+        if not len(i):
+            continue
+        k = i - j + nb - 1
+        n = np.bincount(k, minlength=na + nb - 1)
+        total = np.bincount(k, weights=d[i, j], minlength=na + nb - 1)
+        mean = np.where(n > 0, total / np.maximum(n, 1), np.inf)
+        shifts = np.arange(-(nb - 1), na)
+        here = int(shift[p]) + nb - 1
+        at[p] = mean[here]
+        far = (np.abs(shifts - int(shift[p])) >= gap) & (n * 2 >= max(n[here], 1))
+        if far.any():
+            away[p] = mean[far].min()
+    return at, away
+
+
+def _ambiguous_views(codes: np.ndarray, valid: np.ndarray, vstart: np.ndarray, vcount: np.ndarray,
+                     n_clips: int, v_all: int, params: DedupParams) -> np.ndarray:
+    """Per virtual sequence (clip slot x view), is the view ambiguous: does it match its own
+    clip's whole view at some shift for at least ``reframed_self_fraction`` of the aligned
+    keyframes? Whole views (view 0) are never ambiguous."""
+    base = np.repeat(np.arange(n_clips) * v_all, v_all - 1)
+    view = base + np.tile(np.arange(1, v_all), n_clips)
+    al = kernels.align_keyframe_pairs(codes, valid, vstart, vcount, view.astype(np.int64),
+                                      base.astype(np.int64), params.reframed_radius, -1)
+    out = np.zeros(n_clips * v_all, bool)
+    out[view] = al.matches >= params.reframed_self_fraction * np.maximum(al.overlap, 1)
+    out[view] &= al.matches > 0
+    return out
+
+
+def _best_alignment(matches: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Per row, the column with the most matches, ties to the smaller mean distance."""
+    score = matches * 1000.0 - np.minimum(dist, 999.0)
+    return np.argmax(score, axis=1)
 
 
 def recording_codes(table: ClipTable) -> np.ndarray:
@@ -689,6 +941,17 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
     new_pairs = verify_pairs(cand, table, hashes, valid, params)
     new_pairs += recording_pairs(table, query_clips, params)
     stages["verify"] = time.perf_counter() - t
+    if params.reframed_neighbours > 0:
+        t = time.perf_counter()
+        if progress:
+            progress("reframed copies")
+        verified = {(p.a, p.b) for p in new_pairs}
+        failed = np.array([(a, b) for a, b in cand.tolist() if (a, b) not in verified], np.int64).reshape(-1, 2)
+        more = reframed_candidates(store, table, query_clips, params)
+        both = np.unique(np.concatenate([failed, more]), axis=0) if len(failed) or len(more) else more
+        known = verified | ({(a, b) for a, b, *_ in store.pairs()} if not full else set())
+        new_pairs += reframed_pairs(store, table, both, known, params)
+        stages["reframed"] = time.perf_counter() - t
     old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     if params.same_recording_s > 0:
         t = time.perf_counter()

@@ -15,7 +15,7 @@ from PIL import Image
 import kernels
 
 from .errors import InputError
-from .store import PREVIEW_BYTES, PREVIEW_FRAMES, PREVIEW_SIZE, THUMB_SHAPE, NewClip
+from .store import N_CROP_VIEWS, PREVIEW_BYTES, PREVIEW_FRAMES, PREVIEW_SIZE, THUMB_SHAPE, NewClip
 from .triggers import TRIGGERS_VERSION, frame_triggers, telemetry_triggers
 from .types import ClipSample, Telemetry
 
@@ -149,8 +149,88 @@ def overlay_bars(mx: np.ndarray, mean: np.ndarray, box: tuple[int, int, int, int
     return _bar_length(level, rmean), _bar_length(level[::-1], rmean[::-1])
 
 
+#: a video shown inside an application window (a screen recording, a player's frame): the
+#: pixels whose value moves by more than WINDOW_ACTIVE_RANGE over the keyframes are the
+#: moving picture; rows and columns where at least WINDOW_ACTIVE_SHARE of them move seed
+#: the window, which grows outward until a line of the surround (static and flat: at most
+#: WINDOW_SURROUND_ACTIVE of its pixels move, spatial std of its mean at most
+#: WINDOW_SURROUND_STD) -- so a static sky or bonnet inside the picture stays in it
+WINDOW_ACTIVE_RANGE = 12
+WINDOW_ACTIVE_SHARE = 0.25
+WINDOW_SURROUND_ACTIVE = 0.05
+WINDOW_SURROUND_STD = 4.0
+#: a window is accepted only when the surround is clearly an interface: at least this many
+#: sides of at least WINDOW_MIN_SIDE of the frame, area between WINDOW_AREA, the surround
+#: static (at most WINDOW_OUTSIDE_ACTIVE of it moves) and not black (mean luma at least
+#: WINDOW_SURROUND_MIN_LUMA: black surrounds are letterbox or pillarbox bars, or night)
+WINDOW_MIN_SIDES = 3
+WINDOW_MIN_SIDE = 0.03
+WINDOW_AREA = (0.2, 0.9)
+WINDOW_OUTSIDE_ACTIVE = 0.03
+WINDOW_SURROUND_MIN_LUMA = 24.0
+#: keyframes needed to tell the moving picture from a static interface
+WINDOW_MIN_KEYFRAMES = 3
+
+
+def _sides(top: int, bottom: int, left: int, right: int, h: int, w: int) -> int:
+    return sum(m >= WINDOW_MIN_SIDE for m in (top / h, (h - bottom) / h, left / w, (w - right) / w))
+
+
+def window_box(keyframes: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of a video playing inside a static interface (a screen
+    recording of a player, a video embedded in a page), or None. The window is what moves;
+    the surround is static, flat between its widgets, and not black, on at least three sides.
+    A dashcam's own static parts (sky, bonnet, night-time darkness) fail those tests."""
+    k, h, w, _ = keyframes.shape
+    if k < WINDOW_MIN_KEYFRAMES or h < 32 or w < 32:
+        return None
+    span = np.maximum.reduce(keyframes, axis=0).astype(np.int16) - np.minimum.reduce(keyframes, axis=0)
+    active = span.max(axis=2) > WINDOW_ACTIVE_RANGE
+    rows = np.flatnonzero(active.mean(axis=1) >= WINDOW_ACTIVE_SHARE)
+    cols = np.flatnonzero(active.mean(axis=0) >= WINDOW_ACTIVE_SHARE)
+    if len(rows) < 8 or len(cols) < 8:
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if _sides(top, bottom, left, right, h, w) < WINDOW_MIN_SIDES:  # growing only narrows them
+        return None
+    mean = keyframes.mean(axis=(0, 3), dtype=np.float32)
+
+    def surround(line_active: np.ndarray, line_mean: np.ndarray) -> bool:
+        return line_active.mean() <= WINDOW_SURROUND_ACTIVE and line_mean.std() <= WINDOW_SURROUND_STD
+
+    while top > 0 and not surround(active[top - 1, left:right], mean[top - 1, left:right]):
+        top -= 1
+    while bottom < h and not surround(active[bottom, left:right], mean[bottom, left:right]):
+        bottom += 1
+    while left > 0 and not surround(active[top:bottom, left - 1], mean[top:bottom, left - 1]):
+        left -= 1
+    while right < w and not surround(active[top:bottom, right], mean[top:bottom, right]):
+        right += 1
+    sides = _sides(top, bottom, left, right, h, w)
+    outside = np.ones((h, w), bool)
+    outside[top:bottom, left:right] = False
+    area = (bottom - top) * (right - left) / (h * w)
+    if (sides < WINDOW_MIN_SIDES or not WINDOW_AREA[0] <= area <= WINDOW_AREA[1]
+            or active[outside].mean() > WINDOW_OUTSIDE_ACTIVE
+            or mean[outside].mean() < WINDOW_SURROUND_MIN_LUMA):
+        return None
+    return top, bottom, left, right
+
+
 def view_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of what is hashed and described: the picture inside letterbox
+    """(top, bottom, left, right) of what is hashed and described: :func:`picture_view_box` of
+    the picture, which is the whole frame or, for a video inside an interface, its window
+    (:func:`window_box`): a screen recording hashes as the video it shows."""
+    win = window_box(keyframes)
+    if win is None:
+        return picture_view_box(keyframes)
+    top, bottom, left, right = win
+    t, b, lo, r = picture_view_box(np.ascontiguousarray(keyframes[:, top:bottom, left:right]))
+    return top + t, top + b, left + lo, left + r
+
+
+def picture_view_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of what is hashed and described of a picture: the picture inside letterbox
     bars, minus the safe-area margins of that picture, minus any overlay bar reaching past them.
 
     A clean letterbox bar shrinks the picture (the margins are taken of what is left). An
@@ -182,6 +262,61 @@ def view_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
     return v_top, v_bottom, left + mw, right - mw
 
 
+#: crop views: the part of the picture a copy cropped to each of these fractions of the frame
+#: (both axes) would hash, at each of these positions per axis (0: left/top edge, 0.5:
+#: centred, 1: right/bottom edge) -- 200 views, described by a 64-bit pHash each (1,600 bytes a
+#: keyframe). pHash moves ~5 bits for a 5 % scale error and ~10 for a 2 % shift, so this grid
+#: puts a view within 10 bits of ~93 % of crops of 60-95 % of the frame (half of them
+#: centred, half anywhere) on the dev set's frames, and of ~1 % of unrelated frames; the
+#: 256-bit hash moves ~45 bits for a 5 % scale error or a 1 % shift and reaches none of them
+CROP_VIEW_SCALES = (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
+CROP_VIEW_POSITIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+assert N_CROP_VIEWS == len(CROP_VIEW_SCALES) * len(CROP_VIEW_POSITIONS) ** 2  # the store's layout
+
+
+def picture_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the picture: the window of a video inside an interface,
+    else the frame, less paired letterbox/pillarbox bars; no safe margins."""
+    win = window_box(keyframes)
+    top, left = (win[0], win[2]) if win else (0, 0)
+    inner = keyframes if win is None else np.ascontiguousarray(keyframes[:, win[0]:win[1], win[2]:win[3]])
+    t, b, lo, r = content_box(inner)
+    return top + t, top + b, left + lo, left + r
+
+
+#: side of the luma image of the picture that the crop views are cut from (a 70 % view spans
+#: 67 of its pixels, over twice pHash's 32)
+CROP_VIEW_LUMA = 96
+
+
+@lru_cache(maxsize=1)
+def crop_view_boxes() -> np.ndarray:
+    """``float64[N_CROP_VIEWS, 4]``: (top, bottom, left, right) of each crop view as fractions
+    of the picture: for each scale and position, the crop window less the safe margins that a
+    copy of that crop hashes as its own view."""
+    out = []
+    for s in CROP_VIEW_SCALES:
+        mh, mw = s * SAFE_MARGIN[0], s * SAFE_MARGIN[1]
+        for py in CROP_VIEW_POSITIONS:
+            for px in CROP_VIEW_POSITIONS:
+                y0, x0 = py * (1 - s), px * (1 - s)
+                out.append((y0 + mh, y0 + s - mh, x0 + mw, x0 + s - mw))
+    return np.clip(np.array(out, np.float64), 0.0, 1.0)
+
+
+def crop_view_phash(keyframes: np.ndarray) -> np.ndarray:
+    """64-bit pHash of every crop view (:func:`crop_view_boxes`) of the picture
+    (:func:`picture_box`) of every keyframe: ``uint8[k, N_CROP_VIEWS, 8]``; all zeros for a
+    picture too small to crop. One luma pass per keyframe serves all views."""
+    out = np.zeros((len(keyframes), N_CROP_VIEWS, 8), np.uint8)
+    top, bottom, left, right = picture_box(keyframes)
+    if min(bottom - top, right - left) < 32:
+        return out
+    luma = kernels.luma_area_downsample(np.ascontiguousarray(keyframes[:, top:bottom, left:right]),
+                                        CROP_VIEW_LUMA, CROP_VIEW_LUMA)
+    return kernels.phash64_boxes(luma, crop_view_boxes())
+
+
 def hash_view(keyframes: np.ndarray) -> np.ndarray:
     """The part of each keyframe that is hashed and described (:func:`view_box`).
     C-contiguous uint8[k, h, w, 3]."""
@@ -211,7 +346,9 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     for s in samples:
         _check_sample(s)
     descs, hashes, quals, phashes, thumbs, views, previews = [], [], [], [], [], [], []
+    crops = []
     for s in samples:
+        crops.append(crop_view_phash(s.keyframes))
         kf = hash_view(s.keyframes)
         h, q = kernels.pdq256(kf)
         hashes.append(h)
@@ -246,6 +383,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
                 duration_s=float(s.duration_s),
                 keyframe_hashes=hashes[i],
                 keyframe_phash=phashes[i],
+                view_phash=crops[i],
                 keyframe_quality=quals[i],
                 keyframe_times=np.asarray(s.keyframe_times, dtype=np.float32),
                 embedding=emb[i],

@@ -40,6 +40,8 @@ from .regions import Region
 SCHEMA_VERSION = 1
 HASH_BYTES = 32
 PHASH_BYTES = 8
+#: crop views per keyframe (engine.features.crop_view_boxes: 8 scales x 5 x 5 positions)
+N_CROP_VIEWS = 200
 #: names of imported embedding spaces (they name zarr groups and index files)
 SPACE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 THUMB_SHAPE = (36, 64, 3)
@@ -169,11 +171,14 @@ _ARRAYS = {
     "telemetry_stats": ("clip", (TELEMETRY_STATS_DIM,), "float32", 4096),
     "preview_jpeg": ("clip", (PREVIEW_BYTES,), "uint8", 32),
     "preview_times": ("clip", (PREVIEW_FRAMES,), "float32", 4096),
+    # 64-bit pHash of each crop view of each keyframe (engine.features.crop_view_phash)
+    "keyframe_view_phash": ("kf", (N_CROP_VIEWS, PHASH_BYTES), "uint8", 1024),
 }
 #: arrays added after the first release: a store written before lacks them. A writable store gets
 #: them at open, sized to the committed clips and filled with their fill value (NaN: "not
 #: recorded"); a read-only one reads the fill value (:meth:`RegionStore.telemetry_stats`)
-_LATER_ARRAYS = {"telemetry_stats": float("nan"), "preview_jpeg": 0, "preview_times": float("nan")}
+_LATER_ARRAYS = {"telemetry_stats": float("nan"), "preview_jpeg": 0, "preview_times": float("nan"),
+                 "keyframe_view_phash": 0}  # zeros: views not computed (never matched)
 
 
 @dataclass
@@ -204,6 +209,7 @@ class NewClip:
     camera: str = ""
     preview: np.ndarray | None = None  # uint8[PREVIEW_BYTES] slot (engine.features); None: none
     preview_times: np.ndarray | None = None  # float32[PREVIEW_FRAMES], NaN past the last frame
+    view_phash: np.ndarray | None = None  # uint8[k, N_CROP_VIEWS, 8]; None: not computed (zeros)
 
 
 @dataclass(frozen=True)
@@ -455,6 +461,10 @@ class RegionStore:
     def _has_array(self, name: str) -> bool:
         return name in set(self.features.array_keys())
 
+    def has_array(self, name: str) -> bool:
+        """Does the feature store hold ``name`` (a read-only store written before it may not)?"""
+        return self._has_array(name)
+
     def _write_rows(self, name: str, start: int, values: np.ndarray) -> None:
         arr = self.features[name]
         end = start + len(values)
@@ -550,6 +560,9 @@ class RegionStore:
                 ("preview_times", snap.clip_end, np.stack([
                     np.full(PREVIEW_FRAMES, np.nan, np.float32) if c.preview_times is None
                     else np.asarray(c.preview_times, np.float32) for c in clips])),
+                ("keyframe_view_phash", snap.kf_end, np.concatenate([
+                    np.zeros((len(c.keyframe_hashes), N_CROP_VIEWS, PHASH_BYTES), np.uint8)
+                    if c.view_phash is None else c.view_phash for c in clips])),
             ):
                 fault_point("feature_write")
                 self._write_rows(name, start, values)

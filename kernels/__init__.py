@@ -22,7 +22,7 @@ from .hamming import hamming_matrix, hamming_topk, hamming_within
 from .kcentre import greedy_kcentre, min_sq_distances
 from .luma import luma_area_downsample
 from .pdq import pdq256
-from .phash import phash64
+from .phash import phash64, phash64_boxes
 from .temporal import yuv_area_accumulate
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "min_sq_distances",
     "pdq256",
     "phash64",
+    "phash64_boxes",
     "telemetry_stats",
     "yuv_area_accumulate",
 ]

@@ -20,10 +20,10 @@ import numba
 import numpy as np
 
 from ._config import FLOAT_JIT, PARALLEL
-from ._validate import check_frames
+from ._validate import check_array, check_frames
 from .luma import FRAMES_PER_BLOCK, area_axis_weights, area_luma_frame, padded_luma_column_weights
 
-__all__ = ["PHASH_BYTES", "dct_ii_matrix", "phash64"]
+__all__ = ["PHASH_BYTES", "dct_ii_matrix", "phash64", "phash64_boxes"]
 
 PHASH_BYTES = 8
 _SMALL = 32  # side of the downsampled luma image
@@ -110,3 +110,77 @@ def phash64(frames: np.ndarray) -> np.ndarray:
     """pHash of each RGB frame: ``uint8[n, 8]`` (see the module doc for the bit layout)."""
     check_frames("frames", frames)
     return _phash64(frames)
+
+
+@numba.njit(**FLOAT_JIT)
+def _box_bin(lo, hi, n_cells, k, weights, first):
+    """Area weights of output bin ``k`` of ``[lo, hi)`` (cell units) over the input cells: the
+    cells' overlap with the bin, divided by the bin's width. Returns the number of cells used;
+    ``first[0]`` receives the first cell."""
+    width = (hi - lo) / _SMALL
+    b0, b1 = lo + k * width, lo + (k + 1) * width
+    c0 = max(0, int(math.floor(b0)))
+    c1 = min(n_cells, int(math.ceil(b1)))
+    first[0] = c0
+    n = 0
+    for c in range(c0, c1):
+        weights[n] = (min(b1, c + 1.0) - max(b0, float(c))) / width
+        n += 1
+    return n
+
+
+@numba.njit(**FLOAT_JIT, **PARALLEL)
+def _phash64_boxes(luma, boxes):
+    n, size_h, size_w = luma.shape
+    n_boxes = boxes.shape[0]
+    out = np.zeros((n, n_boxes, PHASH_BYTES), np.uint8)
+    dct = dct_ii_matrix(_KEEP, _SMALL)
+    for job in numba.prange(n * n_boxes):
+        f, v = job // n_boxes, job % n_boxes
+        y0, y1 = boxes[v, 0] * size_h, boxes[v, 1] * size_h
+        x0, x1 = boxes[v, 2] * size_w, boxes[v, 3] * size_w
+        if y1 - y0 <= 0.0 or x1 - x0 <= 0.0:
+            continue
+        rows = np.empty((_SMALL, size_w), np.float64)  # bins of rows, all columns
+        small = np.empty((_SMALL, _SMALL), np.float64)
+        wts = np.empty(size_h + size_w + 2, np.float64)
+        first = np.zeros(1, np.int64)
+        for i in range(_SMALL):
+            m = _box_bin(y0, y1, size_h, i, wts, first)
+            for j in range(size_w):
+                rows[i, j] = 0.0
+            for t in range(m):
+                w = wts[t]
+                r = first[0] + t
+                for j in range(size_w):
+                    rows[i, j] += w * luma[f, r, j]
+        for j in range(_SMALL):
+            m = _box_bin(x0, x1, size_w, j, wts, first)
+            for i in range(_SMALL):
+                s = 0.0
+                for t in range(m):
+                    s += wts[t] * rows[i, first[0] + t]
+                small[i, j] = s
+        tmp = np.empty((_KEEP, _SMALL), np.float64)
+        coeffs = np.empty(_KEEP * _KEEP, np.float64)
+        sorted_coeffs = np.empty(_KEEP * _KEEP, np.float64)
+        _phash_bits(small, dct, tmp, coeffs, sorted_coeffs, out[f, v])
+    return out
+
+
+def phash64_boxes(luma: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """pHash of boxes of luma images: ``uint8[n, b, 8]``, one hash per image and box.
+
+    ``luma`` is ``float32[n, H, W]`` (e.g. from :func:`kernels.luma_area_downsample`);
+    ``boxes`` is ``float64[b, 4]`` of ``(top, bottom, left, right)`` as fractions of the image
+    (0..1). Each box is area-averaged to 32x32 with fractional coverage of its border cells
+    and hashed as :func:`phash64` hashes its 32x32 image; an empty box hashes to zeros. Many
+    views of one frame cost one luma pass instead of one per view.
+    """
+    check_array("luma", luma, np.float32, 3, "float32[n,H,W]")
+    check_array("boxes", boxes, np.float64, 2, "float64[b,4]")
+    if boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be float64[b,4] (top, bottom, left, right); got shape {boxes.shape}")
+    if len(boxes) and (not np.isfinite(boxes).all() or boxes.min() < 0.0 or boxes.max() > 1.0):
+        raise ValueError("boxes must be fractions of the image in [0, 1]; clip them with np.clip(boxes, 0, 1)")
+    return _phash64_boxes(luma, boxes)

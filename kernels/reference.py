@@ -104,6 +104,34 @@ def phash64(frames):
     return out
 
 
+def box_area_matrix(n_in: int, lo: float, hi: float, n_out: int) -> np.ndarray:
+    """``float64[n_out, n_in]``: share of output bin k of ``[lo, hi)`` (cell units) covered by
+    input cell i, divided by the bin's width."""
+    width = (hi - lo) / n_out
+    m = np.zeros((n_out, n_in))
+    for k in range(n_out):
+        b0, b1 = lo + k * width, lo + (k + 1) * width
+        for i in range(n_in):
+            m[k, i] = max(0.0, min(b1, i + 1.0) - max(b0, float(i))) / width
+    return m
+
+
+def phash64_boxes(luma, boxes):
+    n, h, w = luma.shape
+    k, i = np.arange(8)[:, None], np.arange(32)[None, :]
+    dct = np.cos(np.pi * k * (2 * i + 1) / 64)
+    out = np.zeros((n, len(boxes), 8), np.uint8)
+    for v, (top, bottom, left, right) in enumerate(boxes):
+        if bottom <= top or right <= left:
+            continue
+        rows = box_area_matrix(h, top * h, bottom * h, 32)
+        cols = box_area_matrix(w, left * w, right * w, 32)
+        for f in range(n):
+            low = dct @ (rows @ luma[f].astype(np.float64) @ cols.T) @ dct.T
+            out[f, v] = np.packbits((low > np.median(low)).ravel())
+    return out
+
+
 # ---------------------------------------------------------------- Hamming
 def hamming_matrix(a, b):
     return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1).astype(np.uint16)
