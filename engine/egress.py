@@ -118,25 +118,37 @@ def destination_of(home: Home, region: Region, path: str | os.PathLike) -> str |
     return ANYWHERE
 
 
+def _destination(home: Home | None, region: Region, out: Path, operation: str) -> str | None:
+    if home is None:
+        if not out.is_relative_to(region.path):
+            raise PolicyError(f"{operation}: {out} is outside region {region.name!r} ({region.path}); "
+                              "pass the clipdex home so the region's policy can be checked")
+        return None
+    return destination_of(home, region, out)
+
+
 def open_target(home: Home | None, region: Region, path: str | os.PathLike, *, operation: str,
                 fields: Iterable[str], records: int, optional: Iterable[str] = (),
-                kind: str = "") -> Target:
+                kind: str = "", also: Iterable[str | os.PathLike] = ()) -> Target:
     """Gate a write of ``region``'s data to ``path`` before any byte is written there.
 
     Inside the region's folder: allowed, registered for erasure (``kind``: "report",
     "manifest", "export"). Outside: the policy must grant every required field to the
     destination, the audit line is appended first, and the returned target names the fields that
-    may be written. ``home`` None (library use without a home) allows only the region's folder."""
+    may be written. ``home`` None (library use without a home) allows only the region's folder.
+    ``also``: the other paths the write creates beside ``path`` (an assets folder, temporary
+    names); each must go where ``path`` goes, or nothing is written."""
     required = _check_fields(fields)
     extra = _check_fields(optional)
     out = Path(path).expanduser().resolve()
-    if home is None:
-        if not out.is_relative_to(region.path):
-            raise PolicyError(f"{operation}: {out} is outside region {region.name!r} ({region.path}); "
-                              "pass the clipdex home so the region's policy can be checked")
-        dest = None
-    else:
-        dest = destination_of(home, region, out)
+    dest = _destination(home, region, out, operation)
+    for other in also:
+        beside = Path(other).expanduser().resolve()
+        if _destination(home, region, beside, operation) != dest:
+            where = "inside" if dest is None else "outside"
+            raise PolicyError(f"{operation}: {beside}, written with {out}, is not {where} region "
+                              f"{region.name!r}'s folder {region.path} as {out} is; choose an output "
+                              "path whose folder holds both")
     if dest is None:
         register_output(region, out, kind or operation)
         return Target(out, True, None, required + extra)

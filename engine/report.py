@@ -114,8 +114,11 @@ def build_report(store: RegionStore, out: str | Path, *, top: int = 40, max_grou
     out = Path(out)
     as_file = out.suffix.lower() in (".html", ".htm")
     table = store.clip_table()
+    beside = out.with_name(out.stem + "_files") if as_file else out  # every name written below
+    also = [beside, beside.with_name(f".{beside.name}.tmp-{os.getpid()}"),
+            beside.with_name(f".{beside.name}.old-{os.getpid()}"), out.with_name(out.name + ".tmp")]
     target = egress.open_target(home, store.region, out, operation="report", fields=REPORT_FIELDS,
-                                optional=REPORT_OPTIONAL, records=len(table), kind="report")
+                                optional=REPORT_OPTIONAL, records=len(table), kind="report", also=also)
     out = target.path
     assets = out.with_name(out.stem + "_files") if as_file else out
     for folder in (assets,):
