@@ -88,7 +88,7 @@ def fig_headline() -> list[str]:
          f"{d['hard_negatives_merged']} of {d['hard_negatives']:,}", "quality"],
         ["rare-scenario recall@k, synthetic fleet", _fmt(o["rarity"]["recall_at_k"]), "quality"],
         ["same-scenario precision@10", _fmt(o["query"]["precision_at_k"]), "quality"],
-        ["selection coverage vs random", _pct(o["selection"]["improvement"]), "quality"],
+        ["selection: coverage better than random", _pct(o["selection"]["improvement"]), "quality"],
         ["dedup precision / recall, real footage",
          f"{_fmt(s['precision'])} / {_fmt(s['recall'])}", "real_quality"],
         ["ingest speed vs plain PyAV decoding", f"{_fmt(ing['ingest_vs_decode'], 2)}x",

@@ -34,7 +34,7 @@ from .hamming import hamming_matrix, hamming_topk, hamming_within
 from .kcentre import greedy_kcentre, min_sq_distances
 from .luma import luma_area_downsample
 from .pdq import pdq256
-from .phash import phash64
+from .phash import phash64, phash64_boxes
 from .temporal import yuv_area_accumulate
 
 #: public names of ``kernels`` that are constants, result types or pure-Python helpers
@@ -296,6 +296,29 @@ def _bands_bench(rng, size):
     return codes, ones, ones, np.arange(n, dtype=np.int64), band_masks(48, bits, seed=0), 40
 
 
+def _crop_boxes(scales: int = 8, steps: int = 5) -> np.ndarray:
+    """``float64[scales * steps**2, 4]`` crop views (top, bottom, left, right) of a frame."""
+    boxes = []
+    for size in np.linspace(0.5, 1.0, scales):
+        for top in np.linspace(0.0, 1.0 - size, steps):
+            for left in np.linspace(0.0, 1.0 - size, steps):
+                boxes.append((top, top + size, left, left + size))
+    return np.array(boxes, np.float64)
+
+
+def _boxes_case(rng):
+    luma = np.cumsum(rng.uniform(0, 9, (4, 96, 96)), axis=2).astype(np.float32)
+    boxes = np.array([[0, 1, 0, 1], [0.1, 0.9, 0.05, 0.95], [0.13, 0.77, 0.21, 0.88],
+                      [0.5, 0.5, 0, 1]], np.float64)  # the last is empty: zeros
+    return luma, boxes
+
+
+def _boxes_bench(rng, size):
+    n = {"tiny": 2, "quick": 20, "full": 200}[size]
+    luma = luma_area_downsample(frame_batch(rng, "tiny")[:1], 96, 96)
+    return np.ascontiguousarray(np.repeat(luma, n, axis=0)), _crop_boxes()
+
+
 def _sorted_pairs(out):
     i, j, d = out
     order = np.lexsort((j, i))
@@ -330,6 +353,9 @@ _TABLE: tuple[KernelSpec, ...] = (
         {f"{h}x{w}": _frames_case(8, h, w) for h, w in _SHAPES[2:]},
         lambda rng, size: (frame_batch(rng, size),), "frames", _n_frames,
         bytes_read=_frames_bytes, peers=_FRAME_PEERS_PHASH),
+    KernelSpec(
+        "phash64_boxes", phash64_boxes, ref.phash64_boxes, {"views": _boxes_case},
+        _boxes_bench, "views", lambda args: len(args[0]) * len(args[1])),
     KernelSpec(
         "pdq256", pdq256, ref.pdq256,
         {f"{h}x{w}": _frames_case(6, h, w, dark=True) for h, w in _SHAPES[1:]},
