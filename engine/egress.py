@@ -142,8 +142,8 @@ def open_target(home: Home | None, region: Region, path: str | os.PathLike, *, o
     extra = _check_fields(optional)
     out = Path(path).expanduser().resolve()
     dest = _destination(home, region, out, operation)
-    for other in also:
-        beside = Path(other).expanduser().resolve()
+    besides = [Path(other).expanduser().resolve() for other in also]
+    for beside in besides:
         if _destination(home, region, beside, operation) != dest:
             where = "inside" if dest is None else "outside"
             raise PolicyError(f"{operation}: {beside}, written with {out}, is not {where} region "
@@ -153,7 +153,8 @@ def open_target(home: Home | None, region: Region, path: str | os.PathLike, *, o
         register_output(region, out, kind or operation)
         return Target(out, True, None, required + extra)
     going = send(region, dest, operation=operation, fields=required, optional=extra, records=records,
-                 detail={"out": str(out)}, hint=f", or write inside {region.path}")
+                 detail={"out": str(out), **({"beside": [str(b) for b in besides]} if besides else {})},
+                 hint=f", or write inside {region.path}")
     return Target(out, False, dest, going)
 
 

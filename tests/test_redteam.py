@@ -84,8 +84,9 @@ def audit_first(monkeypatch):
     real = audit.record
 
     def spy(region, **kw):
-        out = (kw.get("detail") or {}).get("out")
-        existed = bool(out) and Path(out).exists() and (Path(out).is_file() or any(Path(out).iterdir()))
+        detail = kw.get("detail") or {}
+        outs = [Path(o) for o in [detail.get("out"), *detail.get("beside", [])] if o]
+        existed = any(o.exists() and (o.is_file() or any(o.iterdir())) for o in outs)
         entry = real(region, **kw)
         seen.append((entry, existed))
         return entry
@@ -582,6 +583,102 @@ def test_every_file_of_the_session_lies_in_its_region_or_passed_the_gate(world):
         for e in audit.read(home.region(r)):
             assert set(e["fields"]) <= set(home.region(r).export_fields), e
             assert e["to"] == "*" or e["to"] in home.regions
+
+
+def _snapshot(root: Path) -> dict[Path, tuple[int, int]]:
+    return {Path(d) / f: ((st := (Path(d) / f).stat()).st_mtime_ns, st.st_size)
+            for d, _, files in os.walk(root) for f in files}
+
+
+def _region_secrets(home: Home, region: str) -> set[str]:
+    """What of a region must not be found elsewhere: clip ids, source paths, content digests."""
+    with RegionStore.open(home.region(region)) as s:
+        ids = list(s.clip_table().clip_ids)
+        found = s.erasable(ids)
+    return {v for c, info in found.items()
+            for v in (c, info["source"], info["digest"], info["recording_id"]) if v}
+
+
+def test_scripted_session_leaves_nothing_of_a_region_outside_it_but_through_the_gate(tmp_path, audit_first):
+    """A whole multi-region session through the CLI, then every file it wrote: a region's clip
+    ids, source paths and digests lie in its own folder, or under a destination of its audit log
+    whose line was written before the first byte; refused commands leave nothing anywhere."""
+    home, outside, src = tmp_path / "home", tmp_path / "outside", tmp_path / "sources"
+    h = str(home)
+    policies = {A: ("ids,scores,thumbnails,frames,telemetry,relations", "*"), B: ("hashes", A), C: ("", "")}
+    for i, (r, (fields, to)) in enumerate(policies.items()):
+        args = ["regions", "add", r, "--home", h, *(["--export", fields, "--to", to] if fields else [])]
+        assert cli(*args)[0] == 0
+        (src / r).mkdir(parents=True)
+        for j in range(2):
+            v = write_video(src / r / f"{r[:2]}cam-{j:04d}.mp4", seconds=3.0, start=31.0 * i + 9.0 * j)
+            _telemetry_csv(v.with_suffix(".csv"), 3.0)
+    before = _snapshot(tmp_path)
+    ok, refused = [], []
+    script = [
+        *[step for r in policies for step in (
+            ("ingest", str(src / r), "--region", r), ("dedup", "--region", r), ("rare", "--region", r))],
+        ("report", "--region", A),
+        ("report", "--region", A, "--out", str(outside / "a-report.html")),
+        ("select", "--region", A, "--budget", "2", "--out", str(home / "regions" / A / "manifests" / "a.jsonl")),
+        ("select", "--region", A, "--budget", "2", "--out", str(outside / "a.jsonl")),
+        ("export", "--manifest", str(home / "regions" / A / "manifests" / "a.jsonl")),
+        ("export", "--manifest", str(home / "regions" / A / "manifests" / "a.jsonl"), "--out",
+         str(outside / "a-dataset")),
+        ("crossdup", "--from", B, "--to", A),
+        ("query", "--region", B, "--clip", f"{B[:2]}cam-0000", "--regions", "all"),
+        ("select-regions", "--budgets", "all=1"),
+        ("select", "--region", C, "--budget", "2", "--out", str(home / "regions" / C / "manifests" / "c.jsonl")),
+    ]
+    attacks = [
+        ("report", "--region", B, "--out", str(outside / "b-report.html")),
+        ("report", "--region", A, "--out", str(home / "regions" / B / "a.html")),
+        ("select", "--region", C, "--budget", "2", "--out", str(outside / "c.jsonl")),
+        ("select", "--region", A, "--budget", "2", "--out", str(home / "regions" / C / "a.jsonl")),
+        ("export", "--manifest", str(home / "regions" / C / "manifests" / "c.jsonl"), "--out",
+         str(outside / "c-dataset")),
+        ("export", "--manifest", str(home / "regions" / A / "manifests" / "a.jsonl"), "--out",
+         str(home / "regions" / B / "stolen")),
+        ("crossdup", "--from", A, "--to", B),
+        ("crossdup", "--from", C, "--to", A),
+    ]
+    for step in script:
+        code, out = cli(*step, "--home", h)
+        assert code == 0, (step, out)
+        ok.append(step)
+    for step in attacks:
+        code, out = cli(*step, "--home", h)
+        refused.append((step, code, out))
+        assert code != 0 or "refused" in out, (step, out)
+    hm = Home.open(home)
+    secrets_ = {r: _region_secrets(hm, r) for r in policies}
+    folders = {r: hm.region(r).path for r in policies}
+    audited = {r: [Path(o) for e in audit.read(hm.region(r)) if "out" in e.get("detail", {})
+                   for o in (e["detail"]["out"], *e["detail"].get("beside", []))] for r in policies}
+    assert audited[A] and not audited[B] and not audited[C]
+    assert all(not existed for _, existed in audit_first), "a destination held bytes before its audit line"
+    written = [f for f, stamp in _snapshot(tmp_path).items() if before.get(f) != stamp]
+    assert {x.name for x in outside.iterdir()} == {"a-report.html", "a-report_files", "a.jsonl", "a-dataset"}
+    assert all(len(v) >= 6 for v in secrets_.values())  # 2 clips: ids, source paths, digests
+    assert not (folders[B] / "a.html").exists() and not (folders[B] / "stolen").exists()
+    for f in written:
+        data = f.read_bytes()
+        owner = next((r for r, d in folders.items() if f.is_relative_to(d)), None)
+        gated = {r for r, outs in audited.items() for o in outs if f == o or f.is_relative_to(o)}
+        if owner is None and f != home / "regions.toml":
+            assert gated, f"{f} was written outside every region without passing the gate"
+        for r, values in secrets_.items():
+            if r == owner or r in gated:
+                continue
+            leaked = [v for v in values if v.encode() in data]
+            assert not leaked, f"{f} holds {r}'s {leaked[:3]}"
+    # erasure closes the session: nothing of the clip left in its region's folder
+    victim = f"{A[:2]}cam-0001"
+    source = str((src / A / f"{victim}.mp4").resolve())
+    assert cli("forget", victim, "--region", A, "--home", h)[0] == 0
+    assert cli("compact", "--region", A, "--home", h)[0] == 0
+    for f, data in _bytes_under(folders[A]):
+        assert victim.encode() not in data and source.encode() not in data, f
 
 
 # ---------------------------------------------------------------------------- the code itself
