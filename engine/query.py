@@ -116,6 +116,8 @@ def search_vector(store: RegionStore, vector: np.ndarray, k: int = 10, *, exclud
     if not np.isfinite(norm) or norm == 0:
         raise InputError("query vector is zero or not finite; it cannot be compared")
     q = (vector / norm).astype(np.float32)[None, :]
+    if space is None:
+        store.check_embedding_version()  # clipdex's own vectors: one embedding version only
     emb_index = ensure_embedding_index(store, space=space)
     allowed = _allowed_rows(store, filters or Filters())
     n = emb_index.ntotal

@@ -774,10 +774,15 @@ class RegionStore:
         the sources are ingested again."""
         from kernels import EMBEDDING_VERSION
 
+        version = self.snapshot().version
+        if getattr(self, "_embedding_version_checked", None) == version:
+            return  # checked at this catalog version: one scan per command, not per query
         found = self.db.execute(
             "SELECT embedding_version, COUNT(*) FROM clips WHERE status='active' AND embedding_version != ?"
             " GROUP BY embedding_version", (EMBEDDING_VERSION,)).fetchall()
-        if found:
+        if not found:
+            self._embedding_version_checked = version
+        else:
             olds = ", ".join(f"{n} clip(s) of {v}" for v, n in found)
             raise StoreError(
                 f"{self.path.name} holds {olds}, not {EMBEDDING_VERSION} (this clipdex): embeddings of "

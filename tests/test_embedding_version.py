@@ -7,6 +7,7 @@ import pytest
 
 from engine.errors import StoreError
 from engine.index import ensure_embedding_index
+from engine.query import search_vector
 from engine.store import RegionStore
 from kernels import EMBEDDING_VERSION
 from tests.conftest import make_new_clip
@@ -16,11 +17,14 @@ def test_a_region_with_older_embeddings_refuses_to_compare_them(home):
     rng = np.random.default_rng(3)
     with RegionStore.open(home.region("us-west"), create=True) as store, store.writer():
         store.append_clips([make_new_clip(rng, f"c{i}") for i in range(4)], "job")
-        table = store.clip_table()
-        assert store.embeddings(table.snapshot).shape[0] == 4
+        assert store.embeddings(store.snapshot()).shape[0] == 4
+        # two clips as an older clipdex embedded them
         store.db.execute("UPDATE clips SET embedding_version='clipdex-emb-v2' WHERE clip_id IN ('c0', 'c1')")
         store.db.commit()
+    with RegionStore.open(home.region("us-west")) as store:
         with pytest.raises(StoreError, match=r"2 clip\(s\) of clipdex-emb-v2, not " + EMBEDDING_VERSION):
-            store.embeddings(table.snapshot)
+            store.embeddings(store.snapshot())
         with pytest.raises(StoreError, match="ingest their sources again"):
             ensure_embedding_index(store, save=False)
+        with pytest.raises(StoreError, match="never compared"):
+            search_vector(store, np.ones(store.embedding_dim, np.float32), 3)
