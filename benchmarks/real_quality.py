@@ -631,6 +631,8 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
             # file names only: saved results carry no folder of this machine
             "failed": [{"source": Path(s).name, "error": e.replace(str(Path(s).parent) + os.sep, "")}
                        for s, e in rep.failed]}
+    info["storage_bytes_per_keyframe"] = storage_per_keyframe(h.region(REGION).path / "features.zarr",
+                                                              max(rep.keyframes, 1))
     with RegionStore.open(h.region(REGION)) as store:
         t = time.perf_counter()
         res = run_dedup(store, full=True)
@@ -641,6 +643,20 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
         pairs, _ = load_dedup(store, table)
     name = {int(r): Path(s).name for r, s in zip(table.rows, table.sources, strict=True)}
     return [(name[p.a], name[p.b], p.relation, p.offset_s) for p in pairs], info
+
+
+#: per-keyframe feature arrays that dedup's reframed-copy search adds (the rest is the base)
+REFRAMED_ARRAYS = ("keyframe_view_phash",)
+
+
+def storage_per_keyframe(features: Path, keyframes: int) -> dict:
+    """Bytes on disk per keyframe of each feature array, and the totals without and with the
+    arrays the reframed-copy search adds (``base`` and ``with_views``)."""
+    sizes = {}
+    for arr in sorted(p for p in features.iterdir() if p.is_dir()):
+        sizes[arr.name] = round(sum(f.stat().st_size for f in arr.rglob("*") if f.is_file()) / keyframes, 1)
+    base = sum(v for k, v in sizes.items() if k not in REFRAMED_ARRAYS)
+    return {"arrays": sizes, "base": round(base, 1), "with_views": round(sum(sizes.values()), 1)}
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -736,6 +752,10 @@ def table_lines(result: dict) -> list[str]:
               f"mean {fmt(s['offset_error_mean_s'], '.3f')} s (target <= 0.5; re-timed copies excluded)"]
     t = result["timing_s"]
     lines.append("time (s): " + ", ".join(f"{k} {v}" for k, v in t.items()))
+    st = result["engine"].get("storage_bytes_per_keyframe")
+    if st:
+        lines.append(f"storage per keyframe: {st['base']:.0f} B without crop views, "
+                     f"{st['with_views']:.0f} B with them")
     if result["engine"]["failed"]:
         lines.append(f"not ingested: {len(result['engine']['failed'])} files "
                      f"({', '.join(sorted({Path(f['source']).suffix for f in result['engine']['failed']}))})")

@@ -49,7 +49,7 @@ import numpy as np
 
 import kernels
 
-from .features import CROP_VIEW_POSITIONS
+from .features import CROP_VIEW_POSITIONS, N_CROP_VIEWS
 from .index import QUALITY_FLOOR, ensure_indexes
 from .store import ClipTable, RegionStore, span_rows
 
@@ -476,7 +476,8 @@ def _probe_views(store: RegionStore, table: ClipTable, query_rows: np.ndarray,
 
 
 def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
-                   known: set[tuple[int, int]], params: DedupParams) -> list[Pair]:
+                   known: set[tuple[int, int]], params: DedupParams,
+                   unscreened: np.ndarray | None = None) -> list[Pair]:
     """Copies reframed past what the 256-bit hash survives: crops and zooms of 60-95 % of the
     frame at any position, picture-in-picture insets and heavy overlays.
 
@@ -486,20 +487,39 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     A against B's whole view (B is a crop of A), A's whole view against each view of B, and each
     of the smallest views against the same view of the other (a corner covered by an inset or a
     logo leaves the other corners intact). The best alignment is judged by the usual rules,
-    stricter: see ``reframed_*`` in
-    :class:`DedupParams`."""
-    if len(candidates) == 0 or not store.has_array("keyframe_view_phash"):
-        return []
-    snap = table.snapshot
+    stricter: see ``reframed_*`` in :class:`DedupParams`.
+
+    ``candidates`` are first screened (:func:`_screen_views`: a few probe keyframes' views
+    against a sample of the other clip's keyframes, a few thousand bit counts a pair), so only
+    pairs with evidence pay for the alignments; ``unscreened`` pairs (the hash candidates that
+    did not verify: an inset or a logo leaves them partly matching) skip the screen."""
+    if (not store.has_array("keyframe_view_phash")
+            or store.read_rows("keyframe_view_phash", 0, 0).shape[1] != N_CROP_VIEWS):
+        return []  # views never computed, or laid out by another clipdex: never compared
     rec = recording_codes(table)
+
+    def usable(pairs: np.ndarray) -> np.ndarray:
+        pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+        if not len(pairs):
+            return pairs
+        ia = np.searchsorted(table.rows, pairs[:, 0])
+        ib = np.searchsorted(table.rows, pairs[:, 1])
+        keep = rec[ia] != rec[ib]
+        if known:
+            keep &= np.array([(int(a), int(b)) not in known for a, b in pairs], bool)
+        return pairs[keep]
+
+    candidates = usable(candidates)
+    if len(candidates):
+        candidates = candidates[_screen_views(store, table, candidates, params)]
+    extra = usable(unscreened if unscreened is not None else np.zeros((0, 2), np.int64))
+    both = np.concatenate([candidates, extra])
+    if len(both) == 0:
+        return []
+    candidates = np.unique(both, axis=0)
+    snap = table.snapshot
     ia = np.searchsorted(table.rows, candidates[:, 0]).astype(np.int64)
     ib = np.searchsorted(table.rows, candidates[:, 1]).astype(np.int64)
-    keep = rec[ia] != rec[ib]
-    if known:
-        keep &= np.array([(int(a), int(b)) not in known for a, b in candidates], bool)
-    candidates, ia, ib = candidates[keep], ia[keep], ib[keep]
-    if len(candidates) == 0:
-        return []
     # only the keyframes of the clips involved, laid out view by view
     clips = np.unique(np.concatenate([ia, ib]))
     kf_rows = span_rows(table.kf_start[clips], table.kf_count[clips])
@@ -554,6 +574,64 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
                       min_matches=params.reframed_min_matches,
                       min_fraction=params.reframed_min_fraction,
                       change_bits=params.reframed_change_bits or None)
+
+
+N_VIEW_WORDS = N_CROP_VIEWS  # one 64-bit word per crop view
+
+
+def _spread(start: np.ndarray, ok: np.ndarray, kf_start: np.ndarray, kf_count: np.ndarray,
+            k: int) -> np.ndarray:
+    """Per clip, up to ``k`` keyframe rows spread evenly over its valid keyframes (``ok`` is
+    indexed by ``row - start``): ``int64[clips, k]``, -1 where the clip has fewer."""
+    out = np.full((len(kf_start), k), -1, np.int64)
+    for c, (s0, n) in enumerate(zip(kf_start.tolist(), kf_count.tolist(), strict=True)):
+        rows = s0 + np.flatnonzero(ok[s0 - start:s0 - start + n])
+        if len(rows):
+            pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), k)).round().astype(np.int64))
+            out[c, :len(pick)] = rows[pick]
+    return out
+
+
+def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, params: DedupParams,
+                  probes: int = 6, sample: int = 24, chunk: int = 500) -> np.ndarray:
+    """Which candidate pairs show reframed evidence worth aligning: in either direction, at
+    least two of ``probes`` keyframes spread over one clip (all of them for a clip with fewer)
+    have a crop view within ``reframed_radius`` of one of ``sample`` keyframes spread over the
+    other clip. ``bool[p]``; reads only the probes' views."""
+    ia = np.searchsorted(table.rows, pairs[:, 0])
+    ib = np.searchsorted(table.rows, pairs[:, 1])
+    clips = np.unique(np.concatenate([ia, ib]))
+    kf_rows = span_rows(table.kf_start[clips], table.kf_count[clips])
+    if not len(kf_rows):
+        return np.zeros(len(pairs), bool)
+    lo, hi = int(kf_rows.min()), int(kf_rows.max()) + 1
+    ok = np.zeros(hi - lo, bool)
+    quality = store.read_rows_at("keyframe_quality", kf_rows)
+    ok[kf_rows - lo] = quality >= QUALITY_FLOOR
+    probe = _spread(lo, ok, table.kf_start[clips], table.kf_count[clips], probes)
+    base = _spread(lo, ok, table.kf_start[clips], table.kf_count[clips], sample)
+    want = probe[probe >= 0]
+    views = np.zeros((len(probe) * probes, N_VIEW_WORDS), np.uint64)
+    views[np.flatnonzero(probe.ravel() >= 0)] = store.read_rows_at("keyframe_view_phash", want).view(np.uint64)[..., 0]
+    views = views.reshape(len(clips), probes, -1)
+    whole = np.zeros(len(base.ravel()), np.uint64)
+    have = base.ravel() >= 0
+    whole[have] = store.read_rows_at("keyframe_phash", base.ravel()[have]).view(np.uint64)[:, 0]
+    whole = whole.reshape(len(clips), sample)
+    slot = {int(c): i for i, c in enumerate(clips.tolist())}
+    sa = np.array([slot[int(x)] for x in ia], np.int64)
+    sb = np.array([slot[int(x)] for x in ib], np.int64)
+    n_probe = (probe >= 0).sum(axis=1)
+    need = np.minimum(2, np.maximum(n_probe, 1))
+    out = np.zeros(len(pairs), bool)
+    for c0 in range(0, len(pairs), chunk):
+        a, b = sa[c0:c0 + chunk], sb[c0:c0 + chunk]
+        for x, y in ((a, b), (b, a)):  # x's views against y's keyframes
+            d = np.bitwise_count(views[x][:, :, :, None] ^ whole[y][:, None, None, :])
+            hit = ((d <= params.reframed_radius) & (views[x] != 0)[:, :, :, None]
+                   & (base[y] >= 0)[:, None, None, :]).any(axis=(2, 3))
+            out[c0:c0 + chunk] |= hit.sum(axis=1) >= need[x]
+    return out
 
 
 def _shift_specificity(codes: np.ndarray, valid: np.ndarray, vstart: np.ndarray, vcount: np.ndarray,
@@ -948,9 +1026,8 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         verified = {(p.a, p.b) for p in new_pairs}
         failed = np.array([(a, b) for a, b in cand.tolist() if (a, b) not in verified], np.int64).reshape(-1, 2)
         more = reframed_candidates(store, table, query_clips, params)
-        both = np.unique(np.concatenate([failed, more]), axis=0) if len(failed) or len(more) else more
         known = verified | ({(a, b) for a, b, *_ in store.pairs()} if not full else set())
-        new_pairs += reframed_pairs(store, table, both, known, params)
+        new_pairs += reframed_pairs(store, table, more, known, params, unscreened=failed)
         stages["reframed"] = time.perf_counter() - t
     old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     if params.same_recording_s > 0:
