@@ -388,14 +388,19 @@ def dedup(
     home: HomeOpt = None,
     full: Annotated[bool, typer.Option(help="Recompute all pairs instead of only new clips.")] = False,
     pairs: Annotated[bool, typer.Option("--pairs", help="Also list every verified pair.")] = False,
+    reframed: Annotated[bool, typer.Option(
+        help="Also look for crops, zooms, insets and heavy overlays through the stored crop views "
+             "(docs/design.md: reframed copies).")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Find duplicate groups and partial overlaps (temporal alignment of keyframe hashes)."""
-    from .dedup import run_dedup
+    from .dedup import DedupParams, run_dedup
+
+    params = DedupParams() if reframed else DedupParams(reframed_neighbours=0)
 
     def go():
         with _store(home, region) as store:
-            res = run_dedup(store, full=full)
+            res = run_dedup(store, params, full=full)
             ids = dict(zip(*(lambda t: (t.rows.tolist(), t.clip_ids))(store.clip_table()), strict=True))
         groups = [{"representative": ids[rep], "members": [ids[m] for m in members]}
                   for rep, members in sorted(res.groups.items())]
@@ -405,7 +410,8 @@ def dedup(
         summary = {"region": res.region, "clips": res.clips, "checked": res.checked, "candidates": res.candidates,
                    "pairs": len(res.pairs), "duplicates": sum(p.relation == "duplicate" for p in res.pairs),
                    "partials": sum(p.relation == "partial" for p in res.pairs), "groups": len(res.groups),
-                   "redundant_clips": sum(len(m) - 1 for m in res.groups.values()), "seconds": round(res.seconds, 3)}
+                   "redundant_clips": sum(len(m) - 1 for m in res.groups.values()), "seconds": round(res.seconds, 3),
+                   "stage_seconds": {k: round(v, 3) for k, v in res.stage_seconds.items()}}
         if json_out:
             _print_json({"summary": summary, "groups": groups, **({"pairs": plist} if pairs else {})})
             return

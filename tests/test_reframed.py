@@ -180,3 +180,46 @@ def test_a_static_scene_is_not_matched_through_crop_views(home):
     still = np.repeat(scene(6, k=1), K, axis=0)
     rows = _ingest(home, [sample("still", still), sample("still-crop", crop_rescale(still, 0.8, 0.5, 0.5))])
     assert frozenset((rows["still"], rows["still-crop"])) not in _relations(home)
+
+
+# ----------------------------------------------------------------------------- CLI, video files
+def test_cli_finds_a_cropped_copy_and_a_screen_recording_of_a_video_file(home, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    from tests.test_sources_helpers import write_video
+
+    frames = scene(7, k=K)
+
+    def source(t: float, width: int, height: int) -> np.ndarray:  # 2 Hz scene, held between
+        return frames[min(int(t * 2), K - 1)]
+
+    def cropped(t: float, width: int, height: int) -> np.ndarray:
+        return crop_rescale(source(t, width, height)[None], 0.78, 0.62, 0.4)[0]
+
+    def shown(t: float, width: int, height: int) -> np.ndarray:
+        return in_window(source(t, width, height)[None])[0, :height, :width]
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "src.mp4", fps=10, seconds=K / 2, size=(W, H), content=source)
+    write_video(videos / "crop.mp4", fps=10, seconds=K / 2, size=(W, H), content=cropped)
+    write_video(videos / "screen.mp4", fps=10, seconds=K / 2, size=(int(W * 1.25) // 2 * 2, int(H * 1.25) // 2 * 2),
+                content=shown)
+    runner = CliRunner()
+    args = ["--region", "us-west", "--home", str(home.path)]
+    res = runner.invoke(app, ["ingest", str(videos), *args], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+
+    def pairs(*extra: str) -> set[frozenset]:
+        out = runner.invoke(app, ["dedup", *args, "--full", "--pairs", "--json", *extra], env={"COLUMNS": "80"})
+        assert out.exit_code == 0, out.output
+        ids = json.loads(out.output)
+        return {frozenset((p["a"].split("-")[0], p["b"].split("-")[0])) for p in ids["pairs"]
+                if p["relation"] == "duplicate"}
+
+    found = pairs()
+    assert frozenset(("src", "crop")) in found and frozenset(("src", "screen")) in found
+    assert frozenset(("src", "crop")) not in pairs("--no-reframed")
