@@ -297,6 +297,16 @@ def _suite_with(task: str) -> dict:
     raise MissingResults(f"benchmarks/results/suite-full.json or suite-quick.json with {task}")
 
 
+def _command(task: dict) -> str:
+    """The command a suite task ran, without the suite's own output path."""
+    argv = list(task["command"])
+    for flag in ("--json", "--out"):
+        if flag in argv:
+            i = argv.index(flag)
+            del argv[i:i + 2]
+    return "`python " + " ".join(argv) + "`"
+
+
 _SIZE_WORDS = {"tiny": "tiny", "quick": "quick-mode (360p frames)", "full": "full-size (720p frames)"}
 
 
@@ -320,8 +330,8 @@ def fig_kernels() -> list[str]:
     return lines
 
 
-def fig_suite() -> list[str]:
-    suite = _suite("quick")
+def fig_suite(mode: str = "quick") -> list[str]:
+    suite = _suite(mode)
     rows = []
     for name, t in suite["tasks"].items():
         if "skipped" in t:
@@ -331,8 +341,12 @@ def fig_suite() -> list[str]:
         rows.append([t["group"], name, status, f"{t['wall_s']:.1f}",
                      f"{t['peak_rss_mb']:,.0f}"])
     lines = _table(["group", "task", "status", "wall s", "peak MB"], rows, "lllrr")
-    lines += ["", f"`python -m benchmarks run --quick`: {suite['wall_s']:.0f} s in all, on "
-              f"{_machine(suite)}."]
+    lines += ["", f"`python -m benchmarks run --{mode}`: {suite['wall_s'] / 60:.1f} min in all, "
+              f"on {_machine(suite)}."]
+    failed = [f"{name} ({(t.get('error') or '').strip().splitlines()[-1][:60]})"
+              for name, t in suite["tasks"].items() if t.get("error")]
+    if failed:
+        lines.append("Failed: " + "; ".join(failed) + ".")
     return lines
 
 
@@ -346,15 +360,16 @@ def fig_dedup_scale() -> list[str]:
         per = f["wall_s"] / r["clips"]
         base = base or per
         inc = r.get("incremental", {}).get("wall_s")
-        rows.append([f"{r['clips']:,}", f"{r['keyframes']:,}", f["method"], f"{f['wall_s']:.1f}",
+        rows.append([f"{r['clips']:,}", f["method"], f"{f['wall_s']:.1f}",
                      f"{per * 1e6:.0f}", f"{f['peak_rss_mb']:,.0f}", _fmt(q["recall"], 4),
                      _fmt(q["precision"], 4), q["negatives_merged"],
                      "-" if inc is None else f"{inc:.2f}"])
-    lines = _table(["clips", "keyframes", "method", "dedup s", "us/clip", "peak MB", "recall",
-                    "precision", "neg.", "+inc s"], rows, "rrlrrrrrrr")
+    lines = _table(["clips", "method", "s", "us/clip", "peak MB", "recall", "precision",
+                    "neg.", "+inc s"], rows, "rlrrrrrrr")
     lines += ["", f"`python -m benchmarks run --{suite['mode']} --only dedup` "
-              f"({' '.join(task['command'][1:3])} ...): synthetic keyframe-hash fleets, full dedup "
-              "in a fresh process, then an incremental run; \"neg.\": look-alikes merged. On "
+              f"({_command(task)}): synthetic keyframe-hash fleets (about 20 "
+              "keyframes a clip), full dedup in a fresh process, then an incremental run of "
+              "added clips (\"+inc s\"); \"neg.\": look-alikes merged. On "
               f"{_machine(suite)}."]
     return lines
 
@@ -409,6 +424,7 @@ FIGURES: dict[str, Callable[[], list[str]]] = {
     "dask": fig_dask,
     "kernels": fig_kernels,
     "suite-quick": fig_suite,
+    "suite-full": lambda: fig_suite("full"),
 }
 
 
