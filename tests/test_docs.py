@@ -74,3 +74,33 @@ def test_figure_renders_from_json_and_changes_with_it(tmp_path, monkeypatch):
     text = "a\n<!-- figures:dask -->\nstale\n<!-- /figures -->\nb\n"
     assert figures.render_text(text) == ("a\n<!-- figures:dask -->\n" + figures.render("dask")
                                          + "<!-- /figures -->\nb\n")
+
+
+def _anchors(text: str) -> set[str]:
+    import re
+
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def test_links_between_documents_resolve():
+    """Every relative link of README.md and docs/ names a file that exists, and its #anchor a
+    heading of that file."""
+    import re
+
+    docs_dir = ROOT / "docs"
+    broken = []
+    for path in [ROOT / "README.md", *sorted(docs_dir.glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            file_part, _, anchor = target.partition("#")
+            dest = (path.parent / file_part).resolve() if file_part else path
+            if not dest.exists():
+                broken.append(f"{path.name}: {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest.read_text()):
+                broken.append(f"{path.name}: {target} (no such heading)")
+    assert not broken, broken
