@@ -138,10 +138,10 @@ class DedupParams:
     reframed_neighbours: int = 24  # 0 turns the stage off
     # regions of up to this many clips are searched exhaustively (reframed_candidates); larger
     # ones rely on the embedding neighbours and the hash candidates alone
-    reframed_exhaustive_max_clips: int = 2000
+    reframed_exhaustive_max_clips: int = 500
     reframed_probe_keyframes: int = 4  # per query clip, spread over it, for the exhaustive search
     reframed_min_cosine: float = 0.3
-    reframed_radius: int = 10
+    reframed_radius: int = 12
     reframed_min_matches: int = 4
     reframed_min_fraction: float = 0.7
     reframed_change_bits: int = 0
@@ -483,11 +483,11 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
 
     Every keyframe stores the 64-bit pHash of 200 crop views (``engine.features.crop_view_boxes``:
     what a copy cropped to 60-95 % at each of 5x5 positions hashes). For each candidate pair
-    (A, B) not in ``known`` and not of one recording, 425 sequences are aligned: each view of
+    (A, B) not in ``known`` and not of one recording, 426 sequences are aligned: each view of
     A against B's whole view (B is a crop of A), A's whole view against each view of B, and each
     of the smallest views against the same view of the other (a corner covered by an inset or a
-    logo leaves the other corners intact). The best alignment is judged by the usual rules,
-    stricter: see ``reframed_*`` in :class:`DedupParams`.
+    logo leaves the other corners intact), and the two whole views' pHashes. The best alignment
+    is judged by the usual rules, stricter: see ``reframed_*`` in :class:`DedupParams`.
 
     ``candidates`` are first screened (:func:`_screen_views`: a few probe keyframes' views
     against a sample of the other clip's keyframes, a few thousand bit counts a pair), so only
@@ -539,6 +539,9 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     views_idx = np.arange(1, v_all)
     # same view on both sides: the smallest crops, whose corners leave out an inset or a logo
     same_idx = views_idx[-len(CROP_VIEW_POSITIONS) ** 2:]
+    # ... and the whole views' pHashes, which survive a window found a pixel off (the 256-bit
+    # hash of a screen recording's window moves ~60 bits for it)
+    same_idx = np.concatenate([[0], same_idx])
     pa = np.concatenate([sa[:, None] + views_idx, np.repeat(sa[:, None], n_views, 1), sa[:, None] + same_idx], 1)
     pb = np.concatenate([np.repeat(sb[:, None], n_views, 1), sb[:, None] + views_idx, sb[:, None] + same_idx], 1)
     al = kernels.align_keyframe_pairs(codes, valid, vstart, vcount, pa.ravel().astype(np.int64),
