@@ -498,6 +498,9 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
         return []  # views never computed, or laid out by another clipdex: never compared
     rec = recording_codes(table)
 
+    n_rows = int(table.rows.max()) + 1 if len(table) else 1
+    known_keys = np.array(sorted(a * n_rows + b for a, b in known if a < n_rows and b < n_rows), np.int64)
+
     def usable(pairs: np.ndarray) -> np.ndarray:
         pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
         if not len(pairs):
@@ -505,8 +508,8 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
         ia = np.searchsorted(table.rows, pairs[:, 0])
         ib = np.searchsorted(table.rows, pairs[:, 1])
         keep = rec[ia] != rec[ib]
-        if known:
-            keep &= np.array([(int(a), int(b)) not in known for a, b in pairs], bool)
+        if len(known_keys):
+            keep &= ~np.isin(pairs[:, 0] * n_rows + pairs[:, 1], known_keys)
         return pairs[keep]
 
     candidates = usable(candidates)
@@ -627,13 +630,17 @@ def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, param
     n_probe = (probe >= 0).sum(axis=1)
     need = np.minimum(2, np.maximum(n_probe, 1))
     out = np.zeros(len(pairs), bool)
-    for c0 in range(0, len(pairs), chunk):
-        a, b = sa[c0:c0 + chunk], sb[c0:c0 + chunk]
+    # clips whose probes carry no views (not computed, or a picture too small) look only one way
+    has_views = (views != 0).any(axis=(1, 2))
+    todo = np.flatnonzero(has_views[sa] | has_views[sb])
+    for c0 in range(0, len(todo), chunk):
+        at = todo[c0:c0 + chunk]
+        a, b = sa[at], sb[at]
         for x, y in ((a, b), (b, a)):  # x's views against y's keyframes
             d = np.bitwise_count(views[x][:, :, :, None] ^ whole[y][:, None, None, :])
             hit = ((d <= params.reframed_radius) & (views[x] != 0)[:, :, :, None]
                    & (base[y] >= 0)[:, None, None, :]).any(axis=(2, 3))
-            out[c0:c0 + chunk] |= hit.sum(axis=1) >= need[x]
+            out[at] |= hit.sum(axis=1) >= need[x]
     return out
 
 
