@@ -8,7 +8,8 @@ Without ``--real`` it renders the demo fleet with ``--seed`` (a seed the demo an
 not use; default 1) unless ``--fleet`` names a fleet written by ``clipdex synth``, computes every
 clip's raw embedding input vector through the ingest path (zarr reader, tent-filtered
 keyframes, hash view, descriptor and telemetry kernels), and writes the per-feature mean and
-standard deviation as a Python module, keeping the scene directions.
+standard deviation and the fleet's *scenario directions* (:func:`fit_scene_directions` over
+its scenario labels) as a Python module, keeping the scene directions.
 
 With ``--real DIR`` (a labelled folder of real footage in the dev-set layout: ``conditions.csv``,
 videos cut into 5-s clips as ``benchmarks.real_scenes`` does) it keeps the standardisation and
@@ -25,14 +26,19 @@ incomparable).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from kernels.embedding import input_standardisation
 
-def raw_inputs(fleet: Path) -> np.ndarray:
+
+def raw_inputs(fleet: Path, clip_ids: list[str] | None = None) -> np.ndarray:
+    """Raw embedding input vectors of every clip of a fleet folder (the ids, in order, are
+    appended to ``clip_ids`` when given)."""
     import kernels
     from engine.features import _stack_telemetry, hash_view
     from engine.sources.zarr_clips import iter_zarr_clips
@@ -44,6 +50,8 @@ def raw_inputs(fleet: Path) -> np.ndarray:
                 raise s
             descs.append(kernels.keyframe_descriptors(hash_view(s.keyframes)))
             tels.append(s.telemetry)
+            if clip_ids is not None:
+                clip_ids.append(s.clip_id)
     counts = np.array([len(d) for d in descs], np.int64)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     tel_stats = kernels.telemetry_stats(*_stack_telemetry(tels))
@@ -124,7 +132,7 @@ def real_inputs(folder: Path) -> tuple[list[str], np.ndarray]:
     return files, clip_input_vectors(np.concatenate(descs), start, counts, tel, standardised=True)
 
 
-def write_module(out: Path, center: np.ndarray, sd: np.ndarray, note: str,
+def write_module(out: Path, center: np.ndarray, sd: np.ndarray, note: str, scenario_directions: np.ndarray,
                  scene_directions: np.ndarray | None = None, scene_note: str = "") -> None:
     from kernels._embedding_calibration import SCENE_DIRECTIONS, SCENE_NOTE
 
@@ -146,6 +154,7 @@ def write_module(out: Path, center: np.ndarray, sd: np.ndarray, note: str,
         '"""\n\nimport numpy as np\n\n'
         f"NOTE = {note!r}\nSCENE_NOTE = {scene_note!r}\n\n"
         + arr("INPUT_CENTER", center) + "\n\n" + arr("INPUT_SD", sd) + "\n\n"
+        + arr("SCENARIO_DIRECTIONS", scenario_directions) + f".reshape({rows}, {dims})\n\n"
         + arr("SCENE_DIRECTIONS", scene_directions) + f".reshape({rows}, {dims})\n"
     )
 
@@ -167,16 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         fleet, note = Path(tmp), f"Fitted on the demo fixture fleet, seed {a.seed}"
     else:
         fleet, note = Path(a.fleet), f"Fitted on the fixture fleet at {a.fleet}"
-    x = raw_inputs(fleet)
-    note += f" ({len(x)} clips, all regions pooled)."
-    write_module(Path(a.out), x.mean(axis=0), x.std(axis=0), note)
+    ids: list[str] = []
+    x = raw_inputs(fleet, ids)
+    note += f" ({len(x)} clips, all regions pooled); scenario directions from its scenarios."
+    center, sd = x.mean(axis=0), x.std(axis=0)
+    scenario = {c["clip_id"]: c["scenario"] for c in json.loads((fleet / "ground_truth.json").read_text())["clips"]}
+    offset, gain = input_standardisation(center, sd)
+    directions = fit_scene_directions((x - offset) * gain, np.array([scenario[i] for i in ids]))
+    write_module(Path(a.out), center, sd, note, directions)
     print(f"wrote {a.out} from {len(x)} clips")
     return 0
 
 
 def _calibrate_real(folder: Path, out: Path) -> int:
     from benchmarks.real_scenes import load_labels, recording_families, scene_of
-    from kernels._embedding_calibration import INPUT_CENTER, INPUT_SD, NOTE
+    from kernels._embedding_calibration import INPUT_CENTER, INPUT_SD, NOTE, SCENARIO_DIRECTIONS
 
     labels = load_labels(folder)
     files, x = real_inputs(folder)
@@ -186,7 +200,7 @@ def _calibrate_real(folder: Path, out: Path) -> int:
     counts = {s: int((scenes == s).sum()) for s in sorted(set(scenes.tolist()))}
     note = (f"Scene directions fitted on {len(files)} real 5-s clips of {len(set(families.values()))} "
             f"recording families ({', '.join(f'{s} {n}' for s, n in counts.items())}).")
-    write_module(out, INPUT_CENTER, INPUT_SD, NOTE, directions, note)
+    write_module(out, INPUT_CENTER, INPUT_SD, NOTE, SCENARIO_DIRECTIONS, directions, note)
     print(f"wrote {out}: {note}")
     return 0
 

@@ -73,10 +73,12 @@ __all__ = [
 
 EMBEDDING_VERSION = "clipdex-emb-v3"
 EMBEDDING_DIM = 128
-#: the last SCENE_DIMS output coordinates are the calibrated scene directions (lighting, weather,
-#: road type), scaled by SCENE_WEIGHT; the others the seeded random projection
+#: the last SCENE_DIMS output coordinates are the scene directions calibrated on labelled real
+#: footage (lighting, weather, road type), the SCENE_DIMS before them the scenario directions
+#: calibrated on the fixture fleet, each set scaled by SCENE_WEIGHT; the others are the seeded
+#: random projection
 SCENE_DIMS = 6
-#: root of the scene coordinates' share of the embedding's variance relative to the rest
+#: root of each direction set's variance relative to the whole input's
 SCENE_WEIGHT = 2.0
 
 WORK_SIZE = 32  # side of the working image
@@ -531,20 +533,23 @@ def clip_input_vectors(descriptors: np.ndarray, kf_start: np.ndarray, kf_count: 
 
 
 def embedding_projection(in_dim: int | None = None, out_dim: int = EMBEDDING_DIM,
-                         seed: int = 20261126, scene_directions: np.ndarray | None = None) -> np.ndarray:
+                         seed: int = 20261126, scene_directions: np.ndarray | None = None,
+                         scenario_directions: np.ndarray | None = None) -> np.ndarray:
     """Fixed projection ``float32[in_dim, out_dim]``: Gaussian entries N(0,1)/sqrt(out_dim),
-    except that for the embedding's own input the last ``SCENE_DIMS`` columns are
-    ``SCENE_WEIGHT`` times the scene directions (by default the calibrated ones of
-    :mod:`kernels._embedding_calibration`, fitted on labelled real footage)."""
+    except that for the embedding's own input the last ``2 * SCENE_DIMS`` columns are
+    ``SCENE_WEIGHT`` times the scenario directions and the scene directions (by default the
+    calibrated ones of :mod:`kernels._embedding_calibration`)."""
     in_dim = EMBEDDING_INPUT_DIM if in_dim is None else check_int("in_dim", in_dim, 1)
     out_dim = check_int("out_dim", out_dim, 1)
     rng = np.random.default_rng(seed)
     proj = rng.standard_normal((in_dim, out_dim)) / np.sqrt(out_dim)
-    if in_dim == EMBEDDING_INPUT_DIM and out_dim > SCENE_DIMS:
-        if scene_directions is None:
-            from ._embedding_calibration import SCENE_DIRECTIONS as scene_directions
-        if scene_directions.shape != (EMBEDDING_INPUT_DIM, SCENE_DIMS):
-            raise ValueError(f"scene_directions must be [{EMBEDDING_INPUT_DIM}, {SCENE_DIMS}]; got "
-                             f"{scene_directions.shape}")
-        proj[:, -SCENE_DIMS:] = SCENE_WEIGHT * scene_directions
+    if in_dim == EMBEDDING_INPUT_DIM and out_dim > 2 * SCENE_DIMS:
+        from . import _embedding_calibration as calib
+
+        for col, given, default in ((out_dim - SCENE_DIMS, scene_directions, calib.SCENE_DIRECTIONS),
+                                    (out_dim - 2 * SCENE_DIMS, scenario_directions, calib.SCENARIO_DIRECTIONS)):
+            directions = default if given is None else np.asarray(given, np.float64)
+            if directions.shape != (EMBEDDING_INPUT_DIM, SCENE_DIMS):
+                raise ValueError(f"directions must be [{EMBEDDING_INPUT_DIM}, {SCENE_DIMS}]; got {directions.shape}")
+            proj[:, col:col + SCENE_DIMS] = SCENE_WEIGHT * directions
     return proj.astype(np.float32)
