@@ -560,9 +560,10 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     overlap = al.overlap.reshape(-1, per)
     usable = (~ambiguous[view_side] & (dist <= params.reframed_max_mean_bits)
               & (matches >= params.reframed_min_overlap_fraction * overlap))
-    if len(same_idx):  # a same-view pair needs the view usable on both sides, and closer
-        usable[:, 2 * n_views:] &= (~ambiguous[sb[:, None] + same_idx]
-                                    & (dist[:, 2 * n_views:] <= params.reframed_same_view_mean_bits))
+    # a same-view pair needs the view usable on both sides and, crop views, closer (whole views
+    # keep the common limit: a window found a pixel off moves them a few bits)
+    same_cap = np.where(same_idx == 0, params.reframed_max_mean_bits, params.reframed_same_view_mean_bits)
+    usable[:, 2 * n_views:] &= ~ambiguous[sb[:, None] + same_idx] & (dist[:, 2 * n_views:] <= same_cap)
     matches = np.where(usable, matches, 0)
     best = _best_alignment(matches, dist)
     pick = np.arange(len(candidates)) * per + best
