@@ -21,7 +21,7 @@ from .types import Telemetry
 #: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
 #: Stores keep a clip's triggers until it is ingested again (they need the frames): ``clipdex
 #: rare`` says how many clips carry triggers of an older version.
-TRIGGERS_VERSION = 5
+TRIGGERS_VERSION = 6
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_accel": -4.0,  # m/s^2: deceleration at least this strong ...
@@ -39,6 +39,12 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "low_light_sky_luma": 60.0,
     "low_light_luma": 30.0,  # ... or the whole picture's mean luma at most this
     "low_light_fraction": 0.5,  # of keyframes (night and dusk)
+    # ... unless a daylit sky is in view: the top sixth's 90th percentile at least this (night
+    # skies stay at 0-111 on the dev set; a daylit sky between dark tree crowns reaches 238) in a
+    # picture whose mean colour saturation is at most the next value (lamp-lit facades and signs
+    # that brighten a night street are colourful: 0.5-0.7; daylight under trees 0.1-0.3)
+    "daylight_sky_luma": 180.0,
+    "daylight_saturation": 0.45,
     # dusk: a ground (lower half median) at most this dim ...
     "dusk_ground_luma": 60.0,
     "dusk_sky_max_luma": 200.0,  # ... under a sky band whose 90th percentile stays below this
@@ -281,8 +287,11 @@ def _urban(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
 
 def _night(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
     """Night: the top of the picture is dark (an unlit sky or dark facades; lamps and headlights
-    light the road and a few points, never half the sky band), or the whole picture is."""
-    return (m.top_median <= th["low_light_sky_luma"]) | (m.mean <= th["low_light_luma"])
+    light the road and a few points, never half the sky band), or the whole picture is; but not
+    when a daylit sky shows through (tree crowns or a bridge darken the band's median by day,
+    while a tenth of it stays near white and colourless)."""
+    daylit_sky = (m.top_p90 >= th["daylight_sky_luma"]) & (m.saturation <= th["daylight_saturation"])
+    return ((m.top_median <= th["low_light_sky_luma"]) | (m.mean <= th["low_light_luma"])) & ~daylit_sky
 
 
 def _dusk(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:

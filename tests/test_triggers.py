@@ -157,6 +157,18 @@ def test_low_light_sees_a_night_sky_over_a_lit_street():
     assert "low_light" in names(frame_triggers(dusk, TIMES, {"low_light_sky_luma": 95.0}))
 
 
+def test_low_light_is_not_a_daylit_sky_between_tree_crowns():
+    """Dark tree crowns fill the sky band by day, but a tenth of it stays near white; a night
+    street lit by colourful lamps and signs still counts as night."""
+    trees = frames(luma=110.0, contrast=20.0)
+    trees[:, :6] = (30, 60, 30)  # dark green crowns over the top sixth ...
+    trees[:, :6, ::6] = 240  # ... with the sky showing between them
+    assert "low_light" not in names(frame_triggers(trees, TIMES))
+    assert "low_light" in names(frame_triggers(trees, TIMES, {"daylight_sky_luma": 250.0}))
+    lamps = tinted(trees, 0.8)  # the same layout in saturated colour: lamps and lit signs
+    assert "low_light" in names(frame_triggers(lamps, TIMES))
+
+
 def tinted(f: np.ndarray, saturation: float) -> np.ndarray:
     """Grey frames given a colour: blue kept, red and green scaled down (saturation = 1 - scale)."""
     out = f.astype(np.float32)
