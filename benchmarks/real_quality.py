@@ -20,8 +20,10 @@ temporary folder.
    original, an original and a dev-set copy of it) are neither required nor false; every other
    predicted pair is false, and pairs between adjacent segments of one recording are hard
    negatives: claimed as whole duplicates (must be 0) or as partial overlaps (counted).
-   Offsets are compared in the ground truth's convention (b's t=0 at a's time offset).
-   The mirror class is reported but not required (mirrored matching is off by default).
+   Offsets are compared in the ground truth's convention (b's t=0 at a's time offset); a
+   re-timed copy's rate (original seconds per copy second) must be found within
+   ``RATE_TOLERANCE`` for its offset to count, and the rates found are listed per class.
+   The mirror class is reported but not required (mirrored copies are not matched).
 
 With ``--keep DIR`` the variants (and their ground truth, ``variants/truth.json``) stay in DIR,
 and a later run with the same DIR and options reuses them: only ingest, dedup and scoring rerun.
@@ -317,7 +319,7 @@ class Made:
     fps: float
     codec: str = "x264"
     # (original file, offset of the variant's t=0 in the original's time, rate: original
-    # seconds per variant second)
+    # seconds per variant second: 0.5 for half speed)
     relations: list[tuple[str, float, float]] = field(default_factory=list)
 
 
@@ -415,7 +417,7 @@ CLASSES: dict[str, tuple[Callable[[Job], Made], bool]] = {
     "crop_offcentre": (lambda j: _crop(j, False), True),
     "zoom_partial": (_zoom_partial, True),
     "fps_change": (_fps_change, True),
-    "retime_30_25": (lambda j: _same(j, j.seg.frames, fps=j.seg.fps * 25 / 30, rate=30 / 25), True),
+    "retime_30_25": (lambda j: _same(j, j.seg.frames, fps=j.seg.fps * 25 / 30, rate=25 / 30), True),
     "retime_half": (lambda j: _same(j, j.seg.frames, fps=j.seg.fps / 2, rate=0.5), True),
     "trim": (_trim, True),
     "splice": (_splice, True),
@@ -642,7 +644,7 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
         table = store.clip_table()
         pairs, _ = load_dedup(store, table)
     name = {int(r): Path(s).name for r, s in zip(table.rows, table.sources, strict=True)}
-    return [(name[p.a], name[p.b], p.relation, p.offset_s) for p in pairs], info
+    return [(name[p.a], name[p.b], p.relation, p.offset_s, p.rate) for p in pairs], info
 
 
 #: per-keyframe feature arrays that dedup's reframed-copy search adds (the rest is the base)
@@ -662,10 +664,14 @@ def storage_per_keyframe(features: Path, keyframes: int) -> dict:
 # ----------------------------------------------------------------------------- scoring
 def _class_row() -> dict:
     return {"pairs": 0, "found": 0, "false": 0, "offset_errors": [], "duplicate": 0, "partial": 0,
-            "missed": []}
+            "missed": [], "rates": []}
 
 
-def score(predicted: list[tuple[str, str, str, float]], truth: Truth, failed: set[str]) -> dict:
+#: a re-timed copy's rate is right within this fraction
+RATE_TOLERANCE = 0.05
+
+
+def score(predicted: list[tuple], truth: Truth, failed: set[str]) -> dict:
     """Precision, recall, F1 overall and per class; hard negatives; offset errors."""
     classes: dict[str, dict] = {}
     for t in (*truth.required.values(), *truth.optional.values()):
@@ -674,7 +680,8 @@ def score(predicted: list[tuple[str, str, str, float]], truth: Truth, failed: se
     hard = {"pairs": len(truth.hard), "whole": 0, "partial": 0, "claims": []}
     false_pairs = []
     found: set[frozenset] = set()
-    for fa, fb, relation, offset in predicted:
+    for fa, fb, relation, offset, *more in predicted:
+        rate = more[0] if more else 1.0
         key = frozenset((fa, fb))
         t = truth.required.get(key) or truth.optional.get(key)
         if t is not None:
@@ -683,9 +690,13 @@ def score(predicted: list[tuple[str, str, str, float]], truth: Truth, failed: se
             tp += key in truth.required
             row["found"] += 1
             row[relation] += 1
+            # fb's time t shows fa's footage at offset + rate * t; seen from fb, the other way
+            got_off, got_rate = (offset, rate) if fa == t["a"] else (-offset / rate, 1.0 / rate)
+            rate_ok = abs(got_rate / t["rate"] - 1.0) <= RATE_TOLERANCE
+            if t["rate"] != 1.0:
+                row["rates"].append(round(got_rate, 3))
             if t["offset_s"] is not None:
-                got = offset if fa == t["a"] else -offset
-                row["offset_errors"].append((abs(got - t["offset_s"]), t["rate"]))
+                row["offset_errors"].append((abs(got_off - t["offset_s"]), t["rate"], rate_ok))
             continue
         if key in truth.hard:
             hard["whole" if relation == "duplicate" else "partial"] += 1
@@ -706,11 +717,14 @@ def score(predicted: list[tuple[str, str, str, float]], truth: Truth, failed: se
     n_req = len(truth.required)
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / n_req if n_req else 1.0
-    # re-timed copies have no single offset (the engine aligns at one rate): per class only
-    errors = [e for c, r in classes.items() if c != "mirror" for e, rate in r["offset_errors"] if rate == 1.0]
+    # a re-timed copy's offset counts when its rate was found (with a wrong rate the copy has
+    # no single offset): per class always
+    errors = [e for c, r in classes.items() if c != "mirror" for e, _, rate_ok in r["offset_errors"] if rate_ok]
     out_classes = {}
     for c, r in sorted(classes.items()):
-        e = [err for err, _ in r.pop("offset_errors")]
+        e = [err for err, _, _ in r.pop("offset_errors")]
+        if not r["rates"]:
+            r.pop("rates")
         r["recall"] = round(r["found"] / r["pairs"], 4) if r["pairs"] else None
         r["precision"] = round(r["found"] / (r["found"] + r["false"]), 4) if r["found"] + r["false"] else None
         r["offset_error_max_s"] = round(max(e), 3) if e else None
@@ -749,7 +763,11 @@ def table_lines(result: dict) -> list[str]:
               f"hard negatives: {h['pairs']} pairs, {h['whole']} claimed whole (target 0), "
               f"{h['partial']} claimed partial",
               f"offset error: max {fmt(s['offset_error_max_s'], '.2f')} s, "
-              f"mean {fmt(s['offset_error_mean_s'], '.3f')} s (target <= 0.5; re-timed copies excluded)"]
+              f"mean {fmt(s['offset_error_mean_s'], '.3f')} s (target <= 0.5; re-timed copies whose "
+              "rate was found included)"]
+    for c, r in s["classes"].items():
+        if r.get("rates"):
+            lines.append(f"{c}: rates found {', '.join(f'{x:g}' for x in sorted(set(r['rates'])))}")
     t = result["timing_s"]
     lines.append("time (s): " + ", ".join(f"{k} {v}" for k, v in t.items()))
     st = result["engine"].get("storage_bytes_per_keyframe")

@@ -406,7 +406,8 @@ def dedup(
                   for rep, members in sorted(res.groups.items())]
         plist = [{"a": ids[p.a], "b": ids[p.b], "relation": p.relation, "offset_s": p.offset_s,
                   "a_span": list(p.a_span), "b_span": list(p.b_span), "matches": p.matches,
-                  "overlap": p.overlap, "mean_distance": round(p.mean_dist, 2)} for p in res.pairs]
+                  "overlap": p.overlap, "mean_distance": round(p.mean_dist, 2), "rate": p.rate}
+                 for p in res.pairs]
         summary = {"region": res.region, "clips": res.clips, "checked": res.checked, "candidates": res.candidates,
                    "pairs": len(res.pairs), "duplicates": sum(p.relation == "duplicate" for p in res.pairs),
                    "partials": sum(p.relation == "partial" for p in res.pairs), "groups": len(res.groups),
@@ -419,7 +420,8 @@ def dedup(
                [[g["representative"], len(g["members"]), " ".join(g["members"])] for g in groups])
         if pairs:
             _table("verified pairs", ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"],
-                   [[p["a"], p["b"], p["relation"], f"{p['offset_s']:+.1f}", _span(p["a_span"]), _span(p["b_span"]),
+                   [[p["a"], p["b"], p["relation"] if p["rate"] == 1.0 else f"{p['relation']} x{p['rate']:.2f}",
+                     f"{p['offset_s']:+.1f}", _span(p["a_span"]), _span(p["b_span"]),
                      f"{p['matches']}/{p['overlap']}"] for p in plist])
         _summary("summary", summary)
 

@@ -164,6 +164,17 @@ class DedupParams:
     # it overlaps, a look-alike in stretches
     reframed_min_overlap_fraction: float = 0.8
 
+    # re-timed copies (the same frames written at another rate: 30 fps frames at 25 fps, a GIF
+    # at half speed): for hash candidates that are not dense whole duplicates, rates from
+    # retime_rate_range (2 % steps) are fitted to the matching keyframe pairs (a Hough vote on
+    # A's index = c + rate x B's index); a rate at least retime_min_change from 1 whose line
+    # holds retime_margin times the keyframes that rate 1 holds, and retime_min_fraction of
+    # B's keyframes that fall inside A, makes the pair re-timed, with that rate
+    retime_rate_range: tuple[float, float] = (0.4, 2.5)
+    retime_min_change: float = 0.05
+    retime_margin: float = 1.3
+    retime_min_fraction: float = 0.6
+
     def band_bits_for(self, n_keyframes: int) -> int:
         if self.lsh_band_bits:
             return int(self.lsh_band_bits)
@@ -181,15 +192,18 @@ class Pair:
     matches: int
     overlap: int
     mean_dist: float
+    # re-timing: b's time t shows a's footage at offset_s + rate * t (1: same speed; 0.5: b plays
+    # a at half speed, a slow-motion copy; 0.83: 30 fps frames written at 25 fps)
+    rate: float = 1.0
 
     def as_row(self) -> tuple:
         return (self.a, self.b, self.relation, self.offset_s, *self.a_span, *self.b_span,
-                self.matches, self.overlap, self.mean_dist)
+                self.matches, self.overlap, self.mean_dist, self.rate)
 
     @classmethod
     def from_row(cls, r: tuple) -> Pair:
         return cls(int(r[0]), int(r[1]), r[2], float(r[3]), (r[4], r[5]), (r[6], r[7]), int(r[8]),
-                   int(r[9]), float(r[10]))
+                   int(r[9]), float(r[10]), float(r[11]) if len(r) > 11 and r[11] is not None else 1.0)
 
 
 @dataclass
@@ -406,6 +420,93 @@ def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Al
                         (float((fa[p] - s[p]) * step), float((la[p] - s[p]) * step)), int(m[p]),
                         int(al.overlap[p]), float(al.mean_dist[p])))
     return out
+
+
+def retime_rates(params: DedupParams) -> np.ndarray:
+    """The rates tried for re-timed copies: 2 % geometric steps over ``retime_rate_range``,
+    and exactly 1."""
+    lo, hi = params.retime_rate_range
+    steps = np.exp(np.arange(np.log(lo), np.log(hi) + 1e-9, np.log(1.02)))
+    return np.unique(np.concatenate([steps, [1.0]]))
+
+
+def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
+                  verified: dict[tuple[int, int], Pair], params: DedupParams) -> list[Pair]:
+    """Re-timed copies among hash candidates: pairs whose matching keyframes line up at a rate
+    other than 1 (see ``retime_*`` in :class:`DedupParams`), as :class:`Pair` with ``rate``.
+    Candidates already verified as dense whole duplicates at rate 1 are skipped; a pair found
+    here replaces its rate-1 verification."""
+    if len(candidates) == 0 or params.retime_margin <= 0:
+        return []
+    rates = retime_rates(params)
+    one = int(np.argmin(np.abs(rates - 1.0)))
+    hz = params.keyframe_hz
+    out = []
+    for a, b in candidates.tolist():
+        done = verified.get((a, b))
+        if done is not None and done.relation == "duplicate" and done.matches >= 0.9 * max(done.overlap, 1):
+            continue
+        i, j = int(np.searchsorted(table.rows, a)), int(np.searchsorted(table.rows, b))
+        sa, na, sb, nb = (int(table.kf_start[i]), int(table.kf_count[i]),
+                          int(table.kf_start[j]), int(table.kf_count[j]))
+        fit = _fit_rate(hashes[sa:sa + na], valid[sa:sa + na], hashes[sb:sb + nb], valid[sb:sb + nb],
+                        rates, one, params)
+        if fit is None:
+            continue
+        rate, c, votes, expected, first_b, last_b, dist = fit
+        first_a, last_a = c + rate * first_b, c + rate * last_b
+        slack_a = max(params.whole_slack_s, (1 - params.whole_coverage) * na / hz)
+        slack_b = max(params.whole_slack_s, (1 - params.whole_coverage) * nb / hz)
+        whole = ((first_b + (nb - 1 - last_b)) / hz <= slack_b + 1e-9
+                 and (max(first_a, 0) + max(na - 1 - last_a, 0)) / hz <= slack_a + 1e-9)
+        out.append(Pair(a, b, "duplicate" if whole else "partial", float(c / hz),
+                        (float(first_a / hz), float(last_a / hz)), (float(first_b / hz), float(last_b / hz)),
+                        int(votes), int(expected), float(dist), float(round(rate, 3))))
+    return out
+
+
+def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, rates: np.ndarray,
+              one: int, params: DedupParams):
+    """Best line A index = c + rate x B index through the matching keyframes of two clips, if a
+    rate other than 1 explains them clearly better: (rate, c, matches on it, B keyframes that
+    fall inside A, first and last B index on it, mean distance) or None."""
+    na, nb = len(ha), len(hb)
+    if na == 0 or nb == 0:
+        return None
+    d = np.bitwise_count(ha[:, None, :] ^ hb[None, :, :]).sum(axis=2)
+    i, j = np.nonzero((d <= params.match_radius) & va[:, None] & vb[None, :])
+    if len(i) < params.min_matches:
+        return None
+    c = np.rint(i[None, :] - rates[:, None] * j[None, :]).astype(np.int64)  # [rates, matches]
+    lo = int(c.min())
+    width = int(c.max()) - lo + 1
+    # votes per (rate, intercept): distinct B keyframes on that line
+    key = (np.arange(len(rates))[:, None] * width + (c - lo)) * nb + j[None, :]
+    line = np.unique(key.ravel()) // nb
+    votes = np.bincount(line, minlength=len(rates) * width).reshape(len(rates), width)
+    best_line = votes.max(axis=1)
+    r = int(np.argmax(best_line))
+    if abs(np.log(rates[r])) < np.log1p(params.retime_min_change):
+        return None
+    if best_line[r] < max(params.min_matches, params.retime_margin * best_line[one]):
+        return None
+    c0 = lo + int(np.argmax(votes[r]))
+    on = c[r] == c0
+    jj = j[on]
+    inside = vb & (np.arange(nb) * rates[r] + c0 >= -0.5) & (np.arange(nb) * rates[r] + c0 <= na - 0.5)
+    expected = int(inside.sum())
+    if best_line[r] < params.retime_min_fraction * expected:
+        return None
+    # the grid's rate and rounded intercept, refined by least squares over the keyframe pairs
+    # within one keyframe of that line
+    near = np.abs(i - (c0 + rates[r] * j)) <= 1.0
+    rate, exact_c = float(rates[r]), float(np.mean(i[on] - rates[r] * jj))
+    if len(np.unique(j[near])) >= 3:
+        slope, icept = np.polyfit(j[near].astype(np.float64), i[near].astype(np.float64), 1)
+        if abs(slope / rate - 1.0) <= 0.05:
+            rate, exact_c = float(slope), float(icept)
+    return (rate, exact_c, int(best_line[r]), expected, int(jj.min()), int(jj.max()),
+            float(np.mean(d[i[on], jj])))
 
 
 def reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
@@ -1028,8 +1129,15 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         progress(f"verifying {len(cand)} candidate pairs")
     t = time.perf_counter()
     new_pairs = verify_pairs(cand, table, hashes, valid, params)
+    t_retime = time.perf_counter()
+    verified_at_one = {(p.a, p.b): p for p in new_pairs}
+    retimed = retimed_pairs(cand, table, hashes, valid, verified_at_one, params)
+    if retimed:
+        redone = {(p.a, p.b) for p in retimed}
+        new_pairs = [p for p in new_pairs if (p.a, p.b) not in redone] + retimed
+    stages["retime"] = time.perf_counter() - t_retime
     new_pairs += recording_pairs(table, query_clips, params)
-    stages["verify"] = time.perf_counter() - t
+    stages["verify"] = time.perf_counter() - t - stages["retime"]
     if params.reframed_neighbours > 0:
         t = time.perf_counter()
         if progress:
@@ -1109,6 +1217,8 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
     start = table.start_time
     nbrs: dict[int, list[tuple[int, float, tuple[float, float], int]]] = {}
     for p in pairs:
+        if p.rate != 1.0:  # a re-timed copy's offsets do not compose
+            continue
         # (other clip, other's t=0 in this clip's time, this pair's stretch of the *other* clip, matches)
         nbrs.setdefault(p.a, []).append((p.b, p.offset_s, p.b_span, p.matches))
         nbrs.setdefault(p.b, []).append((p.a, -p.offset_s, p.a_span, p.matches))
@@ -1123,7 +1233,7 @@ def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> 
     exact_leg |= {(b, a) for a, b in exact_leg}
     out = []
     for p in pairs:
-        if p.relation != "partial" or (p.a, p.b) in exact_leg:
+        if p.relation != "partial" or p.rate != 1.0 or (p.a, p.b) in exact_leg:
             out.append(p)
             continue
         b_side = {c: (off, span, m) for c, off, span, m in nbrs.get(p.b, ())}
@@ -1186,7 +1296,9 @@ def partials_through_copies(pairs: list[Pair]) -> list[Pair]:
     """
     dup_nbrs: dict[int, list[tuple[int, float]]] = {}
     for p in pairs:
-        if p.relation == "duplicate":  # (other clip, other's t=0 in this clip's time)
+        # (other clip, other's t=0 in this clip's time); a re-timed copy's clock differs, so its
+        # offsets do not compose
+        if p.relation == "duplicate" and p.rate == 1.0:
             dup_nbrs.setdefault(p.a, []).append((p.b, p.offset_s))
             dup_nbrs.setdefault(p.b, []).append((p.a, -p.offset_s))
     if not dup_nbrs or not any(p.relation == "partial" for p in pairs):
@@ -1216,7 +1328,7 @@ def partials_through_copies(pairs: list[Pair]) -> list[Pair]:
                 group_of[c] = x
     out = list(pairs)
     for p in pairs:
-        if p.relation != "partial" or (p.a not in dup_nbrs and p.b not in dup_nbrs):
+        if p.relation != "partial" or p.rate != 1.0 or (p.a not in dup_nbrs and p.b not in dup_nbrs):
             continue
         a_side, b_side = copies(p.a), copies(p.b)
         if len(a_side) * len(b_side) > MAX_COPIES_PRODUCT:

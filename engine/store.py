@@ -90,7 +90,7 @@ CREATE INDEX IF NOT EXISTS triggers_name ON triggers(name);
 CREATE TABLE IF NOT EXISTS pairs (
     a INTEGER NOT NULL, b INTEGER NOT NULL, relation TEXT NOT NULL,
     offset_s REAL NOT NULL, a_start REAL, a_end REAL, b_start REAL, b_end REAL,
-    matches INTEGER, overlap INTEGER, mean_dist REAL,
+    matches INTEGER, overlap INTEGER, mean_dist REAL, rate REAL NOT NULL DEFAULT 1.0,
     PRIMARY KEY (a, b)
 );
 CREATE INDEX IF NOT EXISTS pairs_b ON pairs(b);
@@ -274,6 +274,9 @@ class RegionStore:
                         with contextlib.suppress(sqlite3.OperationalError):  # a concurrent open
                             db.execute(f"ALTER TABLE clips ADD COLUMN {name} {decl}")
                 db.execute("CREATE INDEX IF NOT EXISTS clips_recording ON clips(recording_id)")
+                if "rate" not in {r[1] for r in db.execute("PRAGMA table_info(pairs)")}:
+                    with contextlib.suppress(sqlite3.OperationalError):  # a concurrent open
+                        db.execute("ALTER TABLE pairs ADD COLUMN rate REAL NOT NULL DEFAULT 1.0")
             else:  # read-only mount or permissions: nobody can write it, so it is immutable to us
                 uri = self.catalog_path.resolve().as_uri() + "?immutable=1"
                 db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
@@ -844,16 +847,21 @@ class RegionStore:
                 db.execute("DELETE FROM pairs")
             db.executemany(
                 "INSERT OR REPLACE INTO pairs(a, b, relation, offset_s, a_start, a_end, b_start, b_end,"
-                " matches, overlap, mean_dist) VALUES(?,?,?,?,?,?,?,?,?,?,?)", pairs,
+                " matches, overlap, mean_dist, rate) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(*p, 1.0) if len(p) == 11 else p for p in pairs],
             )
             db.execute("DELETE FROM groups")
             db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)", groups)
             self._set_meta(dedup_clip_end=clip_end, dedup_at=time.time(), rarity_version=-1)
 
     def pairs(self) -> list[tuple]:
+        """Stored pairs of active clips: (a, b, relation, offset_s, a_start, a_end, b_start, b_end,
+        matches, overlap, mean_dist, rate); rate 1 on a read-only catalog that predates it."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
+        rate = "rate" if "rate" in have else "1.0"
         return self.db.execute(
-            "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end, matches, overlap, mean_dist"
-            " FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
+            "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end, matches, overlap, mean_dist,"
+            f" {rate} FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
             " AND EXISTS (SELECT 1 FROM clips c WHERE c.row=p.b AND c.status='active') ORDER BY a, b"
         ).fetchall()
 
