@@ -3,8 +3,9 @@
 ``forget`` runs these steps, each idempotent, so a run killed at any point is finished by running
 the same ``forget`` again:
 
-1. keyed hashes of the clip id, the clip's content digest and its recording's (whole-file)
-   digest are recorded, so ingest refuses the content again whatever the split or name;
+1. keyed hashes of the clip id, the clip's content digest, its recording's (whole-file) digest
+   and its content key (image folders and zarr clips: the pictures alone) are recorded, so
+   ingest refuses the content again whatever the split or name;
 2. the clips are tombstoned: they disappear from every query, rarity, dedup, selection, report
    and export, from the indexes (rebuilt on the next read) and from duplicate groups;
 3. their thumbnails and keyframe previews are zeroed;
@@ -77,7 +78,7 @@ def forget(store: RegionStore, clip_ids: Sequence[str], *, reason: str = "erasur
         erased = [c for c in unknown if store.is_erased([c])]
         unknown = [c for c in unknown if c not in erased]
         store.record_erased([v for c in found.values() for v in (c["digest"], c["recording_id"])]
-                            + list(found))
+                            + list(found) + _content_keys(store, found))
         fault_point("forget_recorded")
         store.tombstone([c["row"] for c in found.values() if c["status"] == "active"], reason)
         fault_point("forget_tombstoned")
@@ -91,6 +92,13 @@ def forget(store: RegionStore, clip_ids: Sequence[str], *, reason: str = "erasur
         fault_point("forget_regrouped")
         touched = purge_outputs(store, set(found) | set(erased)) if found or erased else []
     return ForgetReport(store.region.name, list(found), unknown, changed, erased, touched)
+
+
+def _content_keys(store: RegionStore, found: dict[str, dict]) -> list[str]:
+    """The content keys (pictures alone, whatever the name or sampling) of the active clips in
+    ``found``, as image folders and zarr clips record them at ingest."""
+    rows = [c["row"] for c in found.values() if c["status"] == "active"]
+    return [str(k) for r in store.clip_records(rows) if (k := (r.get("meta") or {}).get("content_key"))]
 
 
 def compact(store: RegionStore) -> dict:

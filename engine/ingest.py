@@ -323,7 +323,8 @@ def ingest(
                     report.skipped.append((clip.clip_id, "same content earlier in this job"))
                     state["skipped"] += 1
                     continue
-                if not opts.force and store.is_erased([clip.digest, clip.recording_id]):
+                if not opts.force and store.is_erased([clip.digest, clip.recording_id,
+                                                       str((clip.meta or {}).get("content_key") or "")]):
                     # named by neither id nor path: the job log keeps nothing of erased content,
                     # and the recording is not recorded as ingested
                     report.skipped.append(("(erased)", "forgotten (erasure request: this content or its "

@@ -413,6 +413,40 @@ def test_attack5_forget_killed_at_each_step_is_finished_by_a_rerun(erasure_home,
     _assert_gone(home, victim, str(paths[2].resolve()))
 
 
+@pytest.mark.parametrize("kind", ["images", "zarr"])
+def test_attack5_forgotten_image_folder_or_zarr_clip_refused_under_any_name_or_sampling(tmp_path, kind):
+    import shutil
+
+    home = Home.open(tmp_path / "home", create=True)
+    home.add_region("own", jurisdiction="XX")
+    if kind == "images":
+        source = _image_folder(tmp_path / "src" / "victim-seq", n=8, seed=11)
+    else:
+        source = _zarr_clip_store(tmp_path / "src" / "victim.zarr", "victim-zc", seed=11)
+    rep = ingest(home, "own", [source])
+    assert rep.ok and len(rep.ingested) == 1, rep.failed
+    victim = rep.ingested[0]
+    with RegionStore.open(home.region("own")) as s:
+        assert forget(s, [victim]).forgotten == [victim]
+        compact(s)
+    copy = tmp_path / "elsewhere" / ("holiday" if kind == "images" else "holiday.zarr")
+    shutil.copytree(source, copy)
+    if kind == "images":  # other names, another frame rate, split
+        for i, f in enumerate(sorted(copy.iterdir())):
+            f.rename(copy / f"frame_{100 - i}.png")
+        attempts = [IngestOptions(image_fps=25.0), IngestOptions(image_fps=5.0, clip_seconds=0.3)]
+    else:  # another clip id, another keyframe rate
+        g = zarr.open_group(copy / "victim-zc", mode="r+")
+        g.attrs["clip_id"] = "innocent"
+        attempts = [IngestOptions(keyframe_hz=3.0), IngestOptions(keyframe_hz=2.0)]
+    for opts in attempts:
+        rep = ingest(home, "own", [copy], opts)
+        assert not rep.ingested, (opts, rep.ingested)
+        assert rep.skipped and all(c == "(erased)" for c, _ in rep.skipped), rep.skipped
+    for path, data in _bytes_under(home.region("own").path):
+        assert victim.encode() not in data and str(source).encode() not in data, path
+
+
 # ---------------------------------------------------------------------------- attack 6
 def test_attack6_links_out_of_the_source_tree_are_never_read(world, tmp_path):
     home = world["home"]

@@ -200,13 +200,19 @@ def _timeline(folder: Path, files: list[Path], fps: float,
     return files, frame_times, period
 
 
-def _content_digest(files: list[Path], frame_times: np.ndarray) -> str:
-    """The folder's content digest (its clips' ``recording_id``): names, times and bytes."""
+def _content_digests(files: list[Path], frame_times: np.ndarray) -> tuple[str, str]:
+    """The folder's content digest (its clips' ``recording_id``: names, times and bytes) and its
+    content key (the images' bytes alone, in any order: the same pictures under other names or
+    times, as erasure recognises them)."""
     digest = hashlib.blake2b(digest_size=16)
+    pictures = []
     for file, time in zip(files, frame_times, strict=True):
+        data = file.read_bytes()
         digest.update(f"{file.name}:{time:.6f}\0".encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+        digest.update(data)
+        pictures.append(hashlib.blake2b(data, digest_size=16).digest())
+    key = hashlib.blake2b(b"images\0" + b"".join(sorted(pictures)), digest_size=16).hexdigest()
+    return digest.hexdigest(), key
 
 
 def folder_digest(folder: Path | str, fps: float = 10.0) -> str:
@@ -214,7 +220,7 @@ def folder_digest(folder: Path | str, fps: float = 10.0) -> str:
     folder must still hold what was ingested, e.g. by ``export``)."""
     folder = Path(folder)
     files, frame_times, _ = _timeline(folder, list_images(folder), fps, [])
-    return _content_digest(files, frame_times)
+    return _content_digests(files, frame_times)[0]
 
 
 def iter_image_clips(
@@ -291,7 +297,7 @@ def iter_image_clips(
                                                  speed_unit=units.get("speed")), 0.0, duration)
         except InputError as err:
             warnings.append(f"telemetry ignored: {err}")
-    whole = _content_digest(files, frame_times)
+    whole, content_key = _content_digests(files, frame_times)
     first = 0
     for i, (start, length, times) in enumerate(pieces):
         piece_keyframes = keyframes[first:first + len(times)]
@@ -317,7 +323,8 @@ def iter_image_clips(
             source_offset_s=float(start),
             fps=1.0 / period if period > 0 else math.nan,
             meta={"frames": int(((frame_times >= start) & (frame_times < start + length)).sum()),
-                  "reduced": reduced, "warnings": warnings, "width": width, "height": height},
+                  "reduced": reduced, "warnings": warnings, "width": width, "height": height,
+                  "content_key": content_key},
         )
 
 

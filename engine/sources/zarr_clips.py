@@ -25,6 +25,8 @@ from ..types import TELEMETRY_CHANNELS, ClipSample, Telemetry
 from .sampling import blend_keyframes, sample_times, tent_weights
 
 MAX_SIDE = 8192
+#: frames (spread over the clip) read into its content key
+CONTENT_KEY_FRAMES = 16
 
 
 def _open(path: Path):
@@ -106,6 +108,12 @@ def read_zarr_clip(group, where: str, *, keyframe_hz: float = 2.0) -> ClipSample
     # the frames' content: every keyframe plus the last frame (cheap yet content-bound)
     digest.update(keyframes.tobytes())
     digest.update(np.asarray(frames[t - 1]).tobytes())
+    # the content key: frame times and a spread of frames, whatever the clip id or keyframe rate
+    # (erasure recognises the same pictures under another name by it)
+    key = hashlib.blake2b(f"zarr|{t}|{h}|{w}".encode(), digest_size=16)
+    key.update(frame_times.tobytes())
+    for i in np.unique(np.linspace(0, t - 1, min(t, CONTENT_KEY_FRAMES)).round().astype(np.int64)):
+        key.update(np.asarray(frames[int(i)]).tobytes())
     fps = attrs.get("fps")
     start_time = attrs.get("start_time")
     return ClipSample(
@@ -121,7 +129,7 @@ def read_zarr_clip(group, where: str, *, keyframe_hz: float = 2.0) -> ClipSample
         vehicle_id=str(attrs.get("vehicle_id", "")),
         start_time=float(start_time) if start_time is not None else float("nan"),
         fps=float(fps) if fps else 1.0 / period,
-        meta={"width": w, "height": h, "frames": t},
+        meta={"width": w, "height": h, "frames": t, "content_key": key.hexdigest()},
     )
 
 
