@@ -718,31 +718,44 @@ def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, param
     ok[kf_rows - lo] = quality >= QUALITY_FLOOR
     probe = _spread(lo, ok, table.kf_start[clips], table.kf_count[clips], probes)
     base = _spread(lo, ok, table.kf_start[clips], table.kf_count[clips], sample)
-    want = probe[probe >= 0]
-    views = np.zeros((len(probe) * probes, N_VIEW_WORDS), np.uint64)
-    views[np.flatnonzero(probe.ravel() >= 0)] = store.read_rows_at("keyframe_view_phash", want).view(np.uint64)[..., 0]
-    views = views.reshape(len(clips), probes, -1)
+    sa, sb = np.searchsorted(clips, ia), np.searchsorted(clips, ib)
+    out = np.zeros(len(pairs), bool)
+    # clips without views (not computed, or a picture too small) only look one way; a pair
+    # where neither has them is dropped before any view beyond each clip's first probe is read
+    first = probe[:, 0]
+    has_views = np.zeros(len(clips), bool)
+    has_views[first >= 0] = store.read_rows_at("keyframe_view_phash", first[first >= 0]).any(axis=(1, 2))
+    todo = np.flatnonzero(has_views[sa] | has_views[sb])
+    if not len(todo):
+        return out
+    viewing = np.flatnonzero(has_views)
+    vpos = np.full(len(clips), -1, np.int64)
+    vpos[viewing] = np.arange(len(viewing))
+    views = np.zeros((len(viewing) * probes, N_VIEW_WORDS), np.uint64)
+    rows = probe[viewing].ravel()
+    at_rows = np.flatnonzero(rows >= 0)
+    for r0 in range(0, len(at_rows), 16384):  # bounded reads: a region's views can be GBs
+        part = at_rows[r0:r0 + 16384]
+        views[part] = store.read_rows_at("keyframe_view_phash", rows[part]).view(np.uint64)[..., 0]
+    views = views.reshape(len(viewing), probes, N_VIEW_WORDS)
     whole = np.zeros(len(base.ravel()), np.uint64)
     have = base.ravel() >= 0
     whole[have] = store.read_rows_at("keyframe_phash", base.ravel()[have]).view(np.uint64)[:, 0]
     whole = whole.reshape(len(clips), sample)
-    slot = {int(c): i for i, c in enumerate(clips.tolist())}
-    sa = np.array([slot[int(x)] for x in ia], np.int64)
-    sb = np.array([slot[int(x)] for x in ib], np.int64)
     n_probe = (probe >= 0).sum(axis=1)
     need = np.minimum(2, np.maximum(n_probe, 1))
-    out = np.zeros(len(pairs), bool)
-    # clips whose probes carry no views (not computed, or a picture too small) look only one way
-    has_views = (views != 0).any(axis=(1, 2))
-    todo = np.flatnonzero(has_views[sa] | has_views[sb])
     for c0 in range(0, len(todo), chunk):
         at = todo[c0:c0 + chunk]
         a, b = sa[at], sb[at]
         for x, y in ((a, b), (b, a)):  # x's views against y's keyframes
-            d = np.bitwise_count(views[x][:, :, :, None] ^ whole[y][:, None, None, :])
-            hit = ((d <= params.reframed_radius) & (views[x] != 0)[:, :, :, None]
-                   & (base[y] >= 0)[:, None, None, :]).any(axis=(2, 3))
-            out[at] |= hit.sum(axis=1) >= need[x]
+            m = has_views[x]
+            if not m.any():
+                continue
+            xv, xm, ym = views[vpos[x[m]]], x[m], y[m]
+            d = np.bitwise_count(xv[:, :, :, None] ^ whole[ym][:, None, None, :])
+            hit = ((d <= params.reframed_radius) & (xv != 0)[:, :, :, None]
+                   & (base[ym] >= 0)[:, None, None, :]).any(axis=(2, 3))
+            out[at[m]] |= hit.sum(axis=1) >= need[xm]
     return out
 
 
