@@ -23,7 +23,8 @@ temporary folder.
    Offsets are compared in the ground truth's convention (b's t=0 at a's time offset); a
    re-timed copy's rate (original seconds per copy second) must be found within
    ``RATE_TOLERANCE`` for its offset to count, and the rates found are listed per class.
-   The mirror class is reported but not required (mirrored copies are not matched).
+   The mirror class is reported but not required: mirrored matching is opt-in
+   (``clipdex dedup --mirror``); a second dedup with it on scores the mirror pairs alone.
 
 With ``--keep DIR`` the variants (and their ground truth, ``variants/truth.json``) stay in DIR,
 and a later run with the same DIR and options reuses them: only ingest, dedup and scoring rerun.
@@ -618,7 +619,7 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
     """Ingest ``sources`` into a fresh home (video decode strategy ``decode``), run dedup;
     predicted pairs as (file_a, file_b, relation, offset_s) with b's t=0 at a's time offset_s,
     and stage times / failures."""
-    from engine.dedup import load_dedup, run_dedup
+    from engine.dedup import DedupParams, load_dedup, run_dedup
     from engine.ingest import IngestOptions, ingest
     from engine.regions import Home
     from engine.store import RegionStore
@@ -643,7 +644,13 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
         info["candidates"] = res.candidates
         table = store.clip_table()
         pairs, _ = load_dedup(store, table)
-    name = {int(r): Path(s).name for r, s in zip(table.rows, table.sources, strict=True)}
+        name = {int(r): Path(s).name for r, s in zip(table.rows, table.sources, strict=True)}
+        # mirrored matching is opt-in: the mirror pairs it finds are scored on their own
+        t = time.perf_counter()
+        mirrored = run_dedup(store, DedupParams(mirror=True), full=True)
+        info["mirror_dedup_s"] = round(time.perf_counter() - t, 2)
+        info["mirror_opt_in_pairs"] = sorted([name[p.a], name[p.b]] for p in mirrored.pairs if p.mirrored)
+        run_dedup(store, full=True)  # the stored pairs are the default run's again
     return [(name[p.a], name[p.b], p.relation, p.offset_s, p.rate) for p in pairs], info
 
 
@@ -662,6 +669,18 @@ def storage_per_keyframe(features: Path, keyframes: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- scoring
+def score_mirror(pairs: list[list[str]], truth: Truth) -> dict:
+    """With ``clipdex dedup --mirror``: mirror pairs found among the mirror class's, and mirrored
+    claims on any other pair (false)."""
+    want = {k for k, t in (*truth.required.items(), *truth.optional.items()) if t["class"] == "mirror"}
+    got = {frozenset(p) for p in pairs}
+    false = [k for k in got - want
+             if not truth.families.get(min(k), {min(k)}) & truth.families.get(max(k), {max(k)})]
+    return {"pairs": len(want), "found": len(got & want), "false": len(false),
+            "recall": round(len(got & want) / len(want), 4) if want else None}
+
+
+
 def _class_row() -> dict:
     return {"pairs": 0, "found": 0, "false": 0, "offset_errors": [], "duplicate": 0, "partial": 0,
             "missed": [], "rates": []}
@@ -765,6 +784,9 @@ def table_lines(result: dict) -> list[str]:
               f"offset error: max {fmt(s['offset_error_max_s'], '.2f')} s, "
               f"mean {fmt(s['offset_error_mean_s'], '.3f')} s (target <= 0.5; re-timed copies whose "
               "rate was found included)"]
+    m = s.get("mirror_opt_in")
+    if m and m["pairs"]:
+        lines.append(f"mirror with --mirror: {m['found']}/{m['pairs']} found, {m['false']} false mirrored claims")
     for c, r in s["classes"].items():
         if r.get("rates"):
             lines.append(f"{c}: rates found {', '.join(f'{x:g}' for x in sorted(set(r['rates'])))}")
@@ -823,6 +845,7 @@ def run(clips_dir: Path, opts: BenchOptions, work: Path, say: Callable[[str], No
     t2 = time.perf_counter()
     failed = {f["source"] for f in engine_info["failed"]}
     scores = score(predicted, truth, failed)
+    scores["mirror_opt_in"] = score_mirror(engine_info.pop("mirror_opt_in_pairs"), truth)
     return {
         "options": {"pool": opts.pool, "per_class": opts.per_class, "seed": opts.seed,
                     "hard_negative_sources": opts.hard_negative_sources, "segment_s": SEGMENT_S,

@@ -391,12 +391,16 @@ def dedup(
     reframed: Annotated[bool, typer.Option(
         help="Also look for crops, zooms, insets and heavy overlays through the stored crop views "
              "(docs/design.md: reframed copies).")] = True,
+    mirror: Annotated[bool, typer.Option(
+        help="Also match copies mirrored left to right (needs the crop-view search).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Find duplicate groups and partial overlaps (temporal alignment of keyframe hashes)."""
     from .dedup import DedupParams, run_dedup
 
-    params = DedupParams() if reframed else DedupParams(reframed_neighbours=0)
+    if mirror and not reframed:
+        raise typer.BadParameter("--mirror needs the crop-view search; drop --no-reframed")
+    params = DedupParams(mirror=mirror) if reframed else DedupParams(reframed_neighbours=0)
 
     def go():
         with _store(home, region) as store:
@@ -406,8 +410,8 @@ def dedup(
                   for rep, members in sorted(res.groups.items())]
         plist = [{"a": ids[p.a], "b": ids[p.b], "relation": p.relation, "offset_s": p.offset_s,
                   "a_span": list(p.a_span), "b_span": list(p.b_span), "matches": p.matches,
-                  "overlap": p.overlap, "mean_distance": round(p.mean_dist, 2), "rate": p.rate}
-                 for p in res.pairs]
+                  "overlap": p.overlap, "mean_distance": round(p.mean_dist, 2), "rate": p.rate,
+                  "mirrored": p.mirrored} for p in res.pairs]
         summary = {"region": res.region, "clips": res.clips, "checked": res.checked, "candidates": res.candidates,
                    "pairs": len(res.pairs), "duplicates": sum(p.relation == "duplicate" for p in res.pairs),
                    "partials": sum(p.relation == "partial" for p in res.pairs), "groups": len(res.groups),
@@ -420,12 +424,18 @@ def dedup(
                [[g["representative"], len(g["members"]), " ".join(g["members"])] for g in groups])
         if pairs:
             _table("verified pairs", ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"],
-                   [[p["a"], p["b"], p["relation"] if p["rate"] == 1.0 else f"{p['relation']} x{p['rate']:.2f}",
+                   [[p["a"], p["b"], _relation_label(p),
                      f"{p['offset_s']:+.1f}", _span(p["a_span"]), _span(p["b_span"]),
                      f"{p['matches']}/{p['overlap']}"] for p in plist])
         _summary("summary", summary)
 
     _run(go)
+
+
+def _relation_label(p: dict) -> str:
+    """``duplicate``, ``partial x0.50`` (re-timed), ``duplicate mirrored`` …"""
+    out = p["relation"] if p["rate"] == 1.0 else f"{p['relation']} x{p['rate']:.2f}"
+    return out + " mirrored" if p["mirrored"] else out
 
 
 def _span(s) -> str:

@@ -136,6 +136,10 @@ class DedupParams:
     # keyframes at one shift, at least reframed_min_fraction of the matched span, and
     # reframed_change_bits of change across it (a static scene matches any of its moments)
     reframed_neighbours: int = 24  # 0 turns the stage off
+    # mirrored copies (left and right swapped): the reframed stage also aligns each clip's
+    # mirrored whole view against the other's whole view; off by default (a road filmed the
+    # other way round is not footage anyone mirrored), pairs found carry ``mirrored``
+    mirror: bool = False
     # regions of up to this many clips are searched exhaustively (reframed_candidates); larger
     # ones rely on the embedding neighbours and the hash candidates alone
     reframed_exhaustive_max_clips: int = 500
@@ -195,15 +199,19 @@ class Pair:
     # re-timing: b's time t shows a's footage at offset_s + rate * t (1: same speed; 0.5: b plays
     # a at half speed, a slow-motion copy; 0.83: 30 fps frames written at 25 fps)
     rate: float = 1.0
+    # b shows a's footage mirrored left to right (found only with DedupParams.mirror)
+    mirrored: bool = False
 
     def as_row(self) -> tuple:
         return (self.a, self.b, self.relation, self.offset_s, *self.a_span, *self.b_span,
-                self.matches, self.overlap, self.mean_dist, self.rate)
+                self.matches, self.overlap, self.mean_dist, self.rate, int(self.mirrored))
 
     @classmethod
     def from_row(cls, r: tuple) -> Pair:
+        rate = float(r[11]) if len(r) > 11 and r[11] is not None else 1.0
+        mirrored = bool(r[12]) if len(r) > 12 and r[12] is not None else False
         return cls(int(r[0]), int(r[1]), r[2], float(r[3]), (r[4], r[5]), (r[6], r[7]), int(r[8]),
-                   int(r[9]), float(r[10]), float(r[11]) if len(r) > 11 and r[11] is not None else 1.0)
+                   int(r[9]), float(r[10]), rate, mirrored)
 
 
 @dataclass
@@ -554,6 +562,8 @@ def _probe_views(store: RegionStore, table: ClipTable, query_rows: np.ndarray,
         return np.zeros((0, 2), np.int64)
     probe_rows = np.concatenate(probes)
     views = store.read_rows_at("keyframe_view_phash", probe_rows)  # [p, V, 8]
+    if params.mirror and store.has_array("keyframe_mirror_phash"):  # the mirrored whole view too
+        views = np.concatenate([views, store.read_rows_at("keyframe_mirror_phash", probe_rows)[:, None]], axis=1)
     n_views = views.shape[1]
     queries = np.ascontiguousarray(views.reshape(-1, 8))
     q_kf = np.repeat(probe_rows, n_views)
@@ -632,6 +642,9 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     whole = store.read_rows_at("keyframe_phash", kf_rows)
     views = store.read_rows_at("keyframe_view_phash", kf_rows)
     quality = store.read_rows_at("keyframe_quality", kf_rows)
+    mirror = params.mirror and store.has_array("keyframe_mirror_phash")
+    if mirror:  # the mirrored whole view, one more view after the crops
+        views = np.concatenate([views, store.read_rows_at("keyframe_mirror_phash", kf_rows)[:, None]], axis=1)
     n_views = views.shape[1]
     codes = np.ascontiguousarray(np.concatenate([whole[None], views.transpose(1, 0, 2)]).reshape(-1, 8))
     valid = np.tile(quality >= QUALITY_FLOOR, n_views + 1) & codes.any(axis=1)
@@ -642,7 +655,7 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     sa, sb = slot[ia] * v_all, slot[ib] * v_all
     views_idx = np.arange(1, v_all)
     # same view on both sides: the smallest crops, whose corners leave out an inset or a logo
-    same_idx = views_idx[-len(CROP_VIEW_POSITIONS) ** 2:]
+    same_idx = np.arange(1, N_CROP_VIEWS + 1)[-len(CROP_VIEW_POSITIONS) ** 2:]
     # ... and the whole views' pHashes, which survive a window found a pixel off (the 256-bit
     # hash of a screen recording's window moves ~60 bits for it)
     same_idx = np.concatenate([[0], same_idx])
@@ -667,6 +680,9 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     usable[:, 2 * n_views:] &= ~ambiguous[sb[:, None] + same_idx] & (dist[:, 2 * n_views:] <= same_cap)
     matches = np.where(usable, matches, 0)
     best = _best_alignment(matches, dist)
+    # the mirrored view is the last view: column n_views - 1 (A mirrored) or 2 n_views - 1 (B)
+    mirrored = {(int(a), int(b)) for (a, b), col in zip(candidates.tolist(), best.tolist(), strict=True)
+                if mirror and col in (n_views - 1, 2 * n_views - 1)}
     pick = np.arange(len(candidates)) * per + best
     chosen = kernels.Alignment(*(np.asarray(x)[pick] for x in al))
     # a moment that matches as well a few keyframes away is not a copy of that moment
@@ -678,10 +694,11 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     # the change test reads A's whole-view pHash, in table keyframe rows
     full_phash = np.zeros((snap.kf_end, 8), np.uint8)
     full_phash[kf_rows] = whole
-    return _relations(candidates, ia, ib, chosen, table, full_phash, params,
-                      min_matches=params.reframed_min_matches,
-                      min_fraction=params.reframed_min_fraction,
-                      change_bits=params.reframed_change_bits or None)
+    found = _relations(candidates, ia, ib, chosen, table, full_phash, params,
+                       min_matches=params.reframed_min_matches,
+                       min_fraction=params.reframed_min_fraction,
+                       change_bits=params.reframed_change_bits or None)
+    return [replace(p, mirrored=True) if (p.a, p.b) in mirrored else p for p in found]
 
 
 N_VIEW_WORDS = N_CROP_VIEWS  # one 64-bit word per crop view
@@ -738,6 +755,10 @@ def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, param
         part = at_rows[r0:r0 + 16384]
         views[part] = store.read_rows_at("keyframe_view_phash", rows[part]).view(np.uint64)[..., 0]
     views = views.reshape(len(viewing), probes, N_VIEW_WORDS)
+    if params.mirror and store.has_array("keyframe_mirror_phash"):  # the mirrored whole view too
+        mirrored = np.zeros(len(rows), np.uint64)
+        mirrored[at_rows] = store.read_rows_at("keyframe_mirror_phash", rows[at_rows]).view(np.uint64)[:, 0]
+        views = np.concatenate([views, mirrored.reshape(len(viewing), probes, 1)], axis=2)
     whole = np.zeros(len(base.ravel()), np.uint64)
     have = base.ravel() >= 0
     whole[have] = store.read_rows_at("keyframe_phash", base.ravel()[have]).view(np.uint64)[:, 0]

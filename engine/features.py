@@ -304,17 +304,22 @@ def crop_view_boxes() -> np.ndarray:
     return np.clip(np.array(out, np.float64), 0.0, 1.0)
 
 
-def crop_view_phash(keyframes: np.ndarray) -> np.ndarray:
-    """64-bit pHash of every crop view (:func:`crop_view_boxes`) of the picture
-    (:func:`picture_box`) of every keyframe: ``uint8[k, N_CROP_VIEWS, 8]``; all zeros for a
-    picture too small to crop. One luma pass per keyframe serves all views."""
-    out = np.zeros((len(keyframes), N_CROP_VIEWS, 8), np.uint8)
+def crop_view_phash(keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit pHashes from one luma image of the picture (:func:`picture_box`) per keyframe:
+    every crop view (:func:`crop_view_boxes`), ``uint8[k, N_CROP_VIEWS, 8]``, and the whole
+    view mirrored left to right, ``uint8[k, 8]`` (for opt-in mirrored matching); all zeros for
+    a picture too small to crop."""
+    k = len(keyframes)
+    views, mirror = np.zeros((k, N_CROP_VIEWS, 8), np.uint8), np.zeros((k, 8), np.uint8)
     top, bottom, left, right = picture_box(keyframes)
     if min(bottom - top, right - left) < 32:
-        return out
+        return views, mirror
     luma = kernels.luma_area_downsample(np.ascontiguousarray(keyframes[:, top:bottom, left:right]),
                                         CROP_VIEW_LUMA, CROP_VIEW_LUMA)
-    return kernels.phash64_boxes(luma, crop_view_boxes())
+    views = kernels.phash64_boxes(luma, crop_view_boxes())
+    whole = np.array([[SAFE_MARGIN[0], 1 - SAFE_MARGIN[0], SAFE_MARGIN[1], 1 - SAFE_MARGIN[1]]], np.float64)
+    mirror = kernels.phash64_boxes(np.ascontiguousarray(luma[:, :, ::-1]), whole)[:, 0]
+    return views, mirror
 
 
 def hash_view(keyframes: np.ndarray) -> np.ndarray:
@@ -383,7 +388,8 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
                 duration_s=float(s.duration_s),
                 keyframe_hashes=hashes[i],
                 keyframe_phash=phashes[i],
-                view_phash=crops[i],
+                view_phash=crops[i][0],
+                mirror_phash=crops[i][1],
                 keyframe_quality=quals[i],
                 keyframe_times=np.asarray(s.keyframe_times, dtype=np.float32),
                 embedding=emb[i],

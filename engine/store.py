@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS pairs (
     a INTEGER NOT NULL, b INTEGER NOT NULL, relation TEXT NOT NULL,
     offset_s REAL NOT NULL, a_start REAL, a_end REAL, b_start REAL, b_end REAL,
     matches INTEGER, overlap INTEGER, mean_dist REAL, rate REAL NOT NULL DEFAULT 1.0,
+    mirrored INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (a, b)
 );
 CREATE INDEX IF NOT EXISTS pairs_b ON pairs(b);
@@ -130,6 +131,11 @@ _RECORDED_START = ("CASE WHEN json_extract(meta, '$.provenance.start_time') = 'c
 _LATER_COLUMNS = (
     ("recording_id", "TEXT NOT NULL DEFAULT ''"),
     ("camera", "TEXT NOT NULL DEFAULT ''"),
+)
+#: pair columns added after the first release, with their defaults (what older pairs mean)
+_LATER_PAIR_COLUMNS = (
+    ("rate", "REAL NOT NULL DEFAULT 1.0"),
+    ("mirrored", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 # ---------------------------------------------------------------------- test-only fault injection
@@ -173,12 +179,14 @@ _ARRAYS = {
     "preview_times": ("clip", (PREVIEW_FRAMES,), "float32", 4096),
     # 64-bit pHash of each crop view of each keyframe (engine.features.crop_view_phash)
     "keyframe_view_phash": ("kf", (N_CROP_VIEWS, PHASH_BYTES), "uint8", 1024),
+    # 64-bit pHash of the whole view mirrored left to right (opt-in mirrored matching)
+    "keyframe_mirror_phash": ("kf", (PHASH_BYTES,), "uint8", 16384),
 }
 #: arrays added after the first release: a store written before lacks them. A writable store gets
 #: them at open, sized to the committed clips and filled with their fill value (NaN: "not
 #: recorded"); a read-only one reads the fill value (:meth:`RegionStore.telemetry_stats`)
 _LATER_ARRAYS = {"telemetry_stats": float("nan"), "preview_jpeg": 0, "preview_times": float("nan"),
-                 "keyframe_view_phash": 0}  # zeros: views not computed (never matched)
+                 "keyframe_view_phash": 0, "keyframe_mirror_phash": 0}  # zeros: not computed (never matched)
 
 
 @dataclass
@@ -210,6 +218,7 @@ class NewClip:
     preview: np.ndarray | None = None  # uint8[PREVIEW_BYTES] slot (engine.features); None: none
     preview_times: np.ndarray | None = None  # float32[PREVIEW_FRAMES], NaN past the last frame
     view_phash: np.ndarray | None = None  # uint8[k, N_CROP_VIEWS, 8]; None: not computed (zeros)
+    mirror_phash: np.ndarray | None = None  # uint8[k, 8]; None: not computed (zeros)
 
 
 @dataclass(frozen=True)
@@ -274,9 +283,11 @@ class RegionStore:
                         with contextlib.suppress(sqlite3.OperationalError):  # a concurrent open
                             db.execute(f"ALTER TABLE clips ADD COLUMN {name} {decl}")
                 db.execute("CREATE INDEX IF NOT EXISTS clips_recording ON clips(recording_id)")
-                if "rate" not in {r[1] for r in db.execute("PRAGMA table_info(pairs)")}:
-                    with contextlib.suppress(sqlite3.OperationalError):  # a concurrent open
-                        db.execute("ALTER TABLE pairs ADD COLUMN rate REAL NOT NULL DEFAULT 1.0")
+                have = {r[1] for r in db.execute("PRAGMA table_info(pairs)")}
+                for name, decl in _LATER_PAIR_COLUMNS:
+                    if name not in have:
+                        with contextlib.suppress(sqlite3.OperationalError):  # a concurrent open
+                            db.execute(f"ALTER TABLE pairs ADD COLUMN {name} {decl}")
             else:  # read-only mount or permissions: nobody can write it, so it is immutable to us
                 uri = self.catalog_path.resolve().as_uri() + "?immutable=1"
                 db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
@@ -566,6 +577,9 @@ class RegionStore:
                 ("keyframe_view_phash", snap.kf_end, np.concatenate([
                     np.zeros((len(c.keyframe_hashes), N_CROP_VIEWS, PHASH_BYTES), np.uint8)
                     if c.view_phash is None else c.view_phash for c in clips])),
+                ("keyframe_mirror_phash", snap.kf_end, np.concatenate([
+                    np.zeros((len(c.keyframe_hashes), PHASH_BYTES), np.uint8)
+                    if c.mirror_phash is None else c.mirror_phash for c in clips])),
             ):
                 fault_point("feature_write")
                 self._write_rows(name, start, values)
@@ -847,8 +861,8 @@ class RegionStore:
                 db.execute("DELETE FROM pairs")
             db.executemany(
                 "INSERT OR REPLACE INTO pairs(a, b, relation, offset_s, a_start, a_end, b_start, b_end,"
-                " matches, overlap, mean_dist, rate) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(*p, 1.0) if len(p) == 11 else p for p in pairs],
+                " matches, overlap, mean_dist, rate, mirrored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(*p, *(1.0, 0)[len(p) - 11:]) for p in pairs],  # older rows: rate 1, not mirrored
             )
             db.execute("DELETE FROM groups")
             db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)", groups)
@@ -856,12 +870,13 @@ class RegionStore:
 
     def pairs(self) -> list[tuple]:
         """Stored pairs of active clips: (a, b, relation, offset_s, a_start, a_end, b_start, b_end,
-        matches, overlap, mean_dist, rate); rate 1 on a read-only catalog that predates it."""
+        matches, overlap, mean_dist, rate, mirrored); on a read-only catalog that predates the
+        last two, their defaults (rate 1, not mirrored)."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
-        rate = "rate" if "rate" in have else "1.0"
+        later = ", ".join(name if name in have else decl.rsplit(" ", 1)[1] for name, decl in _LATER_PAIR_COLUMNS)
         return self.db.execute(
             "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end, matches, overlap, mean_dist,"
-            f" {rate} FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
+            f" {later} FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
             " AND EXISTS (SELECT 1 FROM clips c WHERE c.row=p.b AND c.status='active') ORDER BY a, b"
         ).fetchall()
 

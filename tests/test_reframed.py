@@ -224,3 +224,27 @@ def test_cli_finds_a_cropped_copy_and_a_screen_recording_of_a_video_file(home, t
     found = pairs()
     assert frozenset(("src", "crop")) in found and frozenset(("src", "screen")) in found
     assert frozenset(("src", "crop")) not in pairs("--no-reframed")
+
+
+def test_mirrored_copies_are_found_only_on_request_and_say_so(home):
+    src = scene(8)
+    rows = _ingest(home, [sample("src", src), sample("mirror", np.ascontiguousarray(src[:, :, ::-1])),
+                          sample("other", scene(9))])
+    key = frozenset((rows["src"], rows["mirror"]))
+    assert key not in _relations(home)  # off by default
+    found = _relations(home, DedupParams(mirror=True))
+    assert found[key].mirrored and found[key].relation == "duplicate"
+    assert frozenset((rows["src"], rows["other"])) not in found
+    with RegionStore.open(home.region("us-west")) as store:
+        (row,) = [r for r in store.pairs() if frozenset(r[:2]) == key]
+        assert row[12] == 1  # stored
+
+
+def test_cli_mirror_needs_the_crop_view_search(home):
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    res = CliRunner().invoke(app, ["dedup", "--region", "us-west", "--home", str(home.path), "--mirror",
+                                   "--no-reframed"])
+    assert res.exit_code == 2 and "--mirror needs" in res.output

@@ -85,4 +85,4 @@ def test_rate_survives_the_store_and_an_older_catalog_reads_rate_one(home):
         assert row[11] == pytest.approx(0.5, rel=0.03)
         store.db.execute("ALTER TABLE pairs DROP COLUMN rate")
         (old,) = store.pairs()
-        assert len(old) == 12 and old[11] == 1.0
+        assert len(old) == 13 and old[11] == 1.0 and old[12] == 0
