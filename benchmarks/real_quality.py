@@ -655,7 +655,7 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
 
 
 #: per-keyframe feature arrays that dedup's reframed-copy search adds (the rest is the base)
-REFRAMED_ARRAYS = ("keyframe_view_phash",)
+REFRAMED_ARRAYS = ("keyframe_view_phash", "keyframe_mirror_phash")
 
 
 def storage_per_keyframe(features: Path, keyframes: int) -> dict:
