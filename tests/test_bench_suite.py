@@ -1,0 +1,49 @@
+"""The benchmark suite runner: one JSON with the machine, each task's time and peak memory,
+and headline ratios; groups are chosen by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import suite
+from benchmarks.__main__ import main as benchmarks_main
+
+
+def test_quick_cold_start_group_writes_machine_and_headline(tmp_path):
+    out = tmp_path / "run.json"
+    assert benchmarks_main(["run", "--quick", "--only", "cold-start", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    machine = record["machine"]
+    for key in ("cpu_model", "cores", "memory_gib", "versions", "threads", "load_before",
+                "load_after", "commit"):
+        assert key in machine, key
+    assert machine["versions"]["numpy"] and "numba_threads" in machine["threads"]
+    task = record["tasks"]["cold_start"]
+    assert task["rc"] == 0 and task["peak_rss_mb"] > 10 and task["wall_s"] > 0
+    assert record["groups"] == ["cold-start"] and list(record["tasks"]) == ["cold_start"]
+    help_s = record["headline"]["cold.help_s"]
+    assert help_s["better"] == "lower" and 0 < help_s["value"] < 30
+
+
+def test_every_group_has_a_task_and_unknown_groups_are_refused():
+    assert {task.group for task in suite.TASKS} == set(suite.GROUPS)
+    with pytest.raises(SystemExit, match="unknown group"):
+        suite.run_suite("quick", ["kernel"])
+
+
+def test_quick_commands_never_write_the_saved_results(tmp_path):
+    """Module benchmarks get a JSON path of the suite's own, so a quick run leaves
+    benchmarks/results/ (the figures' sources) alone."""
+    for task in suite.TASKS:
+        for mode in ("quick", "full"):
+            argv = task.argv(mode, tmp_path / "result.json")
+            if argv is None or task.stdout_json:
+                continue
+            assert str(tmp_path / "result.json") in argv, (task.name, mode)
+
+
+def test_stdout_results_parse_as_one_document_or_lines():
+    assert suite._parse_stdout_json('{\n  "a": 1\n}\n') == {"a": 1}
+    assert suite._parse_stdout_json('noise\n{"n": 1}\n{"n": 2}\n') == [{"n": 1}, {"n": 2}]
