@@ -250,14 +250,16 @@ def scene_precision(files: list[str], vectors: np.ndarray, scenes: dict[str, str
     return out
 
 
-def cross_validated_scene_precision(folder: Path, labels: dict[str, frozenset[str]],
-                                    k: int = NEIGHBOURS) -> dict[str, dict]:
+def cross_validated_scene_precision(folder: Path, labels: dict[str, frozenset[str]], k: int = NEIGHBOURS,
+                                    inputs: tuple[list[str], np.ndarray] | None = None) -> dict[str, dict]:
     """Same-scene precision@k with the scene directions refitted without each recording family
     (leave one family out): the held-out family's clips query every other clip, all embedded with
-    the directions of that fold, so no figure comes from directions fitted on the query itself."""
+    the directions of that fold, so no figure comes from directions fitted on the query itself.
+    ``inputs``: (file per clip, standardised input vectors) when already computed
+    (:func:`benchmarks.calibrate_embedding.real_inputs`)."""
     from benchmarks.calibrate_embedding import fit_scene_directions, real_inputs, scene_embeddings
 
-    files, x = real_inputs(folder)
+    files, x = inputs if inputs is not None else real_inputs(folder)
     families = recording_families(folder, sorted(set(files)))
     fam = np.array([families[f] for f in files])
     scene = np.array([scene_of(labels[f]) for f in files])
@@ -271,6 +273,37 @@ def cross_validated_scene_precision(folder: Path, labels: dict[str, frozenset[st
             precs.setdefault(str(scene[i]), []).append(float(np.mean(scene[top] == scene[i])))
     return {s: {"clips": len(v), "recordings": len(set(fam[scene == s].tolist())),
                 "precision_at_k": round(float(np.mean(v)), 3)} for s, v in sorted(precs.items())}
+
+
+def cross_validated_rarity(folder: Path, labels: dict[str, frozenset[str]],
+                           subsets: dict[str, list[list[str]]], inputs: tuple[list[str], np.ndarray],
+                           k: int = 10) -> dict[str, dict]:
+    """Density-only rarity AUC per rare condition with the scene directions fitted without the
+    rare recording's family: each subset's clips are embedded with those directions and scored
+    by the mean distance to their ``k`` nearest clips of other recordings (compute_rarity's
+    density, without the store)."""
+    from benchmarks.calibrate_embedding import fit_scene_directions, scene_embeddings
+
+    files, x = inputs
+    families = recording_families(folder, sorted(set(files)))
+    fam = np.array([families[f] for f in files])
+    scene = np.array([scene_of(labels[f]) for f in files])
+    out: dict[str, dict] = {}
+    for cond, runs in subsets.items():
+        aucs = []
+        for subset in runs:
+            rare_fams = {families[f] for f in subset if cond in labels[f] and f in families}
+            rows = np.flatnonzero(np.isin(np.array(files), subset))
+            vectors = scene_embeddings(x[rows], fit_scene_directions(x[~np.isin(fam, list(rare_fams))],
+                                                                     scene[~np.isin(fam, list(rare_fams))]))
+            dist = np.sqrt(np.clip(2.0 - 2.0 * vectors @ vectors.T, 0.0, None))
+            dist[fam[rows][:, None] == fam[rows][None, :]] = np.inf
+            density = np.sort(dist, axis=1)[:, :k]
+            score = np.where(np.isfinite(density), density, np.nan)
+            positive = np.array([cond in labels[files[r]] for r in rows])
+            aucs.append(auc(positive, np.nanmean(score, axis=1)))
+        out[cond] = {"auc": round(float(np.mean(aucs)), 3), "min_auc": round(float(np.min(aucs)), 3)}
+    return out
 
 
 # ----------------------------------------------------------------------------- rarity
@@ -340,13 +373,18 @@ def run_embeddings(folder: Path, labels: dict[str, frozenset[str]], work: Path, 
     scenes = {f: scene_of(labels[f]) for f in videos}
     precision = scene_precision(files, vectors, scenes, families)
     t1 = time.perf_counter()
-    cross = cross_validated_scene_precision(folder, labels)
+    from benchmarks.calibrate_embedding import real_inputs
+
+    inputs = real_inputs(folder)
+    cross = cross_validated_scene_precision(folder, labels, inputs=inputs)
     for s, r in precision.items():
         r["cross_validated"] = cross.get(s, {}).get("precision_at_k")
     say(f"cross-validated precision@{NEIGHBOURS} in {time.perf_counter() - t1:.1f} s")
     clips_per_file = {f: files.count(f) for f in videos if f in set(files)}
     rarity: dict[str, dict] = {}
-    for cond, subsets in rare_subsets(labels, families, clips_per_file).items():
+    subsets_by_cond = rare_subsets(labels, families, clips_per_file)
+    cross_rarity = cross_validated_rarity(folder, labels, subsets_by_cond, inputs)
+    for cond, subsets in subsets_by_cond.items():
         runs = []
         for j, subset in enumerate(subsets):
             t1 = time.perf_counter()
@@ -365,6 +403,7 @@ def run_embeddings(folder: Path, labels: dict[str, frozenset[str]], work: Path, 
                        "min_auc": round(float(np.min([r[basis]["auc"] for r in runs])), 3),
                        "mean_percentile": round(float(np.mean([r[basis]["mean_percentile"] for r in runs])), 1)}
                for basis in ("default", "density_only")},
+            "density_cross_validated": cross_rarity[cond],
         }
     return {"ingest_failures": failed, "scene_precision": precision, "rarity": rarity}
 
@@ -394,11 +433,13 @@ def scene_table(precision: dict[str, dict]) -> str:
 
 def rarity_table(rarity: dict[str, dict]) -> str:
     lines = [f"{'condition':10s} {'subsets':>7s} {'clips':>6s} {'rare':>5s} {'AUC':>6s} {'min':>6s} {'pct':>5s} "
-             f"{'AUC dens':>8s} {'pct dens':>8s}", "-" * 67]
+             f"{'AUC dens':>8s} {'pct dens':>8s} {'cv':>6s}", "-" * 74]
     for c, r in rarity.items():
         d, o = r["default"], r["density_only"]
+        cv = r.get("density_cross_validated", {}).get("auc")
         lines.append(f"{c:10s} {len(r['subsets']):7d} {r['clips']:6.0f} {r['rare_clips']:5.1f} {d['auc']:6.3f} "
-                     f"{d['min_auc']:6.3f} {d['mean_percentile']:5.1f} {o['auc']:8.3f} {o['mean_percentile']:8.1f}")
+                     f"{d['min_auc']:6.3f} {d['mean_percentile']:5.1f} {o['auc']:8.3f} {o['mean_percentile']:8.1f} "
+                     f"{_fmt(cv):>6s}")
     return "\n".join(lines)
 
 
@@ -445,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     if "scene_precision" in result:
         print(f"\nsame-scene precision@{NEIGHBOURS}, neighbours from other recordings")
         print(scene_table(result["scene_precision"]))
-        print(f"\nrarity of conditions under {RARE_SHARE:.0%} of a subset (pct: mean percentile)")
+        print(f"\nrarity of conditions under {RARE_SHARE:.0%} of a subset (pct: mean percentile; cv: density AUC"
+              " with the scene directions fitted without the rare recording)")
         print(rarity_table(result["rarity"]))
     out = Path(args.json) if args.json else RESULTS / "real_scenes.json"
     out.parent.mkdir(parents=True, exist_ok=True)
