@@ -196,9 +196,22 @@ def fig_real_footage() -> list[str]:
     lines += ["", f"Precision {_fmt(s['precision'])}, recall {_fmt(s['recall'])}, "
               f"F1 {_fmt(s['f1'])} over {s['true_pairs']} required pairs;",
               f"hard negatives claimed: {hn['whole']} whole, {hn['partial']} partial of "
-              f"{hn['pairs']}; offset error max {_fmt(s['offset_error_max_s'], 2)} s.",
-              f"`python -m benchmarks.real_quality --clips DIR` ({r['clips']['originals']} "
-              f"originals, {r['clips']['variants']} variants, seed {r['options']['seed']})."]
+              f"{hn['pairs']}; offset error max {_fmt(s['offset_error_max_s'], 2)} s."]
+    rates = {name: c["rates"] for name, c in sorted(s["classes"].items()) if c.get("rates")}
+    if rates:
+        lines.append("Rates found for re-timed copies (original s per copy s): " + "; ".join(
+            f"`{name}` {', '.join(f'{x:g}' for x in sorted(v))}" for name, v in rates.items()) + ".")
+    m = s.get("mirror_opt_in")
+    if m and m.get("pairs"):
+        lines.append(f"With `clipdex dedup --mirror`: {m['found']} of {m['pairs']} mirrored copies "
+                     f"found, {m['false']} false mirrored claims.")
+    st = r["engine"].get("storage_bytes_per_keyframe")
+    if st:
+        lines.append(f"Store: {st['base']:.0f} bytes a keyframe without the crop views, "
+                     f"{st['with_views']:.0f} with them; ingest {r['timing_s']['ingest']} s, "
+                     f"dedup {r['timing_s']['dedup']} s.")
+    lines.append(f"`python -m benchmarks.real_quality --clips DIR` ({r['clips']['originals']} "
+                 f"originals, {r['clips']['variants']} variants, seed {r['options']['seed']}).")
     return lines
 
 
