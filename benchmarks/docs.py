@@ -70,7 +70,7 @@ def _param_line(param) -> str:
         if param.multiple:
             extras.append("repeatable")
         default = param.default
-        if (not param.required and default not in (None, (), [], False)
+        if (not param.required and default not in (None, (), [], False, "")
                 and not callable(default) and not param.is_flag):
             extras.append(f"default {default}")
         if param.envvar:
