@@ -486,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     if "scene_precision" in result:
         print(f"\nsame-scene precision@{NEIGHBOURS}, neighbours from other recordings")
         print(scene_table(result["scene_precision"]))
-        print(f"\nrarity of conditions under {RARE_SHARE:.0%} of a subset (pct: mean percentile; cv: density AUC"
-              " with the scene directions fitted without the rare recording)")
+        print(f"\nrarity of conditions under {RARE_SHARE:.0%} of a subset (pct: mean percentile;\n"
+              "cv: density AUC, scene directions fitted without the rare recording)")
         print(rarity_table(result["rarity"]))
     out = Path(args.json) if args.json else RESULTS / "real_scenes.json"
     out.parent.mkdir(parents=True, exist_ok=True)
