@@ -54,6 +54,10 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     baseline = json.loads(args.baseline.read_text())
     run = json.loads(args.run.read_text())
+    if baseline.get("mode") != run.get("mode"):
+        print(f"the baseline is a {baseline.get('mode')} run and {args.run} a {run.get('mode')} "
+              "run: their inputs differ in size; compare runs of one mode")
+        return 2
     regressed, compared = regressions(baseline, run, args.threshold, args.all)
     for row in compared:
         if args.quiet and not row["regressed"]:

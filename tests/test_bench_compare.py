@@ -66,6 +66,14 @@ def test_threshold_and_direction(better, base, run, regressed):
     assert len(compared) == 1 and bool(found) is regressed
 
 
+def test_runs_of_different_modes_are_not_compared(tmp_path):
+    quick = {"mode": "quick", "headline": {"m": {"value": 1.0, "better": "higher", "unit": "x"}}}
+    full = {**quick, "mode": "full"}
+    (tmp_path / "q.json").write_text(json.dumps(quick))
+    (tmp_path / "f.json").write_text(json.dumps(full))
+    assert benchmarks_main(["compare", str(tmp_path / "q.json"), str(tmp_path / "f.json")]) == 2
+
+
 def test_absolute_times_only_with_all():
     base = {"headline": {"t": {"value": 1.0, "better": "lower", "unit": "s"}}}
     run = {"headline": {"t": {"value": 5.0, "better": "lower", "unit": "s"}}}
