@@ -68,29 +68,29 @@ def dedup(home, params, full=False):
 @pytest.mark.parametrize("method", METHODS)
 def test_relations_and_vetoes(home, method):
     rng = np.random.default_rng(1)
-    s1, s2, s3, s4, s5, s6, s7 = (seq(rng) for _ in range(7))
+    seq1, seq2, seq3, seq4, seq5, seq6, seq7 = (seq(rng) for _ in range(7))
     clips = [
-        clip(rng, "src1", s1), clip(rng, "dup1", noisy(rng, s1, 8)),
+        clip(rng, "src1", seq1), clip(rng, "dup1", noisy(rng, seq1, 8)),
         # partial: the second half of src2 then 10 new keyframes -> offset 5 s
-        clip(rng, "src2", s2), clip(rng, "roll2", np.concatenate([noisy(rng, s2[10:], 6), seq(rng, 10)])),
+        clip(rng, "src2", seq2), clip(rng, "roll2", np.concatenate([noisy(rng, seq2[10:], 6), seq(rng, 10)])),
         # splice: tail of src3 + head of src4 -> partial with each, src3 and src4 stay apart
         # (src4 was recorded days before the splice's recorded start, which is src3's: a splice
         # carries the time of its first part only, so the time rule must not veto partials)
-        clip(rng, "src3", s3, start_time=DAY0), clip(rng, "src4", s4, start_time=DAY0 - 3 * DAY),
-        clip(rng, "splice", np.concatenate([noisy(rng, s3[10:], 4), noisy(rng, s4[:10], 4)]),
+        clip(rng, "src3", seq3, start_time=DAY0), clip(rng, "src4", seq4, start_time=DAY0 - 3 * DAY),
+        clip(rng, "splice", np.concatenate([noisy(rng, seq3[10:], 4), noisy(rng, seq4[:10], 4)]),
              start_time=DAY0 + 5.0),
         # look-alike: same route another day (~60 bits per keyframe)
-        clip(rng, "src5", s5), clip(rng, "alike5", noisy(rng, s5, 60)),
+        clip(rng, "src5", seq5), clip(rng, "alike5", noisy(rng, seq5, 60)),
         # same car, same (static) scene, disjoint times: never the same footage
-        clip(rng, "park_a", s6, drive_id="d6", start_time=1000.0),
-        clip(rng, "park_b", noisy(rng, s6, 4), drive_id="d6", start_time=1000.0 + K / 2.0 + 5.0),
+        clip(rng, "park_a", seq6, drive_id="d6", start_time=1000.0),
+        clip(rng, "park_b", noisy(rng, seq6, 4), drive_id="d6", start_time=1000.0 + K / 2.0 + 5.0),
         # the same place recorded by two cars on different days, frames nearly identical: not a
         # duplicate (recorded more than max_recorded_gap_s apart); a copy that keeps the recorded
         # time still is one, and a clip without a recorded time is never vetoed
-        clip(rng, "day_a", s7, drive_id="d7", start_time=DAY0),
-        clip(rng, "day_b", noisy(rng, s7, 6), drive_id="d8", start_time=DAY0 + 2 * DAY),
-        clip(rng, "day_a_copy", noisy(rng, s7, 6), drive_id="upload", start_time=DAY0),
-        clip(rng, "nodate", noisy(rng, s7, 6)),
+        clip(rng, "day_a", seq7, drive_id="d7", start_time=DAY0),
+        clip(rng, "day_b", noisy(rng, seq7, 6), drive_id="d8", start_time=DAY0 + 2 * DAY),
+        clip(rng, "day_a_copy", noisy(rng, seq7, 6), drive_id="upload", start_time=DAY0),
+        clip(rng, "nodate", noisy(rng, seq7, 6)),
     ]
     row = add(home, clips)
     res, pairs, groups = dedup(home, METHODS[method])
