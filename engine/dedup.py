@@ -169,15 +169,21 @@ class DedupParams:
     reframed_min_overlap_fraction: float = 0.8
 
     # re-timed copies (the same frames written at another rate: 30 fps frames at 25 fps, a GIF
-    # at half speed): for hash candidates that are not dense whole duplicates, rates from
-    # retime_rate_range (2 % steps) are fitted to the matching keyframe pairs (a Hough vote on
-    # A's index = c + rate x B's index); a rate at least retime_min_change from 1 whose line
-    # holds retime_margin times the keyframes that rate 1 holds, and retime_min_fraction of
-    # B's keyframes that fall inside A, makes the pair re-timed, with that rate
+    # at half speed): for hash candidates that are not dense whole duplicates, lines A's index =
+    # c + rate x B's index (rates from retime_rate_range in 2 % steps, proposed by a Hough vote
+    # over matching keyframe pairs) are judged by the mean distance of every B keyframe they map
+    # inside A; a rate at least retime_min_change from 1 whose line is retime_margin times
+    # closer than the best rate-1 line, within retime_max_mean_bits, with retime_min_fraction of
+    # its keyframes matched, makes the pair re-timed, with that rate
     retime_rate_range: tuple[float, float] = (0.4, 2.5)
     retime_min_change: float = 0.05
-    retime_margin: float = 1.3
-    retime_min_fraction: float = 0.6
+    retime_margin: float = 1.3  # the rate-1 line's mean distance / the re-timed line's, at least
+    retime_min_fraction: float = 0.6  # of the keyframes mapped inside A, matched
+    retime_max_mean_bits: float = 30.0  # mean distance along the re-timed line, at most
+    # a rate is measured over at least this many keyframes, and its line must part from rate 1
+    # by at least retime_min_drift keyframes across them (a short trim fits 1.05 as well as 1)
+    retime_min_keyframes: int = 12
+    retime_min_drift: float = 2.0
 
     def band_bits_for(self, n_keyframes: int) -> int:
         if self.lsh_band_bits:
@@ -449,12 +455,21 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     rates = retime_rates(params)
     one = int(np.argmin(np.abs(rates - 1.0)))
     hz = params.keyframe_hz
+    rec = recording_codes(table)
+    drives = np.asarray(table.drive_ids, dtype=object).astype(str)
     out = []
     for a, b in candidates.tolist():
         done = verified.get((a, b))
         if done is not None and done.relation == "duplicate" and done.matches >= 0.9 * max(done.overlap, 1):
             continue
         i, j = int(np.searchsorted(table.rows, a)), int(np.searchsorted(table.rows, b))
+        if rec[i] == rec[j]:
+            continue  # pieces of one recording: related by their spans
+        sa_t, sb_t = table.start_time[i], table.start_time[j]
+        if (drives[i] and drives[i] == drives[j] and np.isfinite(sa_t) and np.isfinite(sb_t)
+                and (sa_t + table.duration_s[i] <= sb_t + params.same_drive_tolerance_s
+                     or sb_t + table.duration_s[j] <= sa_t + params.same_drive_tolerance_s)):
+            continue  # same car, disjoint times: never the same footage
         sa, na, sb, nb = (int(table.kf_start[i]), int(table.kf_count[i]),
                           int(table.kf_start[j]), int(table.kf_count[j]))
         fit = _fit_rate(hashes[sa:sa + na], valid[sa:sa + na], hashes[sb:sb + nb], valid[sb:sb + nb],
@@ -475,46 +490,73 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
 
 def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, rates: np.ndarray,
               one: int, params: DedupParams):
-    """Best line A index = c + rate x B index through the matching keyframes of two clips, if a
-    rate other than 1 explains them clearly better: (rate, c, matches on it, B keyframes that
-    fall inside A, first and last B index on it, mean distance) or None."""
+    """Best line A index = c + rate x B index through two clips' keyframes, if a rate other
+    than 1 explains them clearly better: (rate, c, matches on it, B keyframes mapped inside A,
+    first and last B index on it, mean distance) or None.
+
+    Lines are proposed by a Hough vote over the matching keyframe pairs (distinct B keyframes
+    per rate and intercept) and judged by the mean distance of *every* B keyframe the line maps
+    inside A, matched or not: on footage that barely changes, or that repeats frames, a slanted
+    line collects as many votes as the true one, but only the true line is close all along."""
     na, nb = len(ha), len(hb)
     if na == 0 or nb == 0:
         return None
     d = np.bitwise_count(ha[:, None, :] ^ hb[None, :, :]).sum(axis=2)
-    i, j = np.nonzero((d <= params.match_radius) & va[:, None] & vb[None, :])
+    ok = va[:, None] & vb[None, :]
+    i, j = np.nonzero((d <= params.match_radius) & ok)
     if len(i) < params.min_matches:
         return None
     c = np.rint(i[None, :] - rates[:, None] * j[None, :]).astype(np.int64)  # [rates, matches]
     lo = int(c.min())
     width = int(c.max()) - lo + 1
-    # votes per (rate, intercept): distinct B keyframes on that line
     key = (np.arange(len(rates))[:, None] * width + (c - lo)) * nb + j[None, :]
     line = np.unique(key.ravel()) // nb
     votes = np.bincount(line, minlength=len(rates) * width).reshape(len(rates), width)
-    best_line = votes.max(axis=1)
-    r = int(np.argmax(best_line))
-    if abs(np.log(rates[r])) < np.log1p(params.retime_min_change):
+    jb = np.arange(nb)
+
+    def judge(r: int, c0: int) -> tuple[float, int, int]:
+        """(mean distance over the mapped keyframes, mapped, matched) of one line."""
+        ia = np.rint(c0 + rates[r] * jb).astype(np.int64)
+        inside = (ia >= 0) & (ia < na) & vb
+        ia, jj = ia[inside], jb[inside]
+        keep = va[ia]
+        ia, jj = ia[keep], jj[keep]
+        if len(jj) == 0:
+            return float("inf"), 0, 0
+        dist = d[ia, jj]
+        return float(dist.mean()), len(jj), int((dist <= params.match_radius).sum())
+
+    def best_line(rate_rows) -> tuple[float, int, int, int, int]:
+        out = (float("inf"), 0, 0, 0, 0)
+        for r in rate_rows:
+            for k in np.argsort(-votes[r])[:3]:  # the 3 best-voted intercepts of this rate
+                if votes[r, k] < params.min_matches:
+                    continue
+                mean, mapped, matched = judge(r, lo + int(k))
+                if mapped >= params.min_matches and mean < out[0]:
+                    out = (mean, mapped, matched, r, lo + int(k))
+        return out
+
+    mean_1, _, _, _, _ = best_line([one])
+    others = [r for r in range(len(rates)) if abs(np.log(rates[r])) >= np.log1p(params.retime_min_change)]
+    mean_r, mapped, matched, r, c0 = best_line(others)
+    if not np.isfinite(mean_r) or matched < params.retime_min_fraction * mapped:
         return None
-    if best_line[r] < max(params.min_matches, params.retime_margin * best_line[one]):
+    if mapped < params.retime_min_keyframes or abs(rates[r] - 1.0) * mapped < params.retime_min_drift:
         return None
-    c0 = lo + int(np.argmax(votes[r]))
-    on = c[r] == c0
-    jj = j[on]
-    inside = vb & (np.arange(nb) * rates[r] + c0 >= -0.5) & (np.arange(nb) * rates[r] + c0 <= na - 0.5)
-    expected = int(inside.sum())
-    if best_line[r] < params.retime_min_fraction * expected:
+    if mean_r > params.retime_max_mean_bits or mean_r * params.retime_margin > mean_1:
         return None
-    # the grid's rate and rounded intercept, refined by least squares over the keyframe pairs
-    # within one keyframe of that line
-    near = np.abs(i - (c0 + rates[r] * j)) <= 1.0
-    rate, exact_c = float(rates[r]), float(np.mean(i[on] - rates[r] * jj))
-    if len(np.unique(j[near])) >= 3:
-        slope, icept = np.polyfit(j[near].astype(np.float64), i[near].astype(np.float64), 1)
+    ia = np.rint(c0 + rates[r] * jb).astype(np.int64)
+    on = (ia >= 0) & (ia < na) & vb
+    on[on] &= va[ia[on]] & (d[ia[on], jb[on]] <= params.match_radius)
+    jj = jb[on]
+    # the grid's rate and intercept, refined by least squares over the matched keyframes
+    rate, icept = float(rates[r]), float(np.mean(ia[on] - rates[r] * jj))
+    if len(jj) >= 3:
+        slope, fit_c = np.polyfit(jj.astype(np.float64), ia[on].astype(np.float64), 1)
         if abs(slope / rate - 1.0) <= 0.05:
-            rate, exact_c = float(slope), float(icept)
-    return (rate, exact_c, int(best_line[r]), expected, int(jj.min()), int(jj.max()),
-            float(np.mean(d[i[on], jj])))
+            rate, icept = float(slope), float(fit_c)
+    return rate, icept, matched, mapped, int(jj.min()), int(jj.max()), mean_r
 
 
 def reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
