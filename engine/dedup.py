@@ -133,8 +133,7 @@ class DedupParams:
     # embedding (cosine >= reframed_min_cosine) and the hash candidates that did not verify;
     # keyframes match when a crop view's 64-bit pHash lies within reframed_radius bits of the
     # other clip's whole view (or of the same view of it); a relation needs reframed_min_matches
-    # keyframes at one shift, at least reframed_min_fraction of the matched span, and
-    # reframed_change_bits of change across it (a static scene matches any of its moments)
+    # keyframes at one shift and at least reframed_min_fraction of the matched span
     reframed_neighbours: int = 24  # 0 turns the stage off
     # mirrored copies (left and right swapped): the reframed stage also aligns each clip's
     # mirrored whole view against the other's whole view; off by default (a road filmed the
@@ -148,10 +147,9 @@ class DedupParams:
     reframed_radius: int = 12
     reframed_min_matches: int = 4
     reframed_min_fraction: float = 0.7
-    reframed_change_bits: int = 0
     # ... and the match must be specific in time: at any shift reframed_shift_gap keyframes or
-    # more away, at most (1 - reframed_shift_margin) of its matches (a slow or dark scene
-    # matches a moment later as well as it matches its copy; a copy does not)
+    # more away, the aligned keyframes lie at least reframed_shift_margin_bits further apart on
+    # average (a slow or dark scene matches a moment later as well as it matches its copy)
     reframed_shift_gap: int = 4
     reframed_shift_margin_bits: float = 1.0
     # a view that matches its own clip's whole view (at any shift) as often as this share of
@@ -370,11 +368,9 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
 
 def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Alignment,
                table: ClipTable, hashes: np.ndarray, params: DedupParams,
-               min_matches: int | None = None, min_fraction: float | None = None,
-               change_bits: int | None = None) -> list[Pair]:
+               min_matches: int | None = None, min_fraction: float | None = None) -> list[Pair]:
     """The relation (duplicate, partial or none) of each aligned clip pair, by the rules of the
-    module doc. ``hashes`` are A's keyframe codes for the change test of short matches; with
-    ``change_bits`` every match (not only short ones) must change that much across its span."""
+    module doc. ``hashes`` are A's keyframe codes for the change test of short matches."""
     min_matches = params.min_matches if min_matches is None else min_matches
     min_fraction = params.min_match_fraction if min_fraction is None else min_fraction
     step = 1.0 / params.keyframe_hz
@@ -411,14 +407,11 @@ def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Al
     # the end of the previous clip of the same drive; require its first and last matched
     # keyframes to differ
     short = ok & ~whole & (span_len < params.specific_span_keyframes)
-    if change_bits is not None:
-        short = ok.copy()
     if short.any():
         first = hashes[table.kf_start[ia[short]] + np.maximum(fa[short], 0)]
         last = hashes[table.kf_start[ia[short]] + np.maximum(la[short], 0)]
         change = np.bitwise_count(first ^ last).sum(axis=1)
-        limit = params.specific_change_bits if change_bits is None else change_bits
-        ok[np.flatnonzero(short)[change < limit]] = False
+        ok[np.flatnonzero(short)[change < params.specific_change_bits]] = False
     # the offset: the aligned shift is quantised to the keyframe step, and in a scene that does
     # not change, any nearby shift matches as well; where both clips carry recorded start times
     # that agree with it (within recorded_offset_tolerance_s), those give the offset exactly
@@ -738,8 +731,7 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     full_phash[kf_rows] = whole
     found = _relations(candidates, ia, ib, chosen, table, full_phash, params,
                        min_matches=params.reframed_min_matches,
-                       min_fraction=params.reframed_min_fraction,
-                       change_bits=params.reframed_change_bits or None)
+                       min_fraction=params.reframed_min_fraction)
     return [replace(p, mirrored=True) if (p.a, p.b) in mirrored else p for p in found]
 
 
