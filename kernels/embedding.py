@@ -71,7 +71,7 @@ __all__ = [
     "telemetry_stats",
 ]
 
-EMBEDDING_VERSION = "clipdex-emb-v3"
+EMBEDDING_VERSION = "clipdex-emb-v4"
 EMBEDDING_DIM = 128
 #: the last SCENE_DIMS output coordinates are the scene directions calibrated on labelled real
 #: footage (lighting, weather, road type), the SCENE_DIMS before them the scenario directions
@@ -79,7 +79,7 @@ EMBEDDING_DIM = 128
 #: random projection
 SCENE_DIMS = 6
 #: root of each direction set's variance relative to the whole input's
-SCENE_WEIGHT = 2.0
+SCENE_WEIGHT = 1.0
 
 WORK_SIZE = 32  # side of the working image
 CELLS = 4  # HOG / colour grid side
