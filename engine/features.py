@@ -217,11 +217,15 @@ def window_box(keyframes: np.ndarray) -> tuple[int, int, int, int] | None:
     return top, bottom, left, right
 
 
-def view_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
+#: ``window`` argument default: detect the window (callers that already did pass theirs)
+_DETECT = object()
+
+
+def view_box(keyframes: np.ndarray, window=_DETECT) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of what is hashed and described: :func:`picture_view_box` of
     the picture, which is the whole frame or, for a video inside an interface, its window
     (:func:`window_box`): a screen recording hashes as the video it shows."""
-    win = window_box(keyframes)
+    win = window_box(keyframes) if window is _DETECT else window
     if win is None:
         return picture_view_box(keyframes)
     top, bottom, left, right = win
@@ -274,10 +278,10 @@ CROP_VIEW_POSITIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 assert N_CROP_VIEWS == len(CROP_VIEW_SCALES) * len(CROP_VIEW_POSITIONS) ** 2  # the store's layout
 
 
-def picture_box(keyframes: np.ndarray) -> tuple[int, int, int, int]:
+def picture_box(keyframes: np.ndarray, window=_DETECT) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the picture: the window of a video inside an interface,
     else the frame, less paired letterbox/pillarbox bars; no safe margins."""
-    win = window_box(keyframes)
+    win = window_box(keyframes) if window is _DETECT else window
     top, left = (win[0], win[2]) if win else (0, 0)
     inner = keyframes if win is None else np.ascontiguousarray(keyframes[:, win[0]:win[1], win[2]:win[3]])
     t, b, lo, r = content_box(inner)
@@ -304,14 +308,14 @@ def crop_view_boxes() -> np.ndarray:
     return np.clip(np.array(out, np.float64), 0.0, 1.0)
 
 
-def crop_view_phash(keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def crop_view_phash(keyframes: np.ndarray, window=_DETECT) -> tuple[np.ndarray, np.ndarray]:
     """64-bit pHashes from one luma image of the picture (:func:`picture_box`) per keyframe:
     every crop view (:func:`crop_view_boxes`), ``uint8[k, N_CROP_VIEWS, 8]``, and the whole
     view mirrored left to right, ``uint8[k, 8]`` (for opt-in mirrored matching); all zeros for
     a picture too small to crop."""
     k = len(keyframes)
     views, mirror = np.zeros((k, N_CROP_VIEWS, 8), np.uint8), np.zeros((k, 8), np.uint8)
-    top, bottom, left, right = picture_box(keyframes)
+    top, bottom, left, right = picture_box(keyframes, window)
     if min(bottom - top, right - left) < 32:
         return views, mirror
     luma = kernels.luma_area_downsample(np.ascontiguousarray(keyframes[:, top:bottom, left:right]),
@@ -322,10 +326,10 @@ def crop_view_phash(keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return views, mirror
 
 
-def hash_view(keyframes: np.ndarray) -> np.ndarray:
+def hash_view(keyframes: np.ndarray, window=_DETECT) -> np.ndarray:
     """The part of each keyframe that is hashed and described (:func:`view_box`).
     C-contiguous uint8[k, h, w, 3]."""
-    top, bottom, left, right = view_box(keyframes)
+    top, bottom, left, right = view_box(keyframes, window)
     return np.ascontiguousarray(keyframes[:, top:bottom, left:right])
 
 
@@ -353,8 +357,9 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
     descs, hashes, quals, phashes, thumbs, views, previews = [], [], [], [], [], [], []
     crops = []
     for s in samples:
-        crops.append(crop_view_phash(s.keyframes))
-        kf = hash_view(s.keyframes)
+        win = window_box(s.keyframes)  # once: the hashed view and the crop views share it
+        crops.append(crop_view_phash(s.keyframes, win))
+        kf = hash_view(s.keyframes, win)
         h, q = kernels.pdq256(kf)
         hashes.append(h)
         quals.append(q)
