@@ -384,18 +384,8 @@ def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Al
     shortest = np.minimum(table.kf_count[ia], table.kf_count[ib])
     need = np.where(shortest < min_matches, np.maximum(2, shortest), min_matches)
     ok = (m >= need) & (m / span_len >= min_fraction)
-    # pieces of one recording are related by their spans, never by matching (recording_pairs)
-    rec = recording_codes(table)
-    ok &= rec[ia] != rec[ib]
-    # same car, disjoint times: never the same footage
-    drive_names, drive_code = np.unique(np.asarray(table.drive_ids, dtype=object).astype(str),
-                                        return_inverse=True)
-    drive_code = np.where(drive_names[drive_code] == "", -1, drive_code)
+    ok &= ~never_same_footage(table, ia, ib, params)
     sa, sb = table.start_time[ia], table.start_time[ib]
-    tol = params.same_drive_tolerance_s
-    disjoint = ((sa + table.duration_s[ia] <= sb + tol) | (sb + table.duration_s[ib] <= sa + tol))
-    ok &= ~((drive_code[ia] >= 0) & (drive_code[ia] == drive_code[ib]) & np.isfinite(sa)
-            & np.isfinite(sb) & disjoint)
     na, nb = table.kf_count[ia], table.kf_count[ib]
     whole = params.is_whole(fa, la, s, na, nb)
     # recorded on different days, or at times the match contradicts: never the same whole clip,
@@ -437,6 +427,23 @@ def retime_rates(params: DedupParams) -> np.ndarray:
     return np.unique(np.concatenate([steps, [1.0]]))
 
 
+def never_same_footage(table: ClipTable, ia: np.ndarray, ib: np.ndarray,
+                       params: DedupParams) -> np.ndarray:
+    """Per pair of table positions, can the two clips not share footage whatever their pictures
+    say: pieces of one recording (related by their spans, never by matching:
+    :func:`recording_pairs`), or one car's clips at disjoint recorded times."""
+    rec = recording_codes(table)
+    drive_names, drive_code = np.unique(np.asarray(table.drive_ids, dtype=object).astype(str),
+                                        return_inverse=True)
+    drive_code = np.where(drive_names[drive_code] == "", -1, drive_code)
+    sa, sb = table.start_time[ia], table.start_time[ib]
+    tol = params.same_drive_tolerance_s
+    disjoint = (sa + table.duration_s[ia] <= sb + tol) | (sb + table.duration_s[ib] <= sa + tol)
+    same_car_apart = ((drive_code[ia] >= 0) & (drive_code[ia] == drive_code[ib]) & np.isfinite(sa)
+                      & np.isfinite(sb) & disjoint)
+    return (rec[ia] == rec[ib]) | same_car_apart
+
+
 def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
                   verified: dict[tuple[int, int], Pair], params: DedupParams) -> list[Pair]:
     """Re-timed copies among hash candidates: pairs whose matching keyframes line up at a rate
@@ -448,21 +455,16 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     rates = retime_rates(params)
     one = int(np.argmin(np.abs(rates - 1.0)))
     hz = params.keyframe_hz
-    rec = recording_codes(table)
-    drives = np.asarray(table.drive_ids, dtype=object).astype(str)
+    pos_a = np.searchsorted(table.rows, candidates[:, 0])
+    pos_b = np.searchsorted(table.rows, candidates[:, 1])
+    never = never_same_footage(table, pos_a, pos_b, params)
     out = []
-    for a, b in candidates.tolist():
+    for (a, b), i, j, skip in zip(candidates.tolist(), pos_a.tolist(), pos_b.tolist(), never.tolist(),
+                                  strict=True):
         done = verified.get((a, b))
-        if done is not None and done.relation == "duplicate" and done.matches >= 0.9 * max(done.overlap, 1):
+        if skip or (done is not None and done.relation == "duplicate"
+                    and done.matches >= 0.9 * max(done.overlap, 1)):
             continue
-        i, j = int(np.searchsorted(table.rows, a)), int(np.searchsorted(table.rows, b))
-        if rec[i] == rec[j]:
-            continue  # pieces of one recording: related by their spans
-        sa_t, sb_t = table.start_time[i], table.start_time[j]
-        if (drives[i] and drives[i] == drives[j] and np.isfinite(sa_t) and np.isfinite(sb_t)
-                and (sa_t + table.duration_s[i] <= sb_t + params.same_drive_tolerance_s
-                     or sb_t + table.duration_s[j] <= sa_t + params.same_drive_tolerance_s)):
-            continue  # same car, disjoint times: never the same footage
         sa, na, sb, nb = (int(table.kf_start[i]), int(table.kf_count[i]),
                           int(table.kf_start[j]), int(table.kf_count[j]))
         fit = _fit_rate(hashes[sa:sa + na], valid[sa:sa + na], hashes[sb:sb + nb], valid[sb:sb + nb],
