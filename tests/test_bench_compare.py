@@ -19,7 +19,36 @@ def _phash_run() -> dict:
     return _record(suite.kernel_timings("quick", names=["phash64"], repeats=9, peers=False))
 
 
-def test_slowed_kernel_fails_the_comparison(tmp_path, monkeypatch):
+@pytest.fixture
+def counted_clock(monkeypatch):
+    """Kernel timings on a clock that counts kernel calls: 1 ms per call of the raw phash64
+    kernel plus 1 ms per timed call, so the comparison is exact on a machine of any load."""
+    import kernels.registry as registry
+
+    calls = [0]
+    spec = registry.BY_NAME["phash64"]
+    raw = spec.kernel
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return raw(*args, **kwargs)
+
+    counted = spec._replace(kernel=registry._slowable("phash64", counting))
+    monkeypatch.setattr(registry, "REGISTRY", tuple(counted if s.name == "phash64" else s
+                                                    for s in registry.REGISTRY))
+
+    def timed(fn, args, repeats):
+        times = []
+        for _ in range(repeats):
+            before = calls[0]
+            fn(*args)
+            times.append((calls[0] - before + 1) * 1e-3)
+        return times
+
+    monkeypatch.setattr(suite, "_timed", timed)
+
+
+def test_slowed_kernel_fails_the_comparison(tmp_path, monkeypatch, counted_clock):
     monkeypatch.delenv("CLIPDEX_SLOW_KERNEL", raising=False)
     baseline = _phash_run()
     monkeypatch.setenv("CLIPDEX_SLOW_KERNEL", "phash64:4")
@@ -29,7 +58,8 @@ def test_slowed_kernel_fails_the_comparison(tmp_path, monkeypatch):
     # the cost over the calibration loop and the share of the read limit both regress
     assert set(names) == {"kernels.phash64.cost_vs_calibration",
                           "kernels.phash64.share_of_read_limit"}
-    assert names["kernels.phash64.cost_vs_calibration"]["change"] > 1.0  # ~4x, past any noise
+    # 2 ms per timed call before, 5 ms after: the cost rises by 150 %
+    assert names["kernels.phash64.cost_vs_calibration"]["change"] == pytest.approx(1.5)
     base_path, run_path = tmp_path / "base.json", tmp_path / "run.json"
     base_path.write_text(json.dumps(baseline))
     run_path.write_text(json.dumps(slowed))
