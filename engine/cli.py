@@ -476,7 +476,7 @@ def rare(
             stale = 0 if density_only else store.clips_with_older_triggers(TRIGGERS_VERSION)
             keep = None
             if trigger:
-                keep = {r for (r,) in store.db.execute("SELECT DISTINCT clip_row FROM triggers WHERE name=?", (trigger,))}
+                keep = store.rows_with_trigger(trigger)
             support = res.support if res.support is not None else [-1] * len(res.rows)
             basis = res.basis if res.basis is not None else ["appearance"] * len(res.rows)
             dyn = res.dynamics if res.dynamics is not None else np.full(len(res.rows), np.nan)

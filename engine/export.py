@@ -293,18 +293,14 @@ _ATTR_FIELDS = {"ids": ("clip_id", "drive_id"), "source_paths": ("source",), "sc
 
 
 def _clip_info(store: RegionStore, cid: str) -> dict:
-    row = store.db.execute(
-        "SELECT row, status, source, source_offset_s, duration_s, fps, drive_id, kf_start, kf_count,"
-        " digest FROM clips WHERE clip_id=?", (cid,)).fetchone()
-    if row is None:
+    entry = store.clip_entry(cid)
+    if entry is None:
         raise InputError(f"clip {cid!r} is not in region {store.region.name!r}; export a manifest "
                          "written by `clipdex select` for this region")
-    if row[1] != "active":
-        raise InputError(f"clip {cid!r} is {row[1]} in region {store.region.name!r} (erasure or "
+    if entry["status"] != "active":
+        raise InputError(f"clip {cid!r} is {entry['status']} in region {store.region.name!r} (erasure or "
                          "damage); it is not exported: select again without it")
-    keys = ("row", "status", "source", "offset", "duration", "fps", "drive_id", "kf_start", "kf_count",
-            "digest")
-    info = dict(zip(keys, row, strict=True), clip_id=cid, recording_id="")
+    info = dict(entry, clip_id=cid, recording_id="")
     if info["source"]:
         recs = store.clip_records([info["row"]])
         info["recording_id"] = recs[0]["recording_id"] if recs else ""

@@ -63,9 +63,7 @@ def regroup(store: RegionStore) -> int:
     rows = [(m, rep, rep) for rep, members in groups.items() for m in members]
     changed = len(set(old) ^ set(groups))
     with store.writer("clipdex forget (regroup)"):
-        with store.transaction() as db:
-            db.execute("DELETE FROM groups")
-            db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)", rows)
+        store.replace_groups(rows)
     return changed
 
 

@@ -77,21 +77,8 @@ def parse_time(text: str | float | None) -> float | None:
 def _allowed_rows(store: RegionStore, f: Filters) -> set[int] | None:
     if not f.active():
         return None
-    sql = "SELECT row FROM clips WHERE status='active'"
-    args: list = []
-    if f.vehicle is not None:
-        sql += " AND vehicle_id=?"
-        args.append(f.vehicle)
-    if f.after is not None:
-        sql += " AND start_time>=?"
-        args.append(f.after)
-    if f.before is not None:
-        sql += " AND start_time<?"
-        args.append(f.before)
-    if f.trigger is not None:
-        sql += " AND row IN (SELECT clip_row FROM triggers WHERE name=?)"
-        args.append(f.trigger)
-    return {r for (r,) in store.db.execute(sql, args)}
+    return set(store.active_rows(vehicle=f.vehicle, after=f.after, before=f.before,
+                                 trigger=f.trigger))
 
 
 def _space_dim(store: RegionStore, space: str | None) -> int:
@@ -138,9 +125,8 @@ def search_vector(store: RegionStore, vector: np.ndarray, k: int = 10, *, exclud
     if not chosen:
         return []
     rows = [r for _, r in chosen]
-    info = {r: rest for r, *rest in store.db.execute(
-        f"SELECT row, clip_id, drive_id, vehicle_id, duration_s FROM clips WHERE row IN ({','.join('?' * len(rows))})",
-        rows)}
+    info = {c["row"]: (c["clip_id"], c["drive_id"], c["vehicle_id"], c["duration_s"])
+            for c in store.clip_records(rows)}
     return [Hit(i + 1, info[r][0], store.region.name, s, info[r][1], info[r][2], float(info[r][3]))
             for i, (s, r) in enumerate(chosen) if r in info]
 
@@ -169,9 +155,7 @@ def _clip_keyframes(store: RegionStore, rows: list[int]) -> dict[int, tuple[np.n
     """clip row -> (hashes uint8[k,32], quality uint8[k], times float32[k]), in batched reads."""
     if not rows:
         return {}
-    q = ",".join("?" * len(rows))
-    spans = [(int(r), int(ks), int(n)) for r, ks, n in store.db.execute(
-        f"SELECT row, kf_start, kf_count FROM clips WHERE row IN ({q})", rows)]
+    spans = store.keyframe_spans(rows)
     kf = np.concatenate([np.arange(ks, ks + n, dtype=np.int64) for _, ks, n in spans]) if spans else \
         np.zeros(0, np.int64)
     hashes = store.read_rows_at("keyframe_hashes", kf)
@@ -242,9 +226,7 @@ def _label_spans(store: RegionStore, hits: list[Hit], query_kf: tuple[np.ndarray
     todo = {h.clip_id: h for h in hits if h.span is None}
     if not todo:
         return
-    q = ",".join("?" * len(todo))
-    rows = {int(r): cid for r, cid in store.db.execute(f"SELECT row, clip_id FROM clips WHERE clip_id IN ({q})",
-                                                       list(todo))}
+    rows = {r: cid for cid, r in store.rows_of_ids(list(todo)).items()}
     spans = matched_spans(query_kf, _clip_keyframes(store, list(rows)))
     for r, span in spans.items():
         todo[rows[r]].span = span
@@ -285,14 +267,11 @@ def search_clip(store: RegionStore, clip_id: str, k: int = 10, *, filters: Filte
         vec = space_vector_of(store, space, row, clip_id)
     hits = search_vector(store, np.ascontiguousarray(vec), k, exclude=exclude, filters=filters, space=space)
     rel = {}
-    for a, b, relation, _off, a0, a1, b0, b1 in store.db.execute(
-        "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end FROM pairs WHERE a=? OR b=?", (row, row)
-    ):
+    for a, b, relation, _off, a0, a1, b0, b1 in store.pairs_of(row):
         other, span = (b, (b0, b1)) if a == row else (a, (a0, a1))
         rel[other] = (relation, span)
     if rel:
-        ids = {cid: r for r, cid in store.db.execute(
-            f"SELECT row, clip_id FROM clips WHERE row IN ({','.join('?' * len(rel))})", list(rel))}
+        ids = {c["clip_id"]: c["row"] for c in store.clip_records(list(rel))}
         for h in hits:
             r = ids.get(h.clip_id)
             if r is not None:

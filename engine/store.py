@@ -762,6 +762,90 @@ class RegionStore:
             out.append(d)
         return out
 
+    def rows_with_trigger(self, name: str) -> set[int]:
+        """Rows of the clips on which trigger ``name`` fired (any status)."""
+        return {r for (r,) in self.db.execute(
+            "SELECT DISTINCT clip_row FROM triggers WHERE name=?", (name,))}
+
+    def active_rows(self, *, vehicle: str | None = None, after: float | None = None,
+                    before: float | None = None, trigger: str | None = None,
+                    lo: int | None = None, hi: int | None = None) -> list[int]:
+        """Active clips' rows, ascending, limited by vehicle, start time in [after, before),
+        a fired trigger and a row range [lo, hi)."""
+        sql, args = "SELECT row FROM clips WHERE status='active'", []
+        for cond, value in ((" AND vehicle_id=?", vehicle), (" AND start_time>=?", after),
+                            (" AND start_time<?", before), (" AND row>=?", lo), (" AND row<?", hi),
+                            (" AND row IN (SELECT clip_row FROM triggers WHERE name=?)", trigger)):
+            if value is not None:
+                sql += cond
+                args.append(value)
+        return [r for (r,) in self.db.execute(sql + " ORDER BY row", args)]
+
+    def keyframe_spans(self, rows: Sequence[int] | None = None, *, lo: int | None = None,
+                       hi: int | None = None) -> list[tuple[int, int, int]]:
+        """(row, kf_start, kf_count) of the given clip ``rows`` (any status), or of the active
+        clips with row in [lo, hi), ordered by row."""
+        if rows is not None:
+            rows = [int(r) for r in rows]
+            out: list[tuple[int, int, int]] = []
+            for i in range(0, len(rows), 500):
+                chunk = rows[i : i + 500]
+                out += self.db.execute(
+                    "SELECT row, kf_start, kf_count FROM clips WHERE row IN "
+                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            return sorted((int(r), int(s), int(n)) for r, s, n in out)
+        return [(int(r), int(s), int(n)) for r, s, n in self.db.execute(
+            "SELECT row, kf_start, kf_count FROM clips WHERE status='active' AND row>=? AND row<?"
+            " ORDER BY row", (0 if lo is None else lo, 2**62 if hi is None else hi))]
+
+    def rows_of_ids(self, clip_ids: Sequence[str]) -> dict[str, int]:
+        """clip id -> row for the ids present in the catalog (any status)."""
+        ids = list(clip_ids)
+        out: dict[str, int] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            out.update({cid: int(r) for r, cid in self.db.execute(
+                f"SELECT row, clip_id FROM clips WHERE clip_id IN ({','.join('?' * len(chunk))})",
+                chunk)})
+        return out
+
+    def clip_entry(self, clip_id: str) -> dict | None:
+        """One clip's catalog entry whatever its status (None: not in the catalog): row,
+        status, source, offset, duration, fps, drive_id, kf_start, kf_count, digest."""
+        row = self.db.execute(
+            "SELECT row, status, source, source_offset_s, duration_s, fps, drive_id, kf_start,"
+            " kf_count, digest FROM clips WHERE clip_id=?", (clip_id,)).fetchone()
+        if row is None:
+            return None
+        keys = ("row", "status", "source", "offset", "duration", "fps", "drive_id", "kf_start",
+                "kf_count", "digest")
+        return dict(zip(keys, row, strict=True))
+
+    def forgotten_count(self) -> int:
+        """Clips no longer active (forgotten or damaged)."""
+        return self.db.execute("SELECT COUNT(*) FROM clips WHERE status!='active'").fetchone()[0]
+
+    def recent_jobs(self, n: int = 5) -> list[tuple[str, str, float, float | None, str]]:
+        """The last ``n`` jobs, newest first: (kind, status, started, finished, summary JSON)."""
+        return self.db.execute("SELECT kind, status, started, finished, summary FROM jobs"
+                               " ORDER BY started DESC LIMIT ?", (int(n),)).fetchall()
+
+    def catalog_state(self) -> tuple[Snapshot, list[tuple], list[tuple[str, str]], str | None]:
+        """In one read transaction: the snapshot, every clip (any status) as (row, clip_id,
+        digest, source, kf_start, kf_count, status), the running jobs (job_id, kind) and the
+        status of the last job (None: no job yet)."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            snap = self.snapshot()
+            rows = db.execute("SELECT row, clip_id, digest, source, kf_start, kf_count, status"
+                              " FROM clips ORDER BY row").fetchall()
+            running = db.execute("SELECT job_id, kind FROM jobs WHERE status='running'").fetchall()
+            last = db.execute("SELECT status FROM jobs ORDER BY started DESC LIMIT 1").fetchone()
+        finally:
+            db.execute("COMMIT")
+        return snap, rows, running, last[0] if last else None
+
     def clip_row(self, clip_id: str) -> int:
         r = self.db.execute("SELECT row, status FROM clips WHERE clip_id=?", (clip_id,)).fetchone()
         if r is None or r[1] != "active":
@@ -879,6 +963,20 @@ class RegionStore:
             f" {later} FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
             " AND EXISTS (SELECT 1 FROM clips c WHERE c.row=p.b AND c.status='active') ORDER BY a, b"
         ).fetchall()
+
+    def pairs_of(self, row: int) -> list[tuple]:
+        """Stored pairs that involve clip ``row``: (a, b, relation, offset_s, a_start, a_end,
+        b_start, b_end)."""
+        return self.db.execute("SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end"
+                               " FROM pairs WHERE a=? OR b=?", (row, row)).fetchall()
+
+    def replace_groups(self, groups: Sequence[tuple[int, int, int]]) -> None:
+        """Replace the group table (rows: clip_row, group_id, representative), pairs kept."""
+        self._require_writer()
+        with self.transaction() as db:
+            db.execute("DELETE FROM groups")
+            db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)",
+                           groups)
 
     def groups(self) -> dict[int, tuple[int, int]]:
         """clip_row -> (group_id, representative row) for clips in a duplicate group."""
@@ -1018,23 +1116,28 @@ class RegionStore:
         rows = [int(r) for r in rows]
         if not rows:
             return
+        self._take_out(rows, "UPDATE clips SET status='forgotten', meta=json_set(meta,"
+                       " '$.forgotten_at', ?, '$.forget_reason', ?) WHERE row=?",
+                       [(time.time(), reason, r) for r in rows])
+
+    def _take_out(self, rows: list[int], status_sql: str, status_args: list[tuple], *,
+                  erase_vectors: bool = True) -> None:
+        """The one path that takes clips out of the catalog (erasure and damage): their status
+        changes by ``status_sql``; their pairs, group memberships, rarity (default and imported
+        spaces), imported vectors and triggers go, in one transaction. With ``erase_vectors``
+        (erasure) their vectors of imported spaces are zeroed first: the catalog row is the only
+        link to them; damaged clips' rows may sit in unreadable chunks, so they are not."""
         q = ",".join("?" * len(rows))
-        # vectors of imported spaces are erased now: the tombstone drops the only link to them
         for space, vec_row, version in self.db.execute(
                 f"SELECT v.space, v.vec_row, s.version FROM space_vectors v JOIN spaces s ON s.name = v.space"
-                f" WHERE v.clip_row IN ({q})", rows).fetchall():
+                f" WHERE v.clip_row IN ({q})", rows).fetchall() if erase_vectors else ():
             arr = self.features[f"spaces/{space}/v{version}"]
             arr[int(vec_row):int(vec_row) + 1] = np.zeros((1, arr.shape[1]), np.float32)
         with self.transaction() as db:
-            db.execute(
-                f"UPDATE clips SET status='forgotten', meta=json_set(meta, '$.forgotten_at', ?,"
-                f" '$.forget_reason', ?) WHERE row IN ({q})", [time.time(), reason, *rows])
+            db.executemany(status_sql, status_args)
             db.execute(f"DELETE FROM pairs WHERE a IN ({q}) OR b IN ({q})", rows + rows)
-            db.execute(f"DELETE FROM groups WHERE clip_row IN ({q})", rows)
-            db.execute(f"DELETE FROM rarity WHERE clip_row IN ({q})", rows)
-            db.execute(f"DELETE FROM space_rarity WHERE clip_row IN ({q})", rows)
-            db.execute(f"DELETE FROM space_vectors WHERE clip_row IN ({q})", rows)
-            db.execute(f"DELETE FROM triggers WHERE clip_row IN ({q})", rows)
+            for table in ("groups", "rarity", "space_rarity", "space_vectors", "triggers"):
+                db.execute(f"DELETE FROM {table} WHERE clip_row IN ({q})", rows)
             self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
 
     def compact_forgotten(self) -> dict:
@@ -1196,18 +1299,10 @@ class RegionStore:
             return []
         q = ",".join("?" * len(rows))
         out = self.db.execute(f"SELECT row, clip_id, source FROM clips WHERE row IN ({q})", rows).fetchall()
-        with self.transaction() as db:
-            db.executemany(
-                "UPDATE clips SET status='damaged', clip_id=clip_id || '.damaged-' || row,"
-                " digest='damaged:' || row || ':' || digest,"
-                " meta=json_set(meta, '$.damaged_at', ?, '$.damage', ?, '$.original_clip_id', clip_id,"
-                " '$.original_digest', digest) WHERE row=?",
-                [(time.time(), reason, r) for r in rows])
-            db.execute(f"DELETE FROM pairs WHERE a IN ({q}) OR b IN ({q})", rows + rows)
-            db.execute(f"DELETE FROM groups WHERE clip_row IN ({q})", rows)
-            db.execute(f"DELETE FROM rarity WHERE clip_row IN ({q})", rows)
-            db.execute(f"DELETE FROM triggers WHERE clip_row IN ({q})", rows)
-            self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
+        self._take_out(rows, "UPDATE clips SET status='damaged', clip_id=clip_id || '.damaged-' || row,"
+                       " digest='damaged:' || row || ':' || digest, meta=json_set(meta, '$.damaged_at',"
+                       " ?, '$.damage', ?, '$.original_clip_id', clip_id, '$.original_digest', digest)"
+                       " WHERE row=?", [(time.time(), reason, r) for r in rows], erase_vectors=False)
         return [(cid, src) for _, cid, src in sorted(out)]
 
     # ------------------------------------------------------------------ jobs

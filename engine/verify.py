@@ -109,18 +109,7 @@ def verify(store: RegionStore, *, repair: bool = False, wait: float = 0.0) -> Ve
 # ---------------------------------------------------------------------------- checks
 def _catalog(store: RegionStore):
     """Snapshot + every clip (any status) read in one SQLite read transaction."""
-    db = store.db
-    db.execute("BEGIN")
-    try:
-        snap = store.snapshot()
-        rows = db.execute(
-            "SELECT row, clip_id, digest, source, kf_start, kf_count, status FROM clips ORDER BY row"
-        ).fetchall()
-        running = db.execute("SELECT job_id, kind FROM jobs WHERE status='running'").fetchall()
-        last = db.execute("SELECT status FROM jobs ORDER BY started DESC LIMIT 1").fetchone()
-    finally:
-        db.execute("COMMIT")
-    return snap, rows, running, last[0] if last else None
+    return store.catalog_state()
 
 
 def _check(store: RegionStore) -> VerifyReport:

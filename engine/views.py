@@ -232,8 +232,7 @@ class RegionData:
             return {}
         t = self.table
         redundant = sum(len(m) - 1 for m in self.groups.values()) if self.allows("relations") else None
-        jobs = self.store.db.execute(
-            "SELECT kind, status, started, finished, summary FROM jobs ORDER BY started DESC LIMIT 5").fetchall()
+        jobs = self.store.recent_jobs(5)
         last = []
         for kind, status, started, finished, summ in jobs:
             try:

@@ -1,4 +1,4 @@
-"""The layering rules of STYLE.md, enforced by walking every module's imports."""
+"""The layering rules of the package, enforced by walking every module's imports."""
 
 from __future__ import annotations
 
@@ -28,6 +28,27 @@ def _modules(pkg: str) -> list[Path]:
     return sorted((ROOT / pkg).rglob("*.py"))
 
 
+#: the store: the only code that touches SQLite (a module, or a package of modules)
+STORE_FILES = {p.relative_to(ROOT).as_posix() for p in
+               [ROOT / "engine" / "store.py", *(ROOT / "engine" / "store").glob("*.py")]
+               if p.exists()}
+
+
+def test_no_sql_outside_the_store():
+    """No SQL statement, connection or catalog handle outside the store: other modules go
+    through its methods, so the schema has one owner."""
+    import re
+
+    sql_use = re.compile(r"\.(execute|executemany|executescript)\(|\.db\b|\bsqlite3\b|"
+                         r"\b(SELECT|INSERT|UPDATE|DELETE)\s+(\*|[a-z_]+\s*(,|FROM|INTO|SET))")
+    for path in _modules("engine"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in STORE_FILES:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not sql_use.search(line), f"{rel}:{n} uses SQL or the catalog handle: {line.strip()}"
+
+
 def test_kernels_import_only_numpy_numba_math():
     for path in _modules("kernels"):
         bad = _imports(path) - {"numpy", "numba", "kernels", "llvmlite"} - STDLIB_OK_IN_KERNELS
@@ -38,8 +59,8 @@ def test_kernels_import_only_numpy_numba_math():
     ("module", "allowed"),
     [
         ("faiss", {"engine/index/__init__.py", "engine/index/keyframes.py", "engine/index/embeddings.py"}),
-        ("sqlite3", {"engine/store.py"}),
-        ("zarr", {"engine/store.py", "engine/sources/zarr_clips.py", "engine/export.py"}),
+        ("sqlite3", STORE_FILES),
+        ("zarr", STORE_FILES | {"engine/sources/zarr_clips.py", "engine/export.py"}),
     ],
 )
 def test_io_libraries_stay_in_their_module(module, allowed):

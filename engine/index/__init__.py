@@ -138,15 +138,12 @@ def _load(store: RegionStore, name: str, binary: bool, snap: Snapshot):
 
 
 def _forgotten_count(store: RegionStore) -> int:
-    return store.db.execute("SELECT COUNT(*) FROM clips WHERE status!='active'").fetchone()[0]
+    return store.forgotten_count()
 
 
 def _active_keyframe_rows(store: RegionStore, clip_lo: int, clip_hi: int) -> tuple[np.ndarray, np.ndarray]:
     """(keyframe rows, clip rows) of active clips with row in [clip_lo, clip_hi)."""
-    spans = store.db.execute(
-        "SELECT row, kf_start, kf_count FROM clips WHERE status='active' AND row>=? AND row<? ORDER BY row",
-        (clip_lo, clip_hi),
-    ).fetchall()
+    spans = store.keyframe_spans(lo=clip_lo, hi=clip_hi)
     if not spans:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     clip_rows, starts, counts = (np.asarray(c, np.int64) for c in zip(*spans, strict=True))
@@ -181,12 +178,7 @@ def _keyframe_data(store: RegionStore, clip_lo: int, clip_hi: int) -> tuple[np.n
 
 def _embedding_data(store: RegionStore, clip_lo: int, clip_hi: int) -> tuple[np.ndarray, np.ndarray]:
     store.check_embedding_version()  # an index never mixes embedding versions
-    rows = np.asarray(
-        [r for (r,) in store.db.execute(
-            "SELECT row FROM clips WHERE status='active' AND row>=? AND row<? ORDER BY row", (clip_lo, clip_hi)
-        )],
-        dtype=np.int64,
-    )
+    rows = np.asarray(store.active_rows(lo=clip_lo, hi=clip_hi), dtype=np.int64)
     if len(rows) == 0:
         return np.zeros((0, store.embedding_dim), np.float32), rows
     vecs = store.read_rows("clip_embeddings", int(rows.min()), int(rows.max()) + 1)
