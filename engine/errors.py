@@ -1,4 +1,4 @@
-"""Errors clipdex raises. Every message names the bad value and the fix (house rule 8)."""
+"""Errors clipdex raises. Every message names the bad value and the fix."""
 
 
 class ClipdexError(Exception):

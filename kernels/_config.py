@@ -1,4 +1,4 @@
-"""JIT options for every kernel, in one place (house rule 3).
+"""JIT options for every kernel, in one place.
 
 Integer kernels never use fastmath; float kernels use only the fastmath flags that keep
 NaN/Inf semantics (no ``nnan``/``ninf``). Everything is ``nogil`` and cached on disk, so the
@@ -20,5 +20,5 @@ FLOAT_JIT = {
     "error_model": "numpy",
 }
 
-#: extra option for the outermost batch entry points only (house rule 5)
+#: extra option for the outermost batch entry points only
 PARALLEL = {"parallel": True}

@@ -1,4 +1,4 @@
-"""Input checks shared by the public kernel wrappers (house rule 2: refuse, never cast).
+"""Input checks shared by the public kernel wrappers: refuse, never cast.
 
 A wrong dtype, dimensionality or memory layout raises ``TypeError`` whose message names the
 fix; a bad shape or value raises ``ValueError``. Nothing here copies or converts an array.

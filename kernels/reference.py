@@ -1,4 +1,4 @@
-"""Pure-NumPy twins of every public kernel, written for clarity, not speed (house rule 1).
+"""Pure-NumPy twins of every public kernel, written for clarity, not speed.
 
 Same signatures and outputs as the JIT kernels; the tests compare the two. Popcount is
 ``np.bitwise_count``; DCT matrices are written out by hand (no SciPy).

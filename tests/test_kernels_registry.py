@@ -1,5 +1,5 @@
 """Every kernel of ``kernels.registry`` against its NumPy reference, on every test case of
-its entry, and at one and two Numba threads (house rules 1 and 5)."""
+its entry, and at one and two Numba threads."""
 
 from __future__ import annotations
 
