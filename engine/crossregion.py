@@ -173,7 +173,7 @@ def match_hashes(store: RegionStore, payload: dict, params=None) -> list[dict]:
     if len(table) == 0 or n_remote == 0:
         return []
     kf = store.keyframes(table.snapshot)
-    kf_index, _ = ensure_indexes(store)
+    kf_index, _ = ensure_indexes(store, save=False)  # a read writes nothing
     token_of_kf = np.repeat(np.arange(n_remote), payload["counts"])
     q = np.flatnonzero(payload["valid"])
     lims, _, ids = kf_index.range_search(np.ascontiguousarray(payload["hashes"][q]), params.candidate_radius)

@@ -51,6 +51,7 @@ import kernels
 
 from .features import CROP_VIEW_POSITIONS, N_CROP_VIEWS
 from .index import QUALITY_FLOOR, ensure_indexes
+from .relations import duplicate_groups, elect_representatives, group_rows
 from .store import ClipTable, RegionStore, span_rows
 
 
@@ -231,44 +232,6 @@ class DedupResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     method: str = ""  # candidate search: "exact" or "lsh"
     keyframe_pairs: int = 0  # matching keyframe pairs behind the candidates
-
-
-def _union_find(n_rows: int, edges: list[tuple[int, int]]) -> dict[int, list[int]]:
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    comps: dict[int, list[int]] = {}
-    for x in parent:
-        comps.setdefault(find(x), []).append(x)
-    return {k: sorted(v) for k, v in comps.items() if len(v) > 1}
-
-
-def elect_representatives(groups: dict[int, list[int]], table: ClipTable) -> dict[int, list[int]]:
-    """Re-key each group by its representative: best quality, then longest, then earliest."""
-    pos = table.position()
-    out = {}
-    for members in groups.values():
-        def key(r: int) -> tuple:
-            i = pos[r]
-            st = table.start_time[i]
-            return (-round(float(table.quality_mean[i]), 1), -round(float(table.duration_s[i]), 1),
-                    st if np.isfinite(st) else np.inf, r)
-
-        rep = min(members, key=key)
-        out[rep] = members
-    return out
 
 
 def keyframe_clips(table: ClipTable, n_keyframes: int) -> np.ndarray:
@@ -1110,7 +1073,7 @@ def _lookalikes(edits: dict[int, list[Pair]], pairs: list[Pair], span) -> set[in
     if not any(len(v) > 1 for v in edits.values()):
         return set()
     linked = {(p.a, p.b) for p in pairs} | {(p.b, p.a) for p in pairs}
-    group_of = {m: g for g, members in _union_find(0, [(p.a, p.b) for p in pairs if p.relation == "duplicate"]).items()
+    group_of = {m: g for g, members in duplicate_groups(pairs).items()
                 for m in members}
 
     def root(x: int) -> int:
@@ -1242,17 +1205,16 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         by_key[(p.a, p.b)] = p
     all_pairs = sorted(by_key.values(), key=lambda p: (p.a, p.b))
     groups = elect_representatives(
-        _union_find(len(table), [(p.a, p.b) for p in all_pairs if p.relation == "duplicate"]), table
+        duplicate_groups(all_pairs), table
     )
     all_pairs = _group_consistent(all_pairs, groups, table, params)
     kept = {(p.a, p.b) for p in all_pairs}
     dropped_old = any((p.a, p.b) not in kept for p in old)
     new_pairs = [p for p in new_pairs if (p.a, p.b) in kept]
-    group_rows = [(m, rep, rep) for rep, members in groups.items() for m in members]
     # incremental: old pairs stay as stored, only the new ones are written; groups are rebuilt
     incremental = not full and done_end > 0 and not dropped_old
     with store.writer("clipdex dedup"):
-        store.replace_dedup([p.as_row() for p in (new_pairs if incremental else all_pairs)], group_rows,
+        store.replace_dedup([p.as_row() for p in (new_pairs if incremental else all_pairs)], group_rows(groups),
                             incremental=incremental, clip_end=snap.clip_end)
     stages["groups_store"] = time.perf_counter() - t
     # stored unfiltered (a later ingest may bring the edit that explains a pair), shown filtered
@@ -1434,10 +1396,24 @@ def load_dedup(store: RegionStore, table: ClipTable | None = None,
     """Stored pairs as shown (:func:`shown_pairs`: partials between clips recorded at contradicting
     times only where an edit explains them, offsets refined through shared sources, partials
     extended to whole duplicates) and groups (representative -> members)."""
-    pairs = [Pair.from_row(r) for r in store.pairs()]
-    if any(p.relation == "partial" for p in pairs):
-        pairs = shown_pairs(pairs, table if table is not None else store.clip_table(), params or DedupParams())
-    groups: dict[int, list[int]] = {}
-    for row, (_, rep) in store.groups().items():
-        groups.setdefault(rep, []).append(row)
-    return pairs, {k: sorted(v) for k, v in groups.items()}
+    params = params or DedupParams()
+    # one computation per read snapshot: the catalog version, the last dedup and regroup, the
+    # parameters; callers get their own lists
+    key = (str(store.catalog_path), store.snapshot().version, store.meta("dedup_at"),
+           store.meta("groups_at"), repr(params))
+    if key not in _SHOWN:
+        pairs = [Pair.from_row(r) for r in store.pairs()]
+        if any(p.relation == "partial" for p in pairs):
+            pairs = shown_pairs(pairs, table if table is not None else store.clip_table(), params)
+        groups: dict[int, list[int]] = {}
+        for row, (_, rep) in store.groups().items():
+            groups.setdefault(rep, []).append(row)
+        if len(_SHOWN) >= 4:
+            _SHOWN.pop(next(iter(_SHOWN)))
+        _SHOWN[key] = (pairs, {k: sorted(v) for k, v in groups.items()})
+    pairs, groups = _SHOWN[key]
+    return list(pairs), {k: list(v) for k, v in groups.items()}
+
+
+#: load_dedup's results of the last few read snapshots
+_SHOWN: dict[tuple, tuple[list[Pair], dict[int, list[int]]]] = {}

@@ -54,16 +54,14 @@ class ForgetReport:
 
 def regroup(store: RegionStore) -> int:
     """Recompute duplicate groups and representatives from the stored pairs of active clips."""
-    from .dedup import _union_find, elect_representatives, load_dedup
+    from .dedup import load_dedup
+    from .relations import duplicate_groups, elect_representatives, group_rows
 
     pairs, old = load_dedup(store)
-    table = store.clip_table()
-    groups = elect_representatives(
-        _union_find(len(table), [(p.a, p.b) for p in pairs if p.relation == "duplicate"]), table)
-    rows = [(m, rep, rep) for rep, members in groups.items() for m in members]
+    groups = elect_representatives(duplicate_groups(pairs), store.clip_table())
     changed = len(set(old) ^ set(groups))
     with store.writer("clipdex forget (regroup)"):
-        store.replace_groups(rows)
+        store.replace_groups(group_rows(groups))
     return changed
 
 

@@ -105,7 +105,7 @@ def search_vector(store: RegionStore, vector: np.ndarray, k: int = 10, *, exclud
     q = (vector / norm).astype(np.float32)[None, :]
     if space is None:
         store.check_embedding_version()  # clipdex's own vectors: one embedding version only
-    emb_index = ensure_embedding_index(store, space=space)
+    emb_index = ensure_embedding_index(store, space=space, save=False)  # a read writes nothing
     allowed = _allowed_rows(store, filters or Filters())
     n = emb_index.ntotal
     if n == 0 or (allowed is not None and not allowed):

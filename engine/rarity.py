@@ -47,6 +47,7 @@ import numpy as np
 
 from .dedup import load_dedup
 from .index import L2Index, ensure_embedding_index
+from .relations import drive_codes, recording_units, relative_components
 from .store import ClipTable, RegionStore
 
 #: triggers that describe the driving situation; data-quality flags (black frames, frozen camera,
@@ -98,39 +99,6 @@ class RarityResult:
     #: ``dynamics=False``) and what ranked it: "event", "appearance" or "dynamics" (:data:`BASES`)
     dynamics: np.ndarray | None = None
     basis: list[str] | None = None
-
-
-def _components(n: int, edges) -> np.ndarray:
-    """Per position 0..n-1, the smallest position of its connected component under ``edges``."""
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(n)], dtype=np.int64)
-
-
-def relative_components(table: ClipTable, pairs) -> np.ndarray:
-    """Per table position, a component id shared by clips linked by any verified pair."""
-    pos = table.position()
-    return _components(len(table), ((pos[p.a], pos[p.b]) for p in pairs if p.a in pos and p.b in pos))
-
-
-def drive_codes(table: ClipTable) -> np.ndarray:
-    """Per table position, an int code of its drive; a clip without a drive counts as a drive of
-    its recording (the pieces of one recording are one drive, never each other's "others")."""
-    codes: dict[str, int] = {}
-    out = np.empty(len(table), np.int64)
-    for i, d in enumerate(table.drive_keys()):
-        out[i] = codes.setdefault(d, len(codes))
-    return out
 
 
 def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.ndarray,
@@ -197,14 +165,16 @@ def _subset(table: ClipTable, keep: np.ndarray) -> ClipTable:
         for v in (getattr(table, f.name) for f in dataclasses.fields(table)[1:])])
 
 
-def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = None):
+def embedding_inputs(store: RegionStore, table: ClipTable, space: str | None = None, *,
+                     save: bool = False):
     """(table, vectors float32[n, d] in table order, index) of the default clip embeddings or of an
-    imported ``space`` (then only the clips that have a vector in it)."""
+    imported ``space`` (then only the clips that have a vector in it); ``save``: write a refreshed
+    index back (an explicit step), else refresh it in memory only."""
     if space is None:
-        emb_index = ensure_embedding_index(store)
+        emb_index = ensure_embedding_index(store, save=save)
         vectors = np.ascontiguousarray(store.embeddings(table.snapshot)[table.rows])
         return table, vectors, emb_index
-    emb_index = ensure_embedding_index(store, space=space)
+    emb_index = ensure_embedding_index(store, space=space, save=save)
     rows, vecs = store.space_vectors(space)
     keep = np.isin(table.rows, rows)
     table = _subset(table, keep) if not keep.all() else table
@@ -293,19 +263,6 @@ def event_signatures(store: RegionStore, table: ClipTable,
         for i in idx:
             names[i] = signature
     return ["+".join(sorted(n)) for n in names]
-
-
-def recording_units(comp: np.ndarray, drives: np.ndarray) -> np.ndarray:
-    """Per clip, its *recording unit*: clips linked by a drive or by a duplicate relation, closed
-    transitively (an upload of a drive's clip, with its own upload id, belongs to that drive)."""
-    first: dict[tuple[str, int], int] = {}
-    edges = []
-    for i in range(len(comp)):
-        for key in (("c", int(comp[i])), ("d", int(drives[i]))):
-            j = first.setdefault(key, i)
-            if j != i:
-                edges.append((i, j))
-    return _components(len(comp), edges)
 
 
 def event_support(signatures: list[str], units: np.ndarray) -> np.ndarray:
@@ -421,8 +378,10 @@ def _rank_distinct(head: np.ndarray, scores: np.ndarray, event_pct: np.ndarray,
 
 def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None, events: bool = True,
                    event_share: float = RARE_EVENT_SHARE, dynamics: bool | None = None,
-                   light_search: bool = True) -> RarityResult:
-    """Rank the region's clips by rarity (see the module doc) and cache the result.
+                   light_search: bool = True, cache: bool = True) -> RarityResult:
+    """Rank the region's clips by rarity (see the module doc); with ``cache`` (the explicit
+    rarity step: ``clipdex rare``, the demo) store the scores and refresh the embedding index,
+    without it (a read, e.g. :func:`load_rarity`) write nothing.
 
     ``events=False`` ranks by the embedding density alone; ``dynamics`` (default: with events)
     adds the density of the telemetry statistics (:func:`dynamics_scores`). ``light_search``:
@@ -433,7 +392,7 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     full = store.clip_table()
     if len(full) == 0:
         return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
-    table, vectors, emb_index = embedding_inputs(store, full, space)
+    table, vectors, emb_index = embedding_inputs(store, full, space, save=cache)
     if len(table) == 0:
         return RarityResult(store.region.name, np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), k, 0.0)
     pairs, groups = load_dedup(store, full)
@@ -463,8 +422,9 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     order, percentiles, basis = _rank_distinct(head, scores, event_pct, dyn)
     # a cache, written without the writer lock (an ingest starting now must not fail because of
     # a reader); a read-only or busy catalog just skips it
-    store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,
-                       k=rarity_stamp(k, events, event_share, dynamics))
+    if cache:
+        store.cache_rarity(table.rows, scores, percentiles, table.snapshot.version, space=space,
+                           k=rarity_stamp(k, events, event_share, dynamics))
     size = np.bincount(head, minlength=len(table))[head]
     return RarityResult(store.region.name, table.rows[order], [table.clip_ids[i] for i in order],
                         scores[order], percentiles[order], k, time.perf_counter() - t0,
@@ -495,7 +455,7 @@ def load_rarity(store: RegionStore, *, recompute_if_stale: bool = True, k: int =
     if space is not None and not stale:  # a re-import of the space since the scores
         stale = not store.rarity(space)
     if stale and recompute_if_stale:
-        return _as_dict(compute_rarity(store, k, space=space, events=events))
+        return _as_dict(compute_rarity(store, k, space=space, events=events, cache=False))
     return store.rarity(space)
 
 

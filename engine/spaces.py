@@ -145,6 +145,9 @@ def import_space(store: RegionStore, name: str, vectors: np.ndarray, ids: list[s
     rows = np.asarray([pos[c] for c in ids], dtype=np.int64)
     with store.writer(f"clipdex embeddings import --name {name}"):
         version = store.import_space(name, rows, vectors, source)
+        from .index import ensure_embedding_index
+
+        ensure_embedding_index(store, space=name)  # the import's last step: the space's index
     return ImportReport(store.region.name, name, n, d, version, replaced)
 
 

@@ -977,6 +977,7 @@ class RegionStore:
             db.execute("DELETE FROM groups")
             db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)",
                            groups)
+            self._set_meta(groups_at=time.time())
 
     def groups(self) -> dict[int, tuple[int, int]]:
         """clip_row -> (group_id, representative row) for clips in a duplicate group."""

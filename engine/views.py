@@ -181,7 +181,7 @@ class RegionData:
         if self._rarity is None:
             from .rarity import compute_rarity
 
-            self._rarity = compute_rarity(self.store, self._rarity_k)
+            self._rarity = compute_rarity(self.store, self._rarity_k, cache=False)  # a read
         return self._rarity
 
     def trigger_names(self, row: int) -> list[str]:

@@ -133,8 +133,8 @@ def test_cached_scores_of_another_k_are_recomputed(home):
     store = _region(home, n_clusters=3, per_cluster=5)
     k3 = compute_rarity(store, k=3)
     assert store.meta("rarity_k") == "3:events0.05:dynamics"
-    default = load_rarity(store)  # k=10
-    assert store.meta("rarity_k") == "10:events0.05:dynamics"
+    default = load_rarity(store)  # k=10: recomputed, and a read writes nothing
+    assert store.meta("rarity_k") == "3:events0.05:dynamics"
     k10 = compute_rarity(store, k=10)
     assert default == {int(r): (pytest.approx(s), pytest.approx(p))
                        for r, s, p in zip(k10.rows, k10.scores, k10.percentiles, strict=True)}
