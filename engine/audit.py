@@ -12,9 +12,12 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import StoreError
-from .regions import Region
+
+if TYPE_CHECKING:  # the type only: a store or log needs a region's path and name
+    from .regions import Region
 
 AUDIT_FILE = "audit.jsonl"
 

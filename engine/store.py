@@ -31,11 +31,14 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import LockedError, NotFoundError, StoreError
-from .regions import Region
+
+if TYPE_CHECKING:  # the type only: a store or log needs a region's path and name
+    from .regions import Region
 
 SCHEMA_VERSION = 1
 HASH_BYTES = 32

@@ -92,3 +92,60 @@ def test_importing_kernels_compiles_nothing():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "", f"importing kernels compiled: {out.stdout.strip()}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _load_time_imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Engine modules that loading ``path`` imports: statements at module level (inside ``try``
+    and ``if`` too, except ``if TYPE_CHECKING:``), not those inside functions, which run when a
+    command needs them."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+
+    def visit(stmts):
+        for node in stmts:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([node.module] if node.module else []))
+                out.add(base)
+                out.update(f"{base}.{a.name}" for a in node.names)
+            for field in ("body", "orelse", "handlers", "finalbody"):
+                visit(getattr(node, field, []) or [])
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return {m for m in out if m in known and m != name}
+
+
+def longest_import_chain() -> list[str]:
+    """The longest chain of engine modules each importing the next when loaded."""
+    paths = {_module_name(p): p for p in _modules("engine")}
+    graph = {m: _load_time_imports(p, m, set(paths)) for m, p in paths.items()}
+    best: dict[str, list[str]] = {}
+
+    def chain(m: str, seen: frozenset) -> list[str]:
+        if m in best:
+            return best[m]
+        longest = max((chain(d, seen | {m}) for d in graph[m] if d not in seen), key=len, default=[])
+        best[m] = [m, *longest]
+        return best[m]
+
+    return max((chain(m, frozenset()) for m in sorted(graph)), key=len)
+
+
+def test_import_chains_are_short():
+    """A reader follows at most 7 engine modules from any module down to its last dependency."""
+    longest = longest_import_chain()
+    assert len(longest) <= 7, " -> ".join(longest)
