@@ -29,10 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from .faults import fault_point
 from .ids import validate_clip_id
-from .store import PREVIEW_BYTES, THUMB_SHAPE, RegionStore, fault_point
+from .store import RegionStore
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
@@ -78,11 +77,8 @@ def forget(store: RegionStore, clip_ids: Sequence[str], *, reason: str = "erasur
         fault_point("forget_recorded")
         store.tombstone([c["row"] for c in found.values() if c["status"] == "active"], reason)
         fault_point("forget_tombstoned")
-        zero = np.zeros((1, *THUMB_SHAPE), np.uint8)
-        no_preview = np.zeros((1, PREVIEW_BYTES), np.uint8)
-        for c in found.values():  # thumbnails are pictures: erase them now, not at compaction
-            store._write_rows("thumbnails", c["row"], zero)
-            store._write_rows("preview_jpeg", c["row"], no_preview)  # keyframe previews too
+        for c in found.values():  # pictures are erased now, not at compaction
+            store.blank_pictures(c["row"])
         fault_point("forget_thumbnails")
         changed = regroup(store) if found else 0
         fault_point("forget_regrouped")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import LockedError, NotFoundError, StoreError
+from .faults import fault_point
 
 if TYPE_CHECKING:  # the type only: a store or log needs a region's path and name
     from .regions import Region
@@ -140,34 +141,6 @@ _LATER_PAIR_COLUMNS = (
     ("rate", "REAL NOT NULL DEFAULT 1.0"),
     ("mirrored", "INTEGER NOT NULL DEFAULT 0"),
 )
-
-# ---------------------------------------------------------------------- test-only fault injection
-#: ``CLIPDEX_FAULT="stage:n"`` makes the n-th pass through :func:`fault_point` ``stage`` SIGKILL
-#: this process (crash tests); ``"stage:sleep=S"`` sleeps S seconds at each pass (concurrency
-#: tests). Read once at import; unset, a fault point costs one truth test.
-_FAULT = os.environ.get("CLIPDEX_FAULT", "")
-_fault_counts: dict[str, int] = {}
-
-
-def fault_point(stage: str) -> None:
-    """A named point where a crash test may kill the process (see ``_FAULT``)."""
-    if _FAULT:
-        _fault_hit(stage)
-
-
-def _fault_hit(stage: str) -> None:
-    want, _, n = _FAULT.partition(":")
-    if want != stage:
-        return
-    if n.startswith("sleep="):  # "stage:sleep=SECONDS": a slow job, for concurrency tests
-        time.sleep(float(n[6:]))
-        return
-    _fault_counts[stage] = _fault_counts.get(stage, 0) + 1
-    if _fault_counts[stage] == int(n or 1):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
 
 # feature arrays: name -> (row axis kind, trailing shape, dtype, rows per chunk)
 _ARRAYS = {
@@ -1143,6 +1116,13 @@ class RegionStore:
             for table in ("groups", "rarity", "space_rarity", "space_vectors", "triggers"):
                 db.execute(f"DELETE FROM {table} WHERE clip_row IN ({q})", rows)
             self._set_meta(catalog_version=self.snapshot().version + 1, rarity_version=-1)
+
+    def blank_pictures(self, row: int) -> None:
+        """Overwrite one clip's thumbnail and keyframe previews with zeros (erasure: pictures go
+        at once, the other feature rows at :meth:`compact_forgotten`)."""
+        self._require_writer()
+        self._write_rows("thumbnails", int(row), np.zeros((1, *THUMB_SHAPE), np.uint8))
+        self._write_rows("preview_jpeg", int(row), np.zeros((1, PREVIEW_BYTES), np.uint8))
 
     def compact_forgotten(self) -> dict:
         """Overwrite the feature rows of forgotten clips with zeros (the data is gone; zero chunks

@@ -1,7 +1,7 @@
 """One writer per region, readers never blocked: concurrent ingests, and queries during an ingest.
 
 Ingest jobs run as subprocesses slowed by ``CLIPDEX_FAULT="decode:sleep=S"`` (a test-only pause at
-each decoded clip, see engine.store.fault_point), so that the overlap is certain.
+each decoded clip, see engine.faults.fault_point), so that the overlap is certain.
 """
 
 from __future__ import annotations

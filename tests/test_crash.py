@@ -1,6 +1,6 @@
 """Crash safety: SIGKILL an ingest at many points, rerun, and compare with an uninterrupted run.
 
-``CLIPDEX_FAULT="stage:n"`` (engine.store.fault_point) kills the ingest subprocess the n-th time it
+``CLIPDEX_FAULT="stage:n"`` (engine.faults.fault_point) kills the ingest subprocess the n-th time it
 reaches ``stage``: ``decode`` (each decoded clip), ``feature_write`` (before each feature-array
 write of a batch), ``commit`` (inside the catalog transaction, before the inserts and before
 COMMIT), ``committed`` (just after a commit) and ``index_save`` (after writing an index temp file
