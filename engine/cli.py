@@ -663,6 +663,24 @@ def embeddings_list(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt =
     _run(go)
 
 
+def _parse_quotas(items: list[str]) -> dict[str, int]:
+    """``--quota`` values ``["hard_brake=50", "low_light=20"]`` -> {trigger: count}."""
+    from .errors import InputError
+
+    out: dict[str, int] = {}
+    for item in items:
+        name, _, val = item.partition("=")
+        name = name.strip()
+        try:
+            count = int(val)
+        except ValueError:
+            raise InputError(f"--quota {item!r}: use NAME=COUNT, e.g. hard_brake=50") from None
+        if not name or count < 0:
+            raise InputError(f"--quota {item!r}: needs a trigger name and a count >= 0")
+        out[name] = count
+    return out
+
+
 @app.command("select")
 def select_cmd(
     region: RegionOpt,
@@ -680,13 +698,15 @@ def select_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Select a training set: duplicates removed, forced, quotas, rare, then diverse, then random."""
-    from .select import parse_mix, parse_quotas, read_manifest, select_clips, write_manifest
+    from .manifest import read_manifest, write_manifest
+    from .select import parse_mix, select_clips
 
     def go():
+        quotas = _parse_quotas(quota or [])
         prev = [str(r["clip_id"]) for r in read_manifest(previous) if r.get("region", region) == region] if previous else []
         with _store(home, region) as store:
             sel = select_clips(store, budget, mix=parse_mix(mix), seed=seed, val_fraction=val_fraction,
-                               exclude=exclude or (), force=force or (), quotas=parse_quotas(quota or []),
+                               exclude=exclude or (), force=force or (), quotas=quotas,
                                previous=prev, method=diversity)
         path = write_manifest(sel, out, home=_home(home))
         info = {"region": sel.region, "budget": budget, "selected": len(sel.chosen), "candidates": sel.candidates,

@@ -134,7 +134,7 @@ def estimate_export(home: Home, manifest: str | Path, *, region: str | None = No
     """What an export of ``manifest`` would write, from the catalog alone (nothing is decoded or
     written): clips, frames, the largest frame size and the uncompressed bytes (zarr's
     compression makes the dataset smaller; how much depends on the pictures)."""
-    from .select import read_manifest
+    from .manifest import read_manifest
 
     records = read_manifest(manifest)
     if region is None:
@@ -208,7 +208,7 @@ def export_manifest(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> ExportReport:
     """Write the manifest's clips of ``region`` to a zarr dataset (see the module doc)."""
-    from .select import read_manifest
+    from .manifest import read_manifest
 
     t0 = time.perf_counter()
     if frames not in FRAMES_MODES:

@@ -94,3 +94,16 @@ def test_tables_fit_80_columns_and_keep_short_ids_whole(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "column_11" in out and "nested.diverse" in out  # keys whole, one per row
+
+
+def test_select_quota_flags_are_parsed_by_the_cli(tmp_path):
+    from engine.cli import _parse_quotas
+
+    assert _parse_quotas(["hard_brake=50", " low_light=0"]) == {"hard_brake": 50, "low_light": 0}
+    home = str(tmp_path / "h")
+    runner.invoke(app, ["regions", "add", "us-west", "--home", home])
+    for bad, message in (("hard_brake", "use NAME=COUNT"), ("=3", "needs a trigger name"),
+                         ("hard_brake=-2", "a count >= 0")):
+        res = runner.invoke(app, ["select", "--region", "us-west", "--home", home, "--budget", "5",
+                                  "--quota", bad, "--out", str(tmp_path / "m.jsonl")])
+        assert res.exit_code == 2 and f"--quota {bad!r}" in res.output and message in res.output

@@ -23,8 +23,9 @@ from engine.export import (
 )
 from engine.forget import forget
 from engine.ingest import IngestOptions, ingest
+from engine.manifest import read_manifest, write_manifest
 from engine.regions import Home
-from engine.select import read_manifest, select_clips, write_manifest
+from engine.select import select_clips
 from engine.store import RegionStore
 from fixtures import FleetSpec, write_fleet
 

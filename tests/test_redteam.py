@@ -28,9 +28,10 @@ from engine.errors import PolicyError, RegionError, StoreError
 from engine.export import export_manifest
 from engine.forget import compact, forget
 from engine.ingest import IngestOptions, ingest
+from engine.manifest import read_manifest, write_manifest
 from engine.regions import Home
 from engine.report import build_report
-from engine.select import read_manifest, select_clips, write_manifest
+from engine.select import select_clips
 from engine.store import RegionStore
 from tests.test_sources_helpers import write_video
 
@@ -829,7 +830,7 @@ _WRITERS = {
 #: functions it calls with the gated target (only it may call them)
 GATED = {
     "engine/report.py:build_report": ("_write_pages", "_write_pages.write", "_Links.img"),
-    "engine/select.py:write_manifest": (),
+    "engine/manifest.py:write_manifest": ("_write_records",),
     "engine/export.py:export_manifest": ("_open_root", "_export_one"),
 }
 
