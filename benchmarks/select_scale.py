@@ -4,7 +4,7 @@
 seconds, coverage (mean distance of every clip to its nearest selected clip; lower is better),
 rare-cluster inclusion, against random picks and (where ``--exact`` and feasible) exact greedy
 k-centre on the same data. "diverse (auto)" is what ``clipdex select`` runs
-(``engine.select.coverage_picks``); ``--kcentre`` adds k-centre on 4 sampled candidates per pick. ``benchmarks/test_bench_select.py`` runs the same code under pytest.
+(``engine.diversity.coverage_picks``); ``--kcentre`` adds k-centre on 4 sampled candidates per pick. ``benchmarks/test_bench_select.py`` runs the same code under pytest.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def rare_included(labels: np.ndarray, chosen: np.ndarray) -> float:
 
 def run(n: int, budget: int, *, exact: bool, seed: int = 0, d: int = 128,
         sample: int | None = None, n_clusters: int = 300, sampled_kcentre: bool = False) -> list[dict]:
-    from engine.select import diverse_picks
+    from engine.diversity import diverse_picks
 
     vectors, labels = clustered_embeddings(n, d, n_clusters=n_clusters, seed=seed)
     allowed = np.ones(n, bool)

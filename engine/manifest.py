@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InputError, PolicyError
-from .regions import Region
+
+if TYPE_CHECKING:
+    from .regions import Region
 
 
 @dataclass

@@ -173,7 +173,7 @@ def _write_pages(store: RegionStore, folder: Path, fields: set[str], as_file: bo
     sel = None
     mpath = Path(manifest) if manifest is not None else latest_manifest(store.region)
     if mpath is not None and data.allows("ids"):
-        from .select import read_manifest
+        from .manifest import read_manifest
 
         records = [r for r in read_manifest(mpath) if r.get("region") in (None, "", region)]
         sel = data.selection(records, source=f"manifest {mpath.name}")

@@ -5,7 +5,7 @@ Order of filling the budget:
 1. ``force`` clips (always in, reason ``forced``);
 2. ``quotas``: per trigger, diverse picks among the clips carrying it (reason ``quota``);
 3. ``rare`` share: the rarest clips (reason ``rare`` with score and percentile), breadth first
-   over recording units (:func:`engine.rarity.recording_units`): the rarest clip of each unit
+   over recording units (:func:`engine.relations.recording_units`): the rarest clip of each unit
    before a second clip of any;
 4. ``random`` share (reason ``random``), from ``np.random.default_rng(seed)``: an unbiased
    sample of what the region holds;
@@ -39,7 +39,8 @@ from .dedup import load_dedup
 from .diversity import DIVERSITY_METHODS, diverse_picks
 from .errors import InputError
 from .manifest import Selected, Selection, read_manifest, write_manifest
-from .rarity import drive_codes, load_rarity, recording_units, relative_components
+from .rarity import load_rarity
+from .relations import drive_codes, recording_units, relative_components
 from .store import ClipTable, RegionStore
 
 __all__ = ["DEFAULT_MIX", "STRATEGIES", "Selected", "Selection", "diverse_picks", "parse_mix",

@@ -6,7 +6,7 @@ filtered clip list.
 
 Everything is read through the library (:func:`engine.dedup.load_dedup`,
 :func:`engine.rarity.compute_rarity`, :func:`engine.query.search_clip`,
-:func:`engine.select.read_manifest`) and the keyframe previews stored at ingest
+:func:`engine.manifest.read_manifest`) and the keyframe previews stored at ingest
 (:meth:`engine.store.RegionStore.previews`); nothing is decoded from sources.
 
 **Fields.** Every view is built for a set of *fields* (:data:`engine.regions.EXPORT_FIELDS`) and
