@@ -319,6 +319,18 @@ def write_region(home_dir: Path, fleet: SynthFleet, lo: int, hi: int, region: st
             store.append_clips(clips, "bench")
 
 
+def _machine() -> dict:
+    """Cores, memory and load when a size started (the figures' context)."""
+    info = {"cores": os.cpu_count(), "load_1min": os.getloadavg()[0]}
+    try:
+        import psutil
+
+        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    return info
+
+
 def _peak_rss_mb() -> float:
     try:
         import psutil
@@ -374,7 +386,22 @@ def _child(home_dir: str, region: str, full: bool, threads: int, params: dict | 
             "keyframe_pairs": res.keyframe_pairs, "candidates": res.candidates,
             "new_pairs": res.new_pairs, "pairs": len(res.pairs), "groups": len(res.groups),
             "checked": res.checked, "clips": res.clips, "peak_rss_mb": _peak_rss_mb(),
-            "rss_before_mb": rss0}
+            "rss_before_mb": rss0, "blocks": res.candidate_stats.get("blocks", 0),
+            "worker_peak_rss_mb": res.candidate_stats.get("worker_peak_rss_mb", []),
+            "pairs_digest": _pairs_digest(store_dir=home_dir, region=region)}
+
+
+def _pairs_digest(store_dir: str, region: str) -> str:
+    """SHA-256 of the stored pairs and groups, sorted: two runs stored the same result iff equal."""
+    import hashlib
+
+    from engine.regions import Home
+    from engine.store import RegionStore
+
+    with RegionStore.open(Home.open(store_dir).region(region)) as store:
+        pairs = sorted(store.pairs())
+        groups = sorted(store.groups().items())
+    return hashlib.sha256(repr((pairs, groups)).encode()).hexdigest()
 
 
 def score(home_dir: Path, fleet: SynthFleet, n: int, region: str = "bench") -> dict:
@@ -454,41 +481,115 @@ def exact_agreement(home_dir: Path, n_subset: int, seed: int = 0, region: str = 
             "run_only": len(stored - exact)}
 
 
+def _written_clips(home_dir: Path, region: str = "bench") -> int:
+    """Clips already in a kept region (0: none)."""
+    from engine.regions import Home
+    from engine.store import RegionStore
+
+    try:
+        with RegionStore.open(Home.open(home_dir).region(region)) as store:
+            return int(store.snapshot().clip_end)
+    except Exception:  # no home or region yet
+        return 0
+
+
+def prepare_region(n: int, workdir: Path, *, add: int = 1000, seed: int = 0) -> tuple[SynthFleet, float, float]:
+    """The fleet of ``n + add`` clips and its first ``n`` written to ``workdir`` (kept: a later
+    run with the same ``workdir`` reuses the written region); (fleet, generate s, write s)."""
+    t = time.perf_counter()
+    fleet = make_fleet(n + add, seed)
+    gen_s = time.perf_counter() - t
+    t = time.perf_counter()
+    have = _written_clips(workdir)
+    if have not in (0, n):
+        raise RuntimeError(f"{workdir} holds {have:,} clips, not {n:,}: remove it or use another --workdir")
+    if have == 0:
+        write_region(workdir, fleet, 0, n)
+    return fleet, gen_s, (time.perf_counter() - t) if have == 0 else float("nan")
+
+
 def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset: int = 300,
-             workdir: Path | None = None, say=print) -> dict:
-    """Generate, write, full dedup, score, agreement, then +``add`` clips incremental."""
+             workdir: Path | None = None, workers: int = 0, dask_last: bool = False, say=print,
+             save=None) -> dict:
+    """Generate, write (or reuse a kept region), full dedup, score, agreement, then +``add``
+    clips incremental. With ``workers``, a full dedup with the candidate blocks on a Dask
+    LocalCluster of that many worker processes follows the local one (``dask_last``: the
+    incremental run), and must store the very pairs and groups the local run left.
+    ``save(row)`` is called with the row so far after each phase."""
+    save = save or (lambda row: None)
     own = workdir is None
     tmp = Path(tempfile.mkdtemp(prefix="clipdex-dedup-scale-")) if own else workdir
     try:
-        t = time.perf_counter()
-        fleet = make_fleet(n + add, seed)
-        gen_s = time.perf_counter() - t
-        t = time.perf_counter()
-        write_region(tmp, fleet, 0, n)
-        write_s = time.perf_counter() - t
+        base = tmp if own else tmp / "base"
+        fleet, gen_s, write_s = prepare_region(n, base, add=add, seed=seed)
         say(f"  {n:,} clips ({int(fleet.kf_count[:n].sum()):,} keyframes): generated {gen_s:.1f} s, "
             f"written {write_s:.1f} s")
-        full = dedup_in_child(tmp, full=True, threads=threads)
-        sc = score(tmp, fleet, n)
-        say(f"  full dedup {full['wall_s']:.1f} s ({full['method']}), peak RSS {full['peak_rss_mb']:.0f} MB, "
-            f"recall {sc['recall']:.4f}, precision {sc['precision']:.4f}, merged negatives "
-            f"{sc['negatives_merged']}")
-        agree = exact_agreement(tmp, subset, seed)
-        row = {"clips": n, "keyframes": int(fleet.kf_count[:n].sum()), "full": full, "quality": sc,
-               "exact_agreement": agree, "generate_s": gen_s, "write_s": write_s}
-        if add:
-            write_region(tmp, fleet, n, n + add)
-            inc = dedup_in_child(tmp, full=False, threads=threads)
-            sc2 = score(tmp, fleet, n + add)
-            say(f"  +{add:,} clips incremental {inc['wall_s']:.2f} s, recall {sc2['recall']:.4f}")
-            row["incremental"] = inc
-            row["incremental_quality"] = sc2
-        return row
-    finally:
-        if own:
+        run_dir = base if own else tmp / "run"
+        if not own:  # the kept region stays as written: runs (and the added clips) go to a copy
             import shutil
 
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.copytree(base, run_dir)
+        full = dedup_in_child(run_dir, full=True, threads=threads)
+        sc = score(run_dir, fleet, n)
+        say(f"  full dedup {full['wall_s']:.1f} s ({full['method']}, {full['blocks']} blocks), peak RSS "
+            f"{full['peak_rss_mb']:.0f} MB, recall {sc['recall']:.4f}, precision {sc['precision']:.4f}, "
+            f"merged negatives {sc['negatives_merged']}")
+        agree = exact_agreement(run_dir, subset, seed) if subset else {}
+        row = {"clips": n, "keyframes": int(fleet.kf_count[:n].sum()), "full": full, "quality": sc,
+               "exact_agreement": agree, "generate_s": gen_s, "write_s": write_s}
+        save(row)
+
+        def on_dask(before: dict, clips: int) -> None:
+            dask = dedup_in_child(run_dir, full=True, params={"workers": workers})
+            dask["same_as_local"] = dask["pairs_digest"] == before["pairs_digest"]
+            dask["recall"] = score(run_dir, fleet, clips)["recall"]
+            say(f"  full dedup of {clips:,} clips on {workers} Dask workers {dask['wall_s']:.1f} s, peak RSS "
+                f"{dask['peak_rss_mb']:.0f} MB (workers {', '.join(f'{w:.0f}' for w in dask['worker_peak_rss_mb'])} "
+                f"MB), same pairs and groups as the local run: {dask['same_as_local']}")
+            row["dask"] = dict(dask, workers=workers, clips=clips)
+            save(row)
+
+        if workers and not dask_last:
+            on_dask(full, n)
+        if add:
+            write_region(run_dir, fleet, n, n + add)
+            inc = dedup_in_child(run_dir, full=False, threads=threads)
+            sc2 = score(run_dir, fleet, n + add)
+            say(f"  +{add:,} clips incremental {inc['wall_s']:.2f} s, peak RSS {inc['peak_rss_mb']:.0f} MB, "
+                f"recall {sc2['recall']:.4f}")
+            row["incremental"] = inc
+            row["incremental_quality"] = sc2
+            save(row)
+        if workers and dask_last:
+            on_dask(row.get("incremental", full), n + add)
+        return row
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp if own else tmp / "run", ignore_errors=True)
+
+
+def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
+    """Power-law fit ``wall = c x clips^alpha`` of the full dedup over the measured sizes (the
+    two largest when there are more), peak RSS per clip, and what they put ``target`` clips at:
+    on one such machine, and on N machines where the hash candidate blocks spread over every
+    machine's workers while the rest (verification, reframed, groups) stays on one."""
+    pts = sorted((r["clips"], r["full"]["wall_s"], r["full"]["peak_rss_mb"], r["full"]["stages"])
+                 for r in rows)
+    if len(pts) < 2:
+        return {}
+    (n0, t0, m0, _), (n1, t1, m1, st1) = pts[-2], pts[-1]
+    alpha = float(np.log(t1 / t0) / np.log(n1 / n0))
+    scale = (target / n1) ** alpha
+    at_target = t1 * scale
+    cand = st1.get("candidates", 0.0) * scale
+    rest = at_target - cand
+    mb_per_clip = (m1 - m0) / (n1 - n0)
+    return {"fit_sizes": [n0, n1], "alpha": alpha, "target_clips": target,
+            "target_wall_s": at_target, "target_candidates_s": cand,
+            "target_peak_rss_mb": m1 + mb_per_clip * (target - n1), "peak_rss_mb_per_clip": mb_per_clip,
+            "machines": {str(k): rest + cand / k for k in machines}}
 
 
 # ------------------------------------------------------------------------------ measure
@@ -528,6 +629,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--subset", type=int, default=100, help="clips in the brute-force agreement check")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="also run the full dedup with its candidate blocks on N Dask worker processes")
+    ap.add_argument("--workdir", default=None,
+                    help="keep each size's written region in WORKDIR/<clips>/base and reuse it")
+    ap.add_argument("--dask-last", action="store_true",
+                    help="run the Dask full dedup after the incremental one (on the grown region)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add the rows to the --json file's rows of other sizes instead of replacing it")
     ap.add_argument("--json", default="dedup_scale.json")
     ap.add_argument("--measure", metavar="HOME", help="print the distance statistics of a demo home")
     args = ap.parse_args(argv)
@@ -535,10 +644,29 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_home(args.measure), indent=2))
         return 0
     rows = []
+    if args.merge and Path(args.json).exists():
+        rows = [r for r in json.loads(Path(args.json).read_text()) if "clips" in r]
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"{n:,} clips")
-        rows.append(run_size(n, add=args.add, seed=args.seed, threads=args.threads, subset=args.subset))
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        work = Path(args.workdir) / str(n) if args.workdir else None
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=True)
+        machine = _machine()
+
+        def save(row: dict, n: int = n, machine: dict = machine) -> None:
+            nonlocal rows
+            row["machine"] = machine
+            rows = sorted([r for r in rows if r["clips"] != n] + [row], key=lambda r: r["clips"])
+            Path(args.json).write_text(json.dumps(rows + [{"growth": growth(rows)}], indent=2))
+
+        run_size(n, add=args.add, seed=args.seed, threads=args.threads, subset=args.subset,
+                 workdir=work, workers=args.workers, dask_last=args.dask_last, save=save)
+    fit = growth(rows)
+    if fit:
+        print(f"\ngrowth: wall ~ clips^{fit['alpha']:.2f} ({fit['fit_sizes'][0]:,} -> {fit['fit_sizes'][1]:,}); "
+              f"{fit['target_clips']:,} clips: {fit['target_wall_s'] / 60:.0f} min on one machine, peak RSS "
+              f"{fit['target_peak_rss_mb'] / 1024:.1f} GB; on N machines: "
+              + ", ".join(f"{k}: {v / 60:.0f} min" for k, v in fit["machines"].items()))
     base = rows[0]["full"]["wall_s"] / rows[0]["clips"]
     print("\n| clips | keyframes | method | full dedup (s) | µs/clip | vs first | peak RSS (MB) | "
           f"candidates | recall | precision | merged neg. | exact agreement | +{args.add} incremental (s) |")
@@ -550,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['clips']:,} | {r['keyframes']:,} | {f['method']} | {f['wall_s']:.1f} | {per * 1e6:.0f} | "
               f"{per / base:.2f}x | {f['peak_rss_mb']:.0f} | {f['candidates']:,} | {q['recall']:.4f} | "
               f"{q['precision']:.4f} | {q['negatives_merged']} | "
-              f"{r['exact_agreement']['agreement_recall']:.4f} | {inc:.2f} |")
+              f"{r['exact_agreement'].get('agreement_recall', float('nan')):.4f} | {inc:.2f} |")
     print(f"\nJSON: {args.json}   (machine: {os.cpu_count()} cores; absolute times are noisy here)")
     return 0
 

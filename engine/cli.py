@@ -393,14 +393,31 @@ def dedup(
              "(docs/design.md: reframed copies).")] = True,
     mirror: Annotated[bool, typer.Option(
         help="Also match copies mirrored left to right (needs the crop-view search).")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Search hash candidates on a Dask LocalCluster of N worker processes "
+        "(clipdex[dask]); 0: in this process.")] = 0,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Search hash candidates on this Dask scheduler (tcp://HOST:PORT), "
+        "which regions.toml must declare for the region (schedulers = [...]).")] = None,
+    block_keyframes: Annotated[int, typer.Option(
+        "--block-keyframes", help="Query keyframes per candidate-search block: memory per "
+        "process grows with it, the result does not change.")] = 1 << 24,
     json_out: JsonOpt = False,
 ) -> None:
     """Find duplicate groups and partial overlaps (temporal alignment of keyframe hashes)."""
+    from dataclasses import replace
+
     from .dedup import DedupParams, run_dedup
 
     if mirror and not reframed:
         raise typer.BadParameter("--mirror needs the crop-view search; drop --no-reframed")
+    if workers and scheduler:
+        raise typer.BadParameter("give either --workers N or --scheduler ADDRESS, not both")
+    if workers < 0 or block_keyframes < 1:
+        raise typer.BadParameter(f"--workers must be >= 0 and --block-keyframes >= 1; got "
+                                 f"{workers} and {block_keyframes}")
     params = DedupParams(mirror=mirror) if reframed else DedupParams(reframed_neighbours=0)
+    params = replace(params, workers=workers, scheduler=scheduler or "", block_keyframes=block_keyframes)
 
     def go():
         with _store(home, region) as store:

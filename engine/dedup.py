@@ -8,8 +8,10 @@
      search of the query keyframes in the region's FAISS binary flat index, in blocks;
    * ``lsh`` (above): the banded bit-sampling LSH kernel :func:`kernels.band_collisions`, with
      ``lsh_bands`` = 48 bands of ``b = ceil(log2(quality keyframes))`` random bits (16..28: 21 at
-     2M keyframes), so that random band collisions stay about linear in the region size. Memory is
-     O(N) per band; bands run in threads. A keyframe pair at distance ``d`` is found with
+     2M keyframes), so that random band collisions stay about linear in the region size. The query
+     clips run in blocks of ``block_keyframes`` (:mod:`engine.blocks`: memory bounded by the
+     block, the same candidates at any block size), bands in threads, blocks here or as Dask
+     tasks (``workers``, ``scheduler``). A keyframe pair at distance ``d`` is found with
      probability ``kernels.band_recall(d, 48, b)``: at b = 21, 0.995 at 25 bits, 0.96 at 30, 0.86
      at 35, 0.69 at 40. A clip pair needs only ``min_candidate_matches`` = 2 of its ~20 matching
      keyframe pairs, so clip-level recall stays >= 0.99 (measured: ``benchmarks/dedup_scale.py``).
@@ -49,8 +51,9 @@ import numpy as np
 
 import kernels
 
+from . import blocks
 from .features import CROP_VIEW_POSITIONS, N_CROP_VIEWS
-from .index import QUALITY_FLOOR, ensure_indexes
+from .index import QUALITY_FLOOR, ensure_embedding_index, ensure_indexes
 from .relations import duplicate_groups, elect_representatives, group_rows
 from .store import ClipTable, RegionStore, span_rows
 
@@ -118,6 +121,14 @@ class DedupParams:
     lsh_band_bits: int = 0  # bits per band; 0: ceil(log2(quality keyframes)), clamped to 16..28
     lsh_seed: int = 0  # seed of the band masks
     threads: int = 0  # threads over LSH bands; 0: all cores
+    # LSH candidates run in blocks of about this many query keyframes (engine.blocks): kernel
+    # scratch ~80 bytes a block keyframe per thread, whatever the region size; any block size
+    # gives the same candidates
+    block_keyframes: int = 1 << 24
+    # ... and the blocks run as tasks of a Dask cluster: ``workers`` local worker processes, or
+    # the declared ``scheduler`` (engine.executors.DaskExecutor); 0 and "": in this process
+    workers: int = 0
+    scheduler: str = ""
     # same recording, reframed: two clips recorded at the same moment (start times within
     # same_recording_s, durations within whole_slack_s) whose clip embeddings agree (cosine >=
     # same_recording_cosine) and whose aligned keyframes agree in their low-frequency pHash
@@ -232,6 +243,8 @@ class DedupResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     method: str = ""  # candidate search: "exact" or "lsh"
     keyframe_pairs: int = 0  # matching keyframe pairs behind the candidates
+    # the hash candidate search: blocks, and each Dask worker's peak RSS in MB (engine.blocks)
+    candidate_stats: dict = field(default_factory=dict)
 
 
 def keyframe_clips(table: ClipTable, n_keyframes: int) -> np.ndarray:
@@ -305,17 +318,51 @@ def candidate_pairs(store: RegionStore | None, table: ClipTable, hashes: np.ndar
     on = kf_clip >= 0
     is_query[on] = query[kf_clip[on]]
     method = method or candidate_method(int(valid.sum()), params)
+    n_rows = int(table.rows.max()) + 1 if len(table) else 1
+    if method == "lsh":  # in query blocks, here or on a Dask cluster (engine.blocks)
+        if stats is not None:
+            stats.update(method=method, query_keyframes=int((valid & is_query).sum()))
+        del is_query
+        keys, n_pairs = _lsh_block_keys(store, table, hashes, valid, query_clips, params, stats)
+        if stats is not None:
+            stats.update(keyframe_pairs=int(n_pairs))
+        return blocks.keys_to_pairs(keys, n_rows)
     i, j = keyframe_pairs(store, hashes, valid, is_query, kf_clip, params, method)
     if stats is not None:
         stats.update(method=method, keyframe_pairs=int(len(i)), query_keyframes=int((valid & is_query).sum()))
     if len(i) == 0:
         return np.zeros((0, 2), np.int64)
     ca, cb = kf_clip[i], kf_clip[j]
-    n_rows = int(table.rows.max()) + 1
     keys = np.minimum(ca, cb) * n_rows + np.maximum(ca, cb)
     keys, n = np.unique(keys, return_counts=True)
     keys = keys[n >= params.min_candidate_matches]
     return np.stack([keys // n_rows, keys % n_rows], axis=1)
+
+
+def _lsh_block_keys(store: RegionStore | None, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
+                    query_clips: np.ndarray, params: DedupParams, stats: dict | None) -> tuple[np.ndarray, int]:
+    """Candidate clip-pair keys and keyframe pairs of the banded LSH, block by block, in this
+    process or as tasks of the Dask cluster that ``params`` names."""
+    masks = kernels.band_masks(params.lsh_bands, params.band_bits_for(int(valid.sum())),
+                               hashes.shape[1] * 8, params.lsh_seed)
+    layout = blocks.plan_blocks(table.rows, table.kf_start, table.kf_count, query_clips, valid,
+                                params.block_keyframes)
+    if stats is not None:
+        stats["blocks"] = layout.n_blocks
+    if not (params.workers or params.scheduler):
+        return blocks.local_block_keys(hashes, valid, layout, masks, params.candidate_radius,
+                                       params.min_candidate_matches, params.threads)
+    if store is None:
+        raise ValueError("candidate search on a Dask cluster needs the region store (its workers "
+                         "read the hashes from it); pass store=")
+    from .executors import DaskExecutor
+
+    snap = table.snapshot
+    with DaskExecutor.start(store.region, scheduler=params.scheduler or None,
+                            workers=params.workers) as executor:
+        return blocks.dask_block_keys(executor, store.region, (snap.version, snap.kf_end), layout,
+                                      masks, params.candidate_radius, params.min_candidate_matches,
+                                      stats)
 
 
 def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid: np.ndarray,
@@ -471,32 +518,34 @@ def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, ra
     line = np.unique(key.ravel()) // nb
     votes = np.bincount(line, minlength=len(rates) * width).reshape(len(rates), width)
     jb = np.arange(nb)
+    top = np.argsort(-votes, axis=1)[:, :3]  # the 3 best-voted intercepts of each rate
 
-    def judge(r: int, c0: int) -> tuple[float, int, int]:
-        """(mean distance over the mapped keyframes, mapped, matched) of one line."""
-        ia = np.rint(c0 + rates[r] * jb).astype(np.int64)
-        inside = (ia >= 0) & (ia < na) & vb
-        ia, jj = ia[inside], jb[inside]
-        keep = va[ia]
-        ia, jj = ia[keep], jj[keep]
-        if len(jj) == 0:
-            return float("inf"), 0, 0
-        dist = d[ia, jj]
-        return float(dist.mean()), len(jj), int((dist <= params.match_radius).sum())
+    def best_line(rate_rows: np.ndarray) -> tuple[float, int, int, int, int]:
+        """(mean distance over the mapped keyframes, mapped, matched, rate, intercept) of the
+        closest line among the best-voted intercepts of ``rate_rows``, judged all at once: the
+        first of the closest in rate order, then vote order."""
+        r_of = np.repeat(rate_rows, top.shape[1])
+        k_of = top[rate_rows].ravel()
+        keep = votes[r_of, k_of] >= params.min_matches
+        r_of, c_of = r_of[keep], lo + k_of[keep]
+        if not len(r_of):
+            return (float("inf"), 0, 0, 0, 0)
+        ia = np.rint(c_of[:, None] + rates[r_of][:, None] * jb[None, :]).astype(np.int64)
+        inside = (ia >= 0) & (ia < na) & vb[None, :]
+        ia_ok = np.where(inside, ia, 0)
+        on = inside & va[ia_ok]
+        dist = d[ia_ok, jb[None, :]]
+        mapped = on.sum(axis=1)
+        total = np.where(on, dist, 0).sum(axis=1)
+        matched = (on & (dist <= params.match_radius)).sum(axis=1)
+        mean = np.where(mapped >= max(params.min_matches, 1), total / np.maximum(mapped, 1), np.inf)
+        best = int(np.argmin(mean))
+        if not np.isfinite(mean[best]):
+            return (float("inf"), 0, 0, 0, 0)
+        return (float(mean[best]), int(mapped[best]), int(matched[best]), int(r_of[best]), int(c_of[best]))
 
-    def best_line(rate_rows) -> tuple[float, int, int, int, int]:
-        out = (float("inf"), 0, 0, 0, 0)
-        for r in rate_rows:
-            for k in np.argsort(-votes[r])[:3]:  # the 3 best-voted intercepts of this rate
-                if votes[r, k] < params.min_matches:
-                    continue
-                mean, mapped, matched = judge(r, lo + int(k))
-                if mapped >= params.min_matches and mean < out[0]:
-                    out = (mean, mapped, matched, r, lo + int(k))
-        return out
-
-    mean_1, _, _, _, _ = best_line([one])
-    others = [r for r in range(len(rates)) if abs(np.log(rates[r])) >= np.log1p(params.retime_min_change)]
+    mean_1, _, _, _, _ = best_line(np.array([one]))
+    others = np.flatnonzero(np.abs(np.log(rates)) >= np.log1p(params.retime_min_change))
     mean_r, mapped, matched, r, c0 = best_line(others)
     if not np.isfinite(mean_r) or matched < params.retime_min_fraction * mapped:
         return None
@@ -517,26 +566,92 @@ def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, ra
     return rate, icept, matched, mapped, int(jj.min()), int(jj.max()), mean_r
 
 
-def reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
-                        params: DedupParams) -> np.ndarray:
-    """Clip-row pairs ``int64[p, 2]`` (a < b): each query clip with its
-    ``reframed_neighbours`` nearest clips by embedding (cosine >= ``reframed_min_cosine``)."""
-    k = params.reframed_neighbours
-    if k <= 0 or len(query_clips) == 0 or len(table) < 2:
-        return np.zeros((0, 2), np.int64)
-    _, emb_index = ensure_indexes(store)
-    rows = np.asarray(query_clips, np.int64)
+#: query clips per embedding search and screen block of the reframed stage: the screen reads a
+#: few keyframes' crop views of every clip of the block's candidate pairs (~10 kB a clip), so a
+#: block of 2,048 clips and 24 neighbours holds at most ~0.5 GB of views
+REFRAMED_QUERY_BLOCK = 2048
+
+
+def _embedding_neighbours(emb_index, store: RegionStore, rows: np.ndarray, n_clips: int,
+                          params: DedupParams) -> np.ndarray:
+    """Pairs ``int64[p, 2]`` (a < b, unsorted) of each of ``rows`` with its ``reframed_neighbours``
+    nearest clips by embedding (cosine >= ``reframed_min_cosine``), one batch search (the lighter
+    batch settings of an approximate index: ``EmbeddingIndex.lighter_search``)."""
     vecs = np.ascontiguousarray(store.read_rows_at("clip_embeddings", rows), dtype=np.float32)
-    sims, ids = emb_index.search(vecs, min(k + 1, len(table)))
+    with emb_index.lighter_search():
+        sims, ids = emb_index.search(vecs, min(params.reframed_neighbours + 1, n_clips))
     qa = np.repeat(rows, ids.shape[1])
     ids, sims = ids.ravel(), sims.ravel()
     keep = (ids >= 0) & (ids != qa) & (sims >= params.reframed_min_cosine)
-    a, b = np.minimum(qa[keep], ids[keep]), np.maximum(qa[keep], ids[keep])
-    found = [np.stack([a, b], axis=1)]
+    return np.stack([np.minimum(qa[keep], ids[keep]), np.maximum(qa[keep], ids[keep])], axis=1)
+
+
+def reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
+                        params: DedupParams) -> np.ndarray:
+    """Clip-row pairs ``int64[p, 2]`` (a < b, sorted, unique): each query clip with its
+    ``reframed_neighbours`` nearest clips by embedding (cosine >= ``reframed_min_cosine``),
+    searched in blocks of :data:`REFRAMED_QUERY_BLOCK` queries; a region of at most
+    ``reframed_exhaustive_max_clips`` clips also by probing every clip's crop views."""
+    k = params.reframed_neighbours
+    if k <= 0 or len(query_clips) == 0 or len(table) < 2:
+        return np.zeros((0, 2), np.int64)
+    emb_index = ensure_embedding_index(store)
+    rows = np.asarray(query_clips, np.int64)
+    found = [_embedding_neighbours(emb_index, store, rows[lo:lo + REFRAMED_QUERY_BLOCK], len(table), params)
+             for lo in range(0, len(rows), REFRAMED_QUERY_BLOCK)]
     if len(table) <= params.reframed_exhaustive_max_clips:
         found.append(_probe_views(store, table, rows, params))
     out = np.concatenate(found)
     return np.unique(out, axis=0) if len(out) else np.zeros((0, 2), np.int64)
+
+
+def _pair_keys(pairs: np.ndarray, n_rows: int) -> np.ndarray:
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    return pairs[:, 0] * n_rows + pairs[:, 1]
+
+
+def _usable_for_reframed(pairs: np.ndarray, table: ClipTable, rec: np.ndarray, known_keys: np.ndarray,
+                         n_rows: int) -> np.ndarray:
+    """Pairs not already related (``known_keys``, sorted) and not of one recording."""
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return pairs
+    keep = rec[np.searchsorted(table.rows, pairs[:, 0])] != rec[np.searchsorted(table.rows, pairs[:, 1])]
+    if len(known_keys):
+        keep &= ~np.isin(_pair_keys(pairs, n_rows), known_keys, assume_unique=False)
+    return pairs[keep]
+
+
+def screened_reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
+                                 known: set[tuple[int, int]], params: DedupParams) -> np.ndarray:
+    """The reframed candidates (:func:`reframed_candidates`) that are not in ``known``, not of
+    one recording and pass the view screen (:func:`_screen_views`): ``int64[p, 2]`` sorted,
+    unique, the same pairs as :func:`reframed_pairs` screens. The embedding search runs one
+    block of :data:`REFRAMED_QUERY_BLOCK` query clips at a time, keeping only each block's
+    usable pairs as int64 keys (8 bytes a pair); the screen then reads every involved clip's
+    views once, in row order."""
+    if (params.reframed_neighbours <= 0 or len(query_clips) == 0 or len(table) < 2
+            or not store.has_array("keyframe_view_phash")
+            or store.read_rows("keyframe_view_phash", 0, 0).shape[1] != N_CROP_VIEWS):
+        return np.zeros((0, 2), np.int64)
+    rec = recording_codes(table)
+    n_rows = int(table.rows.max()) + 1
+    known_keys = np.unique(np.fromiter((a * n_rows + b for a, b in known if a < n_rows and b < n_rows),
+                                       np.int64, count=-1)) if known else np.zeros(0, np.int64)
+    rows = np.asarray(query_clips, np.int64)
+    if len(table) <= params.reframed_exhaustive_max_clips:  # small: the exhaustive probe too
+        found = iter([reframed_candidates(store, table, rows, params)])
+    else:
+        emb_index = ensure_embedding_index(store)
+        step = REFRAMED_QUERY_BLOCK
+        found = (_embedding_neighbours(emb_index, store, rows[lo:lo + step], len(table), params)
+                 for lo in range(0, len(rows), step))
+    keys = []
+    for cands in found:  # lazily: one block's neighbours at a time
+        keys.append(np.unique(_pair_keys(_usable_for_reframed(cands, table, rec, known_keys, n_rows), n_rows)))
+    cands = blocks.keys_to_pairs(np.unique(np.concatenate(keys)), n_rows) if keys else np.zeros((0, 2), np.int64)
+    del keys
+    return cands[_screen_views(store, table, cands, params)] if len(cands) else cands
 
 
 def _probe_views(store: RegionStore, table: ClipTable, query_rows: np.ndarray,
@@ -706,14 +821,27 @@ N_VIEW_WORDS = N_CROP_VIEWS  # one 64-bit word per crop view
 def _spread(start: np.ndarray, ok: np.ndarray, kf_start: np.ndarray, kf_count: np.ndarray,
             k: int) -> np.ndarray:
     """Per clip, up to ``k`` keyframe rows spread evenly over its valid keyframes (``ok`` is
-    indexed by ``row - start``): ``int64[clips, k]``, -1 where the clip has fewer."""
+    indexed by ``row - start``): ``int64[clips, k]``, -1 where the clip has fewer. Clips with
+    the same number of valid keyframes share one pick, so the work is vectorised per count."""
     out = np.full((len(kf_start), k), -1, np.int64)
-    for c, (s0, n) in enumerate(zip(kf_start.tolist(), kf_count.tolist(), strict=True)):
-        rows = s0 + np.flatnonzero(ok[s0 - start:s0 - start + n])
-        if len(rows):
-            pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), k)).round().astype(np.int64))
-            out[c, :len(pick)] = rows[pick]
+    if not len(kf_start):
+        return out
+    rows = span_rows(kf_start, kf_count)
+    good = ok[rows - start]
+    flat = rows[good]  # each clip's valid keyframe rows, clip after clip
+    cum = np.concatenate([[0], np.cumsum(good, dtype=np.int64)])
+    ends = np.cumsum(kf_count)
+    n_valid = cum[ends] - cum[ends - kf_count]
+    offset = np.cumsum(n_valid) - n_valid
+    for m in np.unique(n_valid[n_valid > 0]).tolist():
+        pick = np.unique(np.linspace(0, m - 1, min(m, k)).round().astype(np.int64))
+        clips = np.flatnonzero(n_valid == m)
+        out[clips[:, None], np.arange(len(pick))[None, :]] = flat[offset[clips][:, None] + pick[None, :]]
     return out
+
+
+#: clips whose probe views are read at once by the screen (about 10 kB a clip)
+SCREEN_CLIP_CHUNK = 8192
 
 
 def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, params: DedupParams,
@@ -721,62 +849,85 @@ def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, param
     """Which candidate pairs show reframed evidence worth aligning: in either direction, at
     least two of ``probes`` keyframes spread over one clip (all of them for a clip with fewer)
     have a crop view within ``reframed_radius`` of one of ``sample`` keyframes spread over the
-    other clip. ``bool[p]``; reads only the probes' views."""
+    other clip. ``bool[p]``.
+
+    Reads stay sequential and bounded at any number of pairs: each involved clip's whole-view
+    sample and first probe are read once, :data:`SCREEN_CLIP_CHUNK` clips at a time in row
+    order; then, for each direction, the pairs are taken in the order of the viewing clip and
+    that clip's probe views are read chunk by chunk (only clips that have views: a clip
+    without them, views never computed or a picture too small, only looks one way, and a pair
+    where neither has them is dropped unread)."""
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    out = np.zeros(len(pairs), bool)
+    if not len(pairs):
+        return out
     ia = np.searchsorted(table.rows, pairs[:, 0])
     ib = np.searchsorted(table.rows, pairs[:, 1])
-    clips = np.unique(np.concatenate([ia, ib]))
-    kf_rows = span_rows(table.kf_start[clips], table.kf_count[clips])
-    if not len(kf_rows):
-        return np.zeros(len(pairs), bool)
-    lo, hi = int(kf_rows.min()), int(kf_rows.max()) + 1
-    ok = np.zeros(hi - lo, bool)
-    quality = store.read_rows_at("keyframe_quality", kf_rows)
-    ok[kf_rows - lo] = quality >= QUALITY_FLOOR
-    probe = _spread(lo, ok, table.kf_start[clips], table.kf_count[clips], probes)
-    base = _spread(lo, ok, table.kf_start[clips], table.kf_count[clips], sample)
-    sa, sb = np.searchsorted(clips, ia), np.searchsorted(clips, ib)
-    out = np.zeros(len(pairs), bool)
-    # clips without views (not computed, or a picture too small) only look one way; a pair
-    # where neither has them is dropped before any view beyond each clip's first probe is read
-    first = probe[:, 0]
-    has_views = np.zeros(len(clips), bool)
-    has_views[first >= 0] = store.read_rows_at("keyframe_view_phash", first[first >= 0]).any(axis=(1, 2))
-    todo = np.flatnonzero(has_views[sa] | has_views[sb])
-    if not len(todo):
-        return out
-    viewing = np.flatnonzero(has_views)
-    vpos = np.full(len(clips), -1, np.int64)
-    vpos[viewing] = np.arange(len(viewing))
-    views = np.zeros((len(viewing) * probes, N_VIEW_WORDS), np.uint64)
-    rows = probe[viewing].ravel()
-    at_rows = np.flatnonzero(rows >= 0)
-    for r0 in range(0, len(at_rows), 16384):  # bounded reads: a region's views can be GBs
-        part = at_rows[r0:r0 + 16384]
-        views[part] = store.read_rows_at("keyframe_view_phash", rows[part]).view(np.uint64)[..., 0]
-    views = views.reshape(len(viewing), probes, N_VIEW_WORDS)
-    if params.mirror and store.has_array("keyframe_mirror_phash"):  # the mirrored whole view too
-        mirrored = np.zeros(len(rows), np.uint64)
-        mirrored[at_rows] = store.read_rows_at("keyframe_mirror_phash", rows[at_rows]).view(np.uint64)[:, 0]
-        views = np.concatenate([views, mirrored.reshape(len(viewing), probes, 1)], axis=2)
-    whole = np.zeros(len(base.ravel()), np.uint64)
-    have = base.ravel() >= 0
-    whole[have] = store.read_rows_at("keyframe_phash", base.ravel()[have]).view(np.uint64)[:, 0]
-    whole = whole.reshape(len(clips), sample)
-    n_probe = (probe >= 0).sum(axis=1)
+    n_clips = len(table)
+    involved = np.zeros(n_clips, bool)
+    involved[ia] = involved[ib] = True
+    probe_rows = np.full((n_clips, probes), -1, np.int64)
+    whole = np.zeros((n_clips, sample), np.uint64)
+    base_ok = np.zeros((n_clips, sample), bool)
+    has_views = np.zeros(n_clips, bool)
+    step = SCREEN_CLIP_CHUNK
+    for lo in range(0, n_clips, step):  # per-clip summaries, in row order
+        clips = lo + np.flatnonzero(involved[lo:lo + step])
+        kf_rows = span_rows(table.kf_start[clips], table.kf_count[clips])
+        if not len(kf_rows):
+            continue
+        r0, r1 = int(kf_rows.min()), int(kf_rows.max()) + 1
+        ok = np.zeros(r1 - r0, bool)
+        ok[kf_rows - r0] = store.read_rows_at("keyframe_quality", kf_rows) >= QUALITY_FLOOR
+        probe_rows[clips] = _spread(r0, ok, table.kf_start[clips], table.kf_count[clips], probes)
+        base = _spread(r0, ok, table.kf_start[clips], table.kf_count[clips], sample)
+        have = base >= 0
+        base_ok[clips] = have
+        sampled = np.zeros(base.shape, np.uint64)
+        sampled[have] = store.read_rows_at("keyframe_phash", base[have]).view(np.uint64)[:, 0]
+        whole[clips] = sampled
+        first = probe_rows[clips, 0]
+        has_views[clips[first >= 0]] = store.read_rows_at("keyframe_view_phash", first[first >= 0]).any(axis=(1, 2))
+    n_probe = (probe_rows >= 0).sum(axis=1)
     need = np.minimum(2, np.maximum(n_probe, 1))
-    for c0 in range(0, len(todo), chunk):
-        at = todo[c0:c0 + chunk]
-        a, b = sa[at], sb[at]
-        for x, y in ((a, b), (b, a)):  # x's views against y's keyframes
-            m = has_views[x]
-            if not m.any():
+    mirror = params.mirror and store.has_array("keyframe_mirror_phash")
+    for x_side, y_side in ((ia, ib), (ib, ia)):  # x's views against y's keyframes
+        edges = np.flatnonzero(has_views[x_side])
+        if not len(edges):
+            continue
+        edges = edges[np.argsort(x_side[edges], kind="stable")]
+        xs = x_side[edges]
+        for lo in range(0, n_clips, step):
+            e0, e1 = np.searchsorted(xs, [lo, lo + step])
+            if e0 == e1:
                 continue
-            xv, xm, ym = views[vpos[x[m]]], x[m], y[m]
-            d = np.bitwise_count(xv[:, :, :, None] ^ whole[ym][:, None, None, :])
-            hit = ((d <= params.reframed_radius) & (xv != 0)[:, :, :, None]
-                   & (base[ym] >= 0)[:, None, None, :]).any(axis=(2, 3))
-            out[at[m]] |= hit.sum(axis=1) >= need[xm]
+            chunk_edges = edges[e0:e1]
+            viewing = np.unique(xs[e0:e1])
+            views = _probe_views_of(store, probe_rows[viewing], mirror)  # [clips, probes, V]
+            vpos = np.searchsorted(viewing, x_side[chunk_edges])
+            for c0 in range(0, len(chunk_edges), chunk):
+                at = chunk_edges[c0:c0 + chunk]
+                xv, xm, ym = views[vpos[c0:c0 + chunk]], x_side[at], y_side[at]
+                d = np.bitwise_count(xv[:, :, :, None] ^ whole[ym][:, None, None, :])
+                hit = ((d <= params.reframed_radius) & (xv != 0)[:, :, :, None]
+                       & base_ok[ym][:, None, None, :]).any(axis=(2, 3))
+                out[at] |= hit.sum(axis=1) >= need[xm]
     return out
+
+
+def _probe_views_of(store: RegionStore, probe_rows: np.ndarray, mirror: bool) -> np.ndarray:
+    """``uint64[clips, probes, V]``: the crop views (and, with ``mirror``, the mirrored whole
+    view) of each clip's probe keyframes; zeros where a clip has fewer probes."""
+    n, probes = probe_rows.shape
+    rows = probe_rows.ravel()
+    at_rows = np.flatnonzero(rows >= 0)
+    views = np.zeros((n * probes, N_VIEW_WORDS + int(mirror)), np.uint64)
+    for r0 in range(0, len(at_rows), 16384):  # bounded reads
+        part = at_rows[r0:r0 + 16384]
+        views[part, :N_VIEW_WORDS] = store.read_rows_at("keyframe_view_phash", rows[part]).view(np.uint64)[..., 0]
+        if mirror:  # the mirrored whole view too
+            views[part, N_VIEW_WORDS] = store.read_rows_at("keyframe_mirror_phash", rows[part]).view(np.uint64)[:, 0]
+    return views.reshape(n, probes, -1)
 
 
 def _shift_specificity(codes: np.ndarray, valid: np.ndarray, vstart: np.ndarray, vcount: np.ndarray,
@@ -1176,10 +1327,15 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
         if progress:
             progress("reframed copies")
         verified = {(p.a, p.b) for p in new_pairs}
-        failed = np.array([(a, b) for a, b in cand.tolist() if (a, b) not in verified], np.int64).reshape(-1, 2)
-        more = reframed_candidates(store, table, query_clips, params)
+        n_rows = int(table.rows.max()) + 1
+        verified_keys = np.array(sorted(a * n_rows + b for a, b in verified), np.int64)
+        failed = cand[~np.isin(_pair_keys(cand, n_rows), verified_keys)] if len(cand) else cand
         known = verified | ({(a, b) for a, b, *_ in store.pairs()} if not full else set())
-        new_pairs += reframed_pairs(store, table, more, known, params, unscreened=failed)
+        # embedding neighbours found and screened block by block; the hash candidates that did
+        # not verify skip the screen (an inset or a logo leaves them partly matching)
+        screened = screened_reframed_candidates(store, table, query_clips, known, params)
+        new_pairs += reframed_pairs(store, table, np.zeros((0, 2), np.int64), known, params,
+                                    unscreened=np.concatenate([screened, failed]))
         stages["reframed"] = time.perf_counter() - t
     old = [] if full else [Pair.from_row(r) for r in store.pairs()]
     if params.same_recording_s > 0:
@@ -1222,7 +1378,7 @@ def run_dedup(store: RegionStore, params: DedupParams | None = None, *, full: bo
     shown = {(p.a, p.b) for p in visible}
     return DedupResult(store.region.name, len(table), len(query_clips), len(cand), visible, groups,
                        sum((p.a, p.b) in shown for p in new_pairs), time.perf_counter() - t0, stages,
-                       info.get("method", ""), info.get("keyframe_pairs", 0))
+                       info.get("method", ""), info.get("keyframe_pairs", 0), info)
 
 
 def refine_offsets(pairs: list[Pair], table: ClipTable, params: DedupParams) -> list[Pair]:

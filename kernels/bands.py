@@ -17,8 +17,11 @@ bands with ``1 - (1 - q(d))^L``; unrelated codes collide in a band with probabil
 each pair once (it is reported by the first band it collides in) with its distance. Per band,
 the query codes' band hashes are sorted (packed with their index, one ``np.sort``); query-query
 pairs come from runs of equal hashes, and every other valid code is looked up in a direct-address
-table over the top hash bits, so memory is ``O(N)`` per band and nothing ``N x N`` is ever built. Bands are independent, so a
-caller may run disjoint band ranges in threads (``bands=``): the kernels hold no GIL.
+table over the top hash bits. The other codes are hashed and probed :data:`BASE_CHUNK` rows at a
+time, so scratch memory is ``O(queries)`` per band (about 80 bytes a query code) plus a fixed
+chunk, whatever ``N``, and nothing ``N x N`` is ever built: a caller bounds memory by querying in
+blocks (``engine.blocks``). Bands are independent, so a caller may run disjoint band ranges in
+threads (``bands=``): the kernels hold no GIL.
 
 Order of the output: by band, then by the scan order inside a band; deterministic for a given
 input and band range. Sort it if you need a canonical order.
@@ -143,11 +146,10 @@ def _grow(buf, n):
 
 
 @numba.njit(**INT_JIT)
-def _scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks, t, radius):
+def _sorted_queries(words, q_rows, packed, idx_bits, group):
+    """The queries' rows, codes and groups in sorted band-hash order (runs on contiguous memory)."""
     low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
-    high = ~low
     nq = packed.shape[0]
-    # the queries' rows, codes and groups in sorted order: runs are scanned on contiguous memory
     rows = np.empty(nq, np.int64)
     for x in range(nq):
         rows[x] = q_rows[np.int64(packed[x] & low)]
@@ -158,11 +160,18 @@ def _scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks, t,
         for w in range(words.shape[1]):
             sw[x, w] = words[r, w]
         sg[x] = group[r]
+    return rows, sw, sg
+
+
+@numba.njit(**INT_JIT)
+def _query_runs(rows, sw, sg, packed, idx_bits, masks, t, radius):
+    """Query-query pairs of band ``t``: runs of equal band hashes."""
+    high = ~((np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1))
+    nq = packed.shape[0]
     out_i = np.empty(1024, np.int64)
     out_j = np.empty(1024, np.int64)
     out_d = np.empty(1024, np.int32)
     n = 0
-    # query-query pairs: runs of equal hashes
     s = 0
     while s < nq:
         e = s + 1
@@ -179,16 +188,31 @@ def _scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks, t,
                     out_i[n], out_j[n], out_d[n] = min(a, b), max(a, b), d
                     n += 1
         s = e
-    # other codes against the queries: a direct-address table over the top hash bits
-    if p_rows.shape[0] == 0:
-        return out_i[:n].copy(), out_j[:n].copy(), out_d[:n].copy()
-    top_bits = min(idx_bits + 1, 24)
+    return out_i[:n].copy(), out_j[:n].copy(), out_d[:n].copy()
+
+
+@numba.njit(**INT_JIT)
+def _slot_starts(packed, top_bits):
+    """Direct-address table over the top ``top_bits`` bits of the sorted query hashes."""
     shift = np.uint64(64 - top_bits)
     starts = np.zeros((1 << top_bits) + 1, np.int64)
-    for x in range(nq):
+    for x in range(packed.shape[0]):
         starts[np.int64(packed[x] >> shift) + 1] += 1
     for k in range(1 << top_bits):
         starts[k + 1] += starts[k]
+    return starts
+
+
+@numba.njit(**INT_JIT)
+def _probe(words, rows, sw, sg, packed, idx_bits, starts, top_bits, p_rows, p_hash, group, masks,
+           t, radius):
+    """Pairs of band ``t`` between the sorted queries and the other codes ``p_rows``."""
+    high = ~((np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1))
+    shift = np.uint64(64 - top_bits)
+    out_i = np.empty(1024, np.int64)
+    out_j = np.empty(1024, np.int64)
+    out_d = np.empty(1024, np.int32)
+    n = 0
     for k in range(p_rows.shape[0]):
         key = p_hash[k] & high
         slot = np.int64(p_hash[k] >> shift)
@@ -204,6 +228,11 @@ def _scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks, t,
                 out_i[n], out_j[n], out_d[n] = min(a, b), max(a, b), d
                 n += 1
     return out_i[:n].copy(), out_j[:n].copy(), out_d[:n].copy()
+
+
+#: rows of the other (non-query) codes hashed and probed at a time: their scratch stays
+#: ``16 x BASE_CHUNK`` bytes whatever the region size
+BASE_CHUNK = 1 << 22
 
 
 def band_collisions(hashes: np.ndarray, valid: np.ndarray, is_query: np.ndarray,
@@ -235,18 +264,27 @@ def band_collisions(hashes: np.ndarray, valid: np.ndarray, is_query: np.ndarray,
         raise ValueError(f"bands must be a contiguous range inside 0..{masks.shape[0]}; got {bands}")
     words = hashes.view(np.uint64)
     q_rows = np.flatnonzero(valid & is_query).astype(np.int64)
-    p_rows = np.flatnonzero(valid & ~is_query).astype(np.int64)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
     if len(q_rows) == 0 or radius < 0 or len(bands) == 0:
         return empty
     idx_bits = max(1, int(len(q_rows) - 1).bit_length())
     if idx_bits > 40:
         raise ValueError(f"too many query codes ({len(q_rows)}); query in blocks of < 2**40")
+    top_bits = min(idx_bits + 1, 24)
+    # the other codes are hashed a chunk of rows at a time, in row order (the output order
+    # does not depend on the chunk size)
+    chunks = [(lo, min(n, lo + BASE_CHUNK)) for lo in range(0, n, BASE_CHUNK)]
     parts = []
     for t in bands:
         packed = _pack(_band_hash(words, q_rows, masks[t]), idx_bits)
         packed.sort()
-        p_hash = _band_hash(words, p_rows, masks[t])
-        parts.append(_scan_band(words, q_rows, packed, idx_bits, p_rows, p_hash, group, masks,
-                                t, radius))
+        rows, sw, sg = _sorted_queries(words, q_rows, packed, idx_bits, group)
+        parts.append(_query_runs(rows, sw, sg, packed, idx_bits, masks, t, radius))
+        starts = _slot_starts(packed, top_bits)
+        for lo, hi in chunks:
+            p_rows = lo + np.flatnonzero(valid[lo:hi] & ~is_query[lo:hi]).astype(np.int64)
+            if len(p_rows):
+                p_hash = _band_hash(words, p_rows, masks[t])
+                parts.append(_probe(words, rows, sw, sg, packed, idx_bits, starts, top_bits,
+                                    p_rows, p_hash, group, masks, t, radius))
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
