@@ -142,7 +142,7 @@ def read_manifest(path: str | Path) -> list[dict]:
     """Records of a manifest written by :func:`write_manifest` (.jsonl, .csv or .parquet)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"manifest {path} does not exist; pass a file written by `clipdex select --out`")
+        raise InputError(f"manifest {path} does not exist; pass a manifest written by `clipdex select`")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
