@@ -439,9 +439,11 @@ def fig_dedup_scale_3m() -> list[str]:
     lines = _table(["clips", "run", "s", "cand.", "verify", "refr.", "GB", "wkr GB",
                     "recall", "+1k s"], rows, "rlrrrrrrrr")
     machine = (sizes[-1].get("machine") or {}) if sizes else {}
-    lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000,3000000 --workers 2 --subset 0 "
-              "--workdir DIR --json benchmarks/results/dedup_scale_3m.json` (about 20 keyframes a "
-              "clip): stage seconds of the full dedup (\"verify\": alignment and re-timing), peak "
+    lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000 --workers 2 --subset 0 "
+              "--workdir DIR --merge --json benchmarks/results/dedup_scale_3m.json`, then the same "
+              "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"dask 2\": the "
+              "candidate blocks on two Dask worker processes; with `--dask-last` that run is of "
+              "the region grown by the added clips): stage seconds of the full dedup (\"verify\": alignment and re-timing), peak "
               "RSS of the dedup process (\"GB\") and of each Dask worker (\"wkr\"), recall of the planted pairs "
               "(\"same\": the Dask run stored the very pairs and groups of the local one), and "
               "the incremental dedup of 1,000 added clips. On "

@@ -168,14 +168,12 @@ def _worker_arrays(region, snapshot: tuple[int, int], layout: Layout):
 def _dask_task(region, snapshot: tuple[int, int], layout: Layout, b: int, masks: np.ndarray,
                radius: int, min_matches: int) -> tuple[np.ndarray, int, float]:
     """A Dask task: block ``b``'s candidate keys, keyframe pairs and the worker's peak RSS (MB)."""
-    import resource
-
     import numba
 
     numba.set_num_threads(1)
     hashes, valid, kf_clip = _worker_arrays(region, snapshot, layout)
     keys, n = block_keys(hashes, valid, kf_clip, layout, b, masks, radius, min_matches, threads=1)
-    return keys, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return keys, n, _peak_rss_mb()
 
 
 def dask_block_keys(executor, region, snapshot: tuple[int, int], layout: Layout, masks: np.ndarray,
@@ -200,6 +198,14 @@ def dask_block_keys(executor, region, snapshot: tuple[int, int], layout: Layout,
 
 
 def _peak_rss_mb() -> float:
+    """This worker's peak RSS in MB (``VmHWM`` on Linux: its own address space only)."""
     import resource
+    from pathlib import Path
 
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

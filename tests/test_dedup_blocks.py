@@ -200,3 +200,33 @@ def test_view_screen_streams_and_matches_its_definition(tmp_path, monkeypatch):
         monkeypatch.setattr(dedup, "SCREEN_CLIP_CHUNK", 7)  # many chunks of viewing clips
         np.testing.assert_array_equal(dedup._screen_views(store, table, pairs[::-1], params, chunk=13),
                                       want[::-1])
+
+
+def test_reframed_candidates_in_blocks_are_screened_like_all_at_once(tmp_path, monkeypatch):
+    import engine.dedup as dedup
+
+    _views_region(tmp_path)
+    with _open(tmp_path) as store:
+        table = store.clip_table()
+        params = DedupParams(reframed_exhaustive_max_clips=0, reframed_min_cosine=-1.0)
+        rows = table.rows
+        known = {(int(rows[0]), int(rows[1]))}
+        cands = dedup.reframed_candidates(store, table, rows, params)
+        cands = cands[~np.isin(cands[:, 0] * (rows.max() + 1) + cands[:, 1], [rows[0] * (rows.max() + 1) + rows[1]])]
+        want = cands[dedup._screen_views(store, table, cands, params)]
+        assert len(want) >= 10
+        monkeypatch.setattr(dedup, "REFRAMED_QUERY_BLOCK", 7)
+        got = dedup.screened_reframed_candidates(store, table, rows, known, params)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_cli_dedup_workers_and_scheduler_are_exclusive(region_home):
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    res = CliRunner().invoke(app, ["dedup", "-r", "bench", "--home", str(region_home), "--workers", "2",
+                                   "--scheduler", "tcp://127.0.0.1:1"])
+    assert res.exit_code != 0 and "not both" in res.output
+    res = CliRunner().invoke(app, ["dedup", "-r", "bench", "--home", str(region_home), "--block-keyframes", "0"])
+    assert res.exit_code != 0 and "--block-keyframes" in res.output
