@@ -256,7 +256,7 @@ def regions_show(name: Annotated[str, typer.Argument()], home: HomeOpt = None, j
 # ---------------------------------------------------------------------------- ingest
 @app.command()
 def ingest(
-    sources: Annotated[list[str], typer.Argument(help="Video files, image folders, zarr clip stores, folders or globs.")],
+    sources: Annotated[list[str], typer.Argument(help="Video files, image folders, zarr clip stores, folders, globs, or s3://BUCKET/PREFIX URLs (clipdex[s3]; AWS environment).")],
     region: RegionOpt,
     home: HomeOpt = None,
     keyframe_hz: Annotated[float, typer.Option(help="Keyframes per second, by presentation time.")] = 2.0,

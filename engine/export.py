@@ -316,6 +316,10 @@ class _SourceCheck:
 
     def verify(self, info: dict, store: RegionStore) -> None:
         source = str(info["source"])
+        if source.startswith("s3://"):
+            raise SourceError(f"clip {info['clip_id']!r} was ingested from object storage ({source}); "
+                              "export reads frames from local files only: leave it out (select "
+                              "--exclude) or ingest its recording from local disk")
         if not Path(source).is_absolute():
             raise SourceError(f"source {source!r} of clip {info['clip_id']!r} is stored as a relative "
                               "path, which depends on the working directory; re-ingest the clip "

@@ -112,7 +112,15 @@ def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event
     from .sources import iter_clips
 
     try:
-        if done_recordings and item.kind == "video" \
+        if done_recordings and getattr(item, "remote", False):
+            from .sources.remote import object_key
+
+            for recording_id, split in done_recordings.get(object_key(item.path, item.version),
+                                                           {}).items():
+                if _same_split(split, opts.clip_seconds):
+                    out.put(_Skip(recording_id))  # same URL, ETag and size: nothing read
+                    return
+        elif done_recordings and item.kind == "video" \
                 and str(Path(item.path).resolve()) in done_recordings:
             from .sources.video import file_digest
 
@@ -209,7 +217,8 @@ def ingest(
     command: str = "clipdex ingest",
     executor=None,
 ) -> IngestReport:
-    """Ingest ``sources`` (files, folders, globs, zarr stores) into ``region_name``.
+    """Ingest ``sources`` (files, folders, globs, zarr stores, ``s3://`` URLs) into
+    ``region_name``.
 
     ``executor`` (:class:`engine.executors.DaskExecutor`) decodes and computes features on a
     Dask cluster; by default threads of this process do. Either way this process is the region's
@@ -227,11 +236,13 @@ def ingest(
         store.start_job("ingest", report.job_id)
         items = []
         passed_over: list[tuple[Path, str]] = []
-        for item in discover([Path(s) for s in sources], skipped=passed_over,
+        for item in discover([str(s) for s in sources], skipped=passed_over,
                              follow_links=opts.follow_links):
             if item.kind == "error":
                 report.failed.append((str(item.path), item.message))
                 store.record_error(report.job_id, str(item.path), item.message)
+            elif item.remote:  # an s3:// URL is stored as given
+                items.append(item)
             else:  # sources are stored as absolute resolved paths: valid from any directory
                 items.append(replace(item, path=item.path.resolve()))
         resolver = _resolver(opts)
@@ -278,7 +289,7 @@ def ingest(
                 progress(dict(state))
 
         numba_threads = _feature_threads(opts, items)
-        known_recordings = store.finished_sources()
+        known_recordings = _with_object_versions(store, store.finished_sources(), items)
         current: _ItemState | None = None
         if executor is not None:
             results = executor.results(items, opts, region.name, known_recordings)
@@ -294,7 +305,7 @@ def ingest(
                 if got is _ITEM_END:
                     if current.recording_id and not current.failed and item.kind == "video":
                         finished.append(FinishedRecording(
-                            current.recording_id, str(Path(item.path).resolve()), current.end_s,
+                            current.recording_id, _source_name(item.path), current.end_s,
                             float("nan") if opts.clip_seconds is None else float(opts.clip_seconds)))
                     state["items_done"] += 1
                     if progress:
@@ -500,13 +511,13 @@ def _apply_metadata(clip: NewClip, resolver: MetadataResolver, current: _ItemSta
     import math
 
     meta = clip.meta if clip.meta is not None else {}
-    clip.source = str(Path(clip.source).resolve())
+    clip.source = _source_name(clip.source)
     key = clip.recording_id or clip.digest
     if key not in current.metadata:
         tel = meta.get("telemetry_epoch_start")
         tel_start = float(tel) - clip.source_offset_s if tel is not None else math.nan
         current.metadata[key] = resolver.resolve(
-            Path(clip.source), container_creation=meta.get("container_creation_time", ""),
+            _source_arg(clip.source), container_creation=meta.get("container_creation_time", ""),
             telemetry_start=tel_start, given=meta.get("source_fields"))
     meta.pop("source_fields", None)
     md = current.metadata[key]
@@ -529,6 +540,39 @@ def _apply_metadata(clip: NewClip, resolver: MetadataResolver, current: _ItemSta
     return new
 
 
+def _source_name(path) -> str:
+    """How the catalog names a source: an absolute resolved path, or an ``s3://`` URL as is."""
+    from .sources.remote import is_object_url
+
+    return path if is_object_url(path) else str(Path(path).resolve())
+
+
+def _source_arg(source):
+    """``source`` for the metadata resolver: a ``Path``, or an ``s3://`` URL as a ``str``."""
+    from .sources.remote import is_object_url
+
+    return source if is_object_url(source) else Path(source)
+
+
+def _with_object_versions(store: RegionStore, known: dict, items: Sequence) -> dict:
+    """``known`` (source -> {recording id: split}) plus, for each listed object whose URL is a
+    wholly ingested recording with the same ETag and size (recorded in its clips' metadata),
+    an entry under :func:`~engine.sources.remote.object_key`: those objects are skipped
+    unread."""
+    from .sources.remote import object_key
+
+    out = dict(known)
+    for item in items:
+        if not getattr(item, "remote", False) or item.path not in known:
+            continue
+        for recording_id, split in known[item.path].items():
+            clips = store.clip_records(recording=recording_id)
+            seen = (clips[0]["meta"] or {}).get("object") if clips else None
+            if seen and f"{seen.get('etag')}:{seen.get('size')}" == item.version:
+                out.setdefault(object_key(item.path, item.version), {})[recording_id] = split
+    return out
+
+
 def _same_recording(store: RegionStore, clip: NewClip) -> bool:
     """The committed clip named like ``clip`` was cut from the same recording."""
     got = store.clip_records([store.clip_row(clip.clip_id)]) if store.has_clip_id(clip.clip_id) else []
@@ -542,7 +586,7 @@ def _correct_metadata(store: RegionStore, resolver: MetadataResolver, item, reco
 
     if resolver.table is None and not resolver.patterns:
         return 0
-    md = resolver.resolve(Path(item.path))
+    md = resolver.resolve(_source_arg(item.path))
     fields = {k: v for k, v in md.fields().items() if md.provenance.get(k) in ("metadata", "name")}
     if not fields and not md.tags:
         return 0

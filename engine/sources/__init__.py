@@ -48,6 +48,8 @@ def iter_clips(item: SourceItem, **opts) -> Iterator[ClipSample]:
         raise TypeError(f"iter_clips got unknown options {sorted(unknown)}; use {sorted(_ALL_OPTS)}")
     if item.kind == "video":
         kwargs = {k: v for k, v in opts.items() if k in _VIDEO_OPTS}
+        if item.version:
+            kwargs["version"] = item.version  # an object on object storage
         return iter_video_clips(item.path, clip_id_base=item.clip_id_base,
                                 telemetry=item.telemetry, **kwargs)
     if item.kind == "images":

@@ -15,6 +15,8 @@ Rules
       Symlinks inside the tree are followed only with ``follow_symlinks=True`` (their targets
       are found by the walk anyway); each real file is listed once. A directory reached twice
       (a loop through links or bind mounts) gives an error item and is not walked again.
+    - ``s3://bucket/prefix`` arguments are listed on object storage and classified by the same
+      rules (:mod:`engine.sources.remote`); their items carry the URL as ``path``.
     - Problems are returned as items of kind ``"error"`` with a ``message``, so a batch job
       records them and goes on. A directory symlink that points at a folder holding it (a loop)
       is such a problem, followed or not.
@@ -24,11 +26,11 @@ Rules
       are no source or sidecar (``notes.txt``).
 
 Clip ids (``clip_id_base``)
-    The path relative to ``root`` (else to the argument directory; a file argument uses its
-    own name) without the file extension (``.zarr`` dropped too), separators replaced by
-    ``__`` and other characters outside ``[A-Za-z0-9._-]`` by ``_``. Longer than
-    :data:`MAX_BASE_LEN` (room for a ``-0000`` split suffix) -> cut and ``-<hash8>`` of the
-    relative path appended. Colliding ids: the one that needed no rewriting keeps it, the
+    The path relative to ``root`` (else to the argument directory, or the key below an
+    ``s3://`` prefix; a file argument uses its own name) without the file extension (``.zarr``
+    dropped too), separators replaced by ``__`` and other characters outside ``[A-Za-z0-9._-]``
+    by ``_``. Longer than :data:`MAX_BASE_LEN` (room for a ``-0000`` split suffix) -> cut and
+    ``-<hash8>`` of the relative path appended. Colliding ids: the one that needed no rewriting keeps it, the
     others get ``-<hash8>`` of their relative path (content-independent, stable).
 """
 
@@ -39,10 +41,12 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from engine.errors import InputError
 from engine.ids import MAX_CLIP_ID_LEN, validate_clip_id
+from engine.sources.remote import is_object_url
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".gif")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -54,17 +58,28 @@ IMAGE_INDEX_FILES = ("index.csv", "frames.json")
 MAX_BASE_LEN = MAX_CLIP_ID_LEN - 5  # leaves room for "-0000"
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_MANGLED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/[^/]")  # str(Path("s3://b/k")) == "s3:/b/k"
 
 Kind = Literal["video", "images", "zarr", "error"]
 
 
 @dataclass(frozen=True)
 class SourceItem:
+    """One source to read. ``path`` is a local path, or for an object on object storage its
+    URL as a ``str`` (:mod:`engine.sources.remote`); ``version`` is then the object's
+    ``<ETag>:<size>`` at listing."""
+
     kind: Kind
-    path: Path
+    path: Path | str
     clip_id_base: str
     telemetry: Path | None = None
     message: str = ""  # why, for kind "error"
+    version: str = ""
+
+    @property
+    def remote(self) -> bool:
+        """True for an object on object storage (``path`` is its URL)."""
+        return isinstance(self.path, str)
 
 
 def _short_hash(text: str) -> str:
@@ -236,6 +251,80 @@ class _Walker:
                                              "sequence: move them into a folder of their own"))
             stack.extend(reversed(subdirs))  # sorted order, depth first
 
+    def objects(self, url: str) -> None:
+        """The objects under an ``s3://`` URL, classified like the files of a local walk."""
+        from engine.sources import remote
+
+        try:
+            listed = remote.list_objects(url)
+        except InputError as err:
+            self.items.append((_error(url, str(err)), ""))
+            return
+        if len(listed) == 1 and listed[0].url == url and \
+                PurePosixPath(url).suffix.lower() not in VIDEO_EXTENSIONS:
+            self.items.append((_error(url, f"{remote.shown(url)}: extension "
+                                           f"{PurePosixPath(url).suffix!r} is not a video "
+                                           f"({', '.join(VIDEO_EXTENSIONS)}); leave it out"), ""))
+            return
+        folders: dict[str, list] = {}
+        stores: set[str] = set()
+        for obj in listed:
+            where = remote.shown(obj.url)
+            problem = remote.key_problem(obj.relative)
+            if problem:
+                self.items.append((_error(where, f"{where}: the object key {problem}; it is not "
+                                                   "read (keys are names, never paths): rename "
+                                                   "the object"), ""))
+                continue
+            parts = obj.relative.split("/")
+            store = next((i for i, p in enumerate(parts[:-1]) if p.lower().endswith(".zarr")), None)
+            hidden = next((i for i, p in enumerate(parts) if p.startswith(".")), None)
+            if hidden is not None and (store is None or hidden < store):
+                name = parts[hidden]
+                if hidden == len(parts) - 1 and PurePosixPath(name).suffix.lower() in \
+                        (*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS):
+                    self.skipped.append((where, "hidden name (starts with '.'): not read; rename "
+                                                "it to ingest it"))
+                continue
+            if store is not None:
+                prefix = obj.url[: len(obj.url) - len("/".join(parts[store + 1:])) - 1]
+                if prefix not in stores:
+                    stores.add(prefix)
+                    self.items.append((_error(prefix, f"{remote.shown(prefix)}: zarr clip stores "
+                                              "are read from local disk only; copy the store to "
+                                              "a local folder and ingest the copy"), ""))
+                continue
+            folders.setdefault("/".join(parts[:-1]), []).append(obj)
+        for objs in folders.values():
+            folder_url = objs[0].url[: len(objs[0].url) - len(PurePosixPath(objs[0].relative).name) - 1]
+            names = {PurePosixPath(o.relative).name for o in objs}
+            videos = [o for o in objs if PurePosixPath(o.relative).suffix.lower() in VIDEO_EXTENSIONS]
+            images = [o for o in objs if PurePosixPath(o.relative).suffix.lower() in IMAGE_EXTENSIONS]
+            for obj in videos:
+                rel = PurePosixPath(obj.relative)
+                item = SourceItem("video", obj.url, "", None, "", obj.version)
+                self.items.append((item, str(rel.with_suffix(""))))
+                for suffix in TELEMETRY_SIDECARS:
+                    if rel.stem + suffix in names:
+                        self.skipped.append((remote.shown(obj.url[: -len(rel.name)] + rel.stem + suffix),
+                                             "telemetry sidecars on object storage are not read: "
+                                             f"{rel.name} is ingested without telemetry; copy both "
+                                             "to a local folder to use it"))
+                        break
+            if images and not videos:
+                self.items.append((_error(folder_url, f"{remote.shown(folder_url)}: image folders are read from "
+                                               "local disk only; copy the folder to a local "
+                                               "folder and ingest the copy"), ""))
+            elif images:
+                self.skipped.append((remote.shown(folder_url), f"{len(images)} images beside "
+                                     "videos are not read as an image sequence: move them into a "
+                                     "folder of their own"))
+            for obj in objs:
+                suffix = PurePosixPath(obj.relative).suffix.lower()
+                if suffix not in (*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS, *COMPANION_EXTENSIONS):
+                    self.skipped.append((remote.shown(obj.url), f"not a video "
+                                         f"({', '.join(VIDEO_EXTENSIONS)})"))
+
     def argument(self, path: Path, tree: Path) -> None:
         if path.is_symlink():
             tree_real = os.path.realpath(tree)
@@ -295,6 +384,13 @@ def discover(
     walker = _Walker(follow_symlinks, follow_links)
     for raw in paths:
         text = str(raw)
+        if is_object_url(text):
+            walker.objects(text)
+            continue
+        if isinstance(raw, Path) and _MANGLED_URL.match(text) and not raw.exists():
+            walker.error(raw, f"{text} looks like a URL that lost a '/' by being made a path; "
+                              "pass s3:// URLs as strings (s3://BUCKET/PREFIX)")
+            continue
         if _GLOB_CHARS.search(text) and not Path(text).exists():
             matches = sorted(glob.glob(text, recursive=True))
             base = _glob_base(text)
@@ -334,7 +430,8 @@ def _assign_ids(pairs: list[tuple[SourceItem, Path]], root: Path | None) -> list
         if item.kind == "error":
             rels.append("")
             continue
-        rels.append(_relative(item.path, tree, item.kind == "video"))
+        # an object's tree is its key below the listed prefix, extension removed
+        rels.append(tree if isinstance(tree, str) else _relative(item.path, tree, item.kind == "video"))
     ids = [clip_id_from_relative(rel) if rel else "" for rel in rels]
     groups: dict[str, list[int]] = {}
     for i, clip_id in enumerate(ids):
@@ -358,5 +455,5 @@ def _assign_ids(pairs: list[tuple[SourceItem, Path]], root: Path | None) -> list
             out.append(item)
         else:
             out.append(SourceItem(item.kind, item.path, validate_clip_id(clip_id),
-                                  item.telemetry, item.message))
+                                  item.telemetry, item.message, item.version))
     return out

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.sources.remote import is_object_url
 
 #: default file-name patterns, tried in order after any given with ``--name-pattern``
 DEFAULT_NAME_PATTERNS = (
@@ -273,18 +274,19 @@ class MetadataTable:
                 warnings.append(f"metadata table {path} row {number}: no source path; row ignored")
                 continue
             pattern = source.replace("\\", "/")
-            if not Path(pattern).is_absolute():
+            if not Path(pattern).is_absolute() and not is_object_url(source):
                 pattern = (path.parent / pattern).as_posix()
             is_glob = any(c in pattern for c in "*?[")
-            if not is_glob:
+            if not is_glob and not is_object_url(source):
                 pattern = str(Path(pattern).resolve())
             rows.append(_Row(number, pattern, is_glob, values))
         return cls(path, rows, warnings)
 
-    def lookup(self, source: Path) -> tuple[dict, list[str]]:
-        """(values, warnings) of the row for ``source``: an exact path row, else the last glob
-        row that matches; several exact rows that disagree are reported."""
-        real = str(Path(source).resolve())
+    def lookup(self, source: Path | str) -> tuple[dict, list[str]]:
+        """(values, warnings) of the row for ``source`` (a path, or an ``s3://`` URL matched as
+        written): an exact path row, else the last glob row that matches; several exact rows
+        that disagree are reported."""
+        real = source if is_object_url(source) else str(Path(source).resolve())
         exact = [r for r in self.rows if not r.is_glob and r.pattern == real]
         globbed = [r for r in self.rows if r.is_glob and fnmatch.fnmatch(real, r.pattern)]
         warnings = []
@@ -317,7 +319,7 @@ class MetadataResolver:
     patterns: list[re.Pattern] = field(default_factory=lambda: compile_patterns(None))
     timezone: dt.tzinfo = dt.UTC
 
-    def resolve(self, source: Path, *, container_creation: str = "",
+    def resolve(self, source: Path | str, *, container_creation: str = "",
                 telemetry_start: float = math.nan, given: dict | None = None) -> RecordingMetadata:
         """Metadata of the recording at ``source``; ``given`` holds fields the source itself
         carried (zarr attrs), which rank with the metadata table (the table wins)."""
@@ -331,7 +333,8 @@ class MetadataResolver:
         if given:
             offers.append(("source", {k: v for k, v in given.items() if v not in ("", None)
                                       and not (isinstance(v, float) and not math.isfinite(v))}))
-        offers.append(("name", from_name(source.name, self.patterns, self.timezone)))
+        name = source.rsplit("/", 1)[-1] if isinstance(source, str) else source.name
+        offers.append(("name", from_name(name, self.patterns, self.timezone)))
         created = container_time(container_creation)
         if created is not None:
             offers.append(("container", {"start_time": created}))
@@ -353,7 +356,7 @@ class MetadataResolver:
                 gap = abs(t - out.start_time)
                 if origin != used and gap > AGREE_S and origin != "container":
                     out.warnings.append(
-                        f"{source.name}: start time from {used} ({_iso(out.start_time)}) and from "
+                        f"{name}: start time from {used} ({_iso(out.start_time)}) and from "
                         f"{origin} ({_iso(t)}) differ by {_span(gap)}; {used} used (correct the "
                         "metadata table, or give --timezone when names are local time)")
         return out

@@ -55,6 +55,10 @@ Decode strategies (``strategy=``, ``clipdex ingest --decode NAME``)
     A raw stream without timestamps (frame times are counted) is always decoded whole.
     ``benchmarks/decode_modes.py`` measures each one's speed and real-footage dedup quality.
 
+Object storage
+    ``path`` may be an ``s3://`` URL: PyAV reads the object through a seekable, hashing file
+    over range requests (:mod:`engine.sources.remote`), never a temporary copy.
+
 Errors raise :class:`SourceError` naming the file, the problem and the fix. A file that breaks
 part-way (truncated, corrupt packets) still yields what decoded, with ``meta["warnings"]``, if at
 least one keyframe was decoded; otherwise it raises.
@@ -77,6 +81,7 @@ from av.video.reformatter import VideoReformatter
 
 import kernels
 from engine.errors import InputError, SourceError
+from engine.sources.remote import ObjectReader, is_object_url
 from engine.sources.sampling import (
     TIME_TOLERANCE_S,
     BlendGate,
@@ -200,6 +205,16 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+class _Later:
+    """``fn()`` when ``result()`` is first asked for (same interface as :class:`_Background`)."""
+
+    def __init__(self, fn):
+        self._fn = fn
+
+    def result(self):
+        return self._fn()
 
 
 def _split_digest(base: str, offset_s: float, length_s: float) -> str:
@@ -457,6 +472,24 @@ def _open(path: Path):
         raise SourceError(f"cannot open video file {path}: {err}; check permissions") from err
 
 
+def _open_object(reader: ObjectReader):
+    """A PyAV container reading ``reader`` (an object on object storage)."""
+    if reader.size == 0:
+        reader.close()
+        raise SourceError(f"{reader} is empty (0 bytes); upload it again or drop it")
+    try:
+        return av.open(reader, mode="r")
+    except av.FFmpegError as err:
+        reader.close()
+        raise SourceError(
+            f"{reader} is not a readable video ({err.strerror or err}); it may be truncated "
+            "(an MP4 cut before its index) or not a video at all: re-export it or drop it"
+        ) from err
+    except BaseException:
+        reader.close()
+        raise
+
+
 def _check_size(path: Path, width: int, height: int, max_side: int, max_pixels: int) -> None:
     if width > max_side or height > max_side or width * height > max_pixels:
         raise SourceError(
@@ -478,14 +511,19 @@ def iter_video_clips(
     max_pixels: int | None = None,
     telemetry_map: dict[str, str] | None = None,
     telemetry_units: dict[str, str] | None = None,
+    version: str = "",
 ) -> Iterator[ClipSample]:
     """Decode one video file into clips with keyframes sampled at ``keyframe_hz``.
 
     ``threads`` = 0 lets FFmpeg choose (one per core). ``telemetry_map`` / ``telemetry_units``
     go to :func:`~engine.sources.telemetry.load_telemetry` (``{"time": "ms", "speed": "km/h"}``).
-    See the module doc for strategies, splitting and error handling.
+    ``path`` may be an ``s3://`` URL (a ``str``; ``version`` = ``<ETag>:<size>`` from its
+    listing, checked when it is opened): see :mod:`engine.sources.remote`; its clips carry
+    ``meta["object"]`` (ETag and size). See the module doc for strategies, splitting and error
+    handling.
     """
-    path = Path(path)
+    remote = is_object_url(path)
+    path = path if remote else Path(path)
     check_strategy(strategy)
     if clip_seconds is not None and not (math.isfinite(clip_seconds) and clip_seconds > 0):
         raise InputError(f"clip_seconds={clip_seconds!r} must be > 0 (or None for one clip)")
@@ -493,7 +531,20 @@ def iter_video_clips(
         raise InputError(f"keyframe_hz={keyframe_hz!r} must be > 0; e.g. 2.0")
     max_side = MAX_SIDE if max_side is None else max_side
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-
+    reader = ObjectReader(path, version) if remote else None
+    if reader is not None:
+        container = _open_object(reader)
+        try:
+            for sample in _decode(
+                container, reader, clip_id_base, float(keyframe_hz), clip_seconds, None,
+                threads, strategy, max_side, max_pixels, telemetry_map, telemetry_units,
+            ):
+                sample.meta["object"] = {"etag": reader.etag, "size": reader.size}
+                yield sample
+        finally:
+            container.close()
+            reader.close()
+        return
     container = _open(path)
     try:
         yield from _decode(
@@ -539,7 +590,9 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
     if not math.isfinite(declared_s) and container.duration:
         declared_s = container.duration / av.time_base
 
-    digest = _Background(file_digest, path)  # hashed while the first frames decode
+    # hashed while the first frames decode; an object's bytes are hashed as the decoder reads
+    digest = _Later(path.digest) if isinstance(path, ObjectReader) else \
+        _Background(file_digest, path)
     created = container_creation_time(container)
     tel, tel_warning = _load_sidecar(telemetry, telemetry_map, telemetry_units)
     sampler = _Sampler(hz, clip_seconds)
