@@ -331,3 +331,29 @@ def test_dask_workers_read_objects_themselves(tmp_path, bucket, videos):
             return [(r["clip_id"], r["source"], r["recording_id"]) for r in store.clip_records()]
 
     assert catalog(local_home) == catalog(dask_home)
+
+
+def test_split_objects_keep_the_local_digest_and_reingest_by_split(tmp_path, bucket, videos):
+    """With --clip-seconds every piece carries the whole object's digest (that of the same
+    bytes on disk); a re-ingest with the same split reads nothing, another split decodes the
+    object again."""
+    bucket("split/drive_a.mp4", videos["drive_a"])
+    home = new_home(tmp_path)
+    url = f"s3://{bucket.bucket}/split"
+    code, report = ingest_json(home, url, "--clip-seconds", "1.5")
+    assert code == 0, report
+    assert report["ingested"] == 3  # 4 s: 1.5 + 1.5 + 1.0
+
+    from engine.regions import Home
+    from engine.store import RegionStore
+
+    with RegionStore.open(Home.open(home).region("r1")) as store:
+        records = store.clip_records()
+    assert {r["recording_id"] for r in records} == {file_digest(videos["drive_a"])}
+    assert [r["clip_id"] for r in records] == ["drive_a-0000", "drive_a-0001", "drive_a-0002"]
+
+    code, report = ingest_json(home, url, "--clip-seconds", "1.5")
+    assert code == 0 and report["ingested"] == 0
+    assert "nothing decoded" in report["skips"][0]["reason"]
+    code, report = ingest_json(home, url, "--clip-seconds", "2")
+    assert code == 0 and report["ingested"] == 2, report  # cut again: pieces of their own

@@ -26,9 +26,9 @@ Reading
     :data:`BLOCK_SIZE` bytes with read-ahead, seeking where the container asks (an MP4 whose
     index is at the end is read there first, then from the start). No object is downloaded to a
     temporary file. The content digest (blake2b, as for local files) is computed from the bytes
-    the decoder reads while its reads run forward; bytes it skipped, or everything after the
-    point where a split clip needs the digest (``clip_seconds``), are read once more for the
-    digest. Every range request carries the ETag seen when the object was opened: an object
+    the decoder reads while its reads run forward; bytes it skipped are read once more for the
+    digest. The clips of a split object (``clip_seconds``) are yielded at the end of its stream,
+    once the digest is known. Every range request carries the ETag seen when the object was opened: an object
     replaced while it is read fails with a clear error.
 
 Identity

@@ -57,7 +57,9 @@ Decode strategies (``strategy=``, ``clipdex ingest --decode NAME``)
 
 Object storage
     ``path`` may be an ``s3://`` URL: PyAV reads the object through a seekable, hashing file
-    over range requests (:mod:`engine.sources.remote`), never a temporary copy.
+    over range requests (:mod:`engine.sources.remote`), never a temporary copy. Its split clips
+    are yielded when the stream ends (memory then holds its keyframes, as for an unsplit file),
+    so that the digest that names them comes from the bytes the decoder read.
 
 Errors raise :class:`SourceError` naming the file, the problem and the fix. A file that breaks
 part-way (truncated, corrupt packets) still yields what decoded, with ``meta["warnings"]``, if at
@@ -607,7 +609,13 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
     frame_size = None
     max_packet_pts = None  # skipped frames still count for the duration
 
+    # an object's split clips wait for the end of the stream, when the digest has seen every
+    # byte the decoder read: yielding the first one earlier would read the rest twice
+    hold = isinstance(path, ObjectReader)
+
     def clip_samples(final_duration: float | None) -> Iterator[ClipSample]:
+        if hold and final_duration is None:
+            return
         while sampler.finished:
             clip = sampler.finished.pop(0)
             if final_duration is None:
