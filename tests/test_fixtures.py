@@ -294,6 +294,35 @@ def test_speed_integral_matches_scenery_motion():
     assert rendered == pytest.approx(travelled, rel=0.02)
 
 
+def test_scenario_registry_is_consistent():
+    assert set(S.COMMON_SCENARIOS) | set(RARE_SCENARIOS) == set(S.SCENARIOS)
+    for name, sc in S.SCENARIOS.items():
+        assert isinstance(sc, S.Scenario) and sc.name == name
+        assert sc.road in S.ROAD_BUILDERS and 0 < sc.speed[0] < sc.speed[1]
+    for region, mix in S.REGION_MIX.items():
+        assert set(mix) == set(S.SCENARIOS), region
+
+
+def test_scenario_events_show_in_the_drive():
+    tunnel = _drive("tunnel_exit_glare")
+    assert tunnel.tunnels.shape == (1, 2) and tunnel.frames["exposure"].max() > 2.0
+    assert _drive("highway_cruise").tunnels.shape == (0, 2)
+    lane = _drive("lane_change", seconds=8.0)
+    assert np.ptp(lane.fine["u"]) > 2.5  # a 3.6 m lane over
+    wrong = _drive("wrong_way_vehicle", seconds=8.0)
+    assert (wrong.actors["kind"] == R.ACT_ONCOMING).sum() == 1  # highways have no other
+    crossing = _drive("night_rain_pedestrian")
+    assert (crossing.actors["kind"] == R.ACT_PEDESTRIAN).sum() == 1
+    assert crossing.conditions.lighting == "night" and crossing.conditions.weather == "rain"
+
+
+def test_unknown_road_type_and_transform_are_refused():
+    with pytest.raises(ValueError, match="unknown road type 'gravel'"):
+        S.build_route("r", "us-west", "gravel", 1)
+    with pytest.raises(ValueError, match="unknown pixel transform 'sepia'"):
+        X.draw_params("sepia", np.random.default_rng(0), 96, 54)
+
+
 def test_same_place_same_scenery():
     route = S.build_route("r", "cn-east", "urban", 11)
     again = S.build_route("r", "cn-east", "urban", 11)
@@ -408,7 +437,7 @@ def test_quality_preset_shape():
 def test_quality_fleet_labels_agree_with_its_frequencies():
     """In every region of the quality fleet, each rare scenario is filmed by fewer independent
     drives than each common one: a ranking by scenario frequency (the best any density could do)
-    finds every rare clip. 1-2 clips a rare drive broke this (scenario oracle 0.80 / 0.81)."""
+    finds every rare clip."""
     from benchmarks.rarity_diagnostics import scenario_oracle_recall
 
     spec = FleetSpec.quality()
