@@ -107,15 +107,11 @@ def verify(store: RegionStore, *, repair: bool = False, wait: float = 0.0) -> Ve
 
 
 # ---------------------------------------------------------------------------- checks
-def _catalog(store: RegionStore):
-    """Snapshot + every clip (any status) read in one SQLite read transaction."""
-    return store.catalog_state()
-
-
 def _check(store: RegionStore) -> VerifyReport:
-    from .index import QUALITY_FLOOR, inspect_indexes, temp_files
+    """Every check, at one catalog snapshot: spans, digests, feature arrays, indexes, jobs."""
+    from .index import temp_files
 
-    snap, catalog, running, last_status = _catalog(store)
+    snap, catalog, running, last_status = store.catalog_state()
     rep = VerifyReport(store.region.name, snap.version)
     if catalog:
         rows = np.array([r[0] for r in catalog], np.int64)
@@ -127,8 +123,21 @@ def _check(store: RegionStore) -> VerifyReport:
     rep.clip_ids = {int(r[0]): r[1] for r in catalog}
     rep.clips = int(active.sum())
     rep.keyframes = int(kf_count[active].sum())
+    spans = (rows, kf_start, kf_count, active)
+    _check_spans(rep, snap, *spans)
+    _check_digests(rep, catalog, active)
+    quality = _check_arrays(store, rep, snap, spans, last_status)
+    _check_indexes(store, rep, snap, spans, quality)
+    for t in temp_files(store):
+        rep.notes.append(f"temp file of an unfinished index save: {t.name} (harmless; swept by the next save)")
+    if running and not lock_held(store):
+        rep.notes.append(f"{len(running)} job(s) marked running died before finishing ("
+                         f"{', '.join(j for j, _ in running)}); rerun them — committed work is kept and skipped")
+    return rep
 
-    # --- clip rows and keyframe spans inside the committed range, no overlaps
+
+def _check_spans(rep: VerifyReport, snap, rows, kf_start, kf_count, active) -> None:
+    """Clip rows and keyframe spans inside the committed range, no two spans overlapping."""
     bad = (rows < 0) | (rows >= snap.clip_end) | (kf_start < 0) | (kf_count < 0) | (kf_start + kf_count > snap.kf_end)
     if bad[active].any():
         r = rows[active & bad].tolist()
@@ -146,7 +155,9 @@ def _check(store: RegionStore) -> VerifyReport:
             if r:
                 rep.problems.append(Problem("overlap", f"{len(clash)} pairs of clips share keyframe rows", r))
 
-    # --- digests unique among active clips
+
+def _check_digests(rep: VerifyReport, catalog, active) -> None:
+    """Content digests unique among active clips (the same source is committed once)."""
     seen: dict[str, int] = {}
     dup_rows = []
     for (row, _cid, digest, *_), a in zip(catalog, active, strict=True):
@@ -159,7 +170,11 @@ def _check(store: RegionStore) -> VerifyReport:
         rep.problems.append(Problem("digest", f"{len(dup_rows)} active clips repeat the content digest of an "
                                     "earlier clip (the same source committed twice)", dup_rows, reingest=False))
 
-    # --- feature arrays: lengths, readable chunks, embeddings
+
+def _check_arrays(store: RegionStore, rep: VerifyReport, snap, spans, last_status) -> np.ndarray:
+    """Feature arrays: lengths against the catalog, every chunk readable, embeddings sound.
+    Returns the keyframe quality column (for the index check)."""
+    rows, kf_start, kf_count, active = spans
     if not store.features_path.exists():
         if snap.clip_end:
             rep.problems.append(Problem(
@@ -206,8 +221,14 @@ def _check(store: RegionStore) -> VerifyReport:
         rep.notes.append("the last job died before finishing: rows it wrote past the committed ends are "
                          "orphans, never read, overwritten by the next ingest (harmless): "
                          + ", ".join(f"{k} {v}" for k, v in slack.items()))
+    return quality
 
-    # --- indexes
+
+def _check_indexes(store: RegionStore, rep: VerifyReport, snap, spans, quality) -> None:
+    """Each index at the catalog's version holds exactly the active rows it should."""
+    from .index import QUALITY_FLOOR, inspect_indexes
+
+    rows, kf_start, kf_count, active = spans
     idx = inspect_indexes(store)
     kf_ids, clip_ids = _expected_index_ids(rows, kf_start, kf_count, active, quality, QUALITY_FLOOR)
     unreadable_kf = any(p.check in ("unreadable", "length", "features") for p in rep.problems)
@@ -235,13 +256,6 @@ def _check(store: RegionStore) -> VerifyReport:
                 rep.problems.append(Problem(
                     "index", f"{name} index at the catalog's version holds {len(got)} ids, expected "
                     f"{len(want)} ({missing} missing, {extra} not active); `--repair` rebuilds it", reingest=False))
-
-    for t in temp_files(store):
-        rep.notes.append(f"temp file of an unfinished index save: {t.name} (harmless; swept by the next save)")
-    if running and not lock_held(store):
-        rep.notes.append(f"{len(running)} job(s) marked running died before finishing ("
-                         f"{', '.join(j for j, _ in running)}); rerun them — committed work is kept and skipped")
-    return rep
 
 
 def lock_held(store: RegionStore) -> bool:
