@@ -186,25 +186,24 @@ def create_app(home: Home, regions: Sequence[str]) -> Flask:
         return render("rare.html", cards=d.rare_cards(chunk, 3), page=p, n_pages=n_pages,
                       first=(p - 1) * PAGE_SIZE + 1, **common(region, "rare"))
 
-    @app.route("/r/<region>/duplicates")
-    def duplicates(region: str):
+    def relation_page(region: str, kind: str, listed, shown, key: str):
+        """One page of a region's duplicate groups or partial overlaps, half a page's cards."""
         need(region, "ids", "relations")
         d = data_for(region)
-        reps = d.group_list()
-        size = PAGE_SIZE // 2
-        n_pages, p = pages(len(reps), size), page_arg()
-        return render("duplicates.html", groups=d.duplicate_groups(reps[(p - 1) * size:p * size]), page=p,
-                      n_pages=n_pages, **common(region, "duplicates"))
+        items, size = listed(d), PAGE_SIZE // 2
+        n_pages, p = pages(len(items), size), page_arg()
+        return render(f"{kind}.html", **{key: shown(d, items[(p - 1) * size:p * size])}, page=p,
+                      n_pages=n_pages, **common(region, kind))
+
+    @app.route("/r/<region>/duplicates")
+    def duplicates(region: str):
+        return relation_page(region, "duplicates", RegionData.group_list, RegionData.duplicate_groups,
+                             "groups")
 
     @app.route("/r/<region>/partials")
     def partials(region: str):
-        need(region, "ids", "relations")
-        d = data_for(region)
-        parts = d.partial_list()
-        size = PAGE_SIZE // 2
-        n_pages, p = pages(len(parts), size), page_arg()
-        return render("partials.html", parts=d.partial_overlaps(parts[(p - 1) * size:p * size]), page=p,
-                      n_pages=n_pages, **common(region, "partials"))
+        return relation_page(region, "partials", RegionData.partial_list, RegionData.partial_overlaps,
+                             "parts")
 
     @app.route("/r/<region>/clips")
     def clips(region: str):

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from ._config import FLOAT_JIT, PARALLEL
+from ._dct import dct_low
 from ._validate import check_frames
 from .luma import FRAMES_PER_BLOCK, luma_column_weights, weighted_luma_frame
 
@@ -130,19 +131,7 @@ def _quality(img, gain):
 
 @numba.njit(**FLOAT_JIT)
 def _pdq_bits(img, dct, tmp, coeffs, sorted_coeffs, out):
-    for k in range(_KEEP):  # tmp = D @ img  (16 x 64)
-        for j in range(_DOWN):
-            tmp[k, j] = 0.0
-        for i in range(_DOWN):
-            dk = dct[k, i]
-            for j in range(_DOWN):
-                tmp[k, j] += dk * img[i, j]
-    for k in range(_KEEP):  # coeffs = tmp @ D.T  (16 x 16)
-        for m in range(_KEEP):
-            s = 0.0
-            for j in range(_DOWN):
-                s += tmp[k, j] * dct[m, j]
-            coeffs[k * _KEEP + m] = s
+    dct_low(img, dct, _KEEP, tmp, coeffs)  # the 16 x 16 low block of the 64 x 64 DCT
     sorted_coeffs[:] = coeffs
     sorted_coeffs.sort()
     median = sorted_coeffs[127]  # Torben's median of 256 values: the 128th smallest

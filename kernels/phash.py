@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from ._config import FLOAT_JIT, PARALLEL
+from ._dct import dct_low
 from ._validate import check_array, check_frames
 from .luma import FRAMES_PER_BLOCK, area_axis_weights, area_luma_frame, padded_luma_column_weights
 
@@ -54,20 +55,7 @@ def _insertion_sort(values):
 @numba.njit(**FLOAT_JIT)
 def _phash_bits(small, dct, tmp, coeffs, sorted_coeffs, out):
     """32x32 luma -> 8 bytes (DCT low 8x8, median threshold, MSB-first packing)."""
-    n = small.shape[0]
-    for k in range(_KEEP):  # tmp = D @ small   (8 x 32)
-        for j in range(n):
-            tmp[k, j] = 0.0
-        for i in range(n):
-            dk = dct[k, i]
-            for j in range(n):
-                tmp[k, j] += dk * small[i, j]
-    for k in range(_KEEP):  # coeffs = tmp @ D.T  (8 x 8)
-        for m in range(_KEEP):
-            s = 0.0
-            for j in range(n):
-                s += tmp[k, j] * dct[m, j]
-            coeffs[k * _KEEP + m] = s
+    dct_low(small, dct, _KEEP, tmp, coeffs)  # the 8 x 8 low block of the 32 x 32 DCT
     for t in range(_KEEP * _KEEP):
         sorted_coeffs[t] = coeffs[t]
     _insertion_sort(sorted_coeffs)
