@@ -727,7 +727,8 @@ _ALWAYS_WRITES = {"write_text", "write_bytes", "touch", "mkdir", "makedirs", "sa
 _MODULE_WRITES = {"os": {"remove", "link", "symlink", "truncate", "mkfifo", "makedirs"},
                   "shutil": {"copy"}, "sqlite3": {"connect"}}
 #: modules whose ``open(path, mode)`` takes the path first (a path object's ``open(mode)`` does not)
-_OPENER_MODULES = {"io", "av", "Image", "zarr", "gzip", "bz2", "lzma", "tarfile", "zipfile", "codecs"}
+_OPENER_MODULES = {"io", "av", "Image", "zarr", "gzip", "bz2", "lzma", "tarfile", "zipfile", "codecs",
+                   "fs"}  # fs: an fsspec filesystem, fs.open(path, mode)
 #: zarr entry points that write unless opened with mode "r"
 _MODED = {"open_group", "open_array", "open_consolidated", "create", "group", "array"}
 
