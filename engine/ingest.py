@@ -223,8 +223,8 @@ def ingest(
     ``executor`` (:class:`engine.executors.DaskExecutor`) decodes and computes features on a
     Dask cluster; by default threads of this process do. Either way this process is the region's
     single writer and commits the results in source order, so the catalog is the same."""
+    from .drives import link_drives
     from .index import ensure_indexes
-    from .sources import discover
 
     opts = opts or IngestOptions()
     region = home.region(region_name)
@@ -234,63 +234,11 @@ def ingest(
     with store, store.writer(command, wait=opts.wait):
         store.close_interrupted_jobs()
         store.start_job("ingest", report.job_id)
-        items = []
-        passed_over: list[tuple[Path, str]] = []
-        for item in discover([str(s) for s in sources], skipped=passed_over,
-                             follow_links=opts.follow_links):
-            if item.kind == "error":
-                report.failed.append((str(item.path), item.message))
-                store.record_error(report.job_id, str(item.path), item.message)
-            elif item.remote:  # an s3:// URL is stored as given
-                items.append(item)
-            else:  # sources are stored as absolute resolved paths: valid from any directory
-                items.append(replace(item, path=item.path.resolve()))
-        resolver = _resolver(opts)
-        if resolver.table is not None:
-            report.warnings += [(str(resolver.table.path), w) for w in resolver.table.warnings]
-        report.skipped += [(str(p), why) for p, why in passed_over]  # passed over by discovery
-        state = {"items_total": len(items), "items_done": 0, "clips": 0, "skipped": 0,
-                 "failed": len(report.failed), "keyframes": 0}
-        # features are computed as each clip arrives (the main thread works while the producer
-        # decodes the next file: computing a whole batch after the last decode left it serial,
-        # ~10% of a 4-file ingest); commits are batched, and at least every commit_every_s
-        batch: list[NewClip] = []
-        finished: list[FinishedRecording] = []
-        seen_in_job: set[str] = set()
-        seen_ids: set[str] = set()
-        stop = threading.Event()
-        last_commit = [time.monotonic()]
-
-        def fail(what: str, reason: str) -> None:
-            report.failed.append((what, reason))
-            store.record_error(report.job_id, what, reason)
-            state["failed"] += 1
-
-        def flush() -> None:
-            last_commit[0] = time.monotonic()
-            if not batch and not finished:
-                return
-            good = list(batch)
-            try:
-                store.append_clips(good, report.job_id, finished=list(finished))
-            except StoreError as err:  # disk full, read-only mount: stop, keep what committed
-                report.failed += [(c.source, f"not committed: {err}") for c in good]
-                with contextlib.suppress(Exception):
-                    store.finish_job(report.job_id, "failed", report.as_dict())
-                raise
-            report.ingested += [c.clip_id for c in good]
-            n_kf = sum(len(c.keyframe_hashes) for c in good)
-            report.keyframes += n_kf
-            state["clips"] += len(good)
-            state["keyframes"] += n_kf
-            batch.clear()
-            finished.clear()
-            if progress:
-                progress(dict(state))
-
+        job = _IngestJob(store, report, opts, progress)
+        items = job.discover(sources)
         numba_threads = _feature_threads(opts, items)
         known_recordings = _with_object_versions(store, store.finished_sources(), items)
-        current: _ItemState | None = None
+        stop = threading.Event()
         if executor is not None:
             results = executor.results(items, opts, region.name, known_recordings)
             store.features  # noqa: B018  (open or create the arrays while workers decode)
@@ -298,95 +246,12 @@ def ingest(
             results = _local_results(items, opts, region.name, stop, known_recordings,
                                      numba_threads, while_decoding=lambda: store.features)
         try:
-            for item, got in results:
-                fault_point("decode")
-                if current is None or current.item is not item:
-                    current = _ItemState(item)
-                if got is _ITEM_END:
-                    if current.recording_id and not current.failed and item.kind == "video":
-                        finished.append(FinishedRecording(
-                            current.recording_id, _source_name(item.path), current.end_s,
-                            float("nan") if opts.clip_seconds is None else float(opts.clip_seconds)))
-                    state["items_done"] += 1
-                    if progress:
-                        progress(dict(state))
-                    continue
-                if isinstance(got, _Skip):
-                    report.skipped.append((str(item.path), "already ingested (same recording, "
-                                           "same split); nothing decoded"))
-                    state["skipped"] += 1
-                    report.metadata_updated += _correct_metadata(store, resolver, item, got.recording_id)
-                    continue
-                if isinstance(got, _ClipError):
-                    current.failed = True
-                    fail(got.where, got.message)
-                    continue
-                if isinstance(got, ClipdexError):
-                    current.failed = True
-                    fail(str(item.path), str(got))
-                    continue
-                clip: NewClip = got
-                current.recording_id = current.recording_id or clip.recording_id or clip.digest
-                current.end_s = max(current.end_s, clip.source_offset_s + clip.duration_s)
-                for w in _apply_metadata(clip, resolver, current):
-                    report.warnings.append((str(item.path), w))
-                if clip.digest in seen_in_job:
-                    report.skipped.append((clip.clip_id, "same content earlier in this job"))
-                    state["skipped"] += 1
-                    continue
-                if not opts.force and store.is_erased([clip.digest, clip.recording_id,
-                                                       str((clip.meta or {}).get("content_key") or "")]):
-                    # named by neither id nor path: the job log keeps nothing of erased content,
-                    # and the recording is not recorded as ingested
-                    report.skipped.append(("(erased)", "forgotten (erasure request: this content or its "
-                                           "recording was erased); re-ingest only with --force"))
-                    state["skipped"] += 1
-                    current.failed = True
-                    continue
-                known = store.known_digests([clip.digest])
-                if clip.digest in known:
-                    cid, status = known[clip.digest]
-                    if status == "active":
-                        report.skipped.append((clip.clip_id, f"already ingested as {cid}"))
-                        state["skipped"] += 1
-                        if not current.corrected:
-                            current.corrected = True
-                            report.metadata_updated += _correct_metadata(
-                                store, resolver, item, current.recording_id)
-                        continue
-                    if not opts.force:
-                        report.skipped.append((clip.clip_id, f"forgotten as {cid} (erasure request); "
-                                               "re-ingest only with --force"))
-                        state["skipped"] += 1
-                        current.failed = True  # not wholly in the region: never skip it unread
-                        continue
-                    store.compact_forgotten()  # erase the old rows for good, then drop the tombstone
-                    store.drop_tombstone(clip.digest)
-                if store.has_clip_id(clip.clip_id) and opts.clip_seconds is not None \
-                        and _same_recording(store, clip):
-                    # the recording cut again with another split: its pieces get their own ids
-                    clip.clip_id = f"{clip.clip_id}-split{float(opts.clip_seconds):g}s"
-                if clip.clip_id in seen_ids or store.has_clip_id(clip.clip_id):
-                    current.failed = True
-                    fail(clip.source, f"clip id {clip.clip_id!r} already exists in region "
-                         f"{region.name!r} with other content; rename the source or ingest it from "
-                         "another folder so it gets another id")
-                    continue
-                seen_in_job.add(clip.digest)
-                seen_ids.add(clip.clip_id)
-                batch.append(clip)
-                if len(batch) >= opts.batch_size or \
-                        time.monotonic() - last_commit[0] >= opts.commit_every_s:
-                    flush()
-            flush()
-            if progress:
-                progress(dict(state))
+            job.consume(results)
         finally:
             stop.set()
-        if resolver.table is not None:
-            report.warnings += [(str(resolver.table.path), w) for w in resolver.table.unused_rows()]
-        from .drives import link_drives
-
+        if job.resolver.table is not None:
+            report.warnings += [(str(job.resolver.table.path), w)
+                                for w in job.resolver.table.unused_rows()]
         report.drives_changed = link_drives(store, opts.drive_gap_s)
         t1 = time.perf_counter()
         ensure_indexes(store)
@@ -394,6 +259,170 @@ def ingest(
         report.seconds = time.perf_counter() - t0
         store.finish_job(report.job_id, "ok" if report.ok else "failed", report.as_dict())
     return report
+
+
+class _IngestJob:
+    """One ingest job's writer side: what it admits, batches and commits, in source order.
+
+    Features are computed as each clip arrives (the main thread works while the producer
+    decodes the next file); commits are batched, and happen at least every
+    ``opts.commit_every_s``."""
+
+    def __init__(self, store: RegionStore, report: IngestReport, opts: IngestOptions,
+                 progress: Callable[[dict], None] | None):
+        self.store, self.report, self.opts, self.progress = store, report, opts, progress
+        self.resolver = _resolver(opts)
+        self.batch: list[NewClip] = []
+        self.finished: list[FinishedRecording] = []
+        self.seen_in_job: set[str] = set()
+        self.seen_ids: set[str] = set()
+        self.last_commit = time.monotonic()
+        self.state = {"items_total": 0, "items_done": 0, "clips": 0, "skipped": 0, "failed": 0,
+                      "keyframes": 0}
+
+    def discover(self, sources: Sequence[str | Path]) -> list:
+        """The sources' items (failures recorded, passed-over files listed as skipped)."""
+        from .sources import discover
+
+        items, passed_over = [], []
+        for item in discover([str(s) for s in sources], skipped=passed_over,
+                             follow_links=self.opts.follow_links):
+            if item.kind == "error":
+                self.report.failed.append((str(item.path), item.message))
+                self.store.record_error(self.report.job_id, str(item.path), item.message)
+            elif item.remote:  # an s3:// URL is stored as given
+                items.append(item)
+            else:  # sources are stored as absolute resolved paths: valid from any directory
+                items.append(replace(item, path=item.path.resolve()))
+        if self.resolver.table is not None:
+            self.report.warnings += [(str(self.resolver.table.path), w)
+                                     for w in self.resolver.table.warnings]
+        self.report.skipped += [(str(p), why) for p, why in passed_over]
+        self.state.update(items_total=len(items), failed=len(self.report.failed))
+        return items
+
+    def _tell(self) -> None:
+        if self.progress:
+            self.progress(dict(self.state))
+
+    def fail(self, what: str, reason: str) -> None:
+        self.report.failed.append((what, reason))
+        self.store.record_error(self.report.job_id, what, reason)
+        self.state["failed"] += 1
+
+    def skip(self, what: str, why: str) -> None:
+        self.report.skipped.append((what, why))
+        self.state["skipped"] += 1
+
+    def flush(self) -> None:
+        """Commit the batch (and the recordings it completes); a store failure stops the job
+        with what committed kept."""
+        self.last_commit = time.monotonic()
+        if not self.batch and not self.finished:
+            return
+        good = list(self.batch)
+        try:
+            self.store.append_clips(good, self.report.job_id, finished=list(self.finished))
+        except StoreError as err:  # disk full, read-only mount: stop, keep what committed
+            self.report.failed += [(c.source, f"not committed: {err}") for c in good]
+            with contextlib.suppress(Exception):
+                self.store.finish_job(self.report.job_id, "failed", self.report.as_dict())
+            raise
+        self.report.ingested += [c.clip_id for c in good]
+        n_kf = sum(len(c.keyframe_hashes) for c in good)
+        self.report.keyframes += n_kf
+        self.state["clips"] += len(good)
+        self.state["keyframes"] += n_kf
+        self.batch.clear()
+        self.finished.clear()
+        self._tell()
+
+    def consume(self, results) -> None:
+        """Take each (item, result) in source order: clips, skips, errors, ends of items."""
+        current: _ItemState | None = None
+        for item, got in results:
+            fault_point("decode")
+            if current is None or current.item is not item:
+                current = _ItemState(item)
+            if got is _ITEM_END:
+                self._item_end(item, current)
+            elif isinstance(got, _Skip):
+                self.skip(str(item.path), "already ingested (same recording, same split); "
+                          "nothing decoded")
+                self.report.metadata_updated += _correct_metadata(self.store, self.resolver, item,
+                                                                  got.recording_id)
+            elif isinstance(got, _ClipError):
+                current.failed = True
+                self.fail(got.where, got.message)
+            elif isinstance(got, ClipdexError):
+                current.failed = True
+                self.fail(str(item.path), str(got))
+            elif self._admit(got, item, current):
+                self.batch.append(got)
+                if len(self.batch) >= self.opts.batch_size or \
+                        time.monotonic() - self.last_commit >= self.opts.commit_every_s:
+                    self.flush()
+        self.flush()
+        self._tell()
+
+    def _item_end(self, item, current: _ItemState) -> None:
+        if current.recording_id and not current.failed and item.kind == "video":
+            clip_s = self.opts.clip_seconds
+            self.finished.append(FinishedRecording(
+                current.recording_id, _source_name(item.path), current.end_s,
+                float("nan") if clip_s is None else float(clip_s)))
+        self.state["items_done"] += 1
+        self._tell()
+
+    def _admit(self, clip: NewClip, item, current: _ItemState) -> bool:
+        """Whether ``clip`` is new to the region: not repeated in this job, not erased, not
+        already ingested, with an id of its own."""
+        store, opts = self.store, self.opts
+        current.recording_id = current.recording_id or clip.recording_id or clip.digest
+        current.end_s = max(current.end_s, clip.source_offset_s + clip.duration_s)
+        for w in _apply_metadata(clip, self.resolver, current):
+            self.report.warnings.append((str(item.path), w))
+        if clip.digest in self.seen_in_job:
+            self.skip(clip.clip_id, "same content earlier in this job")
+            return False
+        if not opts.force and store.is_erased([clip.digest, clip.recording_id,
+                                               str((clip.meta or {}).get("content_key") or "")]):
+            # named by neither id nor path: the job log keeps nothing of erased content, and
+            # the recording is not recorded as ingested
+            self.skip("(erased)", "forgotten (erasure request: this content or its recording "
+                      "was erased); re-ingest only with --force")
+            current.failed = True
+            return False
+        known = store.known_digests([clip.digest])
+        if clip.digest in known:
+            cid, status = known[clip.digest]
+            if status == "active":
+                self.skip(clip.clip_id, f"already ingested as {cid}")
+                if not current.corrected:
+                    current.corrected = True
+                    self.report.metadata_updated += _correct_metadata(
+                        store, self.resolver, item, current.recording_id)
+                return False
+            if not opts.force:
+                self.skip(clip.clip_id, f"forgotten as {cid} (erasure request); re-ingest only "
+                          "with --force")
+                current.failed = True  # not wholly in the region: never skip it unread
+                return False
+            store.compact_forgotten()  # erase the old rows for good, then drop the tombstone
+            store.drop_tombstone(clip.digest)
+        if store.has_clip_id(clip.clip_id) and opts.clip_seconds is not None \
+                and _same_recording(store, clip):
+            # the recording cut again with another split: its pieces get their own ids
+            clip.clip_id = f"{clip.clip_id}-split{float(opts.clip_seconds):g}s"
+        if clip.clip_id in self.seen_ids or store.has_clip_id(clip.clip_id):
+            current.failed = True
+            self.fail(clip.source, f"clip id {clip.clip_id!r} already exists in region "
+                      f"{store.region.name!r} with other content; rename the source or ingest it "
+                      "from another folder so it gets another id")
+            return False
+        self.seen_in_job.add(clip.digest)
+        self.seen_ids.add(clip.clip_id)
+        return True
 
 
 def _feature_threads(opts: IngestOptions, items: Sequence) -> int:
