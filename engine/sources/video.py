@@ -559,38 +559,12 @@ def iter_video_clips(
 
 def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads, strategy,
             max_side, max_pixels, telemetry_map, telemetry_units) -> Iterator[ClipSample]:
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise SourceError(
-            f"{path} has no video stream (streams: {', '.join(kinds)}); it is audio-only or not "
-            "a video: drop it from the input"
-        )
-    stream = container.streams.video[0]
-    ctx = stream.codec_context
-    if ctx is None:
-        raise SourceError(
-            f"{path}: no decoder for its video codec in this FFmpeg build; re-encode it to "
-            "H.264/HEVC/VP9 (e.g. ffmpeg -i in -c:v libx264 out.mp4)"
-        )
-    codec_name = ctx.name
-    if ctx.width and ctx.height:
-        _check_size(path, ctx.width, ctx.height, max_side, max_pixels)
-    strategy = AUTO_STRATEGY if strategy == "auto" else strategy
-    spec = DECODE_STRATEGIES[strategy]
-    counted = bool(container.format.flags & _NO_TIMESTAMPS)  # raw streams: times are counted
-    if counted and not spec.every_frame:
-        strategy, spec = "all", DECODE_STRATEGIES["all"]  # so no frame may be skipped
-    spec.configure(ctx, ctx.width, ctx.height, threads)
-    coded_size = (ctx.width, ctx.height) if ctx.width and ctx.height else None
-
-    time_base = stream.time_base or Fraction(1, 90000)
-    fps = float(stream.average_rate) if stream.average_rate else math.nan
-    if not math.isfinite(fps) and stream.guessed_rate:
-        fps = float(stream.guessed_rate)
-    nominal_period = 1.0 / fps if math.isfinite(fps) and fps > 0 else 0.0
-    declared_s = float(stream.duration * time_base) if stream.duration else math.nan
-    if not math.isfinite(declared_s) and container.duration:
-        declared_s = container.duration / av.time_base
+    """Decode ``container``'s video into clips of keyframes sampled at ``hz`` (each clip yielded
+    as soon as its keyframes are complete, or, for an object, at the end of its stream)."""
+    st = _open_video(container, path, strategy, threads, max_side, max_pixels)
+    stream, codec_name, strategy, spec, coded_size = st.stream, st.codec_name, st.strategy, \
+        st.spec, st.coded_size
+    time_base, fps, nominal_period = st.time_base, st.fps, st.nominal_period
 
     # hashed while the first frames decode; an object's bytes are hashed as the decoder reads
     digest = _Later(path.digest) if isinstance(path, ObjectReader) else \
@@ -607,7 +581,6 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
     tb_num, tb_den = time_base.numerator, time_base.denominator
     dropped = 0
     frame_size = None
-    max_packet_pts = None  # skipped frames still count for the duration
 
     # an object's split clips wait for the end of the stream, when the digest has seen every
     # byte the decoder read: yielding the first one earlier would read the rest twice
@@ -676,6 +649,72 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
         warnings.append(f"decoding stopped at {last_time:.3f} s: {err} (truncated or corrupt)")
     finally:
         frames.close()
+    end_time, duration = _stream_end(path, st, sampler, packet_pts, first_pts, last_time,
+                                     last_duration, last_interval, dropped, warnings)
+    sampler.finish(end_time)
+    yield from clip_samples(duration)
+
+
+
+@dataclass
+class _OpenedVideo:
+    """A container's first video stream, its decoder configured, and its timing."""
+
+    stream: object
+    codec_name: str
+    strategy: str
+    spec: DecodeStrategy
+    coded_size: tuple[int, int] | None
+    time_base: Fraction
+    fps: float
+    nominal_period: float
+    declared_s: float
+
+
+def _open_video(container, path, strategy, threads, max_side, max_pixels) -> _OpenedVideo:
+    """The first video stream with its decoder set up for ``strategy`` (raw streams, whose
+    frame times are counted, always decode every frame), or a SourceError with the fix."""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise SourceError(
+            f"{path} has no video stream (streams: {', '.join(kinds)}); it is audio-only or not "
+            "a video: drop it from the input"
+        )
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if ctx is None:
+        raise SourceError(
+            f"{path}: no decoder for its video codec in this FFmpeg build; re-encode it to "
+            "H.264/HEVC/VP9 (e.g. ffmpeg -i in -c:v libx264 out.mp4)"
+        )
+    codec_name = ctx.name
+    if ctx.width and ctx.height:
+        _check_size(path, ctx.width, ctx.height, max_side, max_pixels)
+    strategy = AUTO_STRATEGY if strategy == "auto" else strategy
+    spec = DECODE_STRATEGIES[strategy]
+    counted = bool(container.format.flags & _NO_TIMESTAMPS)  # raw streams: times are counted
+    if counted and not spec.every_frame:
+        strategy, spec = "all", DECODE_STRATEGIES["all"]  # so no frame may be skipped
+    spec.configure(ctx, ctx.width, ctx.height, threads)
+    coded_size = (ctx.width, ctx.height) if ctx.width and ctx.height else None
+
+    time_base = stream.time_base or Fraction(1, 90000)
+    fps = float(stream.average_rate) if stream.average_rate else math.nan
+    if not math.isfinite(fps) and stream.guessed_rate:
+        fps = float(stream.guessed_rate)
+    nominal_period = 1.0 / fps if math.isfinite(fps) and fps > 0 else 0.0
+    declared_s = float(stream.duration * time_base) if stream.duration else math.nan
+    if not math.isfinite(declared_s) and container.duration:
+        declared_s = container.duration / av.time_base
+    return _OpenedVideo(stream, codec_name, strategy, spec, coded_size, time_base, fps,
+                        nominal_period, declared_s)
+
+
+def _stream_end(path, st: _OpenedVideo, sampler, packet_pts, first_pts, last_time,
+                last_duration, last_interval, dropped, warnings) -> tuple[float, float]:
+    """(time of the last frame or packet, duration) of a decoded stream; a stream with too few
+    frames is refused, drops and truncation are noted in ``warnings``."""
+    codec_name, spec, time_base = st.codec_name, st.spec, st.time_base
     max_packet_pts = packet_pts[0]
     if sampler.prev is None:
         raise SourceError(
@@ -690,18 +729,17 @@ def _decode(container, path, clip_id_base, hz, clip_seconds, telemetry, threads,
         )
     if dropped:
         warnings.append(f"{dropped} frames with non-increasing timestamps dropped")
-    period = nominal_period or float(last_duration * time_base) or last_interval
+    period = st.nominal_period or float(last_duration * time_base) or last_interval
     end_time = last_time
     if max_packet_pts is not None and first_pts is not None:
         end_time = max(end_time, float((max_packet_pts - first_pts) * time_base))
     duration = end_time + period
-    if math.isfinite(declared_s) and duration < declared_s - TRUNCATION_TOLERANCE_S \
+    if math.isfinite(st.declared_s) and duration < st.declared_s - TRUNCATION_TOLERANCE_S \
             and not any("decoding stopped" in w for w in warnings):
         warnings.append(
-            f"decoded {duration:.3f} s of a declared {declared_s:.3f} s (truncated file?)"
+            f"decoded {duration:.3f} s of a declared {st.declared_s:.3f} s (truncated file?)"
         )
-    sampler.finish(end_time)
-    yield from clip_samples(duration)
+    return end_time, duration
 
 
 def _decoded_frames(container, stream, packet_pts: list, ahead: int) -> Iterator:
