@@ -31,7 +31,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -205,6 +205,47 @@ class FinishedRecording:
     source: str
     duration_s: float = float("nan")
     clip_seconds: float = float("nan")
+
+
+class PairRow(NamedTuple):
+    """A stored pair: b's t=0 lies at a's time ``offset_s``; spans in each clip's own time;
+    ``rate`` (b's time to a's) and ``mirrored`` for re-timed and mirrored copies."""
+
+    a: int
+    b: int
+    relation: str
+    offset_s: float
+    a_start: float
+    a_end: float
+    b_start: float
+    b_end: float
+    matches: int
+    overlap: int
+    mean_dist: float
+    rate: float
+    mirrored: int
+
+
+class TriggerRow(NamedTuple):
+    """A trigger that fired on a clip, over [t_start, t_end] of the clip's time."""
+
+    clip_row: int
+    name: str
+    t_start: float
+    t_end: float
+    value: float
+
+
+class CatalogClip(NamedTuple):
+    """A catalog row as the integrity check reads it (any status)."""
+
+    row: int
+    clip_id: str
+    digest: str
+    source: str
+    kf_start: int
+    kf_count: int
+    status: str
 
 
 @dataclass(frozen=True)
@@ -806,7 +847,7 @@ class RegionStore:
         return self.db.execute("SELECT kind, status, started, finished, summary FROM jobs"
                                " ORDER BY started DESC LIMIT ?", (int(n),)).fetchall()
 
-    def catalog_state(self) -> tuple[Snapshot, list[tuple], list[tuple[str, str]], str | None]:
+    def catalog_state(self) -> tuple[Snapshot, list[CatalogClip], list[tuple[str, str]], str | None]:
         """In one read transaction: the snapshot, every clip (any status) as (row, clip_id,
         digest, source, kf_start, kf_count, status), the running jobs (job_id, kind) and the
         status of the last job (None: no job yet)."""
@@ -814,8 +855,8 @@ class RegionStore:
         db.execute("BEGIN")
         try:
             snap = self.snapshot()
-            rows = db.execute("SELECT row, clip_id, digest, source, kf_start, kf_count, status"
-                              " FROM clips ORDER BY row").fetchall()
+            rows = [CatalogClip(*r) for r in db.execute(
+                "SELECT row, clip_id, digest, source, kf_start, kf_count, status FROM clips ORDER BY row")]
             running = db.execute("SELECT job_id, kind FROM jobs WHERE status='running'").fetchall()
             last = db.execute("SELECT status FROM jobs ORDER BY started DESC LIMIT 1").fetchone()
         finally:
@@ -898,17 +939,18 @@ class RegionStore:
             " AND COALESCE(json_extract(meta, '$.triggers_version'), 0) < ?", (int(version),)).fetchone()
         return int(n)
 
-    def triggers(self, rows: Sequence[int] | None = None) -> list[tuple[int, str, float, float, float]]:
+    def triggers(self, rows: Sequence[int] | None = None) -> list[TriggerRow]:
+        """Triggers of the given clip rows (all rows when None)."""
         if rows is None:
-            return self.db.execute("SELECT clip_row, name, t_start, t_end, value FROM triggers").fetchall()
+            return [TriggerRow(*r) for r in self.db.execute(
+                "SELECT clip_row, name, t_start, t_end, value FROM triggers")]
         out = []
         rows = list(rows)
         for i in range(0, len(rows), 500):
             chunk = rows[i : i + 500]
-            out += self.db.execute(
+            out += [TriggerRow(*r) for r in self.db.execute(
                 "SELECT clip_row, name, t_start, t_end, value FROM triggers WHERE clip_row IN "
-                f"({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
+                f"({','.join('?' * len(chunk))})", chunk)]
         return out
 
     # ------------------------------------------------------------------ dedup / rarity results
@@ -928,17 +970,16 @@ class RegionStore:
             db.executemany("INSERT INTO groups(clip_row, group_id, representative) VALUES(?,?,?)", groups)
             self._set_meta(dedup_clip_end=clip_end, dedup_at=time.time(), rarity_version=-1)
 
-    def pairs(self) -> list[tuple]:
+    def pairs(self) -> list[PairRow]:
         """Stored pairs of active clips: (a, b, relation, offset_s, a_start, a_end, b_start, b_end,
         matches, overlap, mean_dist, rate, mirrored); on a read-only catalog that predates the
         last two, their defaults (rate 1, not mirrored)."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
         later = ", ".join(name if name in have else decl.rsplit(" ", 1)[1] for name, decl in _LATER_PAIR_COLUMNS)
-        return self.db.execute(
+        return [PairRow(*r) for r in self.db.execute(
             "SELECT a, b, relation, offset_s, a_start, a_end, b_start, b_end, matches, overlap, mean_dist,"
             f" {later} FROM pairs p WHERE EXISTS (SELECT 1 FROM clips c WHERE c.row=p.a AND c.status='active')"
-            " AND EXISTS (SELECT 1 FROM clips c WHERE c.row=p.b AND c.status='active') ORDER BY a, b"
-        ).fetchall()
+            " AND EXISTS (SELECT 1 FROM clips c WHERE c.row=p.b AND c.status='active') ORDER BY a, b")]
 
     def pairs_of(self, row: int) -> list[tuple]:
         """Stored pairs that involve clip ``row``: (a, b, relation, offset_s, a_start, a_end,
