@@ -40,7 +40,7 @@ def raw_inputs(fleet: Path, clip_ids: list[str] | None = None) -> np.ndarray:
     """Raw embedding input vectors of every clip of a fleet folder (the ids, in order, are
     appended to ``clip_ids`` when given)."""
     import kernels
-    from engine.features import _stack_telemetry, hash_view
+    from engine.ingest.features import _stack_telemetry, hash_view
     from engine.sources.zarr_clips import iter_zarr_clips
 
     descs, tels = [], []
@@ -114,7 +114,7 @@ def real_inputs(folder: Path) -> tuple[list[str], np.ndarray]:
     clips, through the ingest path (decoder, hash view, descriptor kernel; no telemetry)."""
     import kernels
     from benchmarks.real_scenes import CLIP_SECONDS, KEYFRAME_HZ, load_labels
-    from engine.features import hash_view
+    from engine.ingest.features import hash_view
     from engine.sources.video import iter_video_clips
     from kernels.embedding import TELEMETRY_DIM, clip_input_vectors
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.real is not None:
         return _calibrate_real(Path(a.real), Path(a.out))
     if a.fleet is None:
-        from engine.demo import synth_fleet
+        from engine.surfaces.demo import synth_fleet
 
         tmp = tempfile.mkdtemp(prefix="clipdex-calib-")
         synth_fleet(tmp, preset="demo", seed=a.seed)

@@ -50,9 +50,9 @@ def _synthetic(out: Path, n: int) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.executors import DaskExecutor
-    from engine.ingest import IngestOptions, ingest
-    from engine.regions import Home
+    from engine.ingest.executors import DaskExecutor
+    from engine.ingest.pipeline import IngestOptions, ingest
+    from engine.sovereignty.regions import Home
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=Path, default=os.environ.get("CLIPDEX_REAL_CLIPS"))

@@ -144,7 +144,7 @@ def measure_quality(clips_dir: Path, modes: list[str], full: bool, work: Path,
 
 
 def _clipdex(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engine.cli", *args]
+    return [sys.executable, "-m", "engine.surfaces.cli", *args]
 
 
 def measure_end_to_end(paths: list[Path], modes: list[str], rounds: int, work: Path,

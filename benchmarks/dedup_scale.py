@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.dedup_scale --sizes 10000,30000,100000,300000 [--json out.json]`` writes
 each fleet straight into a fresh region store (``RegionStore.append_clips``), runs a full
-:func:`engine.dedup.run_dedup` in a fresh child process (so its peak RSS is the dedup's own), then
+:func:`engine.matching.dedup.run_dedup` in a fresh child process (so its peak RSS is the dedup's own), then
 adds ``--add`` more clips (default 1,000) and runs the incremental dedup; it prints the growth
 table and writes JSON. ``--measure HOME`` prints the distance statistics of a demo home
 (``clipdex demo --home HOME``) that the generator's constants come from.
@@ -292,8 +292,8 @@ def _walk(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def write_region(home_dir: Path, fleet: SynthFleet, lo: int, hi: int, region: str = "bench",
                  batch: int = 10000) -> None:
     """Append clips ``[lo, hi)`` of ``fleet`` to ``region`` (created on first use)."""
-    from engine.regions import Home
-    from engine.store import THUMB_SHAPE, NewClip, RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import THUMB_SHAPE, NewClip, RegionStore
 
     home = Home.open(home_dir, create=True)
     if region not in home.regions:
@@ -380,9 +380,9 @@ def _warm_kernels() -> None:
 
 
 def _child(home_dir: str, region: str, full: bool, threads: int, params: dict | None) -> dict:
-    from engine.dedup import DedupParams, run_dedup
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.matching.dedup import DedupParams, run_dedup
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     _warm_kernels()
     p = DedupParams(threads=threads, **(params or {}))
@@ -404,8 +404,8 @@ def _pairs_digest(store_dir: str, region: str) -> str:
     """SHA-256 of the stored pairs and groups, sorted: two runs stored the same result iff equal."""
     import hashlib
 
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     with RegionStore.open(Home.open(store_dir).region(region)) as store:
         pairs = sorted(store.pairs())
@@ -415,9 +415,9 @@ def _pairs_digest(store_dir: str, region: str) -> str:
 
 def score(home_dir: Path, fleet: SynthFleet, n: int, region: str = "bench") -> dict:
     """Recall of planted pairs, precision, merged negatives over clips ``[0, n)``."""
-    from engine.dedup import load_dedup
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.matching.dedup import load_dedup
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     with RegionStore.open(Home.open(home_dir).region(region)) as store:
         pairs, groups = load_dedup(store)
@@ -451,10 +451,10 @@ def score(home_dir: Path, fleet: SynthFleet, n: int, region: str = "bench") -> d
 def exact_agreement(home_dir: Path, n_subset: int, seed: int = 0, region: str = "bench") -> dict:
     """Verified pairs of a random clip subset: brute-force candidates vs the stored run."""
     import kernels
-    from engine.dedup import DedupParams, keyframe_clips, load_dedup, verify_pairs
     from engine.index import QUALITY_FLOOR
-    from engine.regions import Home
-    from engine.store import RegionStore, span_rows
+    from engine.matching.dedup import DedupParams, keyframe_clips, load_dedup, verify_pairs
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore, span_rows
 
     p = DedupParams()
     with RegionStore.open(Home.open(home_dir).region(region)) as store:
@@ -492,8 +492,8 @@ def exact_agreement(home_dir: Path, n_subset: int, seed: int = 0, region: str = 
 
 def _written_clips(home_dir: Path, region: str = "bench") -> int:
     """Clips already in a kept region (0: none)."""
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     try:
         with RegionStore.open(Home.open(home_dir).region(region)) as store:
@@ -605,8 +605,8 @@ def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...]
 def measure_home(home_dir: str) -> dict:
     """Distance statistics of a demo home (where the generator's constants come from)."""
     from engine.index import QUALITY_FLOOR
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     home = Home.open(home_dir)
     step, lag8, rand, pair_means = [], [], [], []

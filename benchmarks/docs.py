@@ -111,7 +111,7 @@ def render_cli() -> str:
     """Markdown for every command of the `clipdex` app, in the order `--help` lists them."""
     import typer
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
 
     root = typer.main.get_command(app)
     lines = [_HEADER]

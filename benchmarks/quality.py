@@ -5,10 +5,10 @@
 
 Builds the fleet (``FleetSpec.quality()``: 1,200 clips of 10 s at 320x180 over 3 regions by
 default), then per region runs the real engine path: the fleet is rendered in chunks, each chunk
-is written as a ``clipdex-clip-v1`` zarr store and ingested with :func:`engine.ingest.ingest`
+is written as a ``clipdex-clip-v1`` zarr store and ingested with :func:`engine.ingest.pipeline.ingest`
 (decode, keyframe sampling, kernels, store, indexes) and deleted, so the whole fleet never sits
 on disk (it would take ~8 GB); then dedup -> rarity -> query -> selection, each scored against
-the ground truth by :mod:`engine.evaluate`. Prints one table and saves it as JSON.
+the ground truth by :mod:`engine.surfaces.evaluate`. Prints one table and saves it as JSON.
 
 The fleet's regions are small enough for the exact candidate search; unless ``--no-scaled``, each
 region is first deduplicated with the scaled design forced (banded LSH candidates, what regions
@@ -57,8 +57,8 @@ def build_home(spec, home: Path, work: Path, chunk: int = 120, say=print) -> tup
     """Render the fleet chunk by chunk and ingest every chunk; returns (ground truth, ingest info)."""
     import zarr
 
-    from engine.ingest import ingest
-    from engine.regions import Home
+    from engine.ingest.pipeline import ingest
+    from engine.sovereignty.regions import Home
     from fixtures.fleet import iter_fleet_clips, plan_fleet, write_clip
 
     plan = plan_fleet(spec)
@@ -113,18 +113,18 @@ def build_home(spec, home: Path, work: Path, chunk: int = 120, say=print) -> tup
 def evaluate_home(home: Path, gt: dict, seed: int = 0, say=print, scaled: bool = True) -> dict:
     """Run dedup, rarity, selection on every region of ``home`` and score them (and, with
     ``scaled``, dedup with forced LSH candidates first, scored and compared pair by pair)."""
-    from engine.dedup import DedupParams, load_dedup, run_dedup
-    from engine.evaluate import (
+    from engine.curation.select import select_clips
+    from engine.matching.dedup import DedupParams, load_dedup, run_dedup
+    from engine.scenes.rarity import compute_rarity
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
+    from engine.surfaces.evaluate import (
         dedup_quality,
         query_quality,
         rarity_quality,
         selection_quality,
         summarize_regions,
     )
-    from engine.rarity import compute_rarity
-    from engine.regions import Home
-    from engine.select import select_clips
-    from engine.store import RegionStore
 
     h = Home.open(home)
     regions = {}

@@ -15,7 +15,7 @@ exact re-rank above) and prints:
   ``RegionStore.append_clips``), its indexes saved, then a **cold** ``clipdex query --clip ID -k 10
   --json`` in a fresh process (wall time of the subprocess, median of 3; the files are in the page
   cache, the process is new);
-* with ``--rarity``: :func:`engine.rarity.compute_rarity` on that store (all clips, k=10).
+* with ``--rarity``: :func:`engine.scenes.rarity.compute_rarity` on that store (all clips, k=10).
 
 The embeddings: ``n // 500`` cluster centres (Gaussian), each clip = centre + Gaussian noise with
 a per-cluster spread drawn in [1.0, 2.0] x the centre scale, L2-normalised. Clusters overlap
@@ -160,8 +160,8 @@ def measure_index(n: int, seed: int = 0, nprobes: tuple[int, ...] = (64, 128, 16
 
 def write_region(home: Path, n: int, seed: int = 0, batch: int = 20000) -> tuple[object, np.ndarray]:
     """A region store of ``n`` clips (one keyframe each) with clustered embeddings."""
-    from engine.regions import Home
-    from engine.store import THUMB_SHAPE, NewClip, RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import THUMB_SHAPE, NewClip, RegionStore
 
     h = Home.open(home, create=True)
     region = h.add_region("bench", jurisdiction="XX")
@@ -199,7 +199,7 @@ def measure_store(n: int, seed: int = 0, *, cli: bool = True, rarity: bool = Tru
         ensure_indexes(store)
         out["index_build_s"] = time.perf_counter() - t
         if cli:
-            exe = [sys.executable, "-m", "engine.cli"] if not _has_console_script() else ["clipdex"]
+            exe = [sys.executable, "-m", "engine.surfaces.cli"] if not _has_console_script() else ["clipdex"]
             cmd = [*exe, "query", "--home", str(home), "--region", "bench", "--clip", f"c{n // 2:07d}",
                    "-k", "10", "--json"]
             walls, cpus = [], []
@@ -222,7 +222,7 @@ def measure_store(n: int, seed: int = 0, *, cli: bool = True, rarity: bool = Tru
             subprocess.run([*exe, "--help"], capture_output=True, check=True)
             out["cli_help_s"] = time.perf_counter() - t
         if rarity:
-            from engine.rarity import compute_rarity
+            from engine.scenes.rarity import compute_rarity
 
             t = time.perf_counter()
             res = compute_rarity(store, k=10)

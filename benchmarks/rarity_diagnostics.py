@@ -4,7 +4,7 @@
     python -m benchmarks.rarity_diagnostics --home DIR [--preset quality --seed 0] [--json]
 
 The quality benchmark gives one number (rare recall@k); this says *why* it is what it is. For
-every region: rare recall@k of the engine's own score (:func:`engine.rarity.compute_rarity`)
+every region: rare recall@k of the engine's own score (:func:`engine.scenes.rarity.compute_rarity`)
 at several neighbour counts, without the dynamics view (``dynamics=False``) and with the
 embedding density alone (``events=False``), and how many rare clips of the top k each basis
 (event, appearance, dynamics) ranked there; the recall
@@ -34,9 +34,9 @@ K_VALUES = (5, 10, 20)
 
 
 def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
-    from engine.rarity import compute_rarity
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.scenes.rarity import compute_rarity
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
     from fixtures.scenarios import RARE_SCENARIOS
 
     info = {c["clip_id"]: c for c in gt["clips"]}
@@ -90,7 +90,7 @@ def diagnose(home: str | Path, gt: dict, k_values=K_VALUES) -> dict:
             "recall_at_k": {str(k): v for k, v in recall.items()},
             "recall_density_only": density_recall,
             "recall_without_dynamics": no_dynamics_recall,
-            # rare clips in the top k, by what ranked them there (engine.rarity.BASES)
+            # rare clips in the top k, by what ranked them there (engine.scenes.rarity.BASES)
             "rare_hits_by_basis": top_basis,
             "recall_scenario_oracle": scenario_oracle_recall(known, info),
             "scenarios": {

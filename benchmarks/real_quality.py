@@ -619,10 +619,10 @@ def run_engine(home_dir: Path, sources: list[Path], decode: str = "auto") -> tup
     """Ingest ``sources`` into a fresh home (video decode strategy ``decode``), run dedup;
     predicted pairs as (file_a, file_b, relation, offset_s) with b's t=0 at a's time offset_s,
     and stage times / failures."""
-    from engine.dedup import DedupParams, load_dedup, run_dedup
-    from engine.ingest import IngestOptions, ingest
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.ingest.pipeline import IngestOptions, ingest
+    from engine.matching.dedup import DedupParams, load_dedup, run_dedup
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     h = Home.open(home_dir, create=True)
     if REGION not in h.regions:

@@ -38,12 +38,12 @@ def video_files(clips: Path, limit: int | None = None) -> list[Path]:
 def run(clips: Path, *, clip_seconds: float = 5.0, limit: int | None = None, k: int = 10,
         home: Path | None = None) -> dict:
     """Measure on the first ``limit`` videos of ``clips`` (all by default)."""
-    from engine.dedup import run_dedup
-    from engine.ingest import IngestOptions, ingest
-    from engine.query import search_clip
-    from engine.regions import Home
-    from engine.select import select_clips
-    from engine.store import RegionStore
+    from engine.curation.select import select_clips
+    from engine.ingest.pipeline import IngestOptions, ingest
+    from engine.matching.dedup import run_dedup
+    from engine.scenes.query import search_clip
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     files = video_files(clips, limit)
     if not files:

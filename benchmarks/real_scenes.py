@@ -3,7 +3,7 @@
 ``python -m benchmarks.real_scenes --clips DIR [--json OUT]`` reads a labelled folder of real
 footage (the dev set layout: ``conditions.csv`` with ``file,conditions`` rows, ``;``-separated
 labels, video files and ``frames/<condition>/`` single images), computes the frame triggers of
-:mod:`engine.triggers` exactly as ingest does (keyframes at 2 Hz in 5-s clips, the hashed view,
+:mod:`engine.ingest.triggers` exactly as ingest does (keyframes at 2 Hz in 5-s clips, the hashed view,
 64x36 thumbnails) and scores them against the labels.
 
 A recording fires a whole-clip condition (night, dusk, fog, snow) when at least half of its 5-s
@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.features import hash_view, thumbnails
+from engine.ingest.features import hash_view, thumbnails
+from engine.ingest.triggers import TRIGGERS_VERSION, frame_triggers
 from engine.sources.sampling import working_factor
 from engine.sources.video import iter_video_clips
-from engine.triggers import TRIGGERS_VERSION, frame_triggers
 
 #: label in conditions.csv -> the trigger that should fire (None: no trigger for it yet)
 CONDITION_TRIGGERS: dict[str, str | None] = {
@@ -203,8 +203,8 @@ def recording_families(folder: Path, files: list[str]) -> dict[str, str]:
 def ingest_files(home_dir: Path, region: str, paths: list[Path]):
     """Ingest ``paths`` in 5-s clips into ``region`` of a home at ``home_dir``; returns the Home
     and the failures as (file name, error without the folder)."""
-    from engine.ingest import IngestOptions, ingest
-    from engine.regions import Home
+    from engine.ingest.pipeline import IngestOptions, ingest
+    from engine.sovereignty.regions import Home
 
     h = Home.open(home_dir, create=True)
     if region not in h.regions:
@@ -216,7 +216,7 @@ def ingest_files(home_dir: Path, region: str, paths: list[Path]):
 
 def clip_embeddings_by_file(h, region: str) -> tuple[list[str], np.ndarray]:
     """(source file name per clip, unit-length clip embeddings float32[n, d]) of a region."""
-    from engine.store import RegionStore
+    from engine.store.region import RegionStore
 
     with RegionStore.open(h.region(region)) as store:
         table = store.clip_table()
@@ -342,8 +342,8 @@ def auc(positive: np.ndarray, score: np.ndarray) -> float:
 def rarity_auc(h, region: str, cond: str, labels: dict[str, frozenset[str]]) -> dict:
     """AUC and mean percentile of the condition's clips under compute_rarity, default and
     density only."""
-    from engine.rarity import compute_rarity
-    from engine.store import RegionStore
+    from engine.scenes.rarity import compute_rarity
+    from engine.store.region import RegionStore
 
     out: dict = {}
     with RegionStore.open(h.region(region)) as store:

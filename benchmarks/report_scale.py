@@ -6,10 +6,10 @@
   store (``RegionStore.append_clips``; no decoding): 4 keyframes a clip, clustered 128-d
   embeddings (``benchmarks.query_scale.clustered_embeddings``), drives of 2-8 clips over 60 days,
   triggers on ~12 % of the clips, a keyframe preview per clip (a pool of 256 distinct JPEG strips
-  of 4 frames, rendered and encoded as ingest does: ``engine.features.preview_strip``, ~11 KB
+  of 4 frames, rendered and encoded as ingest does: ``engine.ingest.features.preview_strip``, ~11 KB
   each), planted duplicate groups (6 % of the clips, groups of 2-5) and partial overlaps (2 %)
   stored as dedup results, the embedding index built, and a 1,000-clip manifest. Then
-  :func:`engine.report.build_report` is timed end to end (rarity ranking with events and
+  :func:`engine.surfaces.report.build_report` is timed end to end (rarity ranking with events and
   dynamics, neighbours of the rarest, the PCA map, every page) and the folder measured.
 * **Quality fleet** (``--quality``): the fleet of ``benchmarks.quality`` (1,200 clips, 3 regions)
   rendered, ingested, deduplicated, ranked and selected, then each region's report timed.
@@ -38,7 +38,7 @@ TRIGGER_NAMES = ("hard_brake", "high_jerk", "sharp_turn", "stop_and_go", "low_li
 def _preview_pool(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` distinct preview slots: road-like frames (sky, horizon, lane lines, noise) encoded
     by the same function as ingest."""
-    from engine.features import preview_strip
+    from engine.ingest.features import preview_strip
 
     rng = np.random.default_rng(seed)
     h, w = 180, 320
@@ -66,8 +66,8 @@ def build_region(home_dir: Path, n: int, seed: int = 0, region: str = "bench", s
     """Write the synthetic region (see the module doc); returns what was planted."""
     from benchmarks.query_scale import clustered_embeddings
     from engine.index import ensure_embedding_index
-    from engine.regions import Home
-    from engine.store import THUMB_SHAPE, NewClip, RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import THUMB_SHAPE, NewClip, RegionStore
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -133,9 +133,9 @@ def build_region(home_dir: Path, n: int, seed: int = 0, region: str = "bench", s
 
 
 def time_report(home_dir: Path, region: str, out: Path) -> dict:
-    from engine.regions import Home
-    from engine.report import build_report
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
+    from engine.surfaces.report import build_report
 
     home = Home.open(home_dir)
     t0 = time.perf_counter()
@@ -164,11 +164,11 @@ def run_synthetic(n: int, seed: int = 0, say=print) -> dict:
 
 def run_quality(seed: int = 0, say=print) -> dict:
     from benchmarks.quality import build_home, fleet_spec
-    from engine.dedup import run_dedup
-    from engine.rarity import compute_rarity
-    from engine.regions import Home
-    from engine.select import select_clips, write_manifest
-    from engine.store import RegionStore
+    from engine.curation.select import select_clips, write_manifest
+    from engine.matching.dedup import run_dedup
+    from engine.scenes.rarity import compute_rarity
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     tmp = Path(tempfile.mkdtemp(prefix="clipdex-report-quality-"))
     try:

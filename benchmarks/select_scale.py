@@ -4,7 +4,7 @@
 seconds, coverage (mean distance of every clip to its nearest selected clip; lower is better),
 rare-cluster inclusion, against random picks and (where ``--exact`` and feasible) exact greedy
 k-centre on the same data. "diverse (auto)" is what ``clipdex select`` runs
-(``engine.diversity.coverage_picks``); ``--kcentre`` adds k-centre on 4 sampled candidates per pick. ``benchmarks/test_bench_select.py`` runs the same code under pytest.
+(``engine.curation.diversity.coverage_picks``); ``--kcentre`` adds k-centre on 4 sampled candidates per pick. ``benchmarks/test_bench_select.py`` runs the same code under pytest.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def clustered_embeddings(n: int, d: int = 128, *, n_clusters: int = 300, n_rare:
 
 
 def coverage(vectors: np.ndarray, chosen: np.ndarray) -> float:
-    from engine.evaluate import coverage as _coverage
+    from engine.surfaces.evaluate import coverage as _coverage
 
     return _coverage(vectors, chosen)
 
@@ -64,7 +64,7 @@ def rare_included(labels: np.ndarray, chosen: np.ndarray) -> float:
 
 def run(n: int, budget: int, *, exact: bool, seed: int = 0, d: int = 128,
         sample: int | None = None, n_clusters: int = 300, sampled_kcentre: bool = False) -> list[dict]:
-    from engine.diversity import diverse_picks
+    from engine.curation.diversity import diverse_picks
 
     vectors, labels = clustered_embeddings(n, d, n_clusters=n_clusters, seed=seed)
     allowed = np.ones(n, bool)

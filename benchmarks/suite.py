@@ -171,7 +171,7 @@ def _select_argv(mode, out):
 
 def _demo_argv(mode, out):
     clips = ["--clips", "40"] if mode == "quick" else []
-    return [sys.executable, "-c", "from engine.cli import main; main()", "demo", "--json", *clips]
+    return [sys.executable, "-c", "from engine.surfaces.cli import main; main()", "demo", "--json", *clips]
 
 
 def _quality_argv(mode, out):
@@ -516,7 +516,7 @@ def _task_cold(mode: str) -> dict:
         return time.perf_counter() - start
 
     help_s = [fresh("import sys; sys.argv = ['clipdex', '--help']\n"
-                    "from engine.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass")
+                    "from engine.surfaces.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass")
               for _ in range(repeats)]
     import_s = [fresh("import kernels") for _ in range(repeats)]
     result = {"help_s": _spread(help_s) | {"median": statistics.median(help_s)},

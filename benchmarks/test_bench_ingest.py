@@ -3,7 +3,7 @@
 Run: ``pytest benchmarks/test_bench_ingest.py --benchmark-enable -p no:randomly``
 Files: the cached 4 x 10 s 1280x720 30 fps libx264 files of ``test_bench_decode.py``. In one
 test, rounds alternate between (a) PyAV decoding every frame (thread_count=2) and (b)
-``engine.ingest.ingest`` of the same files into a fresh temp region (one file at a time,
+``engine.ingest.pipeline.ingest`` of the same files into a fresh temp region (one file at a time,
 ``threads=2``: decode + tent-filtered keyframes + hashes, embeddings, thumbnails + catalog,
 zarr and FAISS index writes; each ingest makes its fresh home inside the timing, the homes are
 deleted after the rounds, outside it). ``extra_info["ingest_vs_decode"]`` is the ratio of the
@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.test_bench_decode import FULL, QUICK, decode_all_frames, make_files, sample_clips
-from engine.ingest import IngestOptions, ingest
-from engine.regions import Home
+from engine.ingest.pipeline import IngestOptions, ingest
 from engine.sources.video import AUTO_STRATEGY
+from engine.sovereignty.regions import Home
 
 THREADS = 2
 

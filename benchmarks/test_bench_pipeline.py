@@ -27,7 +27,7 @@ def _env(cache_dir) -> dict:
 
 
 def _clipdex(*args, env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "engine.surfaces.cli", *args], capture_output=True, text=True, env=env,
                           check=False)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.select_scale import clustered_embeddings, coverage, rare_included, run
-from engine.diversity import diverse_picks
+from engine.curation.diversity import diverse_picks
 
 
 @pytest.fixture

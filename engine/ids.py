@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InputError, RegionError
+from engine.errors import InputError, RegionError
 
 CLIP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

@@ -20,7 +20,7 @@ pairs come from runs of equal hashes, and every other valid code is looked up in
 table over the top hash bits. The other codes are hashed and probed :data:`BASE_CHUNK` rows at a
 time, so scratch memory is ``O(queries)`` per band (about 80 bytes a query code) plus a fixed
 chunk, whatever ``N``, and nothing ``N x N`` is ever built: a caller bounds memory by querying in
-blocks (``engine.blocks``). Bands are independent, so a caller may run disjoint band ranges in
+blocks (``engine.matching.blocks``). Bands are independent, so a caller may run disjoint band ranges in
 threads (``bands=``): the kernels hold no GIL.
 
 Order of the output: by band, then by the scan order inside a band; deterministic for a given

@@ -8,7 +8,7 @@ identical at any thread count (ties go to the lowest index).
 
 Distances are Euclidean (not cosine): vectors need not be normalised. Cost is
 ``O(n_pick * n * d)``; callers that must scale past that run it on a candidate sample
-(``engine.diversity``).
+(``engine.curation.diversity``).
 """
 
 import math

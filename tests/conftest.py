@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.regions import Home
-from engine.store import THUMB_SHAPE, NewClip
+from engine.sovereignty.regions import Home
+from engine.store.region import THUMB_SHAPE, NewClip
 
 
 @pytest.fixture

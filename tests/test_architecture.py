@@ -30,7 +30,7 @@ def _modules(pkg: str) -> list[Path]:
 
 #: the store: the only code that touches SQLite (a module, or a package of modules)
 STORE_FILES = {p.relative_to(ROOT).as_posix() for p in
-               [ROOT / "engine" / "store.py", *(ROOT / "engine" / "store").glob("*.py")]
+               [ROOT / "engine" / "store" / "region.py", *(ROOT / "engine" / "store").glob("*.py")]
                if p.exists()}
 
 
@@ -60,7 +60,7 @@ def test_kernels_import_only_numpy_numba_math():
     [
         ("faiss", {"engine/index/__init__.py", "engine/index/keyframes.py", "engine/index/embeddings.py"}),
         ("sqlite3", STORE_FILES),
-        ("zarr", STORE_FILES | {"engine/sources/zarr_clips.py", "engine/export.py"}),
+        ("zarr", STORE_FILES | {"engine/sources/zarr_clips.py", "engine/curation/export.py"}),
     ],
 )
 def test_io_libraries_stay_in_their_module(module, allowed):
@@ -72,7 +72,7 @@ def test_io_libraries_stay_in_their_module(module, allowed):
 
 def test_cli_imports_no_heavy_modules():
     code = (
-        "import sys, engine.cli\n"
+        "import sys, engine.surfaces.cli\n"
         "heavy = [m for m in ('numpy', 'numba', 'faiss', 'zarr', 'av') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

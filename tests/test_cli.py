@@ -5,8 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
 from engine.errors import InputError
+from engine.surfaces.cli import app
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_regions_set_policy(tmp_path):
 
 
 def test_export_size_default_and_parse():
-    from engine.export import fit_size, parse_size
+    from engine.curation.export import fit_size, parse_size
 
     assert parse_size("640") == 640 and parse_size("320x180") == (320, 180)
     assert parse_size("source") is None and parse_size(None) is None
@@ -80,7 +80,7 @@ def test_export_size_default_and_parse():
 
 
 def test_tables_fit_80_columns_and_keep_short_ids_whole(monkeypatch, capsys):
-    from engine.cli import _summary, _table
+    from engine.surfaces.cli import _summary, _table
 
     monkeypatch.setenv("COLUMNS", "80")
     cols = ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"]
@@ -97,7 +97,7 @@ def test_tables_fit_80_columns_and_keep_short_ids_whole(monkeypatch, capsys):
 
 
 def test_select_quota_flags_are_parsed_by_the_cli(tmp_path):
-    from engine.cli import _parse_quotas
+    from engine.surfaces.cli import _parse_quotas
 
     assert _parse_quotas(["hard_brake=50", " low_light=0"]) == {"hard_brake": 50, "low_light": 0}
     home = str(tmp_path / "h")

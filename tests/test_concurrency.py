@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from engine.index import drop_indexes, ensure_indexes
-from engine.ingest import IngestOptions, ingest
-from engine.query import search_clip
-from engine.rarity import compute_rarity
-from engine.regions import Home
-from engine.store import RegionStore
-from engine.verify import verify
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.scenes.query import search_clip
+from engine.scenes.rarity import compute_rarity
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
+from engine.store.verify import verify
 from fixtures.fleet import FleetSpec, write_fleet
 
 REGION = "us-west"
@@ -59,7 +59,7 @@ def _start_ingest(home: Home, source, *extra: str, sleep: float | None = None) -
     if sleep:
         env["CLIPDEX_FAULT"] = f"decode:sleep={sleep}"
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "ingest", str(source), "--region", REGION, "--home", str(home.path),
+        [sys.executable, "-m", "engine.surfaces.cli", "ingest", str(source), "--region", REGION, "--home", str(home.path),
          "--workers", "1", "--json", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

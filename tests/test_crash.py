@@ -18,13 +18,13 @@ import sys
 import numpy as np
 import pytest
 
-from engine.dedup import run_dedup
-from engine.ingest import IngestOptions, ingest
-from engine.query import search_clip
-from engine.rarity import compute_rarity
-from engine.regions import Home
-from engine.store import RegionStore
-from engine.verify import verify
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.matching.dedup import run_dedup
+from engine.scenes.query import search_clip
+from engine.scenes.rarity import compute_rarity
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
+from engine.store.verify import verify
 from fixtures.fleet import FleetSpec, write_fleet
 
 REGION = "us-west"
@@ -79,7 +79,7 @@ def _run_ingest(home: Home, fleet, fault: str | None) -> subprocess.CompletedPro
     if fault:
         env["CLIPDEX_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "ingest", str(fleet), "--region", REGION, "--home", str(home.path),
+        [sys.executable, "-m", "engine.surfaces.cli", "ingest", str(fleet), "--region", REGION, "--home", str(home.path),
          "--batch-size", str(BATCH), "--workers", "1", "--json"],
         env=env, capture_output=True, text=True, timeout=300,
     )

@@ -15,13 +15,13 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
 from engine.errors import StoreError
-from engine.ingest import IngestOptions, ingest
-from engine.query import search_clip
-from engine.regions import Home
-from engine.store import _ARRAYS, RegionStore
-from engine.verify import verify
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.scenes.query import search_clip
+from engine.sovereignty.regions import Home
+from engine.store.region import _ARRAYS, RegionStore
+from engine.store.verify import verify
+from engine.surfaces.cli import app
 from fixtures.fleet import FleetSpec, write_fleet
 
 REGION = "us-west"
@@ -120,7 +120,7 @@ def test_read_only_store_serves_reads_and_refuses_writes(fleet, home):
     _chmod_tree(region_path, writable=False)
     try:
         def clipdex(*args):
-            return subprocess.run([*prefix, sys.executable, "-m", "engine.cli", *args, "--region", REGION,
+            return subprocess.run([*prefix, sys.executable, "-m", "engine.surfaces.cli", *args, "--region", REGION,
                                    "--home", str(home.path)], capture_output=True, text=True, timeout=300)
 
         res = clipdex("query", "--clip", fleet["names"][2], "-k", "3", "--json")

@@ -12,13 +12,13 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the Dask executor needs clipdex[dask]")
 
-from engine.dedup import run_dedup  # noqa: E402
 from engine.errors import InputError  # noqa: E402
-from engine.executors import DaskExecutor  # noqa: E402
-from engine.ingest import IngestOptions, ingest  # noqa: E402
-from engine.regions import Home  # noqa: E402
-from engine.store import RegionStore  # noqa: E402
-from engine.verify import verify  # noqa: E402
+from engine.ingest.executors import DaskExecutor  # noqa: E402
+from engine.ingest.pipeline import IngestOptions, ingest  # noqa: E402
+from engine.matching.dedup import run_dedup  # noqa: E402
+from engine.sovereignty.regions import Home  # noqa: E402
+from engine.store.region import RegionStore  # noqa: E402
+from engine.store.verify import verify  # noqa: E402
 from fixtures.video import write_video  # noqa: E402
 
 

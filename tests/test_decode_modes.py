@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.ingest import IngestOptions
+from engine.ingest.pipeline import IngestOptions
 from engine.sources.video import DECODE_STRATEGIES, iter_video_clips
 
 FPS = 30

@@ -11,7 +11,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine.dedup import (
+from engine.index import QUALITY_FLOOR
+from engine.matching.dedup import (
     DedupParams,
     Pair,
     candidate_pairs,
@@ -23,8 +24,7 @@ from engine.dedup import (
     refine_offsets,
     run_dedup,
 )
-from engine.index import QUALITY_FLOOR
-from engine.store import RegionStore
+from engine.store.region import RegionStore
 from tests.conftest import make_new_clip
 
 K = 20  # keyframes per clip (10 s at 2 Hz)

@@ -8,8 +8,9 @@ import pytest
 import kernels
 import kernels.bands
 from benchmarks.dedup_scale import make_fleet, write_region
-from engine import blocks
-from engine.dedup import (
+from engine.index import QUALITY_FLOOR
+from engine.matching import blocks
+from engine.matching.dedup import (
     DedupParams,
     candidate_pairs,
     keyframe_clips,
@@ -17,9 +18,8 @@ from engine.dedup import (
     load_dedup,
     run_dedup,
 )
-from engine.index import QUALITY_FLOOR
-from engine.regions import Home
-from engine.store import RegionStore
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
 
 N_CLIPS = 1500
 
@@ -130,7 +130,7 @@ def test_run_dedup_on_dask_workers_is_the_same(region_home, tmp_path):
 def _views_region(home, n_clips=90, k=8, seed=5):
     """Clips with random whole-view pHashes and crop views; some clips' whole views are another
     clip's crop views (a reframed copy), some clips have no views."""
-    from engine.store import N_CROP_VIEWS, THUMB_SHAPE, NewClip
+    from engine.store.region import N_CROP_VIEWS, THUMB_SHAPE, NewClip
 
     rng = np.random.default_rng(seed)
     home_obj = Home.open(home, create=True)
@@ -184,7 +184,7 @@ def _screen_reference(store, table, pairs, params, probes=6, sample=24):
 
 
 def test_view_screen_streams_and_matches_its_definition(tmp_path, monkeypatch):
-    import engine.dedup as dedup
+    import engine.matching.dedup as dedup
 
     _views_region(tmp_path)
     with _open(tmp_path) as store:
@@ -203,7 +203,7 @@ def test_view_screen_streams_and_matches_its_definition(tmp_path, monkeypatch):
 
 
 def test_reframed_candidates_in_blocks_are_screened_like_all_at_once(tmp_path, monkeypatch):
-    import engine.dedup as dedup
+    import engine.matching.dedup as dedup
 
     _views_region(tmp_path)
     with _open(tmp_path) as store:
@@ -223,7 +223,7 @@ def test_reframed_candidates_in_blocks_are_screened_like_all_at_once(tmp_path, m
 def test_cli_dedup_workers_and_scheduler_are_exclusive(region_home):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
 
     res = CliRunner().invoke(app, ["dedup", "-r", "bench", "--home", str(region_home), "--workers", "2",
                                    "--scheduler", "tcp://127.0.0.1:1"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.dedup import run_dedup
-from engine.ingest import IngestOptions, ingest
-from engine.regions import Home
-from engine.store import RegionStore
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.matching.dedup import run_dedup
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
 from fixtures.video import write_video
 
 

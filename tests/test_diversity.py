@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.diversity import diverse_picks
+from engine.curation.diversity import diverse_picks
 from engine.errors import InputError
 from kernels import reference as ref
 
@@ -29,7 +29,7 @@ def test_diverse_picks_match_exact_traversal_and_beat_random():
 
 def test_coverage_picks_respect_allowed_seeds_and_seed():
     from benchmarks.select_scale import clustered_embeddings, coverage
-    from engine.diversity import _allocate, coverage_picks
+    from engine.curation.diversity import _allocate, coverage_picks
 
     x, labels = clustered_embeddings(20000, 32, n_clusters=60, n_rare=3, rare_size=10, seed=2)
     allowed = np.random.default_rng(1).random(len(x)) < 0.9
@@ -56,9 +56,9 @@ def test_coverage_picks_respect_allowed_seeds_and_seed():
 
 
 def test_global_medoid_rounds_improve_coverage_and_respect_seeds_and_pool(monkeypatch):
-    import engine.diversity as div
+    import engine.curation.diversity as div
     from benchmarks.select_scale import clustered_embeddings
-    from engine.evaluate import coverage
+    from engine.surfaces.evaluate import coverage
 
     vectors, _ = clustered_embeddings(30_000, 32, n_clusters=60, seed=2)
     allowed = np.ones(len(vectors), bool)
@@ -79,8 +79,8 @@ def test_small_pools_get_exact_greedy_kmedian():
     beats farthest point and random clearly, respects seeds and the allowed pool, and is
     deterministic; picks come most novel first."""
     from benchmarks.select_scale import clustered_embeddings
-    from engine.diversity import coverage_picks, kmedian_picks
-    from engine.evaluate import coverage
+    from engine.curation.diversity import coverage_picks, kmedian_picks
+    from engine.surfaces.evaluate import coverage
 
     x, _ = clustered_embeddings(400, 32, n_clusters=12, n_rare=2, rare_size=5, seed=5)
     allowed = np.ones(len(x), bool)
@@ -107,7 +107,7 @@ def test_swap_rounds_reach_a_swap_local_optimum(with_seeds):
     """The k-median swap step never worsens the summed distance to the nearest chosen clip, and
     stops where no single swap of a pick for a candidate (checked by brute force) lowers it;
     seeds stay fixed and count as covering."""
-    from engine.diversity import _swap_rounds
+    from engine.curation.diversity import _swap_rounds
 
     rng = np.random.default_rng(4)
     x = np.concatenate([rng.normal(c, 0.3, (15, 2)) for c in ((0, 0), (4, 0), (0, 4), (5, 5))])

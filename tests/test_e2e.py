@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.demo import run_demo
+from engine.surfaces.cli import app
+from engine.surfaces.demo import run_demo
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_cli_commands_on_demo_home(demo_summary):
     assert res.exit_code == 0 and "alike" in res.output and "copies" in res.output, res.output
     assert "older" not in res.stderr
     # a clip whose triggers an older clipdex computed: rare says so (stderr), and still ranks
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     with RegionStore.open(Home.open(home).region(region)) as store, store.writer():
         with store.transaction() as db:

@@ -7,8 +7,8 @@ import pytest
 
 from engine.errors import StoreError
 from engine.index import ensure_embedding_index
-from engine.query import search_vector
-from engine.store import RegionStore
+from engine.scenes.query import search_vector
+from engine.store.region import RegionStore
 from kernels import EMBEDDING_VERSION
 from tests.conftest import make_new_clip
 

@@ -13,20 +13,20 @@ import numpy as np
 import pytest
 import zarr
 
-from engine.errors import InputError, PolicyError
-from engine.export import (
+from engine.curation.export import (
     ExportedDataset,
     check_destination,
     export_manifest,
     iter_dataset,
     parse_size,
 )
-from engine.forget import forget
-from engine.ingest import IngestOptions, ingest
-from engine.manifest import read_manifest, write_manifest
-from engine.regions import Home
-from engine.select import select_clips
-from engine.store import RegionStore
+from engine.curation.manifest import read_manifest, write_manifest
+from engine.curation.select import select_clips
+from engine.errors import InputError, PolicyError
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.sovereignty.forget import forget
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
 from fixtures import FleetSpec, write_fleet
 
 REGION = "us-west"
@@ -111,7 +111,7 @@ def test_interrupted_export_resumes_without_rewriting(world):
     home, manifest = world["home"], world["manifest"]
     out = home.region(REGION).path / "exports" / "resume"
     env = {**os.environ, "CLIPDEX_FAULT": "export_frames:5"}  # SIGKILL after clip 5's frames
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "export", "--manifest", str(manifest),
+    proc = subprocess.run([sys.executable, "-m", "engine.surfaces.cli", "export", "--manifest", str(manifest),
                            "--home", str(home.path), "--out", str(out), "--frames", "all",
                            "--size", "source", "--json"],
                           env=env, capture_output=True, text=True, timeout=600)
@@ -153,7 +153,7 @@ def test_out_of_region_destination_refused(world, tmp_path):
     with pytest.raises(PolicyError, match="'frames'"):
         check_destination(home, no_frames, tmp_path / "elsewhere")
     # the CLI: exit 2 with the reason
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "export", "--manifest", str(manifest),
+    proc = subprocess.run([sys.executable, "-m", "engine.surfaces.cli", "export", "--manifest", str(manifest),
                            "--home", str(home.path), "--out", str(tmp_path / "cli")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "policy" in proc.stderr

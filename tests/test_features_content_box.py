@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from engine.features import content_box
+from engine.ingest.features import content_box
 
 
 def _slow_content_box(keyframes):
-    from engine.features import _bar_length, paired_bars
+    from engine.ingest.features import _bar_length, paired_bars
 
     _, h, w, _ = keyframes.shape
     mx = keyframes.max(axis=(0, 3))
@@ -51,7 +51,7 @@ def test_timestamp_bar_is_an_overlay_not_a_letterbox(bar_frac):
     """A burned-in timestamp bar (dark band with text, clean rows below the text) keeps the
     frame's geometry: the view is the source's view, cut at the bar where it reaches past the
     safe margin -- not a re-framed picture, which would move every hash of the copy."""
-    from engine.features import view_box
+    from engine.ingest.features import view_box
     from fixtures.transforms import apply_pixel_transform
 
     frames = _scene()
@@ -65,7 +65,7 @@ def test_timestamp_bar_is_an_overlay_not_a_letterbox(bar_frac):
 
 
 def test_overlay_bar_at_the_top_and_letterbox_unchanged():
-    from engine.features import view_box
+    from engine.ingest.features import view_box
 
     frames = _scene()
     plain = view_box(frames)
@@ -83,7 +83,7 @@ def test_letterbox_of_a_letterbox_keeps_letterbox_geometry():
     """A dark picture next to a letterbox bar (a night road with a few dim lights) extends the
     dark band past the clean bar; with no text in it, it must not pass for an overlay. (A blurred
     row at a double letterbox's inner edge once did, and moved the copy's view off its source's.)"""
-    from engine.features import SAFE_MARGIN, view_box
+    from engine.ingest.features import SAFE_MARGIN, view_box
     from fixtures.transforms import apply_pixel_transform
 
     scene = _scene(h=108, w=192)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.surfaces.cli import app
 from fixtures import FleetSpec, iter_fleet_clips
 from fixtures.video import write_telemetry_csv, write_video
 
@@ -81,8 +81,8 @@ def test_demo_never_writes_into_a_user_region(tmp_path):
 
 
 def test_demo_refuses_a_user_region_with_its_name_before_writing(tmp_path):
-    from engine.demo import claim_regions
     from engine.errors import InputError
+    from engine.surfaces.demo import claim_regions
 
     home = tmp_path / "home"
     cli("regions", "add", "us-west", "--home", str(home))

@@ -8,10 +8,10 @@ import os
 import numpy as np
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.ingest import IngestOptions, ingest
-from engine.regions import Home
-from engine.store import RegionStore
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
+from engine.surfaces.cli import app
 from fixtures.video import write_video
 
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.surfaces.cli import app
 from fixtures import FleetSpec, iter_fleet_clips
 from fixtures.transforms import resample_fps
 from fixtures.video import write_video

@@ -30,11 +30,11 @@ moto_server = pytest.importorskip("moto.server",
                                   reason="the loopback S3 server needs moto[server] (test extra)")
 boto3 = pytest.importorskip("boto3", reason="uploads to the loopback S3 server need boto3")
 
-from engine.cli import app  # noqa: E402
 from engine.errors import SourceError  # noqa: E402
 from engine.sources import discover, iter_clips  # noqa: E402
 from engine.sources import remote as remote_mod  # noqa: E402
 from engine.sources.video import file_digest  # noqa: E402
+from engine.surfaces.cli import app  # noqa: E402
 
 runner = CliRunner()
 
@@ -159,8 +159,8 @@ def test_ingest_from_s3_and_reingest_reads_nothing(tmp_path, bucket, videos, mon
     assert code == 0, out
 
     # the catalog names each clip by its URL; its digest is that of the same bytes on disk
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     with RegionStore.open(Home.open(home).region("r1")) as store:
         records = {r["clip_id"]: r for r in store.clip_records()}
@@ -309,10 +309,10 @@ def test_dask_workers_read_objects_themselves(tmp_path, bucket, videos):
     """On a Dask cluster each task gets the object's URL and version, never its bytes; the
     worker opens the object with the job's AWS environment and the catalog is the same."""
     pytest.importorskip("distributed", reason="the Dask executor needs clipdex[dask]")
-    from engine.executors import DaskExecutor
-    from engine.ingest import IngestOptions, ingest
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.ingest.executors import DaskExecutor
+    from engine.ingest.pipeline import IngestOptions, ingest
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     bucket("dask/drive_a.mp4", videos["drive_a"])
     bucket("dask/drive_b.mp4", videos["drive_b"])
@@ -344,8 +344,8 @@ def test_split_objects_keep_the_local_digest_and_reingest_by_split(tmp_path, buc
     assert code == 0, report
     assert report["ingested"] == 3  # 4 s: 1.5 + 1.5 + 1.0
 
-    from engine.regions import Home
-    from engine.store import RegionStore
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
 
     with RegionStore.open(Home.open(home).region("r1")) as store:
         records = store.clip_records()

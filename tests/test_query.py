@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 import engine.index.embeddings as emb_mod
-from engine.cli import app
 from engine.errors import InputError
 from engine.index import ensure_embedding_index
-from engine.query import Filters, parse_time, search_clip, search_source, search_vector
-from engine.store import RegionStore
+from engine.scenes.query import Filters, parse_time, search_clip, search_source, search_vector
+from engine.store.region import RegionStore
+from engine.surfaces.cli import app
 from tests.conftest import make_new_clip
 
 
@@ -111,7 +111,7 @@ def _write_zarr_clip(path, clip_id, frames, fps=10.0):
 
 
 def test_search_source_not_ingested_finds_copy_and_writes_nothing(home, tmp_path):
-    from engine.ingest import ingest
+    from engine.ingest.pipeline import ingest
 
     rng = np.random.default_rng(3)
     # a smooth random texture panned sideways: distinct keyframes, stable under re-reading

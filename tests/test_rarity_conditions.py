@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.rarity import CONDITION_TRIGGERS, FRAME_TRIGGERS, SITUATION_TRIGGERS
-from engine.triggers import frame_triggers
+from engine.ingest.triggers import frame_triggers
+from engine.scenes.rarity import CONDITION_TRIGGERS, FRAME_TRIGGERS, SITUATION_TRIGGERS
 
 
 def test_picture_conditions_are_situations():

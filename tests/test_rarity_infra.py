@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import engine.index.embeddings as emb_mod
-from engine.rarity import (
+from engine.scenes.rarity import (
     compute_rarity,
     event_percentiles,
     event_signatures,
@@ -16,7 +16,7 @@ from engine.rarity import (
     load_rarity,
     recording_units,
 )
-from engine.store import RegionStore
+from engine.store.region import RegionStore
 from tests.conftest import make_new_clip
 
 DIM = 128
@@ -85,7 +85,7 @@ def test_without_relative_exclusion_they_would_not_be_rare(home, monkeypatch):
     nearest neighbours, so the exclusion is what keeps them rare. Without dedup pairs the
     near-duplicate rule (cosine >= NEAR_DUPLICATE_SIMILARITY counts as a copy) still keeps them
     rare; with that rule off too, they are not."""
-    import engine.rarity as rarity_mod
+    import engine.scenes.rarity as rarity_mod
 
     store = _region(home)
     with store.writer():
@@ -254,7 +254,7 @@ def test_cli_rare_lists_one_clip_per_duplicate_group(home):
 
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
 
     store = _region(home)
     store.close()
@@ -350,7 +350,7 @@ def test_telemetry_stats_are_stored_and_an_older_store_gains_the_array(home, mon
     full length for `verify`, when opened writable; new clips then store theirs."""
     import shutil
 
-    from engine.verify import verify
+    from engine.store.verify import verify
 
     store = _dynamics_region(home)
     stats = store.telemetry_stats(store.snapshot())
@@ -380,7 +380,7 @@ def test_telemetry_stats_are_stored_and_an_older_store_gains_the_array(home, mon
 def test_partial_copies_share_the_situations_of_their_shared_footage(home):
     """A trim or splice takes a partner's event when the event lies in the footage they share,
     and a picture condition when that footage is at least half of it or 3 s long; nothing else."""
-    from engine.dedup import Pair
+    from engine.matching.dedup import Pair
 
     rng = np.random.default_rng(3)
     clips = [make_new_clip(rng, "source", k=20, drive_id="d0"),  # 10 s

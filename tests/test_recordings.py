@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.clips import list_clips, set_metadata
-from engine.dedup import DedupParams, recording_pairs, run_dedup
-from engine.drives import plan_drives
-from engine.ingest import IngestOptions, ingest
-from engine.query import search_clip
-from engine.select import select_clips
+from engine.curation.select import select_clips
+from engine.ingest.clips import list_clips, set_metadata
+from engine.ingest.drives import plan_drives
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.matching.dedup import DedupParams, recording_pairs, run_dedup
+from engine.scenes.query import search_clip
 from engine.sources.metadata import (
     MetadataResolver,
     MetadataTable,
@@ -24,7 +23,8 @@ from engine.sources.metadata import (
     from_name,
     parse_timezone,
 )
-from engine.store import RegionStore
+from engine.store.region import RegionStore
+from engine.surfaces.cli import app
 from fixtures.video import write_video
 
 UTC = dt.UTC
@@ -55,7 +55,7 @@ def _static(rng, seconds: float, fps: int = 10, h: int = 96, w: int = 160) -> np
 
 
 def _region(tmp_path, name: str = "r"):
-    from engine.regions import Home
+    from engine.sovereignty.regions import Home
 
     h = Home.open(tmp_path / "home", create=True)
     h.add_region(name, jurisdiction="XX", export_fields=("ids", "scores"), export_to=("*",))
@@ -242,7 +242,7 @@ def test_split_recording_pieces_are_never_matched_and_overlaps_come_from_spans(t
 
 
 def test_recording_pairs_unit():
-    from engine.store import ClipTable, Snapshot
+    from engine.store.region import ClipTable, Snapshot
 
     n = 4
     table = ClipTable(Snapshot(1, 0, n), np.arange(n), [f"c{i}" for i in range(n)], [""] * n, [""] * n,

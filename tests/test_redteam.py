@@ -21,18 +21,18 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from engine import audit
-from engine.cli import app
-from engine.crossregion import cross_duplicates, export_hashes
+from engine.curation.export import export_manifest
+from engine.curation.manifest import read_manifest, write_manifest
+from engine.curation.select import select_clips
 from engine.errors import PolicyError, RegionError, StoreError
-from engine.export import export_manifest
-from engine.forget import compact, forget
-from engine.ingest import IngestOptions, ingest
-from engine.manifest import read_manifest, write_manifest
-from engine.regions import Home
-from engine.report import build_report
-from engine.select import select_clips
-from engine.store import RegionStore
+from engine.ingest.pipeline import IngestOptions, ingest
+from engine.sovereignty import audit
+from engine.sovereignty.crossregion import cross_duplicates, export_hashes
+from engine.sovereignty.forget import compact, forget
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
+from engine.surfaces.cli import app
+from engine.surfaces.report import build_report
 from tests.test_sources_helpers import write_video
 
 runner = CliRunner()
@@ -151,7 +151,7 @@ def test_attack1_outside_writes_need_the_policy_and_are_audited_first(world, aud
 def test_attack1_manifest_without_a_home_stays_in_its_region(world, audit_first, tmp_path):
     import dataclasses
 
-    from engine.egress import read_outputs
+    from engine.sovereignty.egress import read_outputs
 
     home = world["home"]
     with RegionStore.open(home.region(A)) as s:
@@ -376,7 +376,7 @@ def test_attack5_forget_and_compact_leave_nothing_of_the_clip(erasure_home):
 def _killed(home: Home, *args: str, fault: str) -> None:
     """Run ``clipdex ARGS`` in a process SIGKILLed at the fault point ``fault`` (stage:n)."""
     env = {**os.environ, "CLIPDEX_FAULT": fault}
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", *args, "--region", A, "--home", str(home.path)],
+    proc = subprocess.run([sys.executable, "-m", "engine.surfaces.cli", *args, "--region", A, "--home", str(home.path)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, (fault, proc.stdout, proc.stderr)
 
@@ -477,8 +477,8 @@ def test_attack6_links_out_of_the_source_tree_are_never_read(world, tmp_path):
         assert b"SECRET-MARKER" not in data, path
     # the user may vouch for the links: --follow-links reads them (into a home of its own, so
     # the shared world's regions stay as the other attacks expect them)
-    from engine.ingest import IngestOptions
-    from engine.regions import Home
+    from engine.ingest.pipeline import IngestOptions
+    from engine.sovereignty.regions import Home
 
     own = Home.open(tmp_path / "own-home", create=True)
     own.add_region("own", jurisdiction="XX")
@@ -794,45 +794,45 @@ def _write_sites(path: Path) -> list[tuple[str, int, str]]:
 
 #: every function in engine/ that writes a file, and why that never carries a region's data
 #: anywhere but its own folder or through the gate. A new writer fails the test below: send its
-#: output through engine.egress.open_target (and list it under GATED), or list it here if it
+#: output through engine.sovereignty.egress.open_target (and list it under GATED), or list it here if it
 #: writes only inside a region's folder (or only the home's configuration).
 _WRITERS = {
     # inside the region's folder: paths are built from a Region or its RegionStore
-    "engine/audit.py:record": "the region's audit log",
-    "engine/egress.py:register_output": "the region's outputs registry",
-    "engine/egress.py:region_secret": "the region's egress key",
-    "engine/forget.py:purge_outputs": "outputs inside the region (region_outputs keeps only those)",
-    "engine/forget.py:_rewrite_manifest": "manifests inside the region, via purge_outputs",
+    "engine/sovereignty/audit.py:record": "the region's audit log",
+    "engine/sovereignty/egress.py:register_output": "the region's outputs registry",
+    "engine/sovereignty/egress.py:region_secret": "the region's egress key",
+    "engine/sovereignty/forget.py:purge_outputs": "outputs inside the region (region_outputs keeps only those)",
+    "engine/sovereignty/forget.py:_rewrite_manifest": "manifests inside the region, via purge_outputs",
     "engine/index/__init__.py:_save": "FAISS files in the store's index folder",
     "engine/index/__init__.py:_sweep_temp_files": "temp files in the store's index folder",
     "engine/index/__init__.py:rebuild_indexes": "the store's index folder",
     "engine/index/__init__.py:drop_indexes": "the store's index folder",
-    "engine/store.py:RegionStore.open": "the region's store folder",
-    "engine/store.py:RegionStore._connect": "the region's catalog",
-    "engine/store.py:RegionStore._acquire_lock": "the region's writer lock",
-    "engine/store.py:RegionStore.features": "the region's features.zarr",
-    "engine/store.py:RegionStore._add_later_arrays": "the region's features.zarr",
-    "engine/store.py:RegionStore.import_space": "the region's features.zarr",
+    "engine/store/region.py:RegionStore.open": "the region's store folder",
+    "engine/store/region.py:RegionStore._connect": "the region's catalog",
+    "engine/store/region.py:RegionStore._acquire_lock": "the region's writer lock",
+    "engine/store/arrays.py:FeatureArrays.features": "the region's features.zarr",
+    "engine/store/arrays.py:FeatureArrays._add_later_arrays": "the region's features.zarr",
+    "engine/store/region.py:RegionStore.import_space": "the region's features.zarr",
     # the home's configuration and the demo's synthetic fleet: no region data
-    "engine/regions.py:Home.open": "creates the home and its regions.toml",
-    "engine/regions.py:Home.add_region": "regions.toml and the new region's empty folder",
-    "engine/regions.py:Home.set_policy": "regions.toml",
-    "engine/regions.py:Home.save": "regions.toml",
-    "engine/demo.py:run_demo": "a temporary synthetic fleet",
-    "engine/demo.py:claim_regions": "the demo's own regions and its record in the home",
-    "engine/demo.py:_rename_fleet_regions": "the synthetic fleet's ground truth",
+    "engine/sovereignty/regions.py:Home.open": "creates the home and its regions.toml",
+    "engine/sovereignty/regions.py:Home.add_region": "regions.toml and the new region's empty folder",
+    "engine/sovereignty/regions.py:Home.set_policy": "regions.toml",
+    "engine/sovereignty/regions.py:Home.save": "regions.toml",
+    "engine/surfaces/demo.py:run_demo": "a temporary synthetic fleet",
+    "engine/surfaces/demo.py:claim_regions": "the demo's own regions and its record in the home",
+    "engine/surfaces/demo.py:_rename_fleet_regions": "the synthetic fleet's ground truth",
     "engine/sources/zarr_clips.py:set_clip_attrs": "attrs of the demo's synthetic clip store",
     # into memory buffers
-    "engine/report.py:_small_png": "a PNG in memory",
-    "engine/plots.py:_png": "a PNG in memory",
-    "engine/features.py:preview_strip": "a JPEG in memory",
+    "engine/surfaces/report.py:_small_png": "a PNG in memory",
+    "engine/surfaces/plots.py:_png": "a PNG in memory",
+    "engine/ingest/features.py:preview_strip": "a JPEG in memory",
 }
-#: writers whose destination comes from engine.egress.open_target: entry function -> the
+#: writers whose destination comes from engine.sovereignty.egress.open_target: entry function -> the
 #: functions it calls with the gated target (only it may call them)
 GATED = {
-    "engine/report.py:build_report": ("_write_pages", "_write_pages.write", "_Links.img"),
-    "engine/manifest.py:write_manifest": ("_write_records",),
-    "engine/export.py:export_manifest": ("_open_root", "_export_one"),
+    "engine/surfaces/report.py:build_report": ("_write_pages", "_write_pages.write", "_Links.img"),
+    "engine/curation/manifest.py:write_manifest": ("_write_records",),
+    "engine/curation/export.py:export_manifest": ("_open_root", "_export_one"),
 }
 
 
@@ -851,12 +851,12 @@ def test_nothing_writes_outside_a_region_except_through_the_gate():
             key = f"{rel}:{func}"
             seen.add(key)
             assert key in _WRITERS or key in GATED or key in helpers, (
-                f"{rel}:{line} {func} writes a file ({call}): send it through engine.egress.open_target "
+                f"{rel}:{line} {func} writes a file ({call}): send it through engine.sovereignty.egress.open_target "
                 "or, if it writes only inside a region's folder, list it in _WRITERS with the reason")
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text)
-        if rel != "engine/egress.py":
-            assert "audit.record(" not in text, f"{rel} audits on its own: use engine.egress.send"
+        if rel != "engine/sovereignty/egress.py":
+            assert "audit.record(" not in text, f"{rel} audits on its own: use engine.sovereignty.egress.send"
         for node in ast.walk(tree):  # gated writers are called only by their entry function
             if isinstance(node, ast.FunctionDef):
                 for call in ast.walk(node):
@@ -872,12 +872,12 @@ def test_nothing_writes_outside_a_region_except_through_the_gate():
                   if isinstance(n, ast.FunctionDef) and n.name == name)
         calls = [c for c in ast.walk(fn) if isinstance(c, ast.Call)]
         gate = [c.lineno for c in calls if ast.unparse(c.func) == "egress.open_target"]
-        assert gate, f"{entry} writes without engine.egress.open_target"
+        assert gate, f"{entry} writes without engine.sovereignty.egress.open_target"
         writes = [c.lineno for c in calls if _is_write(c)
                   or (isinstance(c.func, ast.Name) and c.func.id in called)]
         assert writes and min(gate) < min(writes), f"{entry} writes before passing the gate"
     for fn in ("cross_query", "cross_duplicates"):
-        src = (root / "engine" / "crossregion.py").read_text(encoding="utf-8")
+        src = (root / "engine" / "sovereignty" / "crossregion.py").read_text(encoding="utf-8")
         node = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == fn)
         assert "egress.send(" in ast.unparse(node), fn
 

@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 import kernels
-from engine.dedup import DedupParams, load_dedup, run_dedup
-from engine.features import (
+from engine.ingest.features import (
     CROP_VIEW_SCALES,
     compute_features,
     crop_view_boxes,
@@ -17,7 +16,8 @@ from engine.features import (
     view_box,
     window_box,
 )
-from engine.store import N_CROP_VIEWS, RegionStore
+from engine.matching.dedup import DedupParams, load_dedup, run_dedup
+from engine.store.region import N_CROP_VIEWS, RegionStore
 from engine.types import ClipSample
 from kernels import reference
 
@@ -188,7 +188,7 @@ def test_cli_finds_a_cropped_copy_and_a_screen_recording_of_a_video_file(home, t
 
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
     from tests.test_sources_helpers import write_video
 
     frames = scene(7, k=K)
@@ -243,7 +243,7 @@ def test_mirrored_copies_are_found_only_on_request_and_say_so(home):
 def test_cli_mirror_needs_the_crop_view_search(home):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
 
     res = CliRunner().invoke(app, ["dedup", "--region", "us-west", "--home", str(home.path), "--mirror",
                                    "--no-reframed"])

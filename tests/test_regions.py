@@ -4,7 +4,7 @@ import pytest
 
 from engine.errors import InputError, RegionError
 from engine.ids import validate_clip_id, validate_region_name
-from engine.regions import Home
+from engine.sovereignty.regions import Home
 
 
 def test_home_roundtrip_and_policy(tmp_path):

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import audit
-from engine.demo import run_demo
 from engine.errors import InputError, PolicyError
-from engine.regions import Home
-from engine.report import build_report
-from engine.store import RegionStore
+from engine.sovereignty import audit
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
+from engine.surfaces.demo import run_demo
+from engine.surfaces.report import build_report
 
 US, CN = "us-west", "cn-east"
 ARTIFACTS = Path(os.environ.get("CLIPDEX_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
@@ -46,7 +46,7 @@ def test_demo_writes_the_report_and_names_it(demo):
     path = Path(demo["summary"]["report"])
     assert path.name == "index.html" and path.is_file()
     assert path.parent == demo["home"].region(US).path / "report"
-    from engine.demo import next_steps
+    from engine.surfaces.demo import next_steps
 
     assert any(str(path) in line for line in next_steps(demo["summary"]))
 
@@ -135,7 +135,7 @@ def test_forget_regenerates_the_report_without_the_clip(demo, tmp_path):
     folder = region.path / "report"
     rare = (folder / "rare-1.html").read_text(encoding="utf-8")
     victim = re.search(r'<span class="id">(us-west-\d+)</span>', rare).group(1)
-    from engine.forget import forget
+    from engine.sovereignty.forget import forget
 
     with RegionStore.open(region) as s:
         victim_row = s.clip_row(victim)
@@ -186,7 +186,7 @@ def _restricted(home: Home) -> Home:
 
 
 def test_app_shows_each_region_only_what_its_policy_lets_leave(demo):
-    from engine.app import create_app
+    from engine.surfaces.app import create_app
 
     home = _restricted(demo["home"])
     app = create_app(home, [US, CN])
@@ -195,7 +195,7 @@ def test_app_shows_each_region_only_what_its_policy_lets_leave(demo):
         table = s.clip_table()
         sources = set(table.sources)
         ids = list(table.clip_ids)
-        from engine.rarity import load_rarity
+        from engine.scenes.rarity import load_rarity
 
         rar = load_rarity(s)
     # every page a browser can reach for cn-east
@@ -240,7 +240,7 @@ def test_app_shows_each_region_only_what_its_policy_lets_leave(demo):
 
 
 def test_app_clip_page_filters_and_selection_preview(demo):
-    from engine.app import create_app
+    from engine.surfaces.app import create_app
 
     app = create_app(demo["home"], [US])
     client = app.test_client()
@@ -272,7 +272,7 @@ def test_app_clip_page_filters_and_selection_preview(demo):
 def test_serve_cli_refuses_an_unknown_region(demo):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
 
     res = CliRunner().invoke(app, ["serve", "--region", "nowhere", "--home", str(demo["home"].path)])
     assert res.exit_code == 2 and "unknown region" in res.output
@@ -365,7 +365,7 @@ def test_browser_app_click_a_clip_shows_its_neighbours(demo, browser):
     from selenium.webdriver.support.ui import WebDriverWait
     from werkzeug.serving import make_server
 
-    from engine.app import create_app
+    from engine.surfaces.app import create_app
 
     app = create_app(demo["home"], [US, CN])
     server = make_server("127.0.0.1", 0, app, threaded=True)

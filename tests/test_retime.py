@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.dedup import DedupParams, load_dedup, retime_rates, run_dedup
-from engine.store import RegionStore
+from engine.matching.dedup import DedupParams, load_dedup, retime_rates, run_dedup
+from engine.store.region import RegionStore
 from tests.conftest import make_new_clip
 
 

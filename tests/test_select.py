@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.curation.manifest import read_manifest, write_manifest
+from engine.curation.select import parse_mix, select_clips
 from engine.errors import InputError
-from engine.manifest import read_manifest, write_manifest
-from engine.select import parse_mix, select_clips
-from engine.store import RegionStore
+from engine.store.region import RegionStore
 from tests.conftest import make_new_clip
 
 N_CLIPS = 60

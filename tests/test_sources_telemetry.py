@@ -157,7 +157,7 @@ def test_headerless_log_without_times_and_bad_columns_say_the_fix(tmp_path):
 
 
 def test_speed_only_telemetry_fires_hard_brake(tmp_path):
-    from engine.triggers import telemetry_triggers
+    from engine.ingest.triggers import telemetry_triggers
 
     path = _sim_log(tmp_path / "driving_log.csv", rows=40, brake_at=15)
     tel = load_telemetry(path, mapping={"columns": "center,left,right,steering,throttle,brake,speed"},

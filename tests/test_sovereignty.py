@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.crossregion import cross_duplicates, cross_query
-from engine.regions import Home
-from engine.store import RegionStore
+from engine.sovereignty.crossregion import cross_duplicates, cross_query
+from engine.sovereignty.regions import Home
+from engine.store.region import RegionStore
+from engine.surfaces.cli import app
 
 runner = CliRunner()
 A, B = "us-west", "cn-east"
@@ -114,7 +114,7 @@ def _undetectable(gt, pairs):
 
 
 def _audit(home, region):
-    from engine import audit
+    from engine.sovereignty import audit
 
     return audit.read(Home.open(home).region(region))
 

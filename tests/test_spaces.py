@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.curation.select import select_clips
 from engine.errors import InputError, NotFoundError
-from engine.query import search_clip, search_vector
-from engine.rarity import compute_rarity, load_rarity
-from engine.select import select_clips
-from engine.spaces import import_files, import_space
-from engine.store import RegionStore
+from engine.scenes.query import search_clip, search_vector
+from engine.scenes.rarity import compute_rarity, load_rarity
+from engine.scenes.spaces import import_files, import_space
+from engine.store.region import RegionStore
+from engine.surfaces.cli import app
 from tests.conftest import make_new_clip
 
 N = 30

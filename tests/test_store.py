@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import LockedError, StoreError
 from engine.index import ensure_indexes
-from engine.store import RegionStore
+from engine.store.region import RegionStore
 from tests.conftest import make_new_clip
 
 
@@ -63,7 +63,7 @@ def test_lock_of_a_killed_process_is_released(home):
     RegionStore.open(region, create=True).close()
     code = (
         "import sys, time\n"
-        "from engine.regions import Home\nfrom engine.store import RegionStore\n"
+        "from engine.sovereignty.regions import Home\nfrom engine.store.region import RegionStore\n"
         f"s = RegionStore.open(Home.open({str(home.path)!r}).region('us-west'))\n"
         "s._acquire_lock('holder')\nprint('locked', flush=True)\ntime.sleep(60)\n"
     )

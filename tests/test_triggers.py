@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.triggers import DEFAULT_THRESHOLDS, frame_triggers, parse_thresholds, telemetry_triggers
+from engine.ingest.triggers import (
+    DEFAULT_THRESHOLDS,
+    frame_triggers,
+    parse_thresholds,
+    telemetry_triggers,
+)
 from engine.types import Telemetry
 
 HZ = 10.0
@@ -357,7 +362,7 @@ def test_thresholds_are_configurable():
 def test_cli_ingest_refuses_unknown_threshold(home, tmp_path):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.surfaces.cli import app
 
     r = CliRunner().invoke(app, ["ingest", str(tmp_path), "--home", str(home.path), "--region", "us-west",
                                  "--trigger-threshold", "hard_brake=-5"])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
 from engine.index import ensure_indexes
-from engine.query import search_clip
-from engine.store import RegionStore
-from engine.verify import verify
+from engine.scenes.query import search_clip
+from engine.store.region import RegionStore
+from engine.store.verify import verify
+from engine.surfaces.cli import app
 from tests.conftest import make_new_clip
 
 
@@ -195,8 +195,8 @@ def test_clean_store_has_no_orphan_note_and_growth_room_is_in_json(home):
 
 
 def test_stats_utc_times_interrupted_job_and_pairs_as_dedup_shows(home):
-    from engine.dedup import load_dedup
-    from engine.stats import region_stats
+    from engine.matching.dedup import load_dedup
+    from engine.surfaces.stats import region_stats
 
     store, _ = _store(home, n=6)
     with store:

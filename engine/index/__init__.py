@@ -25,10 +25,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..errors import StoreError
-from ..store import RegionStore, Snapshot, fault_point, span_rows
-from .embeddings import EmbeddingIndex, L2Index
-from .keyframes import KeyframeIndex
+from engine.errors import StoreError
+from engine.index.embeddings import EmbeddingIndex, L2Index
+from engine.index.keyframes import KeyframeIndex
+from engine.store.region import RegionStore, Snapshot, fault_point, span_rows
 
 __all__ = ["EmbeddingIndex", "KeyframeIndex", "L2Index", "QUALITY_FLOOR", "drop_indexes", "ensure_embedding_index", "ensure_indexes",
            "inspect_indexes", "rebuild_indexes", "temp_files"]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from ._check import check_array as _check
+from engine.index._check import check_array as _check
 
 #: regions with at most this many clips are searched exactly
 EXACT_MAX = 50_000

@@ -3,7 +3,7 @@
 Exact (flat) range search: dedup uses it for regions up to ``DedupParams.exact_max_keyframes``
 quality keyframes; above that, an all-pairs range search at radius 40 of 256 bits is too slow
 (multi-index hashing does not help at such radii), so dedup switches to the banded LSH kernel
-``kernels.band_collisions`` (see ``engine/dedup.py``), which needs no persisted index.
+``kernels.band_collisions`` (see ``engine/matching/dedup.py``), which needs no persisted index.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from ._check import check_array as _check
+from engine.index._check import check_array as _check
 
 
 @dataclass

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, SourceError
-from ..ids import validate_clip_id
-from ..types import TELEMETRY_CHANNELS, ClipSample, Telemetry
-from .sampling import blend_keyframes, sample_times, tent_weights
+from engine.errors import InputError, SourceError
+from engine.ids import validate_clip_id
+from engine.sources.sampling import blend_keyframes, sample_times, tent_weights
+from engine.types import TELEMETRY_CHANNELS, ClipSample, Telemetry
 
 MAX_SIDE = 8192
 #: frames (spread over the clip) read into its content key

@@ -1,0 +1,1 @@
+"""Curation: the training-set selection (policy, diversity geometry, manifests) and its export."""

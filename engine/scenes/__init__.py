@@ -1,0 +1,1 @@
+"""Scenes: similarity queries, rarity and imported embedding spaces."""
