@@ -34,6 +34,15 @@ def _sq_dist(vectors, i, centre):
     return acc
 
 
+@numba.njit(**FLOAT_JIT)
+def _nearer(vectors, i, centre, min_sq):
+    """Point ``i``'s squared distance to its nearest chosen centre, with ``centre`` chosen."""
+    d = _sq_dist(vectors, i, centre)
+    if d < min_sq[i]:
+        min_sq[i] = d
+    return min_sq[i]
+
+
 @numba.njit(**FLOAT_JIT, **PARALLEL)
 def _greedy_kcentre(vectors, n_pick, min_sq, live):
     n = vectors.shape[0]
@@ -54,12 +63,7 @@ def _greedy_kcentre(vectors, n_pick, min_sq, live):
             for i in range(lo, hi):
                 if not live[i]:
                     continue
-                m = min_sq[i]
-                if step > 0:
-                    d = _sq_dist(vectors, i, centre)
-                    if d < m:
-                        m = d
-                        min_sq[i] = d
+                m = _nearer(vectors, i, centre, min_sq) if step > 0 else min_sq[i]
                 if m > bv:
                     bv = m
                     bi = i
@@ -139,11 +143,8 @@ def _greedy_kcentre_cells(vectors, n_pick, min_sq, live, cell, pivots):
                 m = min_sq[i]
                 if step > 0:
                     lb = np.float64(dz) - np.float64(dp[j])
-                    if lb * lb <= np.float64(m) * 1.0001 + 1e-6:
-                        d = _sq_dist(vectors, i, centre)
-                        if d < m:
-                            m = d
-                            min_sq[i] = d
+                    if lb * lb <= np.float64(m) * 1.0001 + 1e-6:  # the centre may be nearer
+                        m = _nearer(vectors, i, centre, min_sq)
                 if m > bv:
                     bv = m
                     bi = i
