@@ -69,25 +69,15 @@ def area_axis_weights(n_in, n_out):
 
 
 @numba.njit(**FLOAT_JIT)
-def _flush16(acc16, accf, width3, fresh, full_weight):
-    """``accf[:width3] (=|+=) full_weight * acc16[:width3]`` (``fresh``: accf holds nothing yet)."""
+def _add_scaled(src, accf, width3, fresh, w):
+    """``accf[:width3] (=|+=) w * src[:width3]`` (``fresh``: accf holds nothing yet): the
+    exact uint16 sums of full rows, or one partially covered row."""
     if fresh:
         for k in range(width3):
-            accf[k] = full_weight * np.float32(acc16[k])
+            accf[k] = w * np.float32(src[k])
     else:
         for k in range(width3):
-            accf[k] += full_weight * np.float32(acc16[k])
-
-
-@numba.njit(**FLOAT_JIT)
-def _add_weighted_row(row, accf, width3, fresh, w):
-    """``accf[:width3] (=|+=) w * row`` for one partially covered row."""
-    if fresh:
-        for k in range(width3):
-            accf[k] = w * np.float32(row[k])
-    else:
-        for k in range(width3):
-            accf[k] += w * np.float32(row[k])
+            accf[k] += w * np.float32(src[k])
 
 
 @numba.njit(**FLOAT_JIT)
@@ -115,11 +105,11 @@ def _accumulate_rows(flat, first, count, weights, full_weight, acc16, accf):
                     acc16[k] = np.uint16(acc16[k] + np.uint16(row[k]))
             n_int += 1
             if n_int == 256:
-                _flush16(acc16, accf, width3, n_float == 0, full_weight)
+                _add_scaled(acc16, accf, width3, n_float == 0, full_weight)
                 n_float += 1
                 n_int = 0
         else:
-            _add_weighted_row(row, accf, width3, n_float == 0, w)
+            _add_scaled(row, accf, width3, n_float == 0, w)
             n_float += 1
     return n_int, n_float
 
@@ -143,7 +133,7 @@ def _merge_sums(acc16, accf, n_int, n_float, full_weight):
     """Leave the weighted row sums in ``accf`` (``accf + full_weight * acc16``)."""
     if n_int == 0:
         return
-    _flush16(acc16, accf, accf.shape[0], n_float == 0, full_weight)
+    _add_scaled(acc16, accf, accf.shape[0], n_float == 0, full_weight)
 
 
 @numba.njit(**FLOAT_JIT)
@@ -259,11 +249,11 @@ def area_luma_frame(frame, r_start, r_count, r_weight, full_weight, c_start, c_w
                 n_int += run
                 t += run
                 if n_int == 256:  # uint16 holds 257 * 255: flush before it could overflow
-                    _flush16(acc16, accf, width3, n_float == 0, full_weight)
+                    _add_scaled(acc16, accf, width3, n_float == 0, full_weight)
                     n_float += 1
                     n_int = 0
             else:
-                _add_weighted_row(flat[first + t], accf, width3, n_float == 0, w)
+                _add_scaled(flat[first + t], accf, width3, n_float == 0, w)
                 n_float += 1
                 t += 1
         out_row = out[i]
