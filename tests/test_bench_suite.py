@@ -47,3 +47,13 @@ def test_quick_commands_never_write_the_saved_results(tmp_path):
 def test_stdout_results_parse_as_one_document_or_lines():
     assert suite._parse_stdout_json('{\n  "a": 1\n}\n') == {"a": 1}
     assert suite._parse_stdout_json('noise\n{"n": 1}\n{"n": 2}\n') == [{"n": 1}, {"n": 2}]
+
+
+def test_dedup_headline_reads_measured_sizes_and_skips_the_growth_fit():
+    from benchmarks import suite
+
+    rows = [{"clips": 1000, "full": {"wall_s": 2.0}, "quality": {"recall": 0.99}},
+            {"growth": {"exponent": 1.2}}]
+    got = suite._dedup_headline(rows)
+    assert got["dedup.1000.us_per_clip"]["value"] == 2000.0
+    assert got["dedup.1000.recall"]["value"] == 0.99
