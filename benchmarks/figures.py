@@ -380,6 +380,8 @@ def fig_dedup_scale() -> list[str]:
     rows = []
     base = None
     for r in task["result"]:
+        if "full" not in r:  # the growth fit over the sizes, not a run
+            continue
         f, q = r["full"], r["quality"]
         per = f["wall_s"] / r["clips"]
         base = base or per

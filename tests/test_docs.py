@@ -104,3 +104,21 @@ def test_links_between_documents_resolve():
             elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest.read_text()):
                 broken.append(f"{path.name}: {target} (no such heading)")
     assert not broken, broken
+
+
+def test_dedup_scale_table_skips_the_growth_fit(tmp_path, monkeypatch):
+    """dedup_scale's result ends with a growth fit over its sizes, which is not a run: the
+    table renders the runs and leaves the fit out."""
+    import json
+    import shutil
+
+    from benchmarks import figures
+
+    shutil.copy(figures.RESULTS / "suite-full.json", tmp_path / "suite-full.json")
+    monkeypatch.setattr(figures, "RESULTS", tmp_path)
+    data = json.loads((tmp_path / "suite-full.json").read_text())
+    runs = [r for r in data["tasks"]["dedup_scale"]["result"] if "full" in r]
+    data["tasks"]["dedup_scale"]["result"] = runs + [{"growth": {"exponent": 1.2}}]
+    (tmp_path / "suite-full.json").write_text(json.dumps(data))
+    table = figures.render("dedup-scale")
+    assert sum(f"| {r['clips']:,} |" in table for r in runs) == len(runs)
