@@ -219,13 +219,21 @@ def fig_real_scenes() -> list[str]:
     r = _load("real_scenes.json")
     rows = []
     for cond, c in sorted(r["conditions"].items()):
+        hits = [v for name, v in c.get("positive_keyframe_shares", {}).items() if name not in c["missed"]]
+        negatives = list(c.get("nearest_negative_shares", {}).values())
         rows.append([cond, f"`{c['trigger']}`" if c["trigger"] else "(none)", c["positives"],
-                     _fmt(c["precision"], 2), _fmt(c["recall"], 2)])
-    lines = _table(["condition", "trigger", "labelled", "precision", "recall"], rows, "llrrr")
+                     _fmt(c["precision"], 2), _fmt(c["recall"], 2),
+                     _fmt(min(hits), 2) if hits else "-",
+                     _fmt(max(negatives), 2) if negatives else ("0.00" if c["trigger"] else "-")])
+    lines = _table(["condition", "trigger", "labelled", "precision", "recall", "hit min", "false max"],
+                   rows, "llrrrrr")
     lines += ["", f"`python -m benchmarks.real_scenes --clips DIR`: {r['recordings']} labelled "
               f"recordings and {r['frames']} frames,",
               f"{r['clips']} clips of {r['clip_seconds']:.0f} s; night clips firing "
-              f"`black_frames`: {len(r['black_frames_on_night'])}."]
+              f"`black_frames`: {len(r['black_frames_on_night'])}. \"hit min\": the lowest share of",
+              "keyframes showing the condition in a recognised recording; \"false max\": the",
+              "highest share in a recording without the label (a whole-clip condition needs",
+              "half of a clip's keyframes, a moment one keyframe)."]
     return lines
 
 

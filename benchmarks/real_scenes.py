@@ -44,7 +44,13 @@ import numpy as np
 from PIL import Image
 
 from engine.ingest.features import hash_view, thumbnails
-from engine.ingest.triggers import TRIGGERS_VERSION, frame_triggers
+from engine.ingest.triggers import (
+    DEFAULT_THRESHOLDS,
+    TRIGGERS_VERSION,
+    frame_triggers,
+    keyframe_conditions,
+    picture_measures,
+)
 from engine.sources.sampling import working_factor
 from engine.sources.video import iter_video_clips
 
@@ -86,6 +92,16 @@ class Unit:
     labels: frozenset[str]
     is_frame: bool
     triggers: frozenset[str]
+    shares: dict[str, float]  # trigger -> share of the unit's keyframes that show it
+
+
+def unit(file: str, piece: int, labels: frozenset[str], is_frame: bool, views: np.ndarray,
+         times: np.ndarray, telemetry=None) -> Unit:
+    """A :class:`Unit` from its 64x36 views as ingest judges them."""
+    fired = frame_triggers(views, times, telemetry=telemetry)
+    shown = keyframe_conditions(picture_measures(views), times, DEFAULT_THRESHOLDS)
+    return Unit(file, piece, labels, is_frame, frozenset(n for n, *_ in fired),
+                {name: float(mask.mean()) for name, mask in shown.items()})
 
 
 def load_labels(folder: Path) -> dict[str, frozenset[str]]:
@@ -114,17 +130,14 @@ def iter_units(folder: Path, labels: dict[str, frozenset[str]], max_pieces: int 
     for name, labs in labels.items():
         path = folder / name
         if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            views = frame_views(path)
-            fired = frame_triggers(views, np.zeros(1))
-            yield Unit(name, 0, labs, True, frozenset(n for n, *_ in fired))
+            yield unit(name, 0, labs, True, frame_views(path), np.zeros(1))
             continue
         clips = iter_video_clips(path, clip_id_base=path.stem, clip_seconds=CLIP_SECONDS, keyframe_hz=KEYFRAME_HZ)
         for i, sample in enumerate(clips):
             if max_pieces is not None and i >= max_pieces:
                 break
             views = thumbnails(hash_view(sample.keyframes))
-            fired = frame_triggers(views, sample.keyframe_times, telemetry=sample.telemetry)
-            yield Unit(name, i, labs, False, frozenset(n for n, *_ in fired))
+            yield unit(name, i, labs, False, views, sample.keyframe_times, sample.telemetry)
 
 
 def recording_fires(units: list[Unit], trigger: str, moment: bool) -> bool:
@@ -164,8 +177,22 @@ def condition_scores(units: list[Unit]) -> dict[str, dict]:
             "precision": tp / (tp + fp) if tp + fp else None,
             "recall": tp / (tp + fn) if tp + fn else None,
             "missed": missed, "false": false, "false_clips": false_clips,
+            **(keyframe_margins(recs, cond, trig) if trig is not None else {}),
         }
     return out
+
+
+def keyframe_margins(recs: dict[str, list[Unit]], cond: str, trigger: str, nearest: int = 3) -> dict:
+    """How far the recordings sit from the trigger's decision: the share of each recording's
+    keyframes that show ``trigger`` (a whole-clip condition fires on a clip at a share of 0.5,
+    a moment at any keyframe), for every positive and for the ``nearest`` negatives with the
+    highest shares."""
+    scored = [(round(float(np.mean([u.shares.get(trigger, 0.0) for u in us])), 3), name, cond in us[0].labels)
+              for name, us in recs.items() if cond not in ROAD_TYPES or us[0].labels & ROAD_TYPES]
+    scored.sort(key=lambda r: (-r[0], r[1]))
+    negatives = [(name, v) for v, name, pos in scored if not pos and v > 0]
+    return {"positive_keyframe_shares": {name: v for v, name, pos in scored if pos},
+            "nearest_negative_shares": dict(negatives[:nearest])}
 
 
 def black_on_night(units: list[Unit]) -> list[str]:

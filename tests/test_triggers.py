@@ -7,9 +7,12 @@ import pytest
 
 from engine.errors import InputError
 from engine.ingest.triggers import (
+    CLIP_CONDITIONS,
     DEFAULT_THRESHOLDS,
     frame_triggers,
+    keyframe_conditions,
     parse_thresholds,
+    picture_measures,
     telemetry_triggers,
 )
 from engine.types import Telemetry
@@ -367,3 +370,33 @@ def test_cli_ingest_refuses_unknown_threshold(home, tmp_path):
     r = CliRunner().invoke(app, ["ingest", str(tmp_path), "--home", str(home.path), "--region", "us-west",
                                  "--trigger-threshold", "hard_brake=-5"])
     assert r.exit_code == 2 and "hard_brake_accel" in r.output
+
+
+def test_keyframe_conditions_decide_the_frame_triggers():
+    """Clips mixing night, fog, black, glare and daylight keyframes: a whole-clip condition fires
+    exactly when the share of keyframes that show it reaches its fraction, and black frames and
+    glare mark exactly the keyframes that show them."""
+    rng = np.random.default_rng(5)
+    night = frames(luma=35.0, contrast=20.0)
+    fog = frames(luma=200.0, contrast=12.0)
+    black = frames(luma=3.0, contrast=1.0)
+    glare = frames(luma=120.0, contrast=20.0)
+    glare[:, :12] = 255
+    day = frames(luma=128.0, contrast=40.0)
+    kinds = np.stack([night, fog, black, glare, day])
+    fired_any: set[str] = set()
+    for _ in range(40):
+        pick = rng.choice(len(kinds), len(TIMES), p=rng.dirichlet(np.full(len(kinds), 0.5)))
+        clip = kinds[pick, np.arange(len(TIMES))]
+        shown = keyframe_conditions(picture_measures(clip), TIMES, DEFAULT_THRESHOLDS)
+        got = names(frame_triggers(clip, TIMES))
+        fired_any |= set(got)
+        for name, fraction in CLIP_CONDITIONS.items():
+            assert (name in got) == (shown[name].mean() >= DEFAULT_THRESHOLDS[fraction]), name
+        for name in ("black_frames", "glare"):
+            covered = np.zeros(len(TIMES), bool)
+            for start, end, _ in got.get(name, []):
+                covered |= (TIMES >= start) & (TIMES <= end)
+            assert np.array_equal(covered, shown[name]), name
+        assert not (shown["low_light"] & shown["black_frames"]).any()
+    assert {"low_light", "low_visibility", "black_frames", "glare"} <= fired_any

@@ -78,6 +78,21 @@ def test_night_fires_low_light(recordings):
     assert missed == []
 
 
+def share(units: list[Unit], trigger: str) -> float:
+    """The share of a recording's keyframes that show ``trigger`` (clips weighted alike)."""
+    return sum(u.shares[trigger] for u in units) / len(units)
+
+
+def test_night_and_daylight_keep_a_margin(recordings):
+    """The majority rule decides night with room on both sides: night recordings show low_light
+    on most keyframes, daylit open roads and streets on almost none (but the known false alarms)."""
+    night = {name: share(us, "low_light") for name, us in with_label(recordings, "night").items()}
+    assert min(night.values()) >= 0.6, night
+    day = {name: share(us, "low_light") for name, us in recordings.items()
+           if {"highway-day", "rural-day", "urban-day"} & us[0].labels and name not in NIGHT_FALSE_KNOWN}
+    assert max(day.values()) <= 0.1, sorted(day.items(), key=lambda kv: -kv[1])[:3]
+
+
 def test_daylight_does_not_fire_low_light(recordings):
     day = without_label(recordings, "night")
     false = {name for name, us in day.items() if fires(us, "low_light", "night")}

@@ -323,50 +323,74 @@ def _snow(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
             & (m.ground_spread >= th["snow_ground_spread"]))
 
 
+#: whole-clip picture conditions: they fire for the clip when at least this threshold's share of
+#: its keyframes shows them
+CLIP_CONDITIONS: dict[str, str] = {
+    "low_light": "low_light_fraction",
+    "dusk": "low_light_fraction",
+    "low_visibility": "low_visibility_fraction",
+    "snow": "low_visibility_fraction",
+    "urban": "urban_fraction",
+}
+
+
+def keyframe_conditions(m: PictureMeasures, times: np.ndarray, th: dict[str, float]) -> dict[str, np.ndarray]:
+    """Which keyframes show each picture condition: {trigger name: bool[k]} for ``black_frames``,
+    ``tunnel`` (only passages of ``tunnel_min_s`` or longer), ``glare`` and every condition of
+    :data:`CLIP_CONDITIONS`. ``th`` is a complete threshold table."""
+    # black frames: a covered lens or a dead sensor shows nothing brighter than dark grey. Night
+    # footage always has lit things in view (headlight-lit markings, lamps, lights of other cars:
+    # 99th percentile >= 35 on every night keyframe of the dev set), so it never fires this.
+    black = m.p99 <= th["black_luma"]
+    # a tunnel passage: an enclosure for tunnel_min_s or longer; its lamps are not a night street
+    in_tunnel = np.zeros(len(times), bool)
+    if len(times) > 1:
+        for s, e in _spans(_tunnel(m, th) & ~black, times, th["tunnel_min_s"]):
+            in_tunnel |= (times >= s) & (times <= e)
+    night = _night(m, th) & ~black & ~in_tunnel
+    dusk = _dusk(m, th) & ~night & ~black
+    snowy = _snow(m, th) & ~night & ~black
+    return {
+        "black_frames": black,
+        "tunnel": in_tunnel,
+        "low_light": night,
+        "dusk": dusk,
+        "low_visibility": (_fog(m, th) | snowy) & ~night & ~black,
+        "snow": snowy,
+        # the scene type needs daylight: in the dark, edges are the lights, not the buildings
+        "urban": _urban(m, th) & ~night & ~dusk & ~black,
+        "glare": m.saturated >= th["glare_fraction"],
+    }
+
+
 def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] | None = None,
                    telemetry: Telemetry | None = None) -> list[tuple[str, float, float, float]]:
     """Triggers from keyframe thumbnails ``uint8[k,h,w,3]`` at ``times`` (seconds); the clip's
     ``telemetry``, when given, tells a frozen camera from a car that stands still.
 
     Picture conditions (``low_light`` = night, ``dusk``, ``low_visibility`` = fog or falling
-    snow, ``snow``) and the scene label ``urban`` are judged per keyframe from
-    :func:`picture_measures` and fire for the whole clip when enough keyframes show them;
+    snow, ``snow``) and the scene label ``urban`` are judged per keyframe
+    (:func:`keyframe_conditions`) and fire for the whole clip when enough keyframes show them;
     ``black_frames``, ``glare``, ``tunnel`` and ``frozen_camera`` mark spans."""
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
     if len(thumbs) == 0:
         return []
     m = picture_measures(thumbs, th["glare_luma"])
+    shown = keyframe_conditions(m, times, th)
     out: list[tuple[str, float, float, float]] = []
-    # black frames: a covered lens or a dead sensor shows nothing brighter than dark grey. Night
-    # footage always has lit things in view (headlight-lit markings, lamps, lights of other cars:
-    # 99th percentile >= 35 on every night keyframe of the dev set), so it never fires this.
-    black = m.p99 <= th["black_luma"]
-    for s, e in _spans(black, times):
+    for s, e in _spans(shown["black_frames"], times):
         out.append(("black_frames", s, e, float(m.mean[(times >= s) & (times <= e)].mean())))
-    # a tunnel passage: an enclosure for tunnel_min_s or longer; its lamps are not a night street
-    tunnel = _tunnel(m, th) & ~black
-    tunnel_spans = _spans(tunnel, times, th["tunnel_min_s"]) if len(times) > 1 else []
-    in_tunnel = np.zeros(len(times), bool)
-    for s, e in tunnel_spans:
-        in_tunnel |= (times >= s) & (times <= e)
+    for s, e in _spans(shown["tunnel"], times):
         out.append(("tunnel", s, e, float(m.wall_median[(times >= s) & (times <= e)].mean())))
-    night = _night(m, th) & ~black & ~in_tunnel
-    if night.mean() >= th["low_light_fraction"]:
-        out.append(("low_light", float(times[0]), float(times[-1]), float(m.top_median[night].mean())))
-    dusk = _dusk(m, th) & ~night & ~black
-    if dusk.mean() >= th["low_light_fraction"]:
-        out.append(("dusk", float(times[0]), float(times[-1]), float(m.ground_median[dusk].mean())))
-    snowy = _snow(m, th) & ~night & ~black
-    lowvis = (_fog(m, th) | snowy) & ~night & ~black
-    if lowvis.mean() >= th["low_visibility_fraction"]:
-        out.append(("low_visibility", float(times[0]), float(times[-1]), float(m.upper_spread.mean())))
-    if snowy.mean() >= th["low_visibility_fraction"]:
-        out.append(("snow", float(times[0]), float(times[-1]), float(m.ground_ratio[snowy].mean())))
-    # the scene type needs daylight: in the dark, edges are the lights, not the buildings
-    urban = _urban(m, th) & ~night & ~dusk & ~black
-    if urban.mean() >= th["urban_fraction"]:
-        out.append(("urban", float(times[0]), float(times[-1]), float(m.upper_vertical_edges.mean())))
-    for s, e in _spans(m.saturated >= th["glare_fraction"], times):
+    values = {"low_light": m.top_median, "dusk": m.ground_median, "low_visibility": m.upper_spread,
+              "snow": m.ground_ratio, "urban": m.upper_vertical_edges}
+    for name, fraction in CLIP_CONDITIONS.items():
+        mask = shown[name]
+        if mask.mean() >= th[fraction]:
+            # low_visibility and urban report the clip's mean, the others the mean where shown
+            value = values[name] if name in ("low_visibility", "urban") else values[name][mask]
+            out.append((name, float(times[0]), float(times[-1]), float(value.mean())))
+    for s, e in _spans(shown["glare"], times):
         out.append(("glare", s, e, float(m.saturated[(times >= s) & (times <= e)].max())))
     if len(thumbs) >= 3:
         frozen = m.change <= th["frozen_camera_diff"]
