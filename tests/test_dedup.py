@@ -103,10 +103,10 @@ def test_relations_and_vetoes(home, method):
                    ("day_a", "day_a_copy"): "duplicate", ("day_a", "nodate"): "duplicate",
                    ("day_b", "nodate"): "duplicate", ("day_a_copy", "nodate"): "duplicate"}
     roll = by_name[(row["src2"], row["roll2"])]
-    assert roll.offset_s == pytest.approx(5.0)
+    assert roll.offset_s == pytest.approx(5.0, abs=0.05)  # from pictures: between keyframes
     assert roll.a_span == (5.0, 9.5) and roll.b_span == (0.0, 4.5)
     spl = by_name[(row["src4"], row["splice"])]
-    assert spl.offset_s == pytest.approx(-5.0) and spl.b_span == (5.0, 9.5)
+    assert spl.offset_s == pytest.approx(-5.0, abs=0.05) and spl.b_span == (5.0, 9.5)
     # only whole duplicates make groups; the splice links nothing. The undated copy bridges
     # day_b into day_a's group: the time rule vetoes pairs, it cannot split what other pairs join
     assert sorted(groups.values()) == sorted([sorted([row["src1"], row["dup1"]]), sorted(
@@ -303,8 +303,8 @@ def test_a_whole_copy_does_not_explain_a_short_match_across_days(home):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_offset_from_recorded_times_when_they_agree(home, method):
-    """The aligned shift is quantised to the keyframe step (0.5 s); recorded start times that
-    agree with it give the exact offset, ones that do not are ignored."""
+    """Offsets from pictures are estimates between keyframes; recorded start times that agree
+    with them give the exact offset, ones that do not are ignored."""
     rng = np.random.default_rng(14)
     base = seq(rng)
     src = clip(rng, "src", base, start_time=DAY0, drive_id="d1")
@@ -320,7 +320,7 @@ def test_offset_from_recorded_times_when_they_agree(home, method):
     _, pairs, _ = dedup(home, METHODS[method])
     assert pairs[(row["src"], row["roll"])].relation == "partial"
     assert pairs[(row["src"], row["roll"])].offset_s == pytest.approx(8.3)
-    assert pairs[(row["src"], row["other-zone"])].offset_s == pytest.approx(8.0)
+    assert pairs[(row["src"], row["other-zone"])].offset_s == pytest.approx(8.0, abs=0.05)
     assert (row["src"], row["wrong-clock"]) not in pairs
 
 

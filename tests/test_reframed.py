@@ -125,6 +125,13 @@ def test_window_box_finds_a_video_inside_an_interface_and_nothing_in_plain_foota
     t, b, lo, r = view_box(shown)
     assert top < t < b < bottom and left < lo < r < right
     assert picture_box(shown) == (top, bottom, left, right)
+    # a progress bar that fills under the window, a few rows below it, is left outside
+    with_bar = shown.copy()
+    y = bottom + 4
+    for i in range(len(with_bar)):
+        with_bar[i, y:y + 4, left:right] = 180
+        with_bar[i, y:y + 4, left:left + (right - left) * (i + 1) // len(with_bar)] = (30, 120, 220)
+    assert window_box(with_bar) == (top, bottom, left, right)
 
 
 def _ingest(home, samples):

@@ -174,6 +174,10 @@ WINDOW_MIN_SIDE = 0.03
 WINDOW_AREA = (0.2, 0.9)
 WINDOW_OUTSIDE_ACTIVE = 0.03
 WINDOW_SURROUND_MIN_LUMA = 24.0
+#: a band of moving rows at most this fraction of the frame high, just above or below the
+#: rest behind a static gap no wider, is a widget of the interface (a progress bar): outside
+#: the window, and not part of the surround's test
+WINDOW_WIDGET_ROWS = 0.04
 #: keyframes needed to tell the moving picture from a static interface
 WINDOW_MIN_KEYFRAMES = 3
 
@@ -182,21 +186,39 @@ def _sides(top: int, bottom: int, left: int, right: int, h: int, w: int) -> int:
     return sum(m >= WINDOW_MIN_SIDE for m in (top / h, (h - bottom) / h, left / w, (w - right) / w))
 
 
+def _runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the runs of True in ``on``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    return edges[0::2], edges[1::2]
+
+
 def window_box(keyframes: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, bottom, left, right) of a video playing inside a static interface (a screen
     recording of a player, a video embedded in a page), or None. The window is what moves;
     the surround is static, flat between its widgets, and not black, on at least three sides.
-    A dashcam's own static parts (sky, bonnet, night-time darkness) fail those tests."""
+    A dashcam's own static parts (sky, bonnet, night-time darkness) fail those tests.
+
+    A widget that moves on its own beside the video (a player's progress bar: a thin band of
+    moving rows just above or below it, behind a thin static gap) is left outside the window
+    and is not held against the surround."""
     k, h, w, _ = keyframes.shape
     if k < WINDOW_MIN_KEYFRAMES or h < 32 or w < 32:
         return None
     span = np.maximum.reduce(keyframes, axis=0).astype(np.int16) - np.minimum.reduce(keyframes, axis=0)
     active = span.max(axis=2) > WINDOW_ACTIVE_RANGE
-    rows = np.flatnonzero(active.mean(axis=1) >= WINDOW_ACTIVE_SHARE)
+    thin = max(2, int(WINDOW_WIDGET_ROWS * h))
+    starts, ends = _runs(active.mean(axis=1) >= WINDOW_ACTIVE_SHARE)
+    # a thin band of moving rows just above or below the rest, behind a thin static gap, is
+    # a widget (a progress bar under the video), not picture; a static stretch of picture (a
+    # sky) between moving rows is wide
+    while len(starts) > 1 and ends[-1] - starts[-1] <= thin and starts[-1] - ends[-2] <= thin:
+        starts, ends = starts[:-1], ends[:-1]
+    while len(starts) > 1 and ends[0] - starts[0] <= thin and starts[1] - ends[0] <= thin:
+        starts, ends = starts[1:], ends[1:]
     cols = np.flatnonzero(active.mean(axis=0) >= WINDOW_ACTIVE_SHARE)
-    if len(rows) < 8 or len(cols) < 8:
+    if not len(starts) or ends[-1] - starts[0] < 8 or len(cols) < 8:
         return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    top, bottom, left, right = int(starts[0]), int(ends[-1]), int(cols[0]), int(cols[-1]) + 1
     if _sides(top, bottom, left, right, h, w) < WINDOW_MIN_SIDES:  # growing only narrows them
         return None
     mean = keyframes.mean(axis=(0, 3), dtype=np.float32)
@@ -215,6 +237,13 @@ def window_box(keyframes: np.ndarray) -> tuple[int, int, int, int] | None:
     sides = _sides(top, bottom, left, right, h, w)
     outside = np.ones((h, w), bool)
     outside[top:bottom, left:right] = False
+    # a widget that moves on its own (a progress bar): a thin band of moving rows across the
+    # window's columns, apart from it; the rest of the surround is judged without it
+    band = active[:, left:right].mean(axis=1) >= WINDOW_ACTIVE_SHARE
+    band[top:bottom] = False
+    for s, e in zip(*_runs(band), strict=True):
+        if e - s <= thin:
+            outside[s:e, left:right] = False
     area = (bottom - top) * (right - left) / (h * w)
     if (sides < WINDOW_MIN_SIDES or not WINDOW_AREA[0] <= area <= WINDOW_AREA[1]
             or active[outside].mean() > WINDOW_OUTSIDE_ACTIVE

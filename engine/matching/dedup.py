@@ -364,14 +364,61 @@ def verify_pairs(pairs: np.ndarray, table: ClipTable, hashes: np.ndarray, valid:
     ib = np.searchsorted(table.rows, pairs[:, 1]).astype(np.int64)
     al = kernels.align_keyframe_pairs(hashes, valid, table.kf_start, table.kf_count, ia, ib,
                                       params.match_radius, -1)
-    return _relations(pairs, ia, ib, al, table, hashes, params)
+    seqs = (hashes, valid, table.kf_start[ia], table.kf_count[ia], table.kf_start[ib], table.kf_count[ib])
+    return _relations(pairs, ia, ib, al, table, hashes, params, seqs=seqs)
+
+
+def subkeyframe_shift(codes: np.ndarray, valid: np.ndarray, a_start: np.ndarray, a_count: np.ndarray,
+                      b_start: np.ndarray, b_count: np.ndarray, shift: np.ndarray, first_a: np.ndarray,
+                      last_a: np.ndarray) -> np.ndarray:
+    """Per aligned pair of keyframe sequences (B's keyframe j against A's j + ``shift``), the
+    fraction of a keyframe step, in [-0.5, 0.5], to add to ``shift`` for B's true position.
+
+    Keyframes are sampled at a fixed rate from each clip's own first frame, so a copy's footage
+    lies between two of the source's keyframes: the aligned shift is only the nearest one. The
+    mean distance of the matched span's keyframes at shifts ``shift - 1``, ``shift``,
+    ``shift + 1`` (the keyframes inside A and valid at all three) grows about linearly with the
+    time between the frames compared (keyframes are tent-weighted means over one step either
+    side), so the V through the three means puts its apex at the true position."""
+    n = len(shift)
+    out = np.zeros(n, np.float64)
+    length = np.maximum(np.asarray(last_a, np.int64) - np.asarray(first_a, np.int64) + 1, 0)
+    if n == 0 or not length.any():
+        return out
+    pair = np.repeat(np.arange(n), length)
+    shift = np.asarray(shift, np.int64)
+    j = (np.repeat(np.asarray(first_a, np.int64) - shift, length)
+         + np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length))
+    a_start, a_count = np.asarray(a_start, np.int64)[pair], np.asarray(a_count, np.int64)[pair]
+    b_row = np.asarray(b_start, np.int64)[pair] + j
+    ok = (j >= 0) & (j < np.asarray(b_count, np.int64)[pair])
+    ok[ok] &= valid[b_row[ok]]
+    for delta in (-1, 0, 1):  # inside A and valid at all three shifts
+        i = j + shift[pair] + delta
+        inside = ok & (i >= 0) & (i < a_count)
+        inside[inside] &= valid[a_start[inside] + i[inside]]
+        ok = inside
+    dists = []
+    rows = np.flatnonzero(ok)
+    for delta in (-1, 0, 1):
+        a_row = a_start[rows] + j[rows] + shift[pair[rows]] + delta
+        dists.append(np.bitwise_count(codes[a_row] ^ codes[b_row[rows]]).sum(axis=1))
+    count = np.bincount(pair[rows], minlength=n)
+    dm, d0, dp = (np.bincount(pair[rows], weights=d, minlength=n) / np.maximum(count, 1) for d in dists)
+    denom = 2.0 * (np.maximum(dm, dp) - d0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where((count > 0) & (denom > 0), (dm - dp) / denom, 0.0)
+    return np.clip(frac, -0.5, 0.5)
 
 
 def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Alignment,
                table: ClipTable, hashes: np.ndarray, params: DedupParams,
-               min_matches: int | None = None, min_fraction: float | None = None) -> list[Pair]:
+               min_matches: int | None = None, min_fraction: float | None = None,
+               seqs: tuple | None = None) -> list[Pair]:
     """The relation (duplicate, partial or none) of each aligned clip pair, by the rules of the
-    module doc. ``hashes`` are A's keyframe codes for the change test of short matches."""
+    module doc. ``hashes`` are A's keyframe codes for the change test of short matches;
+    ``seqs`` (codes, valid, A's start and count, B's start and count, per pair) are the aligned
+    sequences, for the offset between keyframes (:func:`subkeyframe_shift`)."""
     min_matches = params.min_matches if min_matches is None else min_matches
     min_fraction = params.min_match_fraction if min_fraction is None else min_fraction
     step = 1.0 / params.keyframe_hz
@@ -403,10 +450,17 @@ def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Al
         last = hashes[table.kf_start[ia[short]] + np.maximum(la[short], 0)]
         change = np.bitwise_count(first ^ last).sum(axis=1)
         ok[np.flatnonzero(short)[change < params.specific_change_bits]] = False
-    # the offset: the aligned shift is quantised to the keyframe step, and in a scene that does
-    # not change, any nearby shift matches as well; where both clips carry recorded start times
-    # that agree with it (within recorded_offset_tolerance_s), those give the offset exactly
+    # the offset: the aligned shift, placed between keyframes by the distances at the shifts
+    # either side (subkeyframe_shift); in a scene that does not change, any nearby shift matches
+    # as well, so where both clips carry recorded start times that agree with it (within
+    # recorded_offset_tolerance_s), those give the offset exactly
     offset = s * step
+    if seqs is not None and ok.any():
+        at = np.flatnonzero(ok)
+        codes, seq_valid, a0, an, b0, bn = seqs
+        offset = offset.astype(np.float64)
+        offset[at] += step * subkeyframe_shift(codes, seq_valid, a0[at], an[at], b0[at], bn[at], s[at],
+                                               fa[at], la[at])
     recorded = sb - sa
     agree = (has_recorded_time(sa) & has_recorded_time(sb)
              & (np.abs(recorded - offset) <= params.recorded_offset_tolerance_s))
@@ -548,13 +602,51 @@ def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, ra
     on = (ia >= 0) & (ia < na) & vb
     on[on] &= va[ia[on]] & (d[ia[on], jb[on]] <= params.match_radius)
     jj = jb[on]
-    # the grid's rate and intercept, refined by least squares over the matched keyframes
-    rate, icept = float(rates[r]), float(np.mean(ia[on] - rates[r] * jj))
+    # the grid's rate and intercept, refined by least squares over the matched keyframes, each
+    # placed between A's keyframes by the V through its distances to A's keyframes either side
+    # of the line (as :func:`subkeyframe_shift` does for a whole alignment); where a clip holds
+    # one picture over several keyframes the V is flat and the position is the middle of the
+    # hold (:func:`_held_middle`), on either side
+    i_on = ia[on]
+    x = i_on.astype(np.float64)
+    inner = (i_on >= 1) & (i_on <= na - 2)
+    i0, j0 = i_on[inner], jj[inner]
+    dm, d0, dp = (d[i0 - 1, j0].astype(np.float64), d[i0, j0].astype(np.float64),
+                  d[i0 + 1, j0].astype(np.float64))
+    both = va[i0 - 1] & va[i0 + 1]
+    denom = 2.0 * (np.maximum(dm, dp) - d0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x[inner] += np.where(both & (denom > 0), np.clip((dm - dp) / denom, -0.5, 0.5), 0.0)
+    hold_a, x_held = _held_middle(ha, va, i_on)
+    x[hold_a] = x_held[hold_a]
+    _, y = _held_middle(hb, vb, jj)  # B's keyframes too: a held picture counts at its middle
+    rate, icept = float(rates[r]), float(np.mean(x - rates[r] * y))
     if len(jj) >= 3:
-        slope, fit_c = np.polyfit(jj.astype(np.float64), ia[on].astype(np.float64), 1)
+        slope, fit_c = np.polyfit(y, x, 1)
         if abs(slope / rate - 1.0) <= 0.05:
             rate, icept = float(slope), float(fit_c)
     return rate, icept, matched, mapped, int(jj.min()), int(jj.max()), mean_r
+
+
+#: identical keyframes either side of a matched one that are taken as one held picture
+HOLD_MAX_KEYFRAMES = 4
+
+
+def _held_middle(codes: np.ndarray, valid: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For keyframes ``idx`` of one clip: which lie in a run of identical keyframes (one picture
+    held: a source of fewer frames a second than keyframes, or one that repeats frames), and
+    the middle of each one's run (up to :data:`HOLD_MAX_KEYFRAMES` either side; ``idx``
+    itself where there is none)."""
+    n = len(codes)
+    held = np.zeros((2, len(idx)), np.int64)  # identical keyframes before and after
+    for side, sign in enumerate((-1, 1)):
+        going = np.ones(len(idx), bool)
+        for k in range(1, HOLD_MAX_KEYFRAMES + 1):
+            at = idx + sign * k
+            going &= (at >= 0) & (at < n)
+            going[going] &= valid[at[going]] & (codes[at[going]] == codes[idx[going]]).all(axis=1)
+            held[side] += going
+    return held.sum(axis=0) > 0, idx + (held[1] - held[0]) / 2.0
 
 
 #: query clips per embedding search and screen block of the reframed stage: the screen reads a
@@ -800,9 +892,11 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     # the change test reads A's whole-view pHash, in table keyframe rows
     full_phash = np.zeros((snap.kf_end, 8), np.uint8)
     full_phash[kf_rows] = whole
+    seq_a, seq_b = pa.ravel()[pick], pb.ravel()[pick]
     found = _relations(candidates, ia, ib, chosen, table, full_phash, params,
                        min_matches=params.reframed_min_matches,
-                       min_fraction=params.reframed_min_fraction)
+                       min_fraction=params.reframed_min_fraction,
+                       seqs=(codes, valid, vstart[seq_a], vcount[seq_a], vstart[seq_b], vcount[seq_b]))
     return [replace(p, mirrored=True) if (p.a, p.b) in mirrored else p for p in found]
 
 
