@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -331,28 +330,6 @@ def _machine() -> dict:
     return info
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS in MB. On Linux ``VmHWM`` of its own address space:
-    ``ru_maxrss`` also counts the parent's RSS at fork time, so a child of a benchmark that holds
-    a 3M-clip fleet would report the parent's memory."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        info = psutil.Process().memory_info()
-        peak = getattr(info, "peak_wset", None)
-        if peak:
-            return peak / 2**20
-    except ImportError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def dedup_in_child(home_dir: Path, region: str = "bench", *, full: bool, threads: int = 0,
                    params: dict | None = None) -> dict:
     """Run ``run_dedup`` in a fresh interpreter; its wall time, stages and peak RSS."""
@@ -380,13 +357,14 @@ def _warm_kernels() -> None:
 
 
 def _child(home_dir: str, region: str, full: bool, threads: int, params: dict | None) -> dict:
+    from engine.matching.blocks import peak_rss_mb
     from engine.matching.dedup import DedupParams, run_dedup
     from engine.sovereignty.regions import Home
     from engine.store.region import RegionStore
 
     _warm_kernels()
     p = DedupParams(threads=threads, **(params or {}))
-    rss0 = _peak_rss_mb()
+    rss0 = peak_rss_mb()
     with RegionStore.open(Home.open(home_dir).region(region)) as store:
         t = time.perf_counter()
         res = run_dedup(store, p, full=full)
@@ -394,7 +372,7 @@ def _child(home_dir: str, region: str, full: bool, threads: int, params: dict | 
     return {"wall_s": wall, "stages": res.stage_seconds, "method": res.method,
             "keyframe_pairs": res.keyframe_pairs, "candidates": res.candidates,
             "new_pairs": res.new_pairs, "pairs": len(res.pairs), "groups": len(res.groups),
-            "checked": res.checked, "clips": res.clips, "peak_rss_mb": _peak_rss_mb(),
+            "checked": res.checked, "clips": res.clips, "peak_rss_mb": peak_rss_mb(),
             "rss_before_mb": rss0, "blocks": res.candidate_stats.get("blocks", 0),
             "worker_peak_rss_mb": res.candidate_stats.get("worker_peak_rss_mb", []),
             "pairs_digest": _pairs_digest(store_dir=home_dir, region=region)}

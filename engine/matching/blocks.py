@@ -22,6 +22,7 @@ rationale and the measured growth.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -172,14 +173,14 @@ def _dask_task(region, snapshot: tuple[int, int], layout: Layout, b: int, masks:
     numba.set_num_threads(1)
     hashes, valid, kf_clip = _worker_arrays(region, snapshot, layout)
     keys, n = block_keys(hashes, valid, kf_clip, layout, b, masks, radius, min_matches, threads=1)
-    return keys, n, _peak_rss_mb()
+    return keys, n, peak_rss_mb()
 
 
 def dask_block_keys(executor, region, snapshot: tuple[int, int], layout: Layout, masks: np.ndarray,
                     radius: int, min_matches: int, stats: dict | None = None) -> tuple[np.ndarray, int]:
     """Every block as a Dask task on ``executor`` (``engine.ingest.executors.DaskExecutor``): only the
     layout (scattered once), block numbers and clip-pair keys travel; each worker reads the
-    hashes from the region store. ``stats['worker_peak_rss_mb']`` gets each worker's peak."""
+    hashes from the region store. ``stats['workerpeak_rss_mb']`` gets each worker's peak."""
     client = executor.client
     shared = client.scatter(layout, broadcast=True)
     futures = [client.submit(_dask_task, region, snapshot, shared, b, masks, radius, min_matches,
@@ -190,14 +191,16 @@ def dask_block_keys(executor, region, snapshot: tuple[int, int], layout: Layout,
         keys.append(k)
         n_pairs += n
     if stats is not None:
-        for addr, rss in client.run(_peak_rss_mb).items():
+        for addr, rss in client.run(peak_rss_mb).items():
             peaks[addr] = rss
-        stats["worker_peak_rss_mb"] = sorted(peaks.values())
+        stats["workerpeak_rss_mb"] = sorted(peaks.values())
     return (np.concatenate(keys) if keys else np.zeros(0, np.int64)), n_pairs
 
 
-def _peak_rss_mb() -> float:
-    """This worker's peak RSS in MB (``VmHWM`` on Linux: its own address space only)."""
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: ``VmHWM`` on Linux, its own address space only
+    (``ru_maxrss`` also counts the parent's RSS at fork time, so a child of a process holding a
+    large fleet would report the parent's memory); elsewhere ``ru_maxrss``."""
     import resource
     from pathlib import Path
 
@@ -207,4 +210,5 @@ def _peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    scale = 2**20 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
