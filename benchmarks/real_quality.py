@@ -782,8 +782,8 @@ def table_lines(result: dict) -> list[str]:
               f"hard negatives: {h['pairs']} pairs, {h['whole']} claimed whole (target 0), "
               f"{h['partial']} claimed partial",
               f"offset error: max {fmt(s['offset_error_max_s'], '.2f')} s, "
-              f"mean {fmt(s['offset_error_mean_s'], '.3f')} s (target <= 0.5; re-timed copies whose "
-              "rate was found included)"]
+              f"mean {fmt(s['offset_error_mean_s'], '.3f')} s (target <= 0.5; re-timed copies",
+              "  count where their rate was found)"]
     m = s.get("mirror_opt_in")
     if m and m["pairs"]:
         lines.append(f"mirror with --mirror: {m['found']}/{m['pairs']} found, {m['false']} false mirrored claims")
