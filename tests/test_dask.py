@@ -123,3 +123,23 @@ def test_regions_toml_keeps_declared_schedulers(tmp_path):
     assert h2.region("r").schedulers == ("tcp://10.1.2.3:8786",)
     h2.save()
     assert Home.open(h.path).region("r").schedulers == ("tcp://10.1.2.3:8786",)
+
+
+def test_a_task_keeps_to_one_thread(monkeypatch):
+    """A worker runs one task per thread, so a task decodes on one thread and runs one Numba
+    thread (unless --threads names a count): N one-thread workers use N cores, no more."""
+    import numba
+
+    import engine.ingest.pipeline as pipeline
+    from engine.ingest import executors
+
+    seen = []
+    monkeypatch.setattr(pipeline, "item_results",
+                        lambda item, opts, *a: seen.append((opts.threads, numba.get_num_threads())) or [])
+    before = numba.get_num_threads()
+    try:
+        executors._task("item", IngestOptions(), "r", {})
+        executors._task("item", IngestOptions(threads=3), "r", {})
+    finally:
+        numba.set_num_threads(before)
+    assert seen == [(1, 1), (3, 1)]

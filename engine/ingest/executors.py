@@ -4,8 +4,9 @@ Dask (``clipdex[dask]``): ``--workers N`` starts a ``distributed.LocalCluster`` 
 processes with one thread each; ``--scheduler tcp://HOST:PORT`` joins a running cluster, which
 must be declared for the region in ``regions.toml`` (``schedulers = ["tcp://..."]``) so that a
 region's clips are never processed outside it. Each task is one source file: it decodes the file
-and computes its clips' features (Numba with one thread per worker thread, kernels loaded from
-the disk cache) and returns feature rows; only source paths, feature rows and counts travel.
+and computes its clips' features on one thread (one decoder thread and one Numba thread per
+worker thread: no oversubscription; kernels load from the disk cache) and returns feature rows;
+only source paths, feature rows and counts travel.
 This process stays the region's single writer and commits in source order, so the catalog is
 the same as with the local executor, and a worker killed mid-task only makes Dask run the task
 again elsewhere (nothing was committed by it). At most ``2 x workers + 2`` tasks are in flight:
@@ -25,12 +26,19 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def _task(item, opts, region_name: str, done_recordings) -> list:
-    """A Dask task: one source, decoded and computed on the worker (one Numba thread)."""
+    """A Dask task: one source, decoded and computed on one of the worker's threads. A worker
+    with N threads runs N tasks at once, so each task keeps to one thread: one Numba thread
+    and, unless ``--threads`` says otherwise, one decoder thread (N one-thread workers keep N
+    cores busy and no more)."""
+    import dataclasses
+
     import numba
 
     from engine.ingest.pipeline import item_results
 
     numba.set_num_threads(1)
+    if opts.threads == 0:
+        opts = dataclasses.replace(opts, threads=1)
     return item_results(item, opts, region_name, done_recordings)
 
 
