@@ -78,3 +78,37 @@ def test_animated_gif_is_a_video_source(tmp_path):
     with RegionStore.open(h.region("r")) as store:
         (rec,) = store.clip_records()
     assert abs(rec["duration_s"] - 2.0) < 0.2
+
+
+def test_ingest_says_what_bound_it(tmp_path):
+    """The writer thread's seconds (waiting for decoded clips, computing features, committing)
+    are in the report and its JSON, with the stage that limited the job in the table."""
+    (tmp_path / "data").mkdir()
+    for i in range(2):
+        write_video(tmp_path / "data" / f"v{i}.mp4", _frames(i, 3.0), 10)
+    h = _home(tmp_path)
+    report = ingest(h, "r", [str(tmp_path / "data")], IngestOptions())
+    assert report.ok and report.keyframes > 0
+    assert set(report.stages) == {"waiting", "features", "store"}
+    assert all(v >= 0 for v in report.stages.values()) and report.stages["features"] > 0
+    assert report.stages["store"] > 0
+    assert report.bound in {"decode", "features", "store"}
+    out = CliRunner().invoke(app, ["ingest", str(tmp_path / "data"), "--region", "r", "--home",
+                                   str(h.path), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["bound"] == "-"  # nothing new was read: nothing bound it
+
+
+def test_bound_names_the_stage_that_limited_the_job():
+    from engine.ingest.pipeline import IngestReport
+
+    r = IngestReport("r", "j", keyframes=10)
+    r.stages.update(waiting=6.0, features=3.0, store=1.0)
+    assert r.bound == "decode"
+    r.executor = "dask"
+    assert r.bound == "workers"
+    r.stages.update(waiting=1.0)
+    assert r.bound == "features"
+    r.stages.update(store=5.0)
+    assert r.bound == "store"
+    assert IngestReport("r", "j").bound == "-"

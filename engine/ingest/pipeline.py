@@ -55,10 +55,28 @@ class IngestReport:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (source or table, message)
     metadata_updated: int = 0  # committed clips whose metadata this job corrected
     drives_changed: int = 0  # clips whose derived drive changed
+    #: seconds of the writer thread: waiting for decoded clips (or a cluster's results),
+    #: computing features (local executor), committing to the store
+    stages: dict[str, float] = field(default_factory=lambda: {"waiting": 0.0, "features": 0.0,
+                                                              "store": 0.0})
+    executor: str = "local"
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def bound(self) -> str:
+        """What limited the job: ``decode`` (``workers`` on a cluster) when the writer thread
+        spent at least half its time waiting for results, else the larger of ``features`` and
+        ``store``; ``-`` when nothing was read."""
+        st = self.stages
+        busy = st["waiting"] + st["features"] + st["store"]
+        if busy <= 0 or not self.keyframes:
+            return "-"
+        if st["waiting"] >= busy / 2:
+            return "decode" if self.executor == "local" else "workers"
+        return "features" if st["features"] >= st["store"] else "store"
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +88,8 @@ class IngestReport:
             "keyframes": self.keyframes,
             "seconds": round(self.seconds, 3),
             "index_seconds": round(self.index_seconds, 3),
+            "stages": {k: round(v, 3) for k, v in self.stages.items()},
+            "bound": self.bound,
             "warned": len(self.warnings),
             "metadata_updated": self.metadata_updated,
             "drives_changed": self.drives_changed,
@@ -245,11 +265,13 @@ def ingest(
         known_recordings = _with_object_versions(store, store.finished_sources(), items)
         stop = threading.Event()
         if executor is not None:
+            report.executor = "dask"
             results = executor.results(items, opts, region.name, known_recordings)
             store.features  # noqa: B018  (open or create the arrays while workers decode)
         else:  # open (or create) the feature arrays while the first source decodes, not after
             results = _local_results(items, opts, region.name, stop, known_recordings,
-                                     numba_threads, while_decoding=lambda: store.features)
+                                     numba_threads, while_decoding=lambda: store.features,
+                                     stages=report.stages)
         try:
             job.consume(results)
         finally:
@@ -326,6 +348,7 @@ class _IngestJob:
         if not self.batch and not self.finished:
             return
         good = list(self.batch)
+        t = time.perf_counter()
         try:
             self.store.append_clips(good, self.report.job_id, finished=list(self.finished))
         except StoreError as err:  # disk full, read-only mount: stop, keep what committed
@@ -333,6 +356,8 @@ class _IngestJob:
             with contextlib.suppress(Exception):
                 self.store.finish_job(self.report.job_id, "failed", self.report.as_dict())
             raise
+        finally:
+            self.report.stages["store"] += time.perf_counter() - t
         self.report.ingested += [c.clip_id for c in good]
         n_kf = sum(len(c.keyframe_hashes) for c in good)
         self.report.keyframes += n_kf
@@ -345,7 +370,16 @@ class _IngestJob:
     def consume(self, results) -> None:
         """Take each (item, result) in source order: clips, skips, errors, ends of items."""
         current: _ItemState | None = None
-        for item, got in results:
+        stages = self.report.stages
+        results = iter(results)
+        while True:
+            t, features = time.perf_counter(), stages["features"]
+            try:
+                item, got = next(results)
+            except StopIteration:
+                break
+            finally:  # the time to get it, less features computed on the way (local executor)
+                stages["waiting"] += time.perf_counter() - t - (stages["features"] - features)
             fault_point("decode")
             if current is None or current.item is not item:
                 current = _ItemState(item)
@@ -488,14 +522,19 @@ def _numba_threads(n: int):
 
 def _local_results(items: Sequence, opts: IngestOptions, region_name: str, stop: threading.Event,
                    done_recordings: dict, numba_threads: int,
-                   while_decoding: Callable[[], None] | None = None):
+                   while_decoding: Callable[[], None] | None = None,
+                   stages: dict[str, float] | None = None):
     """(item, NewClip | _ClipError | ClipdexError | _Skip | _ITEM_END) in item order: threads of
-    this process decode, this thread computes each clip's features as it arrives."""
+    this process decode, this thread computes each clip's features as it arrives (its seconds
+    added to ``stages['features']``)."""
+    stages = stages if stages is not None else {"features": 0.0}
     for item, got in _samples(items, opts, stop, while_decoding=while_decoding,
                               done_recordings=done_recordings):
         if isinstance(got, ClipSample):
+            t = time.perf_counter()
             with _numba_threads(numba_threads):
                 got = _sample_to_clip(got, opts, region_name)
+            stages["features"] += time.perf_counter() - t
         yield item, got
 
 

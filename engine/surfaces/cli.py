@@ -345,9 +345,10 @@ def ingest(
         if json_out:
             _print_json(report.as_dict())
         else:
-            _table(f"ingest into {report.region}", ["ingested", "skipped", "failed", "keyframes", "seconds"],
+            _table(f"ingest into {report.region}",
+                   ["ingested", "skipped", "failed", "keyframes", "seconds", "bound by"],
                    [[len(report.ingested), len(report.skipped), len(report.failed), report.keyframes,
-                     f"{report.seconds:.1f}"]])
+                     f"{report.seconds:.1f}", report.bound]])
             if report.metadata_updated or report.drives_changed:
                 _console().print(f"metadata corrected on {report.metadata_updated} clips; drives "
                                  f"re-linked on {report.drives_changed} clips")
