@@ -100,30 +100,46 @@ def test_base_chunk_does_not_change_the_kernel_output(monkeypatch):
         np.testing.assert_array_equal(g, w)
 
 
-def _run(home, tmp_path, name, params, full=True):
-    """run_dedup on a copy of the region; its stored pairs and groups."""
+def _run(home, tmp_path, name, params, full=True, stats=None):
+    """run_dedup on a copy of the region; its stored pairs and groups (its candidate stats
+    into ``stats``)."""
     import shutil
 
     dst = tmp_path / name
     shutil.copytree(home, dst)
     with RegionStore.open(Home.open(dst).region("bench")) as store:
-        run_dedup(store, params, full=full)
+        res = run_dedup(store, params, full=full)
         pairs, groups = load_dedup(store)
+    if stats is not None:
+        stats.update(res.candidate_stats)
     return sorted(p.as_row() for p in pairs), groups
 
 
+#: a region this small would be searched exactly; these runs take the blocked LSH path
+LSH = {"exact_max_keyframes": 0}
+
+
 def test_run_dedup_is_the_same_with_tiny_blocks(region_home, tmp_path):
-    want = _run(region_home, tmp_path, "default", DedupParams(threads=2))
-    got = _run(region_home, tmp_path, "tiny", DedupParams(threads=2, block_keyframes=300))
+    stats: dict = {}
+    want = _run(region_home, tmp_path, "default", DedupParams(threads=2, **LSH))
+    got = _run(region_home, tmp_path, "tiny", DedupParams(threads=2, block_keyframes=300, **LSH),
+               stats=stats)
+    assert stats["method"] == "lsh" and stats["blocks"] > 10
     assert len(want[0]) > 50
     assert got == want
 
 
 def test_run_dedup_on_dask_workers_is_the_same(region_home, tmp_path):
     pytest.importorskip("distributed", reason="the Dask executor needs clipdex[dask]")
-    want = _run(region_home, tmp_path, "local", DedupParams(threads=2, block_keyframes=4000))
-    got = _run(region_home, tmp_path, "dask", DedupParams(block_keyframes=4000, workers=2))
+    want = _run(region_home, tmp_path, "local", DedupParams(threads=2, block_keyframes=4000, **LSH))
+    stats: dict = {}
+    got = _run(region_home, tmp_path, "dask", DedupParams(block_keyframes=4000, workers=2, **LSH),
+               stats=stats)
+    assert stats["method"] == "lsh" and stats["blocks"] > 1
+    assert len(want[0]) > 50
     assert got == want
+    peaks = stats["worker_peak_rss_mb"]  # each worker's peak memory, for the scale benchmark
+    assert len(peaks) == 2 and all(p > 10 for p in peaks)
 
 
 # ----------------------------------------------------------------------------- reframed screen

@@ -180,7 +180,7 @@ def dask_block_keys(executor, region, snapshot: tuple[int, int], layout: Layout,
                     radius: int, min_matches: int, stats: dict | None = None) -> tuple[np.ndarray, int]:
     """Every block as a Dask task on ``executor`` (``engine.ingest.executors.DaskExecutor``): only the
     layout (scattered once), block numbers and clip-pair keys travel; each worker reads the
-    hashes from the region store. ``stats['workerpeak_rss_mb']`` gets each worker's peak."""
+    hashes from the region store. ``stats['worker_peak_rss_mb']`` gets each worker's peak."""
     client = executor.client
     shared = client.scatter(layout, broadcast=True)
     futures = [client.submit(_dask_task, region, snapshot, shared, b, masks, radius, min_matches,
@@ -193,7 +193,7 @@ def dask_block_keys(executor, region, snapshot: tuple[int, int], layout: Layout,
     if stats is not None:
         for addr, rss in client.run(peak_rss_mb).items():
             peaks[addr] = rss
-        stats["workerpeak_rss_mb"] = sorted(peaks.values())
+        stats["worker_peak_rss_mb"] = sorted(peaks.values())
     return (np.concatenate(keys) if keys else np.zeros(0, np.int64)), n_pairs
 
 
