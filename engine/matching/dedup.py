@@ -405,10 +405,15 @@ def subkeyframe_shift(codes: np.ndarray, valid: np.ndarray, a_start: np.ndarray,
         dists.append(np.bitwise_count(codes[a_row] ^ codes[b_row[rows]]).sum(axis=1))
     count = np.bincount(pair[rows], minlength=n)
     dm, d0, dp = (np.bincount(pair[rows], weights=d, minlength=n) / np.maximum(count, 1) for d in dists)
+    return _v_apex(dm, d0, dp, count > 0)
+
+
+def _v_apex(dm: np.ndarray, d0: np.ndarray, dp: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Where the V through distances ``dm``, ``d0``, ``dp`` at positions -1, 0, +1 has its
+    apex, in [-0.5, 0.5]; 0 where ``ok`` is false or the V is flat."""
     denom = 2.0 * (np.maximum(dm, dp) - d0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where((count > 0) & (denom > 0), (dm - dp) / denom, 0.0)
-    return np.clip(frac, -0.5, 0.5)
+        return np.where(ok & (denom > 0), np.clip((dm - dp) / denom, -0.5, 0.5), 0.0)
 
 
 def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Alignment,
@@ -613,10 +618,7 @@ def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, ra
     i0, j0 = i_on[inner], jj[inner]
     dm, d0, dp = (d[i0 - 1, j0].astype(np.float64), d[i0, j0].astype(np.float64),
                   d[i0 + 1, j0].astype(np.float64))
-    both = va[i0 - 1] & va[i0 + 1]
-    denom = 2.0 * (np.maximum(dm, dp) - d0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x[inner] += np.where(both & (denom > 0), np.clip((dm - dp) / denom, -0.5, 0.5), 0.0)
+    x[inner] += _v_apex(dm, d0, dp, va[i0 - 1] & va[i0 + 1])
     hold_a, x_held = _held_middle(ha, va, i_on)
     x[hold_a] = x_held[hold_a]
     _, y = _held_middle(hb, vb, jj)  # B's keyframes too: a held picture counts at its middle
