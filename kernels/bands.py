@@ -15,16 +15,21 @@ bands with ``1 - (1 - q(d))^L``; unrelated codes collide in a band with probabil
 * are within ``radius`` bits (the exact distance is checked),
 
 each pair once (it is reported by the first band it collides in) with its distance. Per band,
-the query codes' band hashes are sorted (packed with their index, one ``np.sort``); query-query
-pairs come from runs of equal hashes, and every other valid code is looked up in a direct-address
-table over the top hash bits. The other codes are hashed and probed :data:`BASE_CHUNK` rows at a
-time, so scratch memory is ``O(queries)`` per band (about 80 bytes a query code) plus a fixed
-chunk, whatever ``N``, and nothing ``N x N`` is ever built: a caller bounds memory by querying in
-blocks (``engine.matching.blocks``). Bands are independent, so a caller may run disjoint band ranges in
-threads (``bands=``): the kernels hold no GIL.
+every code's band hash is computed into one reused array (8 bytes a code), the query codes'
+hashes are packed with their row and sorted (one ``np.sort``); query-query pairs come from runs
+of equal hashes, and every other valid code is looked up in a direct-address table over the top
+hash bits of the sorted queries. Codes themselves are read only for the members of a run or a
+probe hit (a sorted copy of the codes would cost a random read per query code). Scratch memory
+per call: 8 bytes a code, 8 bytes a query code (the packed hashes, sorted in place) and, with
+other codes, a slot table of up to 16 bytes a query code; ``partitions=P`` splits each band's
+hash space into ``P`` parts handled one after the other, dividing the packed hashes and the slot
+table by ``P``. Nothing ``N x N`` is ever built, and the work per band is one pass over the
+codes plus the sort of the queries, whatever the mix of queries and other codes. Bands are
+independent, so a caller may run disjoint band ranges in threads or processes (``bands=``): the
+kernels hold no GIL.
 
-Order of the output: by band, then by the scan order inside a band; deterministic for a given
-input and band range. Sort it if you need a canonical order.
+Order of the output: by band, then partition, then the scan order inside it; deterministic for a
+given input, band range and ``partitions``. Sort it if you need a canonical order.
 """
 
 import numba
@@ -81,35 +86,23 @@ def _mix(h):
 
 
 @numba.njit(**INT_JIT)
-def _band_hash(words, rows, mask):
-    out = np.empty(rows.shape[0], np.uint64)
+def _band_hash_into(words, mask, out):
+    """The band hash of every row of ``words`` under ``mask``, written to ``out``."""
     n_words = words.shape[1]
     if n_words == 4:  # 256-bit codes (PDQ): four independent products, one finaliser
         m0, m1, m2, m3 = mask[0], mask[1], mask[2], mask[3]
-        for k in range(rows.shape[0]):
-            r = rows[k]
+        for r in range(words.shape[0]):
             h = (((words[r, 0] & m0) * np.uint64(0x9E3779B97F4A7C15))
                  ^ ((words[r, 1] & m1) * np.uint64(0xC2B2AE3D27D4EB4F))
                  ^ ((words[r, 2] & m2) * np.uint64(0x165667B19E3779F9))
                  ^ ((words[r, 3] & m3) * np.uint64(0xD6E8FEB86659FD93)))
-            out[k] = _mix(h)
-        return out
-    for k in range(rows.shape[0]):
-        r = rows[k]
+            out[r] = _mix(h)
+        return
+    for r in range(words.shape[0]):
         h = np.uint64(0x9E3779B97F4A7C15)
         for w in range(n_words):
             h = _mix(h ^ (words[r, w] & mask[w]))
-        out[k] = h
-    return out
-
-
-@numba.njit(**INT_JIT)
-def _pack(hashes, idx_bits):
-    out = np.empty(hashes.shape[0], np.uint64)
-    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
-    for k in range(hashes.shape[0]):
-        out[k] = (hashes[k] & ~low) | np.uint64(k)
-    return out
+        out[r] = h
 
 
 @numba.njit(**INT_JIT)
@@ -146,27 +139,34 @@ def _grow(buf, n):
 
 
 @numba.njit(**INT_JIT)
-def _sorted_queries(words, q_rows, packed, idx_bits, group):
-    """The queries' rows, codes and groups in sorted band-hash order (runs on contiguous memory)."""
-    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
-    nq = packed.shape[0]
-    rows = np.empty(nq, np.int64)
-    for x in range(nq):
-        rows[x] = q_rows[np.int64(packed[x] & low)]
-    sw = np.empty((nq, words.shape[1]), np.uint64)
-    sg = np.empty(nq, np.int64)
-    for x in range(nq):
-        r = rows[x]
-        for w in range(words.shape[1]):
-            sw[x, w] = words[r, w]
-        sg[x] = group[r]
-    return rows, sw, sg
+def _part_of(h, n_parts):
+    # a function of bits 40..55 of a band hash: inside the key bits of any packing (idx_bits <= 40)
+    return np.int64((h >> np.uint64(40)) & np.uint64(0xFFFF)) % n_parts
 
 
 @numba.njit(**INT_JIT)
-def _query_runs(rows, sw, sg, packed, idx_bits, masks, t, radius):
-    """Query-query pairs of band ``t``: runs of equal band hashes."""
-    high = ~((np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1))
+def _pack_sel(hashes, sel, idx_bits, part, n_parts):
+    """The band hashes of the selected rows in partition ``part``, each packed with its row."""
+    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
+    n = 0
+    for r in range(hashes.shape[0]):
+        if sel[r] and (n_parts == 1 or _part_of(hashes[r], n_parts) == part):
+            n += 1
+    out = np.empty(n, np.uint64)
+    n = 0
+    for r in range(hashes.shape[0]):
+        if sel[r] and (n_parts == 1 or _part_of(hashes[r], n_parts) == part):
+            out[n] = (hashes[r] & ~low) | np.uint64(r)
+            n += 1
+    return out
+
+
+@numba.njit(**INT_JIT)
+def _query_runs(words, group, packed, idx_bits, masks, t, radius):
+    """Query-query pairs of band ``t``: runs of equal band hashes in the sorted ``packed``
+    (codes are read only for the members of a run)."""
+    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
+    high = ~low
     nq = packed.shape[0]
     out_i = np.empty(1024, np.int64)
     out_j = np.empty(1024, np.int64)
@@ -179,12 +179,13 @@ def _query_runs(rows, sw, sg, packed, idx_bits, masks, t, radius):
         while e < nq and (packed[e] & high) == key:
             e += 1
         for x in range(s, e):
+            a = np.int64(packed[x] & low)
             for y in range(x + 1, e):
-                d = _qualify(sw, x, sw, y, sg[x], sg[y], masks, t, radius)
+                b = np.int64(packed[y] & low)
+                d = _qualify(words, a, words, b, group[a], group[b], masks, t, radius)
                 if d >= 0:
                     if n == out_i.shape[0]:
                         out_i, out_j, out_d = _grow(out_i, n), _grow(out_j, n), _grow(out_d, n)
-                    a, b = rows[x], rows[y]
                     out_i[n], out_j[n], out_d[n] = min(a, b), max(a, b), d
                     n += 1
         s = e
@@ -204,46 +205,50 @@ def _slot_starts(packed, top_bits):
 
 
 @numba.njit(**INT_JIT)
-def _probe(words, rows, sw, sg, packed, idx_bits, starts, top_bits, p_rows, p_hash, group, masks,
-           t, radius):
-    """Pairs of band ``t`` between the sorted queries and the other codes ``p_rows``."""
-    high = ~((np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1))
+def _probe(words, group, packed, idx_bits, starts, top_bits, hashes, other, part, n_parts, masks, t,
+           radius):
+    """Pairs of band ``t`` between the sorted queries of partition ``part`` and the other codes
+    (rows flagged ``other`` whose band hash falls in the partition), in row order."""
+    low = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
+    high = ~low
     shift = np.uint64(64 - top_bits)
     out_i = np.empty(1024, np.int64)
     out_j = np.empty(1024, np.int64)
     out_d = np.empty(1024, np.int32)
     n = 0
-    for k in range(p_rows.shape[0]):
-        key = p_hash[k] & high
-        slot = np.int64(p_hash[k] >> shift)
-        b = p_rows[k]
+    for b in range(hashes.shape[0]):
+        if not other[b]:
+            continue
+        h = hashes[b]
+        if n_parts > 1 and _part_of(h, n_parts) != part:
+            continue
+        key = h & high
+        slot = np.int64(h >> shift)
         for x in range(starts[slot], starts[slot + 1]):
             if (packed[x] & high) != key:
                 continue
-            d = _qualify(sw, x, words, b, sg[x], group[b], masks, t, radius)
+            a = np.int64(packed[x] & low)
+            d = _qualify(words, a, words, b, group[a], group[b], masks, t, radius)
             if d >= 0:
                 if n == out_i.shape[0]:
                     out_i, out_j, out_d = _grow(out_i, n), _grow(out_j, n), _grow(out_d, n)
-                a = rows[x]
                 out_i[n], out_j[n], out_d[n] = min(a, b), max(a, b), d
                 n += 1
     return out_i[:n].copy(), out_j[:n].copy(), out_d[:n].copy()
 
 
-#: rows of the other (non-query) codes hashed and probed at a time: their scratch stays
-#: ``16 x BASE_CHUNK`` bytes whatever the region size
-BASE_CHUNK = 1 << 22
-
-
 def band_collisions(hashes: np.ndarray, valid: np.ndarray, is_query: np.ndarray,
                     group: np.ndarray, masks: np.ndarray, radius: int,
-                    bands: range | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    bands: range | None = None, partitions: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Near pairs found by banded LSH: ``(i int64[P], j int64[P], distance int32[P])``, i < j.
 
     ``hashes`` uint8[N, B]; ``valid``, ``is_query`` bool[N]; ``group`` int64[N]; ``masks``
     uint64[L, B/8] from :func:`band_masks`. ``bands`` (default: all) restricts the work to a range
     of band indices; every band still defers to earlier bands, so disjoint ranges that cover
-    ``range(L)`` together return each pair exactly once. See the module doc for the rules.
+    ``range(L)`` together return each pair exactly once. ``partitions`` splits each band's hash
+    space into that many parts handled one after the other: the same pairs, with the sort
+    scratch divided by ``partitions`` (the other codes are hashed once per part). See the module
+    doc for the rules.
     """
     check_codes("hashes", hashes)
     n = hashes.shape[0]
@@ -259,32 +264,34 @@ def band_collisions(hashes: np.ndarray, valid: np.ndarray, is_query: np.ndarray,
         raise ValueError(f"masks must have {hashes.shape[1] // 8} words per band (one per 64 bits "
                          f"of the codes); got {masks.shape[1]} — build them with band_masks")
     radius = check_int("radius", radius)
+    partitions = check_int("partitions", partitions, 1)
     bands = range(masks.shape[0]) if bands is None else bands
     if len(bands) and (bands.start < 0 or bands.stop > masks.shape[0] or bands.step != 1):
         raise ValueError(f"bands must be a contiguous range inside 0..{masks.shape[0]}; got {bands}")
     words = hashes.view(np.uint64)
-    q_rows = np.flatnonzero(valid & is_query).astype(np.int64)
+    sel = valid & is_query
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
-    if len(q_rows) == 0 or radius < 0 or len(bands) == 0:
+    if not sel.any() or radius < 0 or len(bands) == 0:
         return empty
-    idx_bits = max(1, int(len(q_rows) - 1).bit_length())
+    idx_bits = max(1, int(n - 1).bit_length())
     if idx_bits > 40:
-        raise ValueError(f"too many query codes ({len(q_rows)}); query in blocks of < 2**40")
-    top_bits = min(idx_bits + 1, 24)
-    # the other codes are hashed a chunk of rows at a time, in row order (the output order
-    # does not depend on the chunk size)
-    chunks = [(lo, min(n, lo + BASE_CHUNK)) for lo in range(0, n, BASE_CHUNK)]
+        raise ValueError(f"too many codes ({n}); search in blocks of < 2**40")
+    other = valid & ~is_query
+    if not other.any():
+        other = None
+    band_hash = np.empty(n, np.uint64)  # reused by every band
     parts = []
     for t in bands:
-        packed = _pack(_band_hash(words, q_rows, masks[t]), idx_bits)
-        packed.sort()
-        rows, sw, sg = _sorted_queries(words, q_rows, packed, idx_bits, group)
-        parts.append(_query_runs(rows, sw, sg, packed, idx_bits, masks, t, radius))
-        starts = _slot_starts(packed, top_bits)
-        for lo, hi in chunks:
-            p_rows = lo + np.flatnonzero(valid[lo:hi] & ~is_query[lo:hi]).astype(np.int64)
-            if len(p_rows):
-                p_hash = _band_hash(words, p_rows, masks[t])
-                parts.append(_probe(words, rows, sw, sg, packed, idx_bits, starts, top_bits,
-                                    p_rows, p_hash, group, masks, t, radius))
+        _band_hash_into(words, masks[t], band_hash)
+        for part in range(partitions):
+            packed = _pack_sel(band_hash, sel, idx_bits, part, partitions)
+            packed.sort()
+            parts.append(_query_runs(words, group, packed, idx_bits, masks, t, radius))
+            if other is not None:
+                top_bits = min(max(1, int(len(packed)).bit_length()) + 1, 24)
+                starts = _slot_starts(packed, top_bits)
+                parts.append(_probe(words, group, packed, idx_bits, starts, top_bits, band_hash, other,
+                                    part, partitions, masks, t, radius))
+                del starts
+            del packed
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))

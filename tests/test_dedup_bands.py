@@ -40,6 +40,26 @@ def test_band_collisions_match_reference(query_fraction):
         np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), got[k])
 
 
+@pytest.mark.parametrize("query_fraction", [1.0, 0.3])
+def test_band_collisions_partitions_find_the_same_pairs(query_fraction):
+    rng = np.random.default_rng(13)
+    codes = near_codes(rng)
+    n = len(codes)
+    valid = rng.random(n) > 0.1
+    is_query = rng.random(n) < query_fraction
+    group = (np.arange(n) // 6).astype(np.int64)
+    masks = kernels.band_masks(10, 12, seed=3)
+    want = ref.band_collisions(codes, valid, is_query, group, masks, 50)
+    assert len(want[0]) > 20
+    for parts in (2, 3, 7):
+        got = kernels.band_collisions(codes, valid, is_query, group, masks, 50, partitions=parts)
+        order = np.lexsort((got[1], got[0]))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g[order], w)
+    with pytest.raises(ValueError, match="partitions"):
+        kernels.band_collisions(codes, valid, is_query, group, masks, 50, partitions=0)
+
+
 def test_band_collisions_64_bit_codes_and_empty():
     rng = np.random.default_rng(12)
     codes = near_codes(rng, 100, 8)

@@ -1,12 +1,11 @@
-"""Blocked hash candidates: any block size gives the unblocked pairs, locally and on Dask."""
+"""Hash candidates in band ranges and hash partitions: any part size gives the unpartitioned
+pairs, locally and on Dask."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import kernels
-import kernels.bands
 from benchmarks.dedup_scale import make_fleet, write_region
 from engine.index import QUALITY_FLOOR
 from engine.matching import blocks
@@ -61,43 +60,46 @@ def test_any_block_size_gives_the_unblocked_candidates(region_home, incremental)
         params = DedupParams(threads=2)
         want, want_kf = _unblocked(table, hashes, valid, query, params)
         assert len(want) > 50  # the fleet has copies to find
-        for block in (1 << 22, 5000, 700, 1):  # one block .. a block per clip
+        n_query_kf = int(valid[np.isin(keyframe_clips(table, len(hashes)), query)].sum())
+        for block in (1 << 22, 5000, 700, 1):  # one part .. a part per keyframe's worth of hashes
             info = {}
             got = candidate_pairs(store, table, hashes, valid, query, DedupParams(threads=2, block_keyframes=block),
                                   method="lsh", stats=info)
             np.testing.assert_array_equal(got, want)
             assert info["keyframe_pairs"] == want_kf
-            assert info["blocks"] >= (2 if block <= 700 else 1)
+            assert info["blocks"] == min(blocks.MAX_PARTITIONS, max(1, -(-n_query_kf // block)))
 
 
-def test_plan_blocks_cuts_whole_clips_within_the_budget():
+def test_plan_blocks_sizes_the_partitions_to_the_budget():
     rows = np.arange(6, dtype=np.int64)
     count = np.array([3, 4, 2, 5, 1, 3], np.int64)
     start = np.concatenate([[0], np.cumsum(count)[:-1]])
     valid = np.ones(int(count.sum()), bool)
+    valid[start[3]] = False  # one keyframe of clip 3 is no quality keyframe
     layout = blocks.plan_blocks(rows, start, count, np.array([1, 2, 3, 4, 5]), valid, 6)
-    # clip 0 is no query; 4+2 fit a block, 5+1 the next, 3 the last
-    np.testing.assert_array_equal(layout.block, [-1, 0, 0, 1, 1, 2])
-    big = blocks.plan_blocks(rows, start, count, rows, valid, 2)  # a clip larger than a block
-    np.testing.assert_array_equal(big.block, np.arange(6))
+    # clip 0 is no query; 4 + 2 + 4 + 1 + 3 = 14 valid query keyframes: 3 parts of <= 6
+    np.testing.assert_array_equal(layout.query, [False, True, True, True, True, True])
+    assert layout.partitions == 3
+    np.testing.assert_array_equal(np.flatnonzero(~layout.query_flags()), np.arange(3))
+    assert blocks.plan_blocks(rows, start, count, rows, valid, 100).partitions == 1
+    assert blocks.plan_blocks(rows, start, count, rows[:0], valid, 1).partitions == 1
     with pytest.raises(ValueError, match="block_keyframes"):
         blocks.plan_blocks(rows, start, count, rows, valid, 0)
 
 
-def test_base_chunk_does_not_change_the_kernel_output(monkeypatch):
-    rng = np.random.default_rng(4)
-    codes = rng.integers(0, 256, (300, 32), dtype=np.uint8)
-    codes[150:] = codes[:150] ^ np.packbits(rng.random((150, 256)) < 0.05, axis=1)
-    valid = rng.random(300) > 0.1
-    is_query = rng.random(300) < 0.3
-    group = np.arange(300, dtype=np.int64) // 4
-    masks = kernels.band_masks(12, 10, seed=2)
-    want = kernels.band_collisions(codes, valid, is_query, group, masks, 50)
-    monkeypatch.setattr(kernels.bands, "BASE_CHUNK", 7)
-    got = kernels.band_collisions(codes, valid, is_query, group, masks, 50)
-    assert len(want[0]) > 10
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_array_equal(g, w)
+def test_band_ranges_cover_every_band_once():
+    for n_bands, n_parts in ((48, 1), (48, 5), (48, 48), (3, 8)):
+        ranges = blocks.band_ranges(n_bands, n_parts)
+        assert len(ranges) == min(n_parts, n_bands)
+        assert [b for r in ranges for b in r] == list(range(n_bands))
+
+
+def test_merge_counts_sums_over_band_ranges():
+    a = (np.array([5, 9, 12]), np.array([1, 1, 3]))
+    b = (np.array([9, 20]), np.array([1, 1]))
+    np.testing.assert_array_equal(blocks.merge_counts([a, b], 2), [9, 12])
+    np.testing.assert_array_equal(blocks.merge_counts([a, b], 1), [5, 9, 12, 20])
+    assert len(blocks.merge_counts([], 2)) == 0
 
 
 def _run(home, tmp_path, name, params, full=True, stats=None):
@@ -135,7 +137,7 @@ def test_run_dedup_on_dask_workers_is_the_same(region_home, tmp_path):
     stats: dict = {}
     got = _run(region_home, tmp_path, "dask", DedupParams(block_keyframes=4000, workers=2, **LSH),
                stats=stats)
-    assert stats["method"] == "lsh" and stats["blocks"] > 1
+    assert stats["method"] == "lsh" and stats["blocks"] > 1 and stats["tasks"] > 1
     assert len(want[0]) > 50
     assert got == want
     peaks = stats["worker_peak_rss_mb"]  # each worker's peak memory, for the scale benchmark

@@ -8,13 +8,14 @@
      search of the query keyframes in the region's FAISS binary flat index, in blocks;
    * ``lsh`` (above): the banded bit-sampling LSH kernel :func:`kernels.band_collisions`, with
      ``lsh_bands`` = 48 bands of ``b = ceil(log2(quality keyframes))`` random bits (16..28: 21 at
-     2M keyframes), so that random band collisions stay about linear in the region size. The query
-     clips run in blocks of ``block_keyframes`` (:mod:`engine.matching.blocks`: memory bounded by the
-     block, the same candidates at any block size), bands in threads, blocks here or as Dask
-     tasks (``workers``, ``scheduler``). A keyframe pair at distance ``d`` is found with
-     probability ``kernels.band_recall(d, 48, b)``: at b = 21, 0.995 at 25 bits, 0.96 at 30, 0.86
-     at 35, 0.69 at 40. A clip pair needs only ``min_candidate_matches`` = 2 of its ~20 matching
-     keyframe pairs, so clip-level recall stays >= 0.99 (measured: ``benchmarks/dedup_scale.py``).
+     2M keyframes), so that random band collisions stay about linear in the region size. Each
+     band's hash space is split into parts of about ``block_keyframes`` query keyframes
+     (:mod:`engine.matching.blocks`: memory bounded by the part, the same candidates at any
+     size); band ranges run in threads here or as Dask tasks (``workers``, ``scheduler``). A
+     keyframe pair at distance ``d`` is found with probability ``kernels.band_recall(d, 48, b)``:
+     at b = 21, 0.995 at 25 bits, 0.96 at 30, 0.86 at 35, 0.69 at 40. A clip pair needs only
+     ``min_candidate_matches`` = 2 of its ~20 matching keyframe pairs, so clip-level recall
+     stays >= 0.99 (measured: ``benchmarks/dedup_scale.py``).
 
    Clip pairs with at least ``min_candidate_matches`` distinct matching keyframe pairs become
    candidates. Nothing N x N is ever built.
@@ -136,11 +137,11 @@ class DedupParams:
     lsh_band_bits: int = 0  # bits per band; 0: ceil(log2(quality keyframes)), clamped to 16..28
     lsh_seed: int = 0  # seed of the band masks
     threads: int = 0  # threads over LSH bands; 0: all cores
-    # LSH candidates run in blocks of about this many query keyframes (engine.matching.blocks): kernel
-    # scratch ~80 bytes a block keyframe per thread, whatever the region size; any block size
-    # gives the same candidates
-    block_keyframes: int = 1 << 24
-    # ... and the blocks run as tasks of a Dask cluster: ``workers`` local worker processes, or
+    # each LSH band's hash space is split into parts of about this many query keyframes
+    # (engine.matching.blocks): kernel scratch per band thread is 8 bytes a keyframe plus ~8 (24
+    # with old clips to probe) a keyframe of a part; any part size gives the same candidates
+    block_keyframes: int = 1 << 26
+    # ... and the band ranges run as tasks of a Dask cluster: ``workers`` local worker processes, or
     # the declared ``scheduler`` (engine.ingest.executors.DaskExecutor); 0 and "": in this process
     workers: int = 0
     scheduler: str = ""

@@ -401,8 +401,8 @@ def dedup(
         "--scheduler", help="Search hash candidates on this Dask scheduler (tcp://HOST:PORT), "
         "which regions.toml must declare for the region (schedulers = [...]).")] = None,
     block_keyframes: Annotated[int, typer.Option(
-        "--block-keyframes", help="Query keyframes per candidate-search block: memory per "
-        "process grows with it, the result does not change.")] = 1 << 24,
+        "--block-keyframes", help="Query keyframes per part of each candidate-search band: "
+        "memory per process grows with it, the result does not change.")] = 1 << 26,
     json_out: JsonOpt = False,
 ) -> None:
     """Find duplicate groups and partial overlaps (temporal alignment of keyframe hashes)."""
