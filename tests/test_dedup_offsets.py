@@ -81,3 +81,47 @@ def test_a_retimed_copy_between_keyframes_and_a_held_source(home):
     h = pairs[frozenset((rows["held"], rows["held-slow"]))]
     assert h.rate == pytest.approx(0.5, rel=0.02)
     assert h.offset_s == pytest.approx(4.0, abs=0.25)
+
+
+def drift(rng: np.random.Generator, n: int, step_bits: int) -> np.ndarray:
+    """Keyframe hashes of footage that changes ``step_bits`` bits a keyframe."""
+    out = np.empty((n, 32), np.uint8)
+    out[0] = rng.integers(0, 256, 32, dtype=np.uint8)
+    for k in range(1, n):
+        bits = np.unpackbits(out[k - 1])
+        bits[rng.choice(256, step_bits, replace=False)] ^= 1
+        out[k] = np.packbits(bits)
+    return out
+
+
+def test_a_retimed_copy_of_a_slow_scene_gets_its_rate_though_rate_one_matches_densely(home):
+    """30 fps written at 25 fps: every copy keyframe matches the source within the match
+    radius at rate 1 too (a dense whole duplicate), yet the re-timed line is far closer."""
+    rng = np.random.default_rng(11)
+    src = drift(rng, 24, 16)
+    copy = noisy(rng, between(src, 1.4 + 25 / 30 * np.arange(24)), bits=4)
+    # held footage (each picture on two keyframes): within a hold every shift matches alike, so
+    # a dense duplicate at rate 1 stays at rate 1 even where a slanted line runs a little closer
+    # (a decoder that drops frames of a 1-fps source lengthens some holds, which looks stretched)
+    held = np.repeat(drift(rng, 12, 16), 2, axis=0)
+    stretched = noisy(rng, held[np.rint(0.4 + 25 / 30 * np.arange(24)).astype(int)], bits=2)
+    pairs, rows = relate(home, [clip(rng, "src", src), clip(rng, "copy", copy), clip(rng, "held", held),
+                                clip(rng, "stretched", stretched)])
+    p = pairs[frozenset((rows["src"], rows["copy"]))]
+    assert p.rate == pytest.approx(25 / 30, rel=0.02)
+    assert p.offset_s == pytest.approx(1.4 / 2.0, abs=0.15)
+    q = pairs[frozenset((rows["held"], rows["stretched"]))]
+    assert q.rate == 1.0 and q.relation == "duplicate"
+
+
+def test_a_retimed_copy_of_fast_footage_is_found(home):
+    """Fast footage: copy keyframes fall between source keyframes ~60 bits apart, so the
+    re-timed line runs 30-40 bits from the source on average; it is still the closest line."""
+    rng = np.random.default_rng(12)
+    src = walk(rng, 44)
+    copy = noisy(rng, between(src, 10.3 + 25 / 30 * np.arange(24)), bits=18)
+    pairs, rows = relate(home, [clip(rng, "src", src), clip(rng, "copy", copy)])
+    p = pairs[frozenset((rows["src"], rows["copy"]))]
+    assert 30 < p.mean_dist <= 40
+    assert p.rate == pytest.approx(25 / 30, rel=0.02)
+    assert p.offset_s == pytest.approx(10.3 / 2.0, abs=0.25)

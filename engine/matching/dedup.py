@@ -205,7 +205,9 @@ class DedupParams:
     retime_min_change: float = 0.05
     retime_margin: float = 1.3  # the rate-1 line's mean distance / the re-timed line's, at least
     retime_min_fraction: float = 0.6  # of the keyframes mapped inside A, matched
-    retime_max_mean_bits: float = 30.0  # mean distance along the re-timed line, at most
+    # mean distance along the re-timed line, at most: its keyframes match on average (the copy's
+    # keyframes fall between the source's, up to half a keyframe from the nearest one)
+    retime_max_mean_bits: float = 40.0
     # a rate is measured over at least this many keyframes, and its line must part from rate 1
     # by at least retime_min_drift keyframes across them (a short trim fits 1.05 as well as 1)
     retime_min_keyframes: int = 12
@@ -509,8 +511,9 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
                   verified: dict[tuple[int, int], Pair], params: DedupParams) -> list[Pair]:
     """Re-timed copies among hash candidates: pairs whose matching keyframes line up at a rate
     other than 1 (see ``retime_*`` in :class:`DedupParams`), as :class:`Pair` with ``rate``.
-    Candidates already verified as dense whole duplicates at rate 1 are skipped; a pair found
-    here replaces its rate-1 verification."""
+    Candidates already verified as dense whole duplicates at rate 1 of footage that holds
+    pictures (:func:`holds_pictures`) are skipped; a pair found here replaces its rate-1
+    verification."""
     if len(candidates) == 0 or params.retime_margin <= 0:
         return []
     rates = retime_rates(params)
@@ -519,11 +522,15 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     pos_a = np.searchsorted(table.rows, candidates[:, 0])
     pos_b = np.searchsorted(table.rows, candidates[:, 1])
     never = never_same_footage(table, pos_a, pos_b, params)
+    held = holds_pictures(table, hashes, valid)
     out = []
     for (a, b), i, j, skip in zip(candidates.tolist(), pos_a.tolist(), pos_b.tolist(), never.tolist(),
                                   strict=True):
         done = verified.get((a, b))
-        if skip or (done is not None and done.relation == "duplicate"
+        # a dense duplicate at rate 1 of footage that holds pictures stays at rate 1: within a
+        # hold every shift matches alike, so a slanted line through the holds fits as well as
+        # the true one (a decoder that drops a frame of a 1-fps source lengthens one hold)
+        if skip or (done is not None and done.relation == "duplicate" and (held[i] or held[j])
                     and done.matches >= 0.9 * max(done.overlap, 1)):
             continue
         sa, na, sb, nb = (int(table.kf_start[i]), int(table.kf_count[i]),
@@ -542,6 +549,22 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
                         (float(first_a / hz), float(last_a / hz)), (float(first_b / hz), float(last_b / hz)),
                         int(votes), int(expected), float(dist), float(round(rate, 3))))
     return out
+
+
+def holds_pictures(table: ClipTable, hashes: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``bool[clips]`` by table position: does the clip show one picture on two consecutive
+    valid keyframes (identical hashes: a source of fewer frames a second than keyframes, or one
+    that repeats frames)?"""
+    kf_clip = keyframe_clips(table, len(hashes))
+    if len(hashes) < 2:
+        return np.zeros(len(table), bool)
+    same = np.zeros(len(hashes) - 1, bool)
+    for lo in range(0, len(same), 1 << 20):  # bounded temporaries at any region size
+        hi = min(lo + (1 << 20), len(same))
+        same[lo:hi] = (hashes[lo + 1:hi + 1] == hashes[lo:hi]).all(axis=1)
+    same &= (kf_clip[1:] == kf_clip[:-1]) & (kf_clip[1:] >= 0) & valid[1:] & valid[:-1]
+    held_rows = np.unique(kf_clip[1:][same])
+    return np.isin(table.rows, held_rows)
 
 
 def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, rates: np.ndarray,
