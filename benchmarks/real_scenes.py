@@ -4,7 +4,7 @@
 footage (the dev set layout: ``conditions.csv`` with ``file,conditions`` rows, ``;``-separated
 labels, video files and ``frames/<condition>/`` single images), computes the frame triggers of
 :mod:`engine.ingest.triggers` exactly as ingest does (keyframes at 2 Hz in 5-s clips, the hashed view,
-64x36 thumbnails) and scores them against the labels.
+192x108 trigger views) and scores them against the labels.
 
 A recording fires a whole-clip condition (night, dusk, fog, snow) when at least half of its 5-s
 clips fire it, and a moment (glare) when any clip does; a single frame is one clip. Conditions
@@ -43,13 +43,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.ingest.features import hash_view, thumbnails
+from engine.ingest.features import hash_view
 from engine.ingest.triggers import (
     DEFAULT_THRESHOLDS,
     TRIGGERS_VERSION,
     frame_triggers,
     keyframe_conditions,
     picture_measures,
+    trigger_view,
 )
 from engine.sources.sampling import working_factor
 from engine.sources.video import iter_video_clips
@@ -97,7 +98,7 @@ class Unit:
 
 def unit(file: str, piece: int, labels: frozenset[str], is_frame: bool, views: np.ndarray,
          times: np.ndarray, telemetry=None) -> Unit:
-    """A :class:`Unit` from its 64x36 views as ingest judges them."""
+    """A :class:`Unit` from its trigger views as ingest judges them."""
     fired = frame_triggers(views, times, telemetry=telemetry)
     shown = keyframe_conditions(picture_measures(views), times, DEFAULT_THRESHOLDS)
     return Unit(file, piece, labels, is_frame, frozenset(n for n, *_ in fired),
@@ -116,12 +117,12 @@ def load_labels(folder: Path) -> dict[str, frozenset[str]]:
 
 def frame_views(path: Path) -> np.ndarray:
     """A single image as ingest sees a keyframe: area-averaged to the working size, the hashed
-    view, 64x36 thumbnail. uint8[1, 36, 64, 3]."""
+    view, the trigger view. uint8[1, 108, 192, 3]."""
     with Image.open(path) as im:
         rgb = im.convert("RGB")
     f = working_factor(*rgb.size)
     rgb = rgb.resize((rgb.size[0] // f, rgb.size[1] // f), Image.Resampling.BOX)
-    return thumbnails(hash_view(np.asarray(rgb)[None]))
+    return trigger_view(hash_view(np.asarray(rgb)[None]))
 
 
 def iter_units(folder: Path, labels: dict[str, frozenset[str]], max_pieces: int | None = None) -> Iterator[Unit]:
@@ -136,7 +137,7 @@ def iter_units(folder: Path, labels: dict[str, frozenset[str]], max_pieces: int 
         for i, sample in enumerate(clips):
             if max_pieces is not None and i >= max_pieces:
                 break
-            views = thumbnails(hash_view(sample.keyframes))
+            views = trigger_view(hash_view(sample.keyframes))
             yield unit(name, i, labs, False, views, sample.keyframe_times, sample.telemetry)
 
 

@@ -9,11 +9,13 @@ from engine.errors import InputError
 from engine.ingest.triggers import (
     CLIP_CONDITIONS,
     DEFAULT_THRESHOLDS,
+    TRIGGER_VIEW,
     frame_triggers,
     keyframe_conditions,
     parse_thresholds,
     picture_measures,
     telemetry_triggers,
+    trigger_view,
 )
 from engine.types import Telemetry
 
@@ -400,3 +402,88 @@ def test_keyframe_conditions_decide_the_frame_triggers():
             assert np.array_equal(covered, shown[name]), name
         assert not (shown["low_light"] & shown["black_frames"]).any()
     assert {"low_light", "low_visibility", "black_frames", "glare"} <= fired_any
+
+
+# ----------------------------------------------------------------------------- trigger views
+def street_views(k=10, seed=0) -> np.ndarray:
+    """Trigger views (192x108) of a sharp street: a sky, sharp-edged facades, poles and signs,
+    a road with a lane line and a little sensor noise."""
+    rng = np.random.default_rng(seed)
+    h, w = TRIGGER_VIEW
+    out = np.empty((k, h, w, 3), np.float32)
+    for i in range(k):
+        f = np.zeros((h, w, 3), np.float32)
+        f[: h // 3] = (150, 170, 200)
+        f[h // 3: h // 2] = (110, 115, 100)
+        for _ in range(25):
+            y0, x0 = rng.integers(h // 6, h // 2), rng.integers(0, w - 4)
+            f[y0:y0 + rng.integers(4, 30), x0:x0 + rng.integers(2, 20)] = rng.uniform(30, 230, 3)
+        f[h // 2:] = (90, 90, 92)
+        f[h // 2:, w // 2 - 1: w // 2 + 1] = 230
+        out[i] = f + rng.normal(0, 3, (h, w, 1))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def gaussian_blur(views: np.ndarray, sigma: float) -> np.ndarray:
+    """Views blurred by a Gaussian of ``sigma`` pixels (separable, edges repeated)."""
+    r = int(np.ceil(3 * sigma))
+    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma ** 2))
+    g /= g.sum()
+    f = views.astype(np.float32)
+    pad = np.pad(f, ((0, 0), (r, r), (0, 0), (0, 0)), mode="edge")
+    f = sum(g[j] * pad[:, j:j + f.shape[1]] for j in range(len(g)))
+    pad = np.pad(f, ((0, 0), (0, 0), (r, r), (0, 0)), mode="edge")
+    f = sum(g[j] * pad[:, :, j:j + f.shape[2]] for j in range(len(g)))
+    return np.clip(np.round(f), 0, 255).astype(np.uint8)
+
+
+def test_sharpness_falls_with_blur_whatever_the_scene():
+    """The threshold's origin: a sharp street measures ~0.9; blurred by a Gaussian of 1.5 view
+    pixels it falls under low_visibility_sharpness, at 1.1 pixels (the quality fleet's
+    strongest blurred copies) it stays over it; dimming the picture changes nothing."""
+    limit = DEFAULT_THRESHOLDS["low_visibility_sharpness"]
+    for seed in range(3):
+        sharp = street_views(seed=seed)
+        assert np.median(picture_measures(sharp).sharpness) > 0.6
+        assert (picture_measures(gaussian_blur(sharp, 1.5)).sharpness <= limit).all()
+        assert (picture_measures(gaussian_blur(sharp, 1.1)).sharpness > limit).all()
+        dim = (sharp.astype(np.float32) * 0.5).astype(np.uint8)
+        assert np.allclose(picture_measures(dim).sharpness, picture_measures(sharp).sharpness, rtol=0.1)
+
+
+def test_a_misted_lens_is_low_visibility():
+    """A picture without fine detail (water or mist on the lens) is low visibility; the same
+    street sharp, or softened less than the threshold's blur, is not. At night it stays night."""
+    assert "low_visibility" not in names(frame_triggers(street_views(), TIMES))
+    assert "low_visibility" not in names(frame_triggers(gaussian_blur(street_views(), 1.0), TIMES))
+    misted = gaussian_blur(street_views(), 2.0)
+    got = names(frame_triggers(misted, TIMES))
+    assert "low_visibility" in got and "snow" not in got
+    night = (misted.astype(np.float32) * 0.1).astype(np.uint8)
+    got = names(frame_triggers(night, TIMES))
+    assert "low_light" in got and "low_visibility" not in got
+
+
+def coarse_of(views: np.ndarray) -> np.ndarray:
+    k, h, w, _ = views.shape
+    return np.round(views.reshape(k, h // 3, 3, w // 3, 3, 3).astype(np.float32).mean(axis=(2, 4))).astype(np.uint8)
+
+
+def test_coarse_conditions_read_the_block_means_of_the_trigger_view():
+    """Every condition but the sharpness is judged on the 64x36 block means of the trigger view:
+    the view and its rounded block means fire the same triggers (the sharpness needs the view)."""
+    big = np.repeat(np.repeat(frames(), 3, axis=1), 3, axis=2)  # 36x64 scenes shown at 192x108
+    for clip in (street_views(), big, np.repeat(np.repeat(tunnel_frames(), 3, axis=1), 3, axis=2)):
+        got = sorted(set(names(frame_triggers(clip, TIMES))) - {"low_visibility"})
+        assert got == sorted(set(names(frame_triggers(coarse_of(clip), TIMES))) - {"low_visibility"})
+    assert np.isnan(picture_measures(frames()).sharpness).all()
+    assert "low_visibility" not in names(frame_triggers(frames(luma=120.0, contrast=1.0), TIMES))
+
+
+def test_trigger_view_size_and_bad_views():
+    kf = np.random.default_rng(0).integers(0, 255, (3, 360, 640, 3)).astype(np.uint8)
+    assert trigger_view(kf).shape == (3, *TRIGGER_VIEW, 3)
+    with pytest.raises(TypeError, match="trigger_view"):
+        picture_measures(np.zeros((2, 50, 80, 3), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        picture_measures(np.zeros((2, *TRIGGER_VIEW, 3), np.float32))

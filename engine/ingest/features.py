@@ -14,7 +14,12 @@ from PIL import Image
 
 import kernels
 from engine.errors import InputError
-from engine.ingest.triggers import TRIGGERS_VERSION, frame_triggers, telemetry_triggers
+from engine.ingest.triggers import (
+    TRIGGERS_VERSION,
+    frame_triggers,
+    telemetry_triggers,
+    trigger_view,
+)
 from engine.store.region import (
     N_CROP_VIEWS,
     PREVIEW_BYTES,
@@ -404,7 +409,7 @@ def compute_features(samples: Sequence[ClipSample], thresholds: dict | None = No
         thumbs.append(thumbnails(np.ascontiguousarray(s.keyframes[mid:mid + 1]))[0])
         # frame triggers judge the hashed view: the picture without letterbox or pillarbox bars,
         # burned-in overlay bars and the safe margins where timestamps and logos live
-        views.append(thumbnails(kf))
+        views.append(trigger_view(kf))
         previews.append(preview_strip(s.keyframes, s.keyframe_times))
     counts = np.array([len(d) for d in descs], dtype=np.int64)
     kf_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)

@@ -3,9 +3,11 @@ their time spans, usable as query filters and selection quotas.
 
 All thresholds live in :data:`DEFAULT_THRESHOLDS` (documented in docs/guide.md) and can be
 overridden per ingest. Every trigger works on whole arrays of one clip (no per-sample Python).
-The picture conditions use robust statistics of the keyframe thumbnails (luma percentiles of
-the sky band and the halves, colour saturation, the dark channel, vertical-edge density); their
-thresholds are physical quantities checked on real dashcam footage with
+The picture conditions use robust statistics of each keyframe's trigger view (the hashed view
+box-filtered to :data:`TRIGGER_VIEW`, 192x108): luma percentiles of the sky band and the halves,
+colour saturation, the dark channel and vertical-edge density on its 64x36 block means, and the
+fine detail the full view keeps over those blocks (sharpness). Their thresholds are physical
+quantities or come from synthetic tests, checked on real dashcam footage with
 ``python -m benchmarks.real_scenes --clips DIR``.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from engine.errors import InputError
 from engine.types import Telemetry
@@ -21,7 +24,14 @@ from engine.types import Telemetry
 #: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
 #: Stores keep a clip's triggers until it is ingested again (they need the frames): ``clipdex
 #: rare`` says how many clips carry triggers of an older version.
-TRIGGERS_VERSION = 6
+TRIGGERS_VERSION = 7
+
+#: (rows, columns) of the view the picture conditions judge: the hashed view box-filtered to
+#: 192x108. The coarse statistics read its 3x3 block means (64x36); the sharpness compares the
+#: two scales
+TRIGGER_VIEW = (108, 192)
+#: side of the blocks averaged into the coarse view
+COARSE_BLOCK = 3
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_accel": -4.0,  # m/s^2: deceleration at least this strong ...
@@ -61,6 +71,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "low_visibility_haze": 170.0,  # ... and a bright veil: mean min(R,G,B) of the upper half at
     # least this (fog's airlight: 175-210 in dense fog; light haze and a dim, flat grey picture
     # stay below) -- or the snow test below (falling snow)
+    # -- or a picture without fine detail (a lens misted or covered with water, dense fog): the
+    # sharpness (PictureMeasures.sharpness) at most this. Any picture blurred by a Gaussian of
+    # 1.5 view pixels (0.8 % of its width) measures <= 0.186 (dev-set frames, synthetic blur);
+    # sharp daylight 0.3-1.1, the fleet's blurred copies (up to 1.1 view pixels) 0.195 and up
+    "low_visibility_sharpness": 0.18,
     "low_visibility_fraction": 0.5,  # of keyframes (fog, a misted or covered lens)
     "snow_ground_ratio": 0.8,  # snow: low visibility over a lower half at least this bright relative to the
     # upper half (snow on the ground reflects like the sky; fog and rain leave the road dark) ...
@@ -215,12 +230,61 @@ class PictureMeasures:
     wall_median: np.ndarray  # median luma of the left and right fifths, rows 1/6 to 2/3
     top_green: np.ndarray  # mean (G - max(R, B)) of the top sixth: foliage
     wall_green: np.ndarray  # the same over the side fifths
+    sharpness: np.ndarray  # fine detail: mean squared luma step between neighbouring pixels of
+    # the 192x108 view over that of its 64x36 blocks (NaN for a 64x36 view: no finer detail)
 
 
-def picture_measures(thumbs: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["glare_luma"]) -> PictureMeasures:
-    """:class:`PictureMeasures` of keyframe thumbnails ``uint8[k,h,w,3]``."""
-    rgb = thumbs.astype(np.float32)
-    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def trigger_view(keyframes: np.ndarray) -> np.ndarray:
+    """The view the picture conditions judge: keyframes ``uint8[k,H,W,3]`` (the hashed view)
+    box-filtered to :data:`TRIGGER_VIEW`, ``uint8[k,108,192,3]``."""
+    rows, cols = TRIGGER_VIEW
+    out = np.empty((len(keyframes), rows, cols, 3), np.uint8)
+    for i, f in enumerate(keyframes):
+        out[i] = np.asarray(Image.fromarray(f).resize((cols, rows), Image.Resampling.BOX))
+    return out
+
+
+def _coarse(views: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float32 RGB of the 64x36 view, float32 luma of the full view or None) of trigger views
+    ``uint8[k,108,192,3]`` or of coarse views ``uint8[k,36,64,3]``. A wrong dtype, layout or size
+    is a TypeError naming the fix."""
+    if not isinstance(views, np.ndarray) or views.dtype != np.uint8 or views.ndim != 4 or views.shape[3] != 3:
+        got = f"{views.dtype}{list(views.shape)}" if isinstance(views, np.ndarray) else type(views).__name__
+        raise TypeError(f"picture views must be uint8[k,h,w,3] RGB, got {got}: make them with trigger_view()")
+    k, rows, cols, _ = views.shape
+    if (rows, cols) == TRIGGER_VIEW:
+        b = COARSE_BLOCK
+        rgb = views.reshape(k, rows // b, b, cols // b, b, 3).mean(axis=(2, 4), dtype=np.float32)
+        return rgb, views.astype(np.float32) @ _LUMA
+    if (rows * COARSE_BLOCK, cols * COARSE_BLOCK) == TRIGGER_VIEW:
+        return views.astype(np.float32), None
+    raise TypeError(f"picture views are {rows}x{cols} pixels; the triggers judge {TRIGGER_VIEW[1]}x"
+                    f"{TRIGGER_VIEW[0]} views: make them with trigger_view()")
+
+
+def _step_energy(luma: np.ndarray) -> np.ndarray:
+    """Mean squared luma step to the right and to the lower neighbour, per keyframe."""
+    return ((np.diff(luma, axis=2) ** 2).mean(axis=(1, 2), dtype=np.float64)
+            + (np.diff(luma, axis=1) ** 2).mean(axis=(1, 2), dtype=np.float64))
+
+
+def sharpness(fine_luma: np.ndarray, coarse_luma: np.ndarray) -> np.ndarray:
+    """Fine detail per keyframe: the step energy (:func:`_step_energy`) of the full view over
+    that of its blocks. Blur removes steps between neighbouring pixels before it flattens the
+    blocks, so the ratio falls with blur whatever the scene's contrast (a sharp real picture:
+    0.3-1.1; blurred by a Gaussian of 1.5 view pixels: 0.19 or less). A picture flat at both
+    scales measures 0."""
+    return _step_energy(fine_luma) / np.maximum(_step_energy(coarse_luma), 1.0)
+
+
+def picture_measures(views: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["glare_luma"]) -> PictureMeasures:
+    """:class:`PictureMeasures` of keyframe trigger views ``uint8[k,108,192,3]`` (:func:`trigger_view`)
+    or of coarse views ``uint8[k,36,64,3]`` (no sharpness: NaN)."""
+    rgb, fine = _coarse(views)
+    luma = rgb @ _LUMA
     k, rows, cols = len(luma), luma.shape[1], luma.shape[2]
     flat = luma.reshape(k, -1)
     top = slice(0, max(1, rows // 6))
@@ -257,6 +321,7 @@ def picture_measures(thumbs: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS[
         wall_median=np.median(walls.reshape(k, -1), axis=1).astype(np.float64),
         top_green=_green(sky),
         wall_green=_green(walls_rgb),
+        sharpness=sharpness(fine, luma) if fine is not None else np.full(k, np.nan),
     )
 
 
@@ -315,6 +380,13 @@ def _fog(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
     return _washed_out(m, th) & (m.upper_haze >= th["low_visibility_haze"])
 
 
+def _blurred(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
+    """No fine detail anywhere in the picture: water or mist on the lens, or fog thick enough
+    to soften every edge (never fires on a 64x36 view, which has no finer scale to compare)."""
+    with np.errstate(invalid="ignore"):
+        return m.sharpness <= th["low_visibility_sharpness"]
+
+
 def _snow(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
     """Snow: a washed-out far scene (falling snow) over a ground as bright as the
     far scene (snow on the ground reflects like the sky; fog and rain leave the road dark) with
@@ -355,7 +427,7 @@ def keyframe_conditions(m: PictureMeasures, times: np.ndarray, th: dict[str, flo
         "tunnel": in_tunnel,
         "low_light": night,
         "dusk": dusk,
-        "low_visibility": (_fog(m, th) | snowy) & ~night & ~black,
+        "low_visibility": (_fog(m, th) | snowy | _blurred(m, th)) & ~night & ~black,
         "snow": snowy,
         # the scene type needs daylight: in the dark, edges are the lights, not the buildings
         "urban": _urban(m, th) & ~night & ~dusk & ~black,
@@ -363,19 +435,20 @@ def keyframe_conditions(m: PictureMeasures, times: np.ndarray, th: dict[str, flo
     }
 
 
-def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] | None = None,
+def frame_triggers(views: np.ndarray, times: np.ndarray, th: dict[str, float] | None = None,
                    telemetry: Telemetry | None = None) -> list[tuple[str, float, float, float]]:
-    """Triggers from keyframe thumbnails ``uint8[k,h,w,3]`` at ``times`` (seconds); the clip's
-    ``telemetry``, when given, tells a frozen camera from a car that stands still.
+    """Triggers from keyframe trigger views ``uint8[k,108,192,3]`` (:func:`trigger_view`; coarse
+    ``uint8[k,36,64,3]`` views judge everything but the sharpness) at ``times`` (seconds); the
+    clip's ``telemetry``, when given, tells a frozen camera from a car that stands still.
 
-    Picture conditions (``low_light`` = night, ``dusk``, ``low_visibility`` = fog or falling
-    snow, ``snow``) and the scene label ``urban`` are judged per keyframe
+    Picture conditions (``low_light`` = night, ``dusk``, ``low_visibility`` = fog, falling snow
+    or a misted lens, ``snow``) and the scene label ``urban`` are judged per keyframe
     (:func:`keyframe_conditions`) and fire for the whole clip when enough keyframes show them;
     ``black_frames``, ``glare``, ``tunnel`` and ``frozen_camera`` mark spans."""
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
-    if len(thumbs) == 0:
+    if len(views) == 0:
         return []
-    m = picture_measures(thumbs, th["glare_luma"])
+    m = picture_measures(views, th["glare_luma"])
     shown = keyframe_conditions(m, times, th)
     out: list[tuple[str, float, float, float]] = []
     for s, e in _spans(shown["black_frames"], times):
@@ -392,7 +465,7 @@ def frame_triggers(thumbs: np.ndarray, times: np.ndarray, th: dict[str, float] |
             out.append((name, float(times[0]), float(times[-1]), float(value.mean())))
     for s, e in _spans(shown["glare"], times):
         out.append(("glare", s, e, float(m.saturated[(times >= s) & (times <= e)].max())))
-    if len(thumbs) >= 3:
+    if len(views) >= 3:
         frozen = m.change <= th["frozen_camera_diff"]
         for s, e in _spans(frozen, times[1:], th["frozen_camera_min_s"]):
             if not _stood_still(telemetry, s, e, th["stop_speed"]):
