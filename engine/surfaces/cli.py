@@ -515,8 +515,9 @@ def rare(
             _console(stderr=True).print(
                 f"[yellow]warning:[/] {stale} clip(s) of {region} carry triggers computed by an older "
                 f"clipdex (trigger version < {TRIGGERS_VERSION}; definitions changed, see docs/guide.md "
-                "'Triggers'); their event signatures may be off: ingest their sources again "
-                "to refresh them, or rank with --density-only", markup=True, soft_wrap=True)
+                "'Triggers'); their event signatures may be off. The store keeps too few pictures "
+                "of a clip to judge them again: ingest their sources into a new region to refresh "
+                "them, or rank with --density-only", markup=True, soft_wrap=True)
         if 0 < len(res.rows) <= k:
             _console(stderr=True).print(
                 f"note: {region} holds {len(res.rows)} clips, not more than k={k}: each density is the mean "
