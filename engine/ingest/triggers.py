@@ -74,7 +74,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # -- or a picture without fine detail (a lens misted or covered with water, dense fog): the
     # sharpness (PictureMeasures.sharpness) at most this. Any picture blurred by a Gaussian of
     # 1.5 view pixels (0.8 % of its width) measures <= 0.186 (dev-set frames, synthetic blur);
-    # sharp daylight 0.3-1.1, the fleet's blurred copies (up to 1.1 view pixels) 0.195 and up
+    # dev-set recordings 0.22-1.1 (medians), the fleet's blurred copies (up to 1.1 view pixels)
+    # 0.195 and up
     "low_visibility_sharpness": 0.18,
     "low_visibility_fraction": 0.5,  # of keyframes (fog, a misted or covered lens)
     "snow_ground_ratio": 0.8,  # snow: low visibility over a lower half at least this bright relative to the
@@ -276,8 +277,8 @@ def _step_energy(luma: np.ndarray) -> np.ndarray:
 def sharpness(fine_luma: np.ndarray, coarse_luma: np.ndarray) -> np.ndarray:
     """Fine detail per keyframe: the step energy (:func:`_step_energy`) of the full view over
     that of its blocks. Blur removes steps between neighbouring pixels before it flattens the
-    blocks, so the ratio falls with blur whatever the scene's contrast (a sharp real picture:
-    0.3-1.1; blurred by a Gaussian of 1.5 view pixels: 0.19 or less). A picture flat at both
+    blocks, so the ratio falls with blur whatever the scene's contrast (real recordings:
+    0.22-1.1; blurred by a Gaussian of 1.5 view pixels: 0.19 or less). A picture flat at both
     scales measures 0."""
     return _step_energy(fine_luma) / np.maximum(_step_energy(coarse_luma), 1.0)
 
