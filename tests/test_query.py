@@ -185,6 +185,10 @@ def test_region_switches_to_ivf_and_loads_memory_mapped(home, monkeypatch):
     assert again.meta["kind"] == emb_mod.IVF_KIND and again.meta["nprobe"] == emb_mod.IVF_NPROBE
     hits = search_clip(s, "c0005", k=5)
     assert len(hits) == 5 and all(h.clip_id != "c0005" for h in hits)
+    rows = s.clip_table().rows[:40]  # the batch search over a loaded, memory-mapped index
+    vecs = np.ascontiguousarray(s.read_rows_at("clip_embeddings", rows), dtype=np.float32)
+    np.testing.assert_array_equal(again.search_members(vecs, rows, 4)[1], idx.search_members(vecs, rows, 4)[1])
+    assert (again.search_members(vecs, rows, 4)[1][:, 0] == rows).all()
     s.close()
 
 
@@ -222,3 +226,43 @@ def test_older_ivf_flat_index_is_rebuilt(home, monkeypatch):
     assert json.loads(sidecar.read_text())["kind"] == emb_mod.IVF_KIND
     assert "embeddings: built with other parameters" in s.meta("index_rebuild_reason", "")
     s.close()
+
+
+def test_search_members_scans_the_lists_near_each_query_list(monkeypatch, home):
+    """The batch search of clips that are in the index: exact cosines, the recall of a plain
+    search, and plain search for exact indexes and for vectors not in the index (a loaded,
+    memory-mapped index: test_region_switches_to_ivf_and_loads_memory_mapped)."""
+    monkeypatch.setattr(emb_mod, "EXACT_MAX", 1000)
+    x = _clustered(4000, seed=3)
+    ids = np.arange(4000, dtype=np.int64) * 2 + 11
+    idx = emb_mod.EmbeddingIndex.build(x, ids, {})
+    assert idx.meta["kind"] == emb_mod.IVF_KIND
+    q = x[100:400]
+    sims, got = idx.search_members(q, ids[100:400], 10)
+    assert sims.shape == got.shape == (300, 10) and (got >= 0).all()
+    np.testing.assert_allclose(sims, np.einsum("qd,qkd->qk", q, x[(got - 11) // 2]), atol=1e-5)
+    assert (got[:, 0] == ids[100:400]).all()  # each clip's own vector first
+    truth = np.argsort(-(q @ x.T), axis=1)[:, :10]
+    recall = np.mean([len(set(g) & set(ids[t])) / 10 for g, t in zip(got, truth, strict=True)])
+    with idx.lighter_search():
+        _, plain = idx.search(q, 10)
+    plain_recall = np.mean([len(set(g) & set(ids[t])) / 10 for g, t in zip(plain, truth, strict=True)])
+    assert recall >= 0.9 and recall >= plain_recall - 0.02
+    # few codes a query: fewer lists probed, still each clip's own list
+    narrow_sims, narrow = idx.search_members(q, ids[100:400], 10, scan_codes=16)
+    assert (narrow[:, 0] == ids[100:400]).all()
+    # a vector whose id is not in the index, and an exact index: the plain search
+    outside_sims, outside = idx.search_members(q[:5], np.full(5, -3, np.int64), 10)
+    with idx.lighter_search():
+        want = idx.search(q[:5], 10)
+    np.testing.assert_array_equal(outside, want[1])
+    exact = emb_mod.EmbeddingIndex.build(x[:500], ids[:500], {})
+    np.testing.assert_array_equal(exact.search_members(x[:20], ids[:20], 5)[1], exact.search(x[:20], 5)[1])
+    # more neighbours wanted than vectors exist are padded as search pads them
+    small_sims, small = exact.search_members(x[:3], ids[:3], 600)
+    assert small.shape == (3, 600) and (small[:, 500:] == -1).all()
+    # grown after an add: the caches follow
+    more = _clustered(200, seed=9)
+    idx.add(more, np.arange(200, dtype=np.int64) + 100_000)
+    _, after = idx.search_members(more[:10], np.arange(10, dtype=np.int64) + 100_000, 3)
+    assert (after[:, 0] == np.arange(10) + 100_000).all()

@@ -67,6 +67,9 @@ KINDS = ("flat-ip", IVF_KIND)
 #: move by 0.01 % on average, their rank correlation stays 1.0000 and 97 % of the top 5 % stay
 BATCH_NPROBE = 64
 BATCH_K_FACTOR = 4.0
+#: codes scanned per query by :meth:`EmbeddingIndex.search_members` (64 lists of a 1M-clip index):
+#: fewer lists a query as lists grow past that, so the work per query stays fixed
+MEMBER_SCAN_CODES = 16_384
 #: searches of at most this many queries run on one thread (no OpenMP team start-up or spinning
 #: for a single query; FAISS parallelises over queries, so a lone query cannot use more anyway)
 SINGLE_THREAD_MAX_QUERIES = 4
@@ -211,6 +214,7 @@ class EmbeddingIndex:
         _check("ids", ids, np.int64, 1)
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors), ids)
+            self.__dict__.pop("_member_cache", None)
         self.meta["ntotal"] = int(self.index.ntotal)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,6 +231,104 @@ class EmbeddingIndex:
             return self.index.search(queries, k)
         finally:
             faiss.omp_set_num_threads(threads)
+
+    def search_members(self, queries: np.ndarray, ids: np.ndarray, k: int,
+                       scan_codes: int = MEMBER_SCAN_CODES) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by cosine of vectors that are themselves in the index (``ids``: their ids; a
+        batch job's "neighbours of every clip"), as :meth:`search` returns them.
+
+        An approximate index scans, for each query, the lists whose centroids lie nearest to
+        the centroid of the query's own list (those of every list are found once, by one
+        centroid-to-centroid search), about ``scan_codes`` codes a query, with the exact
+        query-to-centroid scores, and re-ranks ``BATCH_K_FACTOR`` candidates a result exactly.
+        A plain search compares every query with every centroid first: ``nlist`` x ``d`` per
+        query, which grows with the square root of the region and is most of a batch search's
+        time past a million clips; here the work per query stays fixed as the region grows.
+        Exact indexes, and queries whose id is not in the index, take :meth:`search` in its
+        lighter batch settings."""
+        _check("queries", queries, np.float32, 2)
+        ids = np.asarray(ids, np.int64)
+        ivf, refine = self._ivf(), self._refine()
+        if ivf is None or refine is None or not len(queries) or self.index.ntotal == 0:
+            with self.lighter_search():
+                return self.search(queries, k)
+        internal = self._internal_ids(ids)
+        if (internal < 0).any():
+            with self.lighter_search():
+                return self.search(queries, k)
+        lists, probes, centroids = self._member_lists(ivf, scan_codes)
+        queries = np.ascontiguousarray(queries)
+        probe = probes[lists[internal]]  # [q, nprobe] list numbers
+        coarse = np.einsum("qd,qpd->qp", queries, centroids[probe]).astype(np.float32)
+        want = min(int(self.index.ntotal), max(k, int(np.ceil(k * BATCH_K_FACTOR))))
+        before = ivf.nprobe
+        ivf.nprobe = probe.shape[1]
+        try:
+            _, cand = ivf.search_preassigned(queries, want, probe, coarse)
+        finally:
+            ivf.nprobe = before
+        base = faiss.downcast_index(refine.refine_index)
+        xb = faiss.rev_swig_ptr(base.get_xb(), base.ntotal * base.d).reshape(base.ntotal, base.d)
+        ok = cand >= 0
+        exact = np.einsum("qd,qcd->qc", queries, xb[np.where(ok, cand, 0)])
+        exact = np.where(ok, exact, -np.inf).astype(np.float32)
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        sims = np.take_along_axis(exact, order, axis=1)
+        picked = np.take_along_axis(cand, order, axis=1)
+        id_map = self._id_map()
+        out = np.where(picked >= 0, id_map[np.maximum(picked, 0)], -1)
+        if sims.shape[1] < k:  # fewer vectors than k: pad as search does
+            pad = k - sims.shape[1]
+            sims = np.pad(sims, ((0, 0), (0, pad)), constant_values=-np.inf)
+            out = np.pad(out, ((0, 0), (0, pad)), constant_values=-1)
+        return sims, out
+
+    def _id_map(self) -> np.ndarray:
+        cache = self.__dict__.setdefault("_member_cache", {})
+        if "id_map" not in cache:
+            cache["id_map"] = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        return cache["id_map"]
+
+    def _internal_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Internal (insertion) numbers of ``ids``, -1 where absent."""
+        id_map = self._id_map()
+        cache = self.__dict__.setdefault("_member_cache", {})
+        if "order" not in cache:
+            cache["order"] = np.argsort(id_map, kind="stable")
+        order = cache["order"]
+        pos = np.searchsorted(id_map, ids, sorter=order)
+        pos = np.minimum(pos, len(order) - 1)
+        found = order[pos]
+        return np.where(id_map[found] == ids, found, -1)
+
+    def _member_lists(self, ivf, scan_codes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(list of every internal vector, the lists probed from each list, the centroids)."""
+        cache = self.__dict__.setdefault("_member_cache", {})
+        key = ("lists", int(ivf.ntotal), int(scan_codes))
+        if cache.get("lists_key") != key:
+            nlist = int(ivf.nlist)
+            lists = np.full(int(ivf.ntotal), -1, np.int32)
+            inv = ivf.invlists
+            for lst in range(nlist):
+                size = inv.list_size(lst)
+                if size:
+                    ptr = inv.get_ids(lst)
+                    lists[faiss.rev_swig_ptr(ptr, size)] = lst
+                    inv.release_ids(lst, ptr)
+            centroids = ivf.quantizer.reconstruct_n(0, nlist)
+            nprobe = int(min(nlist, self._batch_nprobe(ivf), max(1, round(scan_codes * nlist / max(ivf.ntotal, 1)))))
+            flat = faiss.IndexFlatIP(int(ivf.d))
+            flat.add(centroids)
+            _, probes = flat.search(centroids, nprobe)
+            own = np.arange(nlist)
+            missing = ~(probes == own[:, None]).any(axis=1)  # a list always probes itself
+            probes[missing, -1] = own[missing]
+            cache.update(lists_key=key, lists=lists, probes=probes.astype(np.int64), centroids=centroids)
+        return cache["lists"], cache["probes"], cache["centroids"]
+
+    @staticmethod
+    def _batch_nprobe(ivf) -> int:
+        return min(int(ivf.nprobe), BATCH_NPROBE)
 
     @property
     def ntotal(self) -> int:

@@ -684,11 +684,11 @@ REFRAMED_QUERY_BLOCK = 2048
 def _embedding_neighbours(emb_index, store: RegionStore, rows: np.ndarray, n_clips: int,
                           params: DedupParams) -> np.ndarray:
     """Pairs ``int64[p, 2]`` (a < b, unsorted) of each of ``rows`` with its ``reframed_neighbours``
-    nearest clips by embedding (cosine >= ``reframed_min_cosine``), one batch search (the lighter
-    batch settings of an approximate index: ``EmbeddingIndex.lighter_search``)."""
+    nearest clips by embedding (cosine >= ``reframed_min_cosine``), one batch search of clips
+    that are in the index (``EmbeddingIndex.search_members``: a fixed number of codes scanned a
+    query, whatever the region size)."""
     vecs = np.ascontiguousarray(store.read_rows_at("clip_embeddings", rows), dtype=np.float32)
-    with emb_index.lighter_search():
-        sims, ids = emb_index.search(vecs, min(params.reframed_neighbours + 1, n_clips))
+    sims, ids = emb_index.search_members(vecs, rows, min(params.reframed_neighbours + 1, n_clips))
     qa = np.repeat(rows, ids.shape[1])
     ids, sims = ids.ravel(), sims.ravel()
     keep = (ids >= 0) & (ids != qa) & (sims >= params.reframed_min_cosine)
