@@ -721,13 +721,17 @@ def _pair_keys(pairs: np.ndarray, n_rows: int) -> np.ndarray:
 
 def _usable_for_reframed(pairs: np.ndarray, table: ClipTable, rec: np.ndarray, known_keys: np.ndarray,
                          n_rows: int) -> np.ndarray:
-    """Pairs not already related (``known_keys``, sorted) and not of one recording."""
+    """Pairs not already related (``known_keys``, sorted) and not of one recording. Called
+    once per query block with the region's known pairs: a binary search into them, not a
+    set operation that would sort them again for every block."""
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     if not len(pairs):
         return pairs
     keep = rec[np.searchsorted(table.rows, pairs[:, 0])] != rec[np.searchsorted(table.rows, pairs[:, 1])]
     if len(known_keys):
-        keep &= ~np.isin(_pair_keys(pairs, n_rows), known_keys, assume_unique=False)
+        keys = _pair_keys(pairs, n_rows)
+        at = np.minimum(np.searchsorted(known_keys, keys), len(known_keys) - 1)
+        keep &= known_keys[at] != keys
     return pairs[keep]
 
 
