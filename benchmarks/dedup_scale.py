@@ -499,7 +499,7 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
              workdir: Path | None = None, workers: int = 0, dask_last: bool = False, say=print,
              save=None) -> dict:
     """Generate, write (or reuse a kept region), full dedup, score, agreement, then +``add``
-    clips incremental. With ``workers``, a full dedup with the candidate blocks on a Dask
+    clips incremental. With ``workers``, a full dedup with the candidate search on a Dask
     LocalCluster of that many worker processes follows the local one (``dask_last``: the
     incremental run), and must store the very pairs and groups the local run left.
     ``save(row)`` is called with the row so far after each phase."""
@@ -560,7 +560,7 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
 def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
     """Power-law fit ``wall = c x clips^alpha`` of the full dedup over the measured sizes (the
     two largest when there are more), peak RSS per clip, and what they put ``target`` clips at:
-    on one such machine, and on N machines where the hash candidate blocks spread over every
+    on one such machine, and on N machines where the hash candidate search spreads over every
     machine's workers while the rest (verification, reframed, groups) stays on one."""
     pts = sorted((r["clips"], r["full"]["wall_s"], r["full"]["peak_rss_mb"], r["full"]["stages"])
                  for r in rows)
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--subset", type=int, default=100, help="clips in the brute-force agreement check")
     ap.add_argument("--workers", type=int, default=0,
-                    help="also run the full dedup with its candidate blocks on N Dask worker processes")
+                    help="also run the full dedup with its candidate search on N Dask worker processes")
     ap.add_argument("--workdir", default=None,
                     help="keep each size's written region in WORKDIR/<clips>/base and reuse it")
     ap.add_argument("--dask-last", action="store_true",

@@ -452,7 +452,7 @@ def fig_dedup_scale_3m() -> list[str]:
     lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000 --workers 2 --subset 0 "
               "--workdir DIR --merge --json benchmarks/results/dedup_scale_3m.json`, then the same "
               "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"dask 2\": the "
-              "candidate blocks on two Dask worker processes; with `--dask-last` that run is of "
+              "candidate search on two Dask worker processes; with `--dask-last` that run is of "
               "the region grown by the added clips): stage seconds of the full dedup (\"verify\": alignment and re-timing), peak "
               "RSS of the dedup process (\"GB\") and of each Dask worker (\"wkr\"), recall of the planted pairs "
               "(\"same\": the Dask run stored the very pairs and groups of the local one), and "
@@ -463,7 +463,7 @@ def fig_dedup_scale_3m() -> list[str]:
         lines += ["", f"Fit over {fit['fit_sizes'][0]:,} and {fit['fit_sizes'][1]:,} clips: wall time "
                   f"grows as clips^{fit['alpha']:.2f}, which puts {fit['target_clips']:,} clips at "
                   f"{fit['target_wall_s'] / 60:.0f} min on one such machine (peak RSS "
-                  f"{fit['target_peak_rss_mb'] / 1024:.1f} GB); with the candidate blocks spread "
+                  f"{fit['target_peak_rss_mb'] / 1024:.1f} GB); with the candidate search spread "
                   "over N machines and the rest on one: "
                   + ", ".join(f"N={k} {v / 60:.0f} min" for k, v in fit["machines"].items()) + "."]
     return lines
