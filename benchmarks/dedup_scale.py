@@ -558,23 +558,31 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
 
 
 def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
-    """Power-law fit ``wall = c x clips^alpha`` of the full dedup over the measured sizes (the
-    two largest when there are more), peak RSS per clip, and what they put ``target`` clips at:
-    on one such machine, and on N machines where the hash candidate search spreads over every
-    machine's workers while the rest (verification, reframed, groups) stays on one."""
+    """What the two largest measured sizes put ``target`` clips at. Each stage of the full dedup
+    grows by its own power law ``seconds = c x clips^alpha`` (alpha at least 1: no stage gets
+    cheaper a clip), the time outside the stages grows linearly, and peak RSS grows linearly.
+    On N machines the hash candidate search spreads over every machine's workers while the rest
+    (index build, verification, re-timing, reframed, groups) stays on one."""
     pts = sorted((r["clips"], r["full"]["wall_s"], r["full"]["peak_rss_mb"], r["full"]["stages"])
                  for r in rows)
     if len(pts) < 2:
         return {}
-    (n0, t0, m0, _), (n1, t1, m1, st1) = pts[-2], pts[-1]
-    alpha = float(np.log(t1 / t0) / np.log(n1 / n0))
-    scale = (target / n1) ** alpha
-    at_target = t1 * scale
-    cand = st1.get("candidates", 0.0) * scale
-    rest = at_target - cand
+    (n0, t0, m0, st0), (n1, t1, m1, st1) = pts[-2], pts[-1]
+    ratio = target / n1
+    alphas, at_target = {}, {}
+    for name, sec in st1.items():
+        before = st0.get(name, 0.0)
+        alpha = float(np.log(sec / before) / np.log(n1 / n0)) if before > 0 and sec > 0 else 1.0
+        alphas[name] = max(1.0, alpha)
+        at_target[name] = sec * ratio ** alphas[name]
+    other = max(0.0, t1 - sum(st1.values())) * ratio
+    total = sum(at_target.values()) + other
+    cand = at_target.get("candidates", 0.0)
+    rest = total - cand
     mb_per_clip = (m1 - m0) / (n1 - n0)
-    return {"fit_sizes": [n0, n1], "alpha": alpha, "target_clips": target,
-            "target_wall_s": at_target, "target_candidates_s": cand,
+    return {"fit_sizes": [n0, n1], "alpha": float(np.log(t1 / t0) / np.log(n1 / n0)),
+            "stage_alpha": alphas, "target_clips": target, "target_wall_s": total,
+            "target_stage_s": at_target, "target_candidates_s": cand,
             "target_peak_rss_mb": m1 + mb_per_clip * (target - n1), "peak_rss_mb_per_clip": mb_per_clip,
             "machines": {str(k): rest + cand / k for k in machines}}
 

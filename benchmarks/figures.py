@@ -460,8 +460,12 @@ def fig_dedup_scale_3m() -> list[str]:
               f"{machine.get('cores', '?')} cores, {machine.get('memory_gb', '?')} GiB, load "
               f"{_fmt(machine.get('load_1min'), 1)} at the start of the largest size."]
     if fit:
+        stages = fit.get("stage_alpha") or {}
+        grow = ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if fit["target_stage_s"].get(k, 0) >= 60)
         lines += ["", f"Fit over {fit['fit_sizes'][0]:,} and {fit['fit_sizes'][1]:,} clips: wall time "
-                  f"grows as clips^{fit['alpha']:.2f}, which puts {fit['target_clips']:,} clips at "
+                  f"grows as clips^{fit['alpha']:.2f}"
+                  + (f" (stages, each projected by its own exponent, at least 1: {grow})" if grow else "")
+                  + f", which puts {fit['target_clips']:,} clips at "
                   f"{fit['target_wall_s'] / 60:.0f} min on one such machine (peak RSS "
                   f"{fit['target_peak_rss_mb'] / 1024:.1f} GB); with the candidate search spread "
                   "over N machines and the rest on one: "

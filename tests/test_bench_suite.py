@@ -57,3 +57,24 @@ def test_dedup_headline_reads_measured_sizes_and_skips_the_growth_fit():
     got = suite._dedup_headline(rows)
     assert got["dedup.1000.us_per_clip"]["value"] == 2000.0
     assert got["dedup.1000.recall"]["value"] == 0.99
+
+
+def test_dedup_growth_projects_each_stage_by_its_own_exponent():
+    from benchmarks.dedup_scale import growth
+
+    def row(n, stages, rss):
+        return {"clips": n, "full": {"wall_s": sum(stages.values()) + n / 1e5, "peak_rss_mb": rss,
+                                     "stages": stages}}
+
+    small = row(1_000_000, {"candidates": 100.0, "reframed": 50.0, "load": 4.0}, 4000.0)
+    big = row(4_000_000, {"candidates": 400.0, "reframed": 400.0, "load": 2.0}, 10000.0)
+    fit = growth([big, small], target=16_000_000, machines=(1, 4))
+    assert fit["stage_alpha"]["candidates"] == pytest.approx(1.0)
+    assert fit["stage_alpha"]["reframed"] == pytest.approx(1.5)
+    assert fit["stage_alpha"]["load"] == 1.0  # no stage gets cheaper a clip
+    assert fit["target_stage_s"]["reframed"] == pytest.approx(3200.0)
+    # the stages (1600 + 3200 + 8) and the time outside them, linearly (40 s x 4)
+    assert fit["target_wall_s"] == pytest.approx(1600 + 3200 + 8 + 160)
+    assert fit["machines"]["4"] == pytest.approx(fit["target_wall_s"] - 1600 + 400)
+    assert fit["target_peak_rss_mb"] == pytest.approx(10000 + 2 * 12_000_000 / 1000)
+    assert growth([small]) == {}
