@@ -8,7 +8,7 @@ labels, video files and ``frames/<condition>/`` single images), computes the fra
 
 A recording fires a whole-clip condition (night, dusk, fog, snow) when at least half of its 5-s
 clips fire it, and a moment (glare) when any clip does; a single frame is one clip. Conditions
-without a trigger yet (rain, tunnel) are listed with recall 0. The scene type (urban) is scored
+without a trigger (rain) are listed with recall 0. The scene type (urban) is scored
 only on recordings labelled with a road type (highway-day, urban-day, rural-day). "False clips"
 counts the 5-s clips of recordings without the label that fire the trigger (rarity sees those).
 The run fails (exit 1) when any night recording fires ``black_frames``.
