@@ -16,15 +16,19 @@ def near_codes(rng, n=240, nbytes=32):
     return codes
 
 
-@pytest.mark.parametrize("query_fraction", [1.0, 0.2, 0.0])
-def test_band_collisions_match_reference(query_fraction):
-    rng = np.random.default_rng(11)
+def _case(seed: int, query_fraction: float):
+    """Near codes with some invalid rows, a share of queries, groups of 6, 10 bands of 12 bits."""
+    rng = np.random.default_rng(seed)
     codes = near_codes(rng)
     n = len(codes)
     valid = rng.random(n) > 0.1
     is_query = rng.random(n) < query_fraction
-    group = (np.arange(n) // 6).astype(np.int64)
-    masks = kernels.band_masks(10, 12, seed=3)
+    return codes, valid, is_query, (np.arange(n) // 6).astype(np.int64), kernels.band_masks(10, 12, seed=3)
+
+
+@pytest.mark.parametrize("query_fraction", [1.0, 0.2, 0.0])
+def test_band_collisions_match_reference(query_fraction):
+    codes, valid, is_query, group, masks = _case(11, query_fraction)
     got = kernels.band_collisions(codes, valid, is_query, group, masks, 50)
     want = ref.band_collisions(codes, valid, is_query, group, masks, 50)
     order = np.lexsort((got[1], got[0]))
@@ -42,13 +46,7 @@ def test_band_collisions_match_reference(query_fraction):
 
 @pytest.mark.parametrize("query_fraction", [1.0, 0.3])
 def test_band_collisions_partitions_find_the_same_pairs(query_fraction):
-    rng = np.random.default_rng(13)
-    codes = near_codes(rng)
-    n = len(codes)
-    valid = rng.random(n) > 0.1
-    is_query = rng.random(n) < query_fraction
-    group = (np.arange(n) // 6).astype(np.int64)
-    masks = kernels.band_masks(10, 12, seed=3)
+    codes, valid, is_query, group, masks = _case(13, query_fraction)
     want = ref.band_collisions(codes, valid, is_query, group, masks, 50)
     assert len(want[0]) > 20
     for parts in (2, 3, 7):
