@@ -249,11 +249,9 @@ class EmbeddingIndex:
         _check("queries", queries, np.float32, 2)
         ids = np.asarray(ids, np.int64)
         ivf, refine = self._ivf(), self._refine()
-        if ivf is None or refine is None or not len(queries) or self.index.ntotal == 0:
-            with self.lighter_search():
-                return self.search(queries, k)
-        internal = self._internal_ids(ids)
-        if (internal < 0).any():
+        plain = ivf is None or refine is None or not len(queries) or self.index.ntotal == 0
+        internal = None if plain else self._internal_ids(ids)
+        if plain or (internal < 0).any():
             with self.lighter_search():
                 return self.search(queries, k)
         lists, probes, centroids = self._member_lists(ivf, scan_codes)
@@ -316,7 +314,7 @@ class EmbeddingIndex:
                     lists[faiss.rev_swig_ptr(ptr, size)] = lst
                     inv.release_ids(lst, ptr)
             centroids = ivf.quantizer.reconstruct_n(0, nlist)
-            nprobe = int(min(nlist, self._batch_nprobe(ivf), max(1, round(scan_codes * nlist / max(ivf.ntotal, 1)))))
+            nprobe = int(min(nlist, ivf.nprobe, BATCH_NPROBE, max(1, round(scan_codes * nlist / max(ivf.ntotal, 1)))))
             flat = faiss.IndexFlatIP(int(ivf.d))
             flat.add(centroids)
             _, probes = flat.search(centroids, nprobe)
@@ -325,10 +323,6 @@ class EmbeddingIndex:
             probes[missing, -1] = own[missing]
             cache.update(lists_key=key, lists=lists, probes=probes.astype(np.int64), centroids=centroids)
         return cache["lists"], cache["probes"], cache["centroids"]
-
-    @staticmethod
-    def _batch_nprobe(ivf) -> int:
-        return min(int(ivf.nprobe), BATCH_NPROBE)
 
     @property
     def ntotal(self) -> int:
