@@ -23,6 +23,7 @@ from .kcentre import greedy_kcentre, min_sq_distances
 from .luma import luma_area_downsample
 from .pdq import pdq256
 from .phash import phash64, phash64_boxes
+from .retime import RetimeLines, retime_lines
 from .temporal import yuv_area_accumulate
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "EMBEDDING_VERSION",
     "TELEMETRY_DIM",
     "Alignment",
+    "RetimeLines",
     "align_keyframe_pairs",
     "band_collisions",
     "band_masks",
@@ -48,6 +50,7 @@ __all__ = [
     "pdq256",
     "phash64",
     "phash64_boxes",
+    "retime_lines",
     "telemetry_stats",
     "yuv_area_accumulate",
 ]

@@ -23,6 +23,7 @@ from .embedding import (
     THUMB_OFFSET,
     WORK_SIZE,
 )
+from .retime import PROPOSALS_PER_RATE, RetimeLines
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -189,6 +190,64 @@ def align_keyframe_pairs(hashes, valid, clip_start, clip_count, pair_a, pair_b, 
             first[q], last[q] = hits[0][0], hits[-1][0]
         mean[q] = mean_d
     return Alignment(res["shift"], res["matches"], res["overlap"], first, last, mean)
+
+
+# ---------------------------------------------------------------- re-timed lines
+def _retime_best_line(d, va, vb, votes, lo, rates, rate_rows, radius, min_matches):
+    """(mean, mapped, matched, rate index, intercept) of the closest proposed line."""
+    nb = len(vb)
+    top = np.argsort(-votes, axis=1, kind="stable")[:, :PROPOSALS_PER_RATE]
+    r_of = np.repeat(rate_rows, top.shape[1])
+    k_of = top[rate_rows].ravel()
+    keep = votes[r_of, k_of] >= min_matches
+    r_of, c_of = r_of[keep], lo + k_of[keep]
+    if not len(r_of):
+        return np.inf, 0, 0, -1, 0
+    jb = np.arange(nb)
+    ia = np.rint(c_of[:, None] + rates[r_of][:, None] * jb[None, :]).astype(np.int64)
+    inside = (ia >= 0) & (ia < len(va)) & vb[None, :]
+    ia_ok = np.where(inside, ia, 0)
+    on = inside & va[ia_ok]
+    dist = d[ia_ok, jb[None, :]]
+    mapped = on.sum(axis=1)
+    total = np.where(on, dist, 0).sum(axis=1)
+    matched = (on & (dist <= radius)).sum(axis=1)
+    mean = np.where(mapped >= max(min_matches, 1), total / np.maximum(mapped, 1), np.inf)
+    best = int(np.argmin(mean))
+    if not np.isfinite(mean[best]):
+        return np.inf, 0, 0, -1, 0
+    return float(mean[best]), int(mapped[best]), int(matched[best]), int(r_of[best]), int(c_of[best])
+
+
+def retime_lines(hashes, valid, clip_start, clip_count, pair_a, pair_b, rates, one, other, radius,
+                 min_matches):
+    p = len(pair_a)
+    n_matches = np.zeros(p, np.int32)
+    mean_one, mean = np.full(p, np.inf), np.full(p, np.inf)
+    mapped, matched = np.zeros(p, np.int32), np.zeros(p, np.int32)
+    rate, intercept = np.full(p, -1, np.int32), np.zeros(p, np.int64)
+    for q in range(p):
+        a0, na = clip_start[pair_a[q]], clip_count[pair_a[q]]
+        b0, nb = clip_start[pair_b[q]], clip_count[pair_b[q]]
+        if na == 0 or nb == 0:
+            continue
+        va, vb = valid[a0:a0 + na], valid[b0:b0 + nb]
+        d = hamming_matrix(hashes[a0:a0 + na], hashes[b0:b0 + nb]).astype(np.int64)
+        i, j = np.nonzero((d <= radius) & va[:, None] & vb[None, :])
+        n_matches[q] = len(i)
+        if len(i) < min_matches or len(i) == 0:
+            continue
+        c = np.rint(i[None, :] - rates[:, None] * j[None, :]).astype(np.int64)  # [rates, matches]
+        lo = int(c.min())
+        width = int(c.max()) - lo + 1
+        votes = np.zeros((len(rates), width), np.int64)
+        np.add.at(votes, (np.repeat(np.arange(len(rates)), len(i)), (c - lo).ravel()), 1)
+        mean_one[q] = _retime_best_line(d, va, vb, votes, lo, rates, np.array([one]), radius,
+                                        min_matches)[0]
+        best = _retime_best_line(d, va, vb, votes, lo, rates, np.flatnonzero(other), radius,
+                                 min_matches)
+        mean[q], mapped[q], matched[q], rate[q], intercept[q] = best
+    return RetimeLines(n_matches, mean_one, mean, mapped, matched, rate, intercept)
 
 
 # ---------------------------------------------------------------- embedding

@@ -35,12 +35,13 @@ from .kcentre import greedy_kcentre, min_sq_distances
 from .luma import luma_area_downsample
 from .pdq import pdq256
 from .phash import phash64, phash64_boxes
+from .retime import retime_lines
 from .temporal import yuv_area_accumulate
 
 #: public names of ``kernels`` that are constants, result types or pure-Python helpers
 NOT_KERNELS = frozenset({
     "DESCRIPTOR_DIM", "EMBEDDING_DIM", "EMBEDDING_INPUT_DIM", "EMBEDDING_VERSION",
-    "TELEMETRY_DIM", "Alignment", "band_masks", "band_recall",
+    "TELEMETRY_DIM", "Alignment", "RetimeLines", "band_masks", "band_recall",
 })
 
 #: benchmark input sizes: ``tiny`` (a smoke run), ``quick`` (seconds), ``full`` (the figures)
@@ -170,6 +171,50 @@ def _align_bench(rng, size):
     pa = rng.integers(0, n_clips, n_pairs).astype(np.int64)
     pb = rng.integers(0, n_clips, n_pairs).astype(np.int64)
     return hashes, valid, starts, counts, pa, pb, 31, -1
+
+
+def _retimed_clips(rng, n_clips=10, nbytes=32):
+    """Clips cut from one noisy sequence, some sampled at a rate other than 1: real re-timed
+    lines, held pictures (rate < 1 repeats keyframes) and unrelated clips."""
+    base = rng.integers(0, 256, (80, nbytes), dtype=np.uint8)
+    parts = []
+    for c in range(n_clips):
+        n = int(rng.integers(0, 30))
+        rate = float(rng.choice([1.0, 0.5, 0.8, 1.25, 1.6]))
+        at = np.rint(rng.integers(0, 20) + rate * np.arange(n)).astype(np.int64)
+        parts.append(base[np.clip(at, 0, 79)] if c % 4 else rng.integers(0, 256, (n, nbytes), dtype=np.uint8))
+    counts = np.array([len(q) for q in parts], np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    hashes = np.concatenate(parts) if counts.sum() else np.zeros((0, nbytes), np.uint8)
+    flips = (rng.random(hashes.shape) < 0.03).astype(np.uint8)
+    hashes ^= flips << rng.integers(0, 8, hashes.shape).astype(np.uint8)
+    valid = rng.random(len(hashes)) < 0.9
+    return np.ascontiguousarray(hashes), valid, starts, counts
+
+
+def _retime_rates():
+    rates = np.unique(np.concatenate([np.exp(np.arange(np.log(0.4), np.log(2.5) + 1e-9,
+                                                       np.log(1.02))), [1.0]]))
+    return rates, int(np.argmin(np.abs(rates - 1))), np.abs(np.log(rates)) >= np.log1p(0.05)
+
+
+def _retime_case(min_matches):
+    def make(rng):
+        hashes, valid, starts, counts = _retimed_clips(rng)
+        pa, pb = np.divmod(np.arange(100, dtype=np.int64), 10)
+        rates, one, other = _retime_rates()
+        return hashes, valid, starts, counts, pa, pb, rates, one, other, 40, min_matches
+    return make
+
+
+def _retime_bench(rng, size):
+    n_clips, n_pairs = {"tiny": (50, 100), "quick": (1_000, 5_000),
+                        "full": (10_000, 50_000)}[size]
+    hashes, valid, starts, counts = _retimed_clips(rng, n_clips)
+    pa = rng.integers(0, n_clips, n_pairs).astype(np.int64)
+    pb = rng.integers(0, n_clips, n_pairs).astype(np.int64)
+    rates, one, other = _retime_rates()
+    return hashes, valid, starts, counts, pa, pb, rates, one, other, 40, 3
 
 
 def _telemetry(rng):
@@ -394,6 +439,11 @@ _TABLE: tuple[KernelSpec, ...] = (
         "align_keyframe_pairs", align_keyframe_pairs, ref.align_keyframe_pairs,
         {f"shift{s}": _align_case(s) for s in (-1, 0, 2)},
         _align_bench, "clip pairs", lambda args: len(args[4]),
+        normalise=lambda out: [np.asarray(getattr(out, f)) for f in out._fields]),
+    KernelSpec(
+        "retime_lines", retime_lines, ref.retime_lines,
+        {f"min{m}": _retime_case(m) for m in (1, 3, 12)},
+        _retime_bench, "clip pairs", lambda args: len(args[4]),
         normalise=lambda out: [np.asarray(getattr(out, f)) for f in out._fields]),
     KernelSpec(
         "telemetry_stats", telemetry_stats, ref.telemetry_stats, {"gaps": _telemetry},

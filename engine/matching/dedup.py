@@ -513,7 +513,15 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     other than 1 (see ``retime_*`` in :class:`DedupParams`), as :class:`Pair` with ``rate``.
     Candidates already verified as dense whole duplicates at rate 1 of footage that holds
     pictures (:func:`holds_pictures`) are skipped; a pair found here replaces its rate-1
-    verification."""
+    verification.
+
+    Lines are proposed by a Hough vote over the matching keyframe pairs (distinct B keyframes
+    per rate and intercept) and judged by the mean distance of *every* B keyframe the line maps
+    inside A, matched or not (:func:`kernels.retime_lines`, all candidates in one parallel
+    call): on footage that barely changes, or that repeats frames, a slanted line collects as
+    many votes as the true one, but only the true line is close all along. A line is kept when
+    its rate is at least ``retime_min_change`` from 1 and it is clearly closer than the best
+    rate-1 line; its rate and intercept are then refined (:func:`_refine_line`)."""
     if len(candidates) == 0 or params.retime_margin <= 0:
         return []
     rates = retime_rates(params)
@@ -523,23 +531,40 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     pos_b = np.searchsorted(table.rows, candidates[:, 1])
     never = never_same_footage(table, pos_a, pos_b, params)
     held = holds_pictures(table, hashes, valid)
+    # a dense duplicate at rate 1 of footage that holds pictures stays at rate 1: within a hold
+    # every shift matches alike, so a slanted line through the holds fits as well as the true
+    # one (a decoder that drops a frame of a 1-fps source lengthens one hold)
+    held_pair = held[pos_a] | held[pos_b]
+    for k in np.flatnonzero(held_pair & ~never).tolist():
+        done = verified.get((int(candidates[k, 0]), int(candidates[k, 1])))
+        held_pair[k] = (done is not None and done.relation == "duplicate"
+                        and done.matches >= 0.9 * max(done.overlap, 1))
+    todo = np.flatnonzero(~never & ~held_pair)
+    if not len(todo):
+        return []
+    other = np.abs(np.log(rates)) >= np.log1p(params.retime_min_change)
+    kf_start = np.ascontiguousarray(table.kf_start, dtype=np.int64)
+    kf_count = np.ascontiguousarray(table.kf_count, dtype=np.int64)
+    lines = kernels.retime_lines(hashes, valid, kf_start, kf_count, pos_a[todo].astype(np.int64),
+                                 pos_b[todo].astype(np.int64), rates, one, other,
+                                 int(params.match_radius), int(params.min_matches))
+    r_ok = np.maximum(lines.rate, 0)
+    keep = (np.isfinite(lines.mean) & (lines.n_matches >= params.min_matches)
+            & (lines.matched >= params.retime_min_fraction * lines.mapped)
+            & (lines.mapped >= params.retime_min_keyframes)
+            & (np.abs(rates[r_ok] - 1.0) * lines.mapped >= params.retime_min_drift)
+            & (lines.mean <= params.retime_max_mean_bits)
+            & (lines.mean * params.retime_margin <= lines.mean_one))
     out = []
-    for (a, b), i, j, skip in zip(candidates.tolist(), pos_a.tolist(), pos_b.tolist(), never.tolist(),
-                                  strict=True):
-        done = verified.get((a, b))
-        # a dense duplicate at rate 1 of footage that holds pictures stays at rate 1: within a
-        # hold every shift matches alike, so a slanted line through the holds fits as well as
-        # the true one (a decoder that drops a frame of a 1-fps source lengthens one hold)
-        if skip or (done is not None and done.relation == "duplicate" and (held[i] or held[j])
-                    and done.matches >= 0.9 * max(done.overlap, 1)):
-            continue
-        sa, na, sb, nb = (int(table.kf_start[i]), int(table.kf_count[i]),
-                          int(table.kf_start[j]), int(table.kf_count[j]))
-        fit = _fit_rate(hashes[sa:sa + na], valid[sa:sa + na], hashes[sb:sb + nb], valid[sb:sb + nb],
-                        rates, one, params)
-        if fit is None:
-            continue
-        rate, c, votes, expected, first_b, last_b, dist = fit
+    for k in np.flatnonzero(keep).tolist():
+        t = int(todo[k])
+        a, b = int(candidates[t, 0]), int(candidates[t, 1])
+        i, j = int(pos_a[t]), int(pos_b[t])
+        sa, na, sb, nb = int(kf_start[i]), int(kf_count[i]), int(kf_start[j]), int(kf_count[j])
+        rate, c, first_b, last_b = _refine_line(hashes[sa:sa + na], valid[sa:sa + na],
+                                                hashes[sb:sb + nb], valid[sb:sb + nb],
+                                                float(rates[lines.rate[k]]), int(lines.intercept[k]),
+                                                params)
         first_a, last_a = c + rate * first_b, c + rate * last_b
         slack_a = max(params.whole_slack_s, (1 - params.whole_coverage) * na / hz)
         slack_b = max(params.whole_slack_s, (1 - params.whole_coverage) * nb / hz)
@@ -547,7 +572,8 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
                  and (max(first_a, 0) + max(na - 1 - last_a, 0)) / hz <= slack_a + 1e-9)
         out.append(Pair(a, b, "duplicate" if whole else "partial", float(c / hz),
                         (float(first_a / hz), float(last_a / hz)), (float(first_b / hz), float(last_b / hz)),
-                        int(votes), int(expected), float(dist), float(round(rate, 3))))
+                        int(lines.matched[k]), int(lines.mapped[k]), float(lines.mean[k]),
+                        float(round(rate, 3))))
     return out
 
 
@@ -567,75 +593,22 @@ def holds_pictures(table: ClipTable, hashes: np.ndarray, valid: np.ndarray) -> n
     return np.isin(table.rows, held_rows)
 
 
-def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, rates: np.ndarray,
-              one: int, params: DedupParams):
-    """Best line A index = c + rate x B index through two clips' keyframes, if a rate other
-    than 1 explains them clearly better: (rate, c, matches on it, B keyframes mapped inside A,
-    first and last B index on it, mean distance) or None.
+def _refine_line(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, rate: float,
+                 c0: int, params: DedupParams) -> tuple[float, float, int, int]:
+    """A re-timed line ``A index = c0 + rate x B index`` found on the grid of rates, refined by
+    least squares over its matched keyframes: (rate, intercept, first and last matched B index).
 
-    Lines are proposed by a Hough vote over the matching keyframe pairs (distinct B keyframes
-    per rate and intercept) and judged by the mean distance of *every* B keyframe the line maps
-    inside A, matched or not: on footage that barely changes, or that repeats frames, a slanted
-    line collects as many votes as the true one, but only the true line is close all along."""
+    Each matched keyframe is placed between A's keyframes by the V through its distances to A's
+    keyframes either side of the line (as :func:`subkeyframe_shift` does for a whole
+    alignment); where a clip holds one picture over several keyframes the V is flat and the
+    position is the middle of the hold (:func:`_held_middle`), on either side."""
     na, nb = len(ha), len(hb)
-    if na == 0 or nb == 0:
-        return None
     d = np.bitwise_count(ha[:, None, :] ^ hb[None, :, :]).sum(axis=2)
-    ok = va[:, None] & vb[None, :]
-    i, j = np.nonzero((d <= params.match_radius) & ok)
-    if len(i) < params.min_matches:
-        return None
-    c = np.rint(i[None, :] - rates[:, None] * j[None, :]).astype(np.int64)  # [rates, matches]
-    lo = int(c.min())
-    width = int(c.max()) - lo + 1
-    key = (np.arange(len(rates))[:, None] * width + (c - lo)) * nb + j[None, :]
-    line = np.unique(key.ravel()) // nb
-    votes = np.bincount(line, minlength=len(rates) * width).reshape(len(rates), width)
     jb = np.arange(nb)
-    top = np.argsort(-votes, axis=1)[:, :3]  # the 3 best-voted intercepts of each rate
-
-    def best_line(rate_rows: np.ndarray) -> tuple[float, int, int, int, int]:
-        """(mean distance over the mapped keyframes, mapped, matched, rate, intercept) of the
-        closest line among the best-voted intercepts of ``rate_rows``, judged all at once: the
-        first of the closest in rate order, then vote order."""
-        r_of = np.repeat(rate_rows, top.shape[1])
-        k_of = top[rate_rows].ravel()
-        keep = votes[r_of, k_of] >= params.min_matches
-        r_of, c_of = r_of[keep], lo + k_of[keep]
-        if not len(r_of):
-            return (float("inf"), 0, 0, 0, 0)
-        ia = np.rint(c_of[:, None] + rates[r_of][:, None] * jb[None, :]).astype(np.int64)
-        inside = (ia >= 0) & (ia < na) & vb[None, :]
-        ia_ok = np.where(inside, ia, 0)
-        on = inside & va[ia_ok]
-        dist = d[ia_ok, jb[None, :]]
-        mapped = on.sum(axis=1)
-        total = np.where(on, dist, 0).sum(axis=1)
-        matched = (on & (dist <= params.match_radius)).sum(axis=1)
-        mean = np.where(mapped >= max(params.min_matches, 1), total / np.maximum(mapped, 1), np.inf)
-        best = int(np.argmin(mean))
-        if not np.isfinite(mean[best]):
-            return (float("inf"), 0, 0, 0, 0)
-        return (float(mean[best]), int(mapped[best]), int(matched[best]), int(r_of[best]), int(c_of[best]))
-
-    mean_1, _, _, _, _ = best_line(np.array([one]))
-    others = np.flatnonzero(np.abs(np.log(rates)) >= np.log1p(params.retime_min_change))
-    mean_r, mapped, matched, r, c0 = best_line(others)
-    if not np.isfinite(mean_r) or matched < params.retime_min_fraction * mapped:
-        return None
-    if mapped < params.retime_min_keyframes or abs(rates[r] - 1.0) * mapped < params.retime_min_drift:
-        return None
-    if mean_r > params.retime_max_mean_bits or mean_r * params.retime_margin > mean_1:
-        return None
-    ia = np.rint(c0 + rates[r] * jb).astype(np.int64)
+    ia = np.rint(c0 + rate * jb).astype(np.int64)
     on = (ia >= 0) & (ia < na) & vb
     on[on] &= va[ia[on]] & (d[ia[on], jb[on]] <= params.match_radius)
     jj = jb[on]
-    # the grid's rate and intercept, refined by least squares over the matched keyframes, each
-    # placed between A's keyframes by the V through its distances to A's keyframes either side
-    # of the line (as :func:`subkeyframe_shift` does for a whole alignment); where a clip holds
-    # one picture over several keyframes the V is flat and the position is the middle of the
-    # hold (:func:`_held_middle`), on either side
     i_on = ia[on]
     x = i_on.astype(np.float64)
     inner = (i_on >= 1) & (i_on <= na - 2)
@@ -646,12 +619,12 @@ def _fit_rate(ha: np.ndarray, va: np.ndarray, hb: np.ndarray, vb: np.ndarray, ra
     hold_a, x_held = _held_middle(ha, va, i_on)
     x[hold_a] = x_held[hold_a]
     _, y = _held_middle(hb, vb, jj)  # B's keyframes too: a held picture counts at its middle
-    rate, icept = float(rates[r]), float(np.mean(x - rates[r] * y))
+    icept = float(np.mean(x - rate * y))
     if len(jj) >= 3:
         slope, fit_c = np.polyfit(y, x, 1)
         if abs(slope / rate - 1.0) <= 0.05:
             rate, icept = float(slope), float(fit_c)
-    return rate, icept, matched, mapped, int(jj.min()), int(jj.max()), mean_r
+    return rate, icept, int(jj.min()), int(jj.max())
 
 
 #: identical keyframes either side of a matched one that are taken as one held picture
