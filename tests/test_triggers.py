@@ -10,6 +10,7 @@ from engine.ingest.triggers import (
     CLIP_CONDITIONS,
     DEFAULT_THRESHOLDS,
     TRIGGER_VIEW,
+    ceiling_taper,
     frame_triggers,
     keyframe_conditions,
     parse_thresholds,
@@ -279,6 +280,88 @@ def test_tunnel_is_an_enclosure_lit_from_its_walls():
     overpass = frames(luma=110.0, contrast=10.0)
     overpass[3:5] = tunnel_frames()[3:5]  # 0.5 s under a bridge
     assert "tunnel" not in names(frame_triggers(overpass, TIMES))
+
+
+def tunnel_views(k=10, vanish=(96.0, 50.0), seed=0):
+    """Trigger views of a drive through a lamp-lit tunnel, drawn in perspective: a dim ceiling
+    over the camera narrowing to the vanishing point, lit side walls streaked along the tunnel,
+    a road, and a row of ceiling lamps that stream outwards as the car moves on."""
+    rng = np.random.default_rng(seed)
+    h, w = TRIGGER_VIEW
+    xv, yv = vanish
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = x - xv, yv - y  # dy > 0 above the vanishing point
+    ceiling = (dy > 0) & (np.abs(dx) < 1.4 * dy)  # half-width 1.4x the ceiling's height over the camera
+    road = (dy < 0) & (np.abs(dx) < 3.5 * -dy)
+    # lamps all along light the walls evenly; their texture streaks towards the vanishing point
+    streaks = 12.0 * np.sin(np.arctan2(dy, dx) * 40.0)
+    far_end = np.hypot(dx, dy) < 5.0
+    out = np.empty((k, h, w, 3), np.float32)
+    for i in range(k):
+        f = np.zeros((h, w, 3), np.float32)
+        lum = np.where(ceiling, 40.0, np.where(road, 85.0, 135.0 + streaks))
+        lum = np.where(far_end, 70.0, lum)
+        f[:] = lum[..., None] * np.array([1.1, 0.95, 0.8], np.float32)  # warm lamp light
+        for z in np.arange(6.0, 80.0, 6.0) - (i * 2.5) % 6.0:  # lamps every 6 m, 2.5 m a keyframe
+            ly, size = yv - 250.0 / z, max(1.0, 12.0 / z)
+            if ly < 0:
+                continue
+            f[(np.abs(y - ly) <= size) & (np.abs(x - xv) <= 2 * size)] = (255, 225, 160)
+        out[i] = f + rng.normal(0, 2.0, f.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def lorry_views(k=10, seed=0):
+    """Trigger views of a dark lorry close ahead in a street of lit facades: its back a box that
+    reaches the top of the view and stands on the road, the facades beside it streaming by."""
+    rng = np.random.default_rng(seed)
+    h, w = TRIGGER_VIEW
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.empty((k, h, w, 3), np.float32)
+    for i in range(k):
+        f = np.zeros((h, w, 3), np.float32)
+        f[:] = (190, 185, 175)  # facades
+        shift = 5 * i
+        windows = ((x + shift * np.sign(x - w / 2)) % 16 < 10) & (y % 14 < 9)
+        f[windows] = (50, 55, 70)
+        f[y >= 50] = (90, 90, 92)  # road from the horizon down
+        f[(y >= 70) & (np.abs(x - w / 2) < 2)] = 230  # lane line
+        box = (y < 66) & (np.abs(x - w / 2) < 40)
+        f[box] = (28, 24, 26)
+        f[(y >= 56) & (y < 62) & (np.abs(np.abs(x - w / 2) - 34) < 4)] = (200, 20, 20)  # tail lights
+        out[i] = f + rng.normal(0, 2.0, f.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_a_tunnel_ceiling_narrows_in_perspective_a_lorry_ahead_does_not():
+    """A ceiling is a plane over the camera: in perspective it narrows to the vanishing point,
+    wherever the horizon sits and with its lamps streaming by. A dark lorry close ahead between
+    lit facades darkens the top of the view over lit sides as well, but its back is a box that
+    keeps its width down to the road: with the perspective test off, it would be a tunnel."""
+    for vanish in ((96.0, 50.0), (70.0, 62.0), (120.0, 40.0), (90.0, 80.0)):  # horizon at 0.37-0.74
+        assert (picture_measures(tunnel_views(vanish=vanish)).ceiling_taper <= 0.6).all(), vanish
+    for vanish in ((96.0, 50.0), (70.0, 62.0), (90.0, 80.0)):  # enough ceiling in the top sixth
+        got = names(frame_triggers(tunnel_views(vanish=vanish), TIMES))
+        assert got["tunnel"][0][:2] == [0.0, 4.5] and "low_light" not in got, vanish
+    lorry = lorry_views()
+    assert (picture_measures(lorry).ceiling_taper >= 0.8).all()
+    assert "tunnel" not in names(frame_triggers(lorry, TIMES))
+    assert "tunnel" in names(frame_triggers(lorry, TIMES, {"tunnel_ceiling_taper": np.inf}))
+
+
+def test_ceiling_taper_bridges_lamps_and_reads_the_run_around_the_darkest_column():
+    """The dim run's width around the top sixth's darkest column, rows 1/3-1/2 over the top
+    sixth; a bright gap of up to two columns (a lamp) stays inside the run; no dim top: inf."""
+    luma = np.full((1, 36, 64), 200.0, np.float32)
+    luma[:, :, 10:40] = 20.0
+    luma[:, :, 20:22] = 250.0  # lamps in the ceiling
+    luma[:, :, 30] = 250.0
+    luma[:, 12:18, 25:40] = 200.0  # lower down the dark run is half as wide
+    assert ceiling_taper(luma, np.array([200.0]), 0.85)[0] == pytest.approx(15 / 30)
+    luma[:, :, 20:23] = 250.0  # three columns: the edge of a run 10 columns wide ...
+    luma[:, 12:18, 15:20] = 200.0  # ... and 5 lower down
+    assert ceiling_taper(luma, np.array([200.0]), 0.85)[0] == pytest.approx(5 / 10)
+    assert ceiling_taper(np.full((1, 36, 64), 200.0, np.float32), np.array([200.0]), 0.85)[0] == np.inf
 
 
 def test_black_frames():

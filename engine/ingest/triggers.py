@@ -5,8 +5,9 @@ All thresholds live in :data:`DEFAULT_THRESHOLDS` (documented in docs/guide.md) 
 overridden per ingest. Every trigger works on whole arrays of one clip (no per-sample Python).
 The picture conditions use robust statistics of each keyframe's trigger view (the hashed view
 box-filtered to :data:`TRIGGER_VIEW`, 192x108): luma percentiles of the sky band and the halves,
-colour saturation, the dark channel and vertical-edge density on its 64x36 block means, and the
-fine detail the full view keeps over those blocks (sharpness). Their thresholds are physical
+colour saturation, the dark channel, vertical-edge density and how a dim region over the road
+narrows downwards (a tunnel ceiling in perspective) on its 64x36 block means, and the fine detail
+the full view keeps over those blocks (sharpness). Their thresholds are physical
 quantities or come from synthetic tests, checked on real dashcam footage with
 ``python -m benchmarks.real_scenes --clips DIR``.
 """
@@ -24,7 +25,7 @@ from engine.types import Telemetry
 #: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
 #: Stores keep a clip's triggers until it is ingested again (they need the frames): ``clipdex
 #: rare`` says how many clips carry triggers of an older version.
-TRIGGERS_VERSION = 7
+TRIGGERS_VERSION = 8
 
 #: (rows, columns) of the view the picture conditions judge: the hashed view box-filtered to
 #: 192x108. The coarse statistics read its 3x3 block means (64x36); the sharpness compares the
@@ -32,6 +33,9 @@ TRIGGERS_VERSION = 7
 TRIGGER_VIEW = (108, 192)
 #: side of the blocks averaged into the coarse view
 COARSE_BLOCK = 3
+#: columns of the 64x36 view (3 % of its width) that a bright gap in a dim ceiling may span and
+#: still be a lamp in it (:func:`ceiling_taper`)
+CEILING_GAP = 2
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "hard_brake_accel": -4.0,  # m/s^2: deceleration at least this strong ...
@@ -94,7 +98,16 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "tunnel_wall_luma": 60.0,  # ... walls lit at least this (lamps; night leaves the sides dark) ...
     "tunnel_ceiling_min_luma": 15.0,  # ... a ceiling not black (a picture on a black background)
     "tunnel_green": 3.0,  # ... neither ceiling nor walls foliage: mean G - max(R, B) below this
-    "tunnel_sky_blue": 10.0,  # ... and a ceiling that is not a blue sky: mean B - R below this
+    "tunnel_sky_blue": 10.0,  # ... a ceiling that is not a blue sky: mean B - R below this ...
+    # ... and a ceiling seen in perspective (PictureMeasures.ceiling_taper at most this): a plane
+    # above the camera narrows to the vanishing point, its width in rows 1/3-1/2 of the view
+    # about (y_h - 5/12) / (y_h - 1/12) of that in the top sixth for a horizon at height y_h
+    # (0.2 at mid-height). Drawn tunnels with the horizon at 0.37-0.74 of the view measure at most
+    # 0.6 (a horizon higher still puts the dim road in those rows), the dev set's tunnels 0-0.52
+    # (ceilings wider than the view at the top). A box standing on the road that reaches the top
+    # of the view (a lorry close ahead) keeps its width down to its bottom edge, below the
+    # horizon: 0.8-1.6 in the fleet's renders
+    "tunnel_ceiling_taper": 0.7,
     "tunnel_min_s": 1.5,  # ... over at least this long (an overpass or a tree crown passes sooner)
     "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
     "glare_fraction": 0.25,  # ... covering at least this share of a keyframe (sun, tunnel exit)
@@ -233,6 +246,9 @@ class PictureMeasures:
     wall_green: np.ndarray  # the same over the side fifths
     sharpness: np.ndarray  # fine detail: mean squared luma step between neighbouring pixels of
     # the 192x108 view over that of its 64x36 blocks (NaN for a 64x36 view: no finer detail)
+    ceiling_taper: np.ndarray  # how the dim region over the road narrows downwards: its width
+    # in rows 1/3 to 1/2 over that in the top sixth (inf where the top sixth has none), see
+    # :func:`ceiling_taper`
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -283,9 +299,36 @@ def sharpness(fine_luma: np.ndarray, coarse_luma: np.ndarray) -> np.ndarray:
     return _step_energy(fine_luma) / np.maximum(_step_energy(coarse_luma), 1.0)
 
 
-def picture_measures(views: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["glare_luma"]) -> PictureMeasures:
+def ceiling_taper(luma: np.ndarray, wall_median: np.ndarray, dim_ratio: float) -> np.ndarray:
+    """Per keyframe of a coarse luma view ``float32[k,rows,cols]``: the width of the dim run
+    (luma at most ``dim_ratio`` times ``wall_median``) around the darkest column of the top sixth,
+    averaged over rows 1/3 to 1/2 of the view, over its mean width in the top sixth (inf where
+    that column is not dim in the top sixth). A ceiling seen in perspective narrows to the
+    vanishing point (small); an object standing on the road keeps its width (about 1)."""
+    k, rows, cols = luma.shape
+    top = max(1, rows // 6)
+    dim = luma <= (dim_ratio * wall_median)[:, None, None]
+    # a gap of up to CEILING_GAP columns between dim pixels is a lamp in the ceiling, not its edge
+    bridged = dim.copy()
+    for gap in range(1, CEILING_GAP + 1):
+        for lead in range(gap):
+            bridged[:, :, lead + 1: cols - gap + lead] |= dim[:, :, : cols - gap - 1] & dim[:, :, gap + 1:]
+    seed = np.argmin(luma[:, :top].mean(axis=1), axis=1)[:, None, None]
+    col = np.arange(cols)
+    left = np.where(~bridged & (col <= seed), col, -1).max(axis=2)  # last bright column left of it
+    right = np.where(~bridged & (col >= seed), col, cols).min(axis=2)
+    width = np.clip(right - left - 1, 0, None).astype(np.float64)
+    top_width = width[:, :top].mean(axis=1)
+    low_width = width[:, rows // 3: max(rows // 3 + 1, rows // 2)].mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(top_width > 0, low_width / np.maximum(top_width, 1e-9), np.inf)
+
+
+def picture_measures(views: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["glare_luma"],
+                     ceiling_ratio: float = DEFAULT_THRESHOLDS["tunnel_ceiling_ratio"]) -> PictureMeasures:
     """:class:`PictureMeasures` of keyframe trigger views ``uint8[k,108,192,3]`` (:func:`trigger_view`)
-    or of coarse views ``uint8[k,36,64,3]`` (no sharpness: NaN)."""
+    or of coarse views ``uint8[k,36,64,3]`` (no sharpness: NaN). ``ceiling_ratio`` is the share
+    of the side walls' median luma under which :func:`ceiling_taper` counts a pixel as dim."""
     rgb, fine = _coarse(views)
     luma = rgb @ _LUMA
     k, rows, cols = len(luma), luma.shape[1], luma.shape[2]
@@ -303,6 +346,7 @@ def picture_measures(views: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["
     walls_rgb = np.concatenate([rgb[:, rows // 6: 2 * rows // 3, : max(1, cols // 5)],
                                 rgb[:, rows // 6: 2 * rows // 3, cols - max(1, cols // 5):]], axis=2)
     walls = walls_rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    wall_median = np.median(walls.reshape(k, -1), axis=1).astype(np.float64)
     change = (np.abs(np.diff(luma, axis=0)).reshape(k - 1, -1).mean(axis=1) if k > 1
               else np.zeros(0, np.float64))
     return PictureMeasures(
@@ -321,10 +365,11 @@ def picture_measures(views: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["
         upper_vertical_edges=(np.abs(np.diff(luma[:, : max(1, rows // 2)], axis=2)) >= URBAN_EDGE_STEP)
         .reshape(k, -1).mean(axis=1, dtype=np.float64),
         change=change.astype(np.float64),
-        wall_median=np.median(walls.reshape(k, -1), axis=1).astype(np.float64),
+        wall_median=wall_median,
         top_green=_green(sky),
         wall_green=_green(walls_rgb),
         sharpness=sharpness(fine, luma) if fine is not None else np.full(k, np.nan),
+        ceiling_taper=ceiling_taper(luma, wall_median, ceiling_ratio),
     )
 
 
@@ -339,11 +384,13 @@ def _tunnel(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
     """Tunnel: an enclosure lit from its walls. Under the open sky the top of the view is the
     brightest band by day and the sides go dark at night; inside a tunnel the lamps light the
     walls and the road while the ceiling stays dimmer than the walls, and neither is foliage
-    (a tree canopy also closes the sky) nor a blue sky."""
+    (a tree canopy also closes the sky) nor a blue sky. The ceiling is a plane over the camera:
+    in perspective it narrows to the vanishing point, where a dark box close ahead (the back of
+    a lorry between lit facades) keeps its width down to the road."""
     return ((m.top_median <= th["tunnel_ceiling_ratio"] * m.wall_median)
             & (m.wall_median >= th["tunnel_wall_luma"]) & (m.top_median >= th["tunnel_ceiling_min_luma"])
             & (m.top_green < th["tunnel_green"]) & (m.wall_green < th["tunnel_green"])
-            & (m.top_blue < th["tunnel_sky_blue"]))
+            & (m.top_blue < th["tunnel_sky_blue"]) & (m.ceiling_taper <= th["tunnel_ceiling_taper"]))
 
 
 def _urban(m: PictureMeasures, th: dict[str, float]) -> np.ndarray:
@@ -451,7 +498,7 @@ def frame_triggers(views: np.ndarray, times: np.ndarray, th: dict[str, float] | 
     th = {**DEFAULT_THRESHOLDS, **(th or {})}
     if len(views) == 0:
         return []
-    m = picture_measures(views, th["glare_luma"])
+    m = picture_measures(views, th["glare_luma"], th["tunnel_ceiling_ratio"])
     shown = keyframe_conditions(m, times, th)
     out: list[tuple[str, float, float, float]] = []
     for s, e in _spans(shown["black_frames"], times):
