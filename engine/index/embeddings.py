@@ -8,8 +8,8 @@ Which index, by region size (``n`` = clips in the index):
   (``IndexIVFPQFastScan``, ``d/2`` sub-quantizers: 32 bytes a 128-d clip) whose top
   ``k * REFINE_K_FACTOR`` candidates are re-ranked exactly against the float embeddings
   (``IndexRefineFlat``), so the scores returned are exact cosines. ``nlist`` = the power of two
-  nearest ``4 * sqrt(n)`` (4096 at 1M), k-means trained on a seeded sample of
-  ``IVF_TRAIN_PER_LIST * nlist`` vectors, searched with ``nprobe = IVF_NPROBE`` lists.
+  nearest ``4 * sqrt(n)`` (4096 at 1M), k-means (``IVF_TRAIN_ITERATIONS``) trained on a seeded
+  sample of ``IVF_TRAIN_PER_LIST * nlist`` vectors, searched with ``nprobe = IVF_NPROBE`` lists.
   The fast-scan codes are ~16x smaller than float vectors and scanned with SIMD look-up tables,
   so a query can afford to scan 192 lists (~47k clips at 1M) in about the time IVF-flat scans 32;
   the exact re-rank of 200 candidates then recovers what the coarse codes blur.
@@ -49,6 +49,10 @@ IVF_MAX_LISTS = 16384
 #: k-means training sample: this many vectors per list (FAISS warns below 39)
 IVF_TRAIN_PER_LIST = 40
 IVF_TRAIN_SEED = 0
+#: k-means iterations of the coarse quantizer (FAISS's default is 25): the training costs
+#: sample x lists x iterations, 16x the 1M-clip cost at 10M clips; 10 iterations give the same
+#: recall@10 on the 1M benchmark (``python -m benchmarks.query_scale``) at ~0.55x the time
+IVF_TRAIN_ITERATIONS = 10
 #: lists scanned per query: recall@10 0.969 on the 1M benchmark (docs/performance.md)
 IVF_NPROBE = 192
 #: PQ fast-scan candidates re-ranked exactly per result wanted (k=10: 200 candidates)
@@ -111,6 +115,7 @@ class EmbeddingIndex:
             ivf.own_fields = True
             quantizer.this.disown()
             ivf.cp.seed = IVF_TRAIN_SEED
+            ivf.cp.niter = IVF_TRAIN_ITERATIONS
             rng = np.random.default_rng(IVF_TRAIN_SEED)
             m = min(n, IVF_TRAIN_PER_LIST * nlist)
             sample = np.sort(rng.choice(n, m, replace=False)) if m < n else np.arange(n)
