@@ -354,6 +354,23 @@ def _warm_kernels() -> None:
     kernels.band_collisions(h, v, v, np.arange(8, dtype=np.int64), kernels.band_masks(2, 8), 40)
     kernels.align_keyframe_pairs(h, v, np.array([0, 4]), np.array([4, 4]), np.array([0]),
                                  np.array([1]), 40, -1)
+    rates = np.array([0.5, 1.0, 2.0])
+    kernels.retime_lines(h, v, np.array([0, 4]), np.array([4, 4]), np.array([0]), np.array([1]),
+                         rates, 1, rates != 1.0, 40, 3)
+
+
+#: run_dedup's progress messages (first word) -> the phase they start (the last phase runs to
+#: the end: reframed copies, same recording, groups and the store)
+_PHASES = {"candidates": "candidates", "verifying": "verify+retime", "reframed": "reframed+rest"}
+
+
+def _reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: ``VmHWM`` drops to the current RSS); elsewhere the
+    phase peaks are the peaks so far."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def _child(home_dir: str, region: str, full: bool, threads: int, params: dict | None) -> dict:
@@ -365,16 +382,26 @@ def _child(home_dir: str, region: str, full: bool, threads: int, params: dict | 
     _warm_kernels()
     p = DedupParams(threads=threads, **(params or {}))
     rss0 = peak_rss_mb()
+    phase, phase_peaks = ["load"], {}
+
+    def on_progress(msg: str) -> None:  # each phase's own peak RSS
+        phase_peaks[phase[0]] = max(phase_peaks.get(phase[0], 0.0), peak_rss_mb())
+        _reset_peak_rss()
+        phase[0] = _PHASES.get(msg.split()[0], phase[0])
+
     with RegionStore.open(Home.open(home_dir).region(region)) as store:
         t = time.perf_counter()
-        res = run_dedup(store, p, full=full)
+        _reset_peak_rss()
+        res = run_dedup(store, p, full=full, progress=on_progress)
         wall = time.perf_counter() - t
+    on_progress("end")
     return {"wall_s": wall, "stages": res.stage_seconds, "method": res.method,
             "keyframe_pairs": res.keyframe_pairs, "candidates": res.candidates,
             "new_pairs": res.new_pairs, "pairs": len(res.pairs), "groups": len(res.groups),
-            "checked": res.checked, "clips": res.clips, "peak_rss_mb": peak_rss_mb(),
+            "checked": res.checked, "clips": res.clips, "peak_rss_mb": max(phase_peaks.values()),
             "rss_before_mb": rss0, "blocks": res.candidate_stats.get("blocks", 0),
             "worker_peak_rss_mb": res.candidate_stats.get("worker_peak_rss_mb", []),
+            "phase_peak_rss_mb": phase_peaks,
             "pairs_digest": _pairs_digest(store_dir=home_dir, region=region)}
 
 
@@ -560,7 +587,8 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
 def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
     """What the two largest measured sizes put ``target`` clips at. Each stage of the full dedup
     grows by its own power law ``seconds = c x clips^alpha`` (alpha at least 1: no stage gets
-    cheaper a clip), the time outside the stages grows linearly, and peak RSS grows linearly.
+    cheaper a clip), the time outside the stages grows linearly, and each phase's peak RSS grows
+    linearly (the process peak: the largest; the whole run's peak where phases were not measured).
     On N machines the hash candidate search spreads over every machine's workers while the rest
     (index build, verification, re-timing, reframed, groups) stays on one."""
     pts = sorted((r["clips"], r["full"]["wall_s"], r["full"]["peak_rss_mb"], r["full"]["stages"])
@@ -580,10 +608,16 @@ def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...]
     cand = at_target.get("candidates", 0.0)
     rest = total - cand
     mb_per_clip = (m1 - m0) / (n1 - n0)
+    # each phase's peak grows linearly from its own two points; the process peak is the largest
+    ph0, ph1 = (next(r["full"].get("phase_peak_rss_mb") or {} for r in rows if r["clips"] == n)
+                for n in (n0, n1))
+    phase_mb = {k: ph1[k] + (ph1[k] - ph0[k]) / (n1 - n0) * (target - n1) for k in ph1 if k in ph0}
+    peak_mb = max(phase_mb.values()) if phase_mb else m1 + mb_per_clip * (target - n1)
     return {"fit_sizes": [n0, n1], "alpha": float(np.log(t1 / t0) / np.log(n1 / n0)),
             "stage_alpha": alphas, "target_clips": target, "target_wall_s": total,
             "target_stage_s": at_target, "target_candidates_s": cand,
-            "target_peak_rss_mb": m1 + mb_per_clip * (target - n1), "peak_rss_mb_per_clip": mb_per_clip,
+            "target_peak_rss_mb": peak_mb, "target_phase_peak_rss_mb": phase_mb,
+            "peak_rss_mb_per_clip": mb_per_clip,
             "machines": {str(k): rest + cand / k for k in machines}}
 
 

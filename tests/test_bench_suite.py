@@ -78,3 +78,9 @@ def test_dedup_growth_projects_each_stage_by_its_own_exponent():
     assert fit["machines"]["4"] == pytest.approx(fit["target_wall_s"] - 1600 + 400)
     assert fit["target_peak_rss_mb"] == pytest.approx(10000 + 2 * 12_000_000 / 1000)
     assert growth([small]) == {}
+    # measured phase peaks: each projected linearly, the process peak is the largest
+    small["full"]["phase_peak_rss_mb"] = {"candidates": 4000.0, "reframed+rest": 3000.0}
+    big["full"]["phase_peak_rss_mb"] = {"candidates": 7000.0, "reframed+rest": 10000.0}
+    fit = growth([big, small], target=16_000_000)
+    assert fit["target_phase_peak_rss_mb"]["candidates"] == pytest.approx(7000 + 12_000)
+    assert fit["target_peak_rss_mb"] == pytest.approx(10000 + 28_000)
