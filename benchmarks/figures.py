@@ -427,6 +427,15 @@ def fig_dedup_scale_100k() -> list[str]:
     return lines
 
 
+def _peak_phases(fit: dict) -> str:
+    """", each phase's peak projected linearly: candidates 5.1, ..." where phases were measured."""
+    phases = fit.get("target_phase_peak_rss_mb") or {}
+    if not phases:
+        return ""
+    return ", each phase's own peak projected linearly: " + ", ".join(
+        f"{k} {v / 1024:.1f}" for k, v in phases.items())
+
+
 def fig_dedup_scale_3m() -> list[str]:
     runs = _load("dedup_scale_3m.json")
     rows = []
@@ -453,7 +462,7 @@ def fig_dedup_scale_3m() -> list[str]:
               "--workdir DIR --merge --json benchmarks/results/dedup_scale_3m.json`, then the same "
               "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"dask 2\": the "
               "candidate search on two Dask worker processes, run after the local one: it reuses "
-              "the embedding index the local run saved, so its reframed stage is not comparable; "
+              "the embedding index the local run built and saved, so its reframed stage is not comparable; "
               "with `--dask-last` that run is of the region grown by the added clips): stage seconds of the full dedup (\"verify\": alignment and re-timing), peak "
               "RSS of the dedup process (\"GB\") and of each Dask worker (\"wkr\"), recall of the planted pairs "
               "(\"same\": the Dask run stored the very pairs and groups of the local one), and "
@@ -468,7 +477,7 @@ def fig_dedup_scale_3m() -> list[str]:
                   + (f" (stages, each projected by its own exponent, at least 1: {grow})" if grow else "")
                   + f", which puts {fit['target_clips']:,} clips at "
                   f"{fit['target_wall_s'] / 60:.0f} min on one such machine (peak RSS "
-                  f"{fit['target_peak_rss_mb'] / 1024:.1f} GB); with the candidate search spread "
+                  f"{fit['target_peak_rss_mb'] / 1024:.1f} GB{_peak_phases(fit)}); with the candidate search spread "
                   "over N machines and the rest on one: "
                   + ", ".join(f"N={k} {v / 60:.0f} min" for k, v in fit["machines"].items()) + "."]
     return lines
