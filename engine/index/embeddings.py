@@ -287,14 +287,17 @@ class EmbeddingIndex:
             _, cand = ivf.search_preassigned(queries, want, probe, coarse)
         finally:
             ivf.nprobe = before
+        # exact re-rank in FAISS (threaded, no gathered copy of the candidates' vectors): the
+        # k best inner products among each query's candidates (-1 ends a row's candidates)
         base = faiss.downcast_index(refine.refine_index)
-        xb = faiss.rev_swig_ptr(base.get_xb(), base.ntotal * base.d).reshape(base.ntotal, base.d)
-        ok = cand >= 0
-        exact = np.einsum("qd,qcd->qc", queries, xb[np.where(ok, cand, 0)])
-        exact = np.where(ok, exact, -np.inf).astype(np.float32)
-        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-        sims = np.take_along_axis(exact, order, axis=1)
-        picked = np.take_along_axis(cand, order, axis=1)
+        kk = min(k, cand.shape[1])
+        sims = np.empty((len(queries), kk), np.float32)
+        picked = np.empty((len(queries), kk), np.int64)
+        cand = np.ascontiguousarray(cand, dtype=np.int64)
+        faiss.knn_inner_products_by_idx(faiss.swig_ptr(queries), base.get_xb(), faiss.swig_ptr(cand),
+                                        int(base.d), len(queries), int(base.ntotal), cand.shape[1], kk,
+                                        faiss.swig_ptr(sims), faiss.swig_ptr(picked), cand.shape[1])
+        sims[picked < 0] = -np.inf
         id_map = self._id_map()
         out = np.where(picked >= 0, id_map[np.maximum(picked, 0)], -1)
         if sims.shape[1] < k:  # fewer vectors than k: pad as search does
