@@ -181,8 +181,11 @@ def _embedding_data(store: RegionStore, clip_lo: int, clip_hi: int) -> tuple[np.
     rows = np.asarray(store.active_rows(lo=clip_lo, hi=clip_hi), dtype=np.int64)
     if len(rows) == 0:
         return np.zeros((0, store.embedding_dim), np.float32), rows
-    vecs = store.read_rows("clip_embeddings", int(rows.min()), int(rows.max()) + 1)
-    return np.ascontiguousarray(vecs[rows - rows.min()]), rows
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    vecs = store.read_rows("clip_embeddings", lo, hi)
+    if hi - lo == len(rows):  # no clip forgotten in between: the read itself, not a second copy
+        return np.ascontiguousarray(vecs), rows
+    return np.ascontiguousarray(vecs[rows - lo]), rows
 
 
 def _sidecar_version(store: RegionStore, name: str) -> int:
