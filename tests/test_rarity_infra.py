@@ -83,11 +83,8 @@ def test_duplicated_and_multi_clip_rare_events_stay_rare(home, monkeypatch, exac
 def test_neighbourhoods_are_a_member_search(home, monkeypatch):
     """The density's neighbourhoods are one batch search of clips in the index
     (``search_members``): with an exact index the scores and the order are exactly those of the
-    plain search; with an approximate one it is what rarity calls, in blocks of queries, and the
-    ranking stays that of the exact index (the same rarest clips, scores within 1 %, never below
-    the exact ones)."""
-    import engine.scenes.rarity as rarity_mod
-
+    plain search; with an approximate one it is what rarity calls, and the ranking stays that of
+    the exact index (the same rarest clips, scores within 1 %, never below the exact ones)."""
     store = _region(home, n_clusters=20, per_cluster=30)
     exact = compute_rarity(store, k=5, cache=False)
     plain = compute_rarity(store, k=5, cache=False, light_search=False)
@@ -114,13 +111,6 @@ def test_neighbourhoods_are_a_member_search(home, monkeypatch):
     assert ratio.min() >= 1 - 1e-5  # exact re-ranking: never nearer than the true neighbours
     assert np.median(ratio) <= 1.01
     assert set(approx.clip_ids[:10]) == set(exact.clip_ids[:10])
-    # the batch runs in blocks of queries (bounded memory), with the same result
-    monkeypatch.setattr(rarity_mod, "MEMBER_QUERY_BLOCK", 64)
-    calls.clear()
-    blocked = compute_rarity(store, k=5, cache=False)
-    assert max(n for n, _ in calls) == 64 and sum(n for n, _ in calls) >= len(approx.clip_ids)
-    assert blocked.clip_ids == approx.clip_ids
-    np.testing.assert_array_equal(blocked.scores, approx.scores)
     store.close()
 
 

@@ -100,11 +100,6 @@ class RarityResult:
     basis: list[str] | None = None
 
 
-#: clips per ``search_members`` call of :func:`knn_excluding`: the search holds every query's
-#: probed centroids (about 64 x 128 floats a clip: 128 MB a block)
-MEMBER_QUERY_BLOCK = 4096
-
-
 def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.ndarray,
                   drives: np.ndarray, k: int, query_pos: np.ndarray | None = None,
                   near_duplicate: float | None = None, metric: str = "cosine",
@@ -133,12 +128,8 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
     kk = min(n_all, k + 32)
     while len(todo) and kk > 0:
         q = query_pos[todo]
-        if members:  # in blocks: the search holds each query's probed centroids
-            found = [emb_index.search_members(np.ascontiguousarray(vectors[q[i:i + MEMBER_QUERY_BLOCK]]),
-                                              table.rows[q[i:i + MEMBER_QUERY_BLOCK]], kk)
-                     for i in range(0, len(q), MEMBER_QUERY_BLOCK)]
-            sims = np.concatenate([f[0] for f in found])
-            ids = np.concatenate([f[1] for f in found])
+        if members:
+            sims, ids = emb_index.search_members(np.ascontiguousarray(vectors[q]), table.rows[q], kk)
         else:
             sims, ids = emb_index.search(np.ascontiguousarray(vectors[q]), kk)
         cand = np.where(ids >= 0, pos_of_row[np.clip(ids, 0, None)], -1)
