@@ -80,40 +80,6 @@ def test_duplicated_and_multi_clip_rare_events_stay_rare(home, monkeypatch, exac
     store.close()
 
 
-def test_neighbourhoods_are_a_member_search(home, monkeypatch):
-    """The density's neighbourhoods are one batch search of clips in the index
-    (``search_members``): with an exact index the scores and the order are exactly those of the
-    plain search; with an approximate one it is what rarity calls, and the ranking stays that of
-    the exact index (the same rarest clips, scores within 1 %, never below the exact ones)."""
-    store = _region(home, n_clusters=20, per_cluster=30)
-    exact = compute_rarity(store, k=5, cache=False)
-    plain = compute_rarity(store, k=5, cache=False, light_search=False)
-    assert exact.clip_ids == plain.clip_ids
-    np.testing.assert_array_equal(exact.scores, plain.scores)
-    np.testing.assert_array_equal(exact.percentiles, plain.percentiles)
-    store.close()
-
-    monkeypatch.setattr(emb_mod, "EXACT_MAX", 100)
-    calls = []
-    members = emb_mod.EmbeddingIndex.search_members
-
-    def spy(self, queries, ids, k, *args, **kw):
-        calls.append((len(queries), self.meta["kind"]))
-        return members(self, queries, ids, k, *args, **kw)
-
-    monkeypatch.setattr(emb_mod.EmbeddingIndex, "search_members", spy)
-    store = RegionStore.open(home.region("us-west"))
-    approx = compute_rarity(store, k=5, cache=False)
-    assert calls and calls[0] == (len(approx.clip_ids), emb_mod.IVF_KIND)
-    want = dict(zip(exact.clip_ids, exact.scores, strict=True))
-    got = dict(zip(approx.clip_ids, approx.scores, strict=True))
-    ratio = np.array([got[c] / want[c] for c in want])
-    assert ratio.min() >= 1 - 1e-5  # exact re-ranking: never nearer than the true neighbours
-    assert np.median(ratio) <= 1.01
-    assert set(approx.clip_ids[:10]) == set(exact.clip_ids[:10])
-    store.close()
-
-
 def test_without_relative_exclusion_they_would_not_be_rare(home, monkeypatch):
     """Control: the same embeddings with no dedup pairs and distinct drives are each other's
     nearest neighbours, so the exclusion is what keeps them rare. Without dedup pairs the

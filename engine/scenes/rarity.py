@@ -38,6 +38,7 @@ docs/quality.md; ``events=False`` (``clipdex rare --density-only``) gives the de
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -102,18 +103,13 @@ class RarityResult:
 
 def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.ndarray,
                   drives: np.ndarray, k: int, query_pos: np.ndarray | None = None,
-                  near_duplicate: float | None = None, metric: str = "cosine",
-                  members: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  near_duplicate: float | None = None, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
     """Distances ``float32[n,k]`` and table positions ``int64[n,k]`` of the k nearest non-relatives.
 
     Searches ``k + slack`` neighbours and widens the search only for the clips whose relatives
     crowd out their k nearest (big drives, big duplicate groups). Missing neighbours are inf/-1.
     ``metric="cosine"``: ``emb_index`` returns inner products of unit vectors (distance
     ``sqrt(2 - 2 sim)``); ``"l2"``: squared Euclidean distances (``near_duplicate`` unused).
-    ``members``: the queries are the clips' own vectors in the index (ids: their rows), searched
-    by ``emb_index.search_members`` (an approximate index scans the lists near each clip's own
-    list, a fixed number of codes a query whatever the region size; an exact one searches as
-    ``search`` does).
     """
     n_all = len(table)
     query_pos = np.arange(n_all) if query_pos is None else query_pos
@@ -128,10 +124,7 @@ def knn_excluding(vectors: np.ndarray, emb_index, table: ClipTable, comp: np.nda
     kk = min(n_all, k + 32)
     while len(todo) and kk > 0:
         q = query_pos[todo]
-        if members:
-            sims, ids = emb_index.search_members(np.ascontiguousarray(vectors[q]), table.rows[q], kk)
-        else:
-            sims, ids = emb_index.search(np.ascontiguousarray(vectors[q]), kk)
+        sims, ids = emb_index.search(np.ascontiguousarray(vectors[q]), kk)
         cand = np.where(ids >= 0, pos_of_row[np.clip(ids, 0, None)], -1)
         bad = (cand < 0) | (cand == q[:, None])
         safe = np.clip(cand, 0, None)
@@ -392,10 +385,8 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
 
     ``events=False`` ranks by the embedding density alone; ``dynamics`` (default: with events)
     adds the density of the telemetry statistics (:func:`dynamics_scores`). ``light_search``:
-    the neighbourhoods are one batch search of clips in the index
-    (``EmbeddingIndex.search_members``: an approximate index scans a fixed number of codes a
-    clip near its own list; an exact index gives what the plain search gives); without it, the
-    plain search at the index's query settings."""
+    an approximate index scans fewer lists for the batch of neighbourhoods
+    (``EmbeddingIndex.lighter_search``; 3x faster at 100k, the same ranking within noise)."""
     dynamics = events if dynamics is None else dynamics
     t0 = time.perf_counter()
     full = store.clip_table()
@@ -409,9 +400,9 @@ def compute_rarity(store: RegionStore, k: int = 10, *, space: str | None = None,
     drives = drive_codes(table)
     # the near-duplicate threshold is calibrated for clipdex's own embedding, not imported spaces
     near = NEAR_DUPLICATE_SIMILARITY if space is None else None
-    members = light_search and hasattr(emb_index, "search_members")
-    dist, _ = knn_excluding(vectors, emb_index, table, comp, drives, k, near_duplicate=near,
-                            members=members)
+    lighter = getattr(emb_index, "lighter_search", None) if light_search else None
+    with lighter() if lighter is not None else contextlib.nullcontext():
+        dist, _ = knn_excluding(vectors, emb_index, table, comp, drives, k, near_duplicate=near)
     scores = _mean_finite(dist)
     scores = np.where(np.isfinite(scores), scores, 2.0).astype(np.float64)  # no neighbour: rarest
     signatures: list[str] = []
