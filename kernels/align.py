@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from ._config import INT_JIT, PARALLEL
-from ._validate import check_array, check_codes, check_int
+from ._validate import check_clip_pairs, check_int
 from .hamming import popcount64
 
 __all__ = ["Alignment", "align_keyframe_pairs"]
@@ -121,28 +121,7 @@ def align_keyframe_pairs(hashes: np.ndarray, valid: np.ndarray, clip_start: np.n
                          clip_count: np.ndarray, pair_a: np.ndarray, pair_b: np.ndarray,
                          radius: int, max_shift: int) -> Alignment:
     """Best temporal shift of each clip pair (see the module doc for the exact rules)."""
-    check_codes("hashes", hashes)
-    n = hashes.shape[0]
-    check_array("valid", valid, np.bool_, 1, "bool[N]")
-    if valid.shape[0] != n:
-        raise ValueError(f"valid must have one flag per hash row ({n}); got {valid.shape[0]}")
-    for name, arr in (("clip_start", clip_start), ("clip_count", clip_count),
-                      ("pair_a", pair_a), ("pair_b", pair_b)):
-        check_array(name, arr, np.int64, 1, "int64[" + ("C]" if name.startswith("clip") else "P]"))
-    if clip_start.shape != clip_count.shape:
-        raise ValueError(f"clip_start and clip_count must have the same length; got "
-                         f"{clip_start.shape[0]} and {clip_count.shape[0]}")
-    if pair_a.shape != pair_b.shape:
-        raise ValueError(f"pair_a and pair_b must have the same length; got "
-                         f"{pair_a.shape[0]} and {pair_b.shape[0]}")
-    if clip_count.size and (clip_count.min() < 0 or clip_start.min() < 0
-                            or (clip_start + clip_count).max() > n):
-        raise ValueError(f"clip_start/clip_count must address rows inside hashes (0..{n}); "
-                         "got negative or out-of-range spans")
-    n_clips = clip_start.shape[0]
-    if pair_a.size and (min(pair_a.min(), pair_b.min()) < 0
-                        or max(pair_a.max(), pair_b.max()) >= n_clips):
-        raise ValueError(f"pair_a/pair_b must be clip indices in 0..{n_clips - 1}")
+    check_clip_pairs(hashes, valid, clip_start, clip_count, pair_a, pair_b)
     radius = check_int("radius", radius)
     max_shift = check_int("max_shift", max_shift)
     return Alignment(*_align(hashes.view(np.uint64), valid, clip_start, clip_count, pair_a,

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from ._config import INT_JIT, PARALLEL
-from ._validate import check_array, check_codes, check_int
+from ._validate import check_array, check_clip_pairs, check_int
 from .hamming import popcount64
 
 __all__ = ["RetimeLines", "retime_lines"]
@@ -166,26 +166,7 @@ def retime_lines(hashes: np.ndarray, valid: np.ndarray, clip_start: np.ndarray,
                  rates: np.ndarray, one: int, other: np.ndarray, radius: int,
                  min_matches: int) -> RetimeLines:
     """Best re-timed line of each clip pair (see the module doc for the exact rules)."""
-    check_codes("hashes", hashes)
-    n = hashes.shape[0]
-    check_array("valid", valid, np.bool_, 1, "bool[N]")
-    if valid.shape[0] != n:
-        raise ValueError(f"valid must have one flag per hash row ({n}); got {valid.shape[0]}")
-    for name, arr in (("clip_start", clip_start), ("clip_count", clip_count),
-                      ("pair_a", pair_a), ("pair_b", pair_b)):
-        check_array(name, arr, np.int64, 1, "int64[" + ("C]" if name.startswith("clip") else "P]"))
-    if clip_start.shape != clip_count.shape or pair_a.shape != pair_b.shape:
-        raise ValueError("clip_start/clip_count and pair_a/pair_b must come in equal lengths; got "
-                         f"{clip_start.shape[0]}/{clip_count.shape[0]} and "
-                         f"{pair_a.shape[0]}/{pair_b.shape[0]}")
-    if clip_count.size and (clip_count.min() < 0 or clip_start.min() < 0
-                            or (clip_start + clip_count).max() > n):
-        raise ValueError(f"clip_start/clip_count must address rows inside hashes (0..{n}); "
-                         "got negative or out-of-range spans")
-    n_clips = clip_start.shape[0]
-    if pair_a.size and (min(pair_a.min(), pair_b.min()) < 0
-                        or max(pair_a.max(), pair_b.max()) >= n_clips):
-        raise ValueError(f"pair_a/pair_b must be clip indices in 0..{n_clips - 1}")
+    check_clip_pairs(hashes, valid, clip_start, clip_count, pair_a, pair_b)
     check_array("rates", rates, np.float64, 1, "float64[R]")
     if not rates.size or not np.all(np.isfinite(rates)) or rates.min() <= 0:
         raise ValueError("rates must be finite and positive, at least one — e.g. "

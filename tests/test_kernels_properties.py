@@ -211,6 +211,18 @@ def test_code_kernels_refuse_bad_input():
         kernels.align_keyframe_pairs(codes, np.ones(3, bool), np.zeros(1, np.int64),
                                      np.full(1, 9, np.int64), np.zeros(1, np.int64),
                                      np.zeros(1, np.int64), 4, -1)
+    one_clip = (codes, np.ones(3, bool), np.zeros(1, np.int64), np.full(1, 3, np.int64),
+                np.zeros(1, np.int64), np.zeros(1, np.int64))
+    rates = np.array([0.5, 1.0, 2.0])
+    with pytest.raises(ValueError, match="out-of-range"):
+        kernels.retime_lines(*one_clip[:3], np.full(1, 9, np.int64), *one_clip[4:], rates, 1,
+                             rates != 1, 4, 3)
+    with pytest.raises(ValueError, match="finite and positive"):
+        kernels.retime_lines(*one_clip, np.array([0.0, 1.0]), 1, np.ones(2, bool), 4, 3)
+    with pytest.raises(ValueError, match="one must index rates"):
+        kernels.retime_lines(*one_clip, rates, 3, rates != 1, 4, 3)
+    with pytest.raises(ValueError, match="flag each"):
+        kernels.retime_lines(*one_clip, rates, 1, np.ones(2, bool), 4, 3)
     with pytest.raises(TypeError, match="float32"):
         kernels.clip_embeddings(np.zeros((1, kernels.DESCRIPTOR_DIM)), np.zeros(1, np.int64),
                                 np.ones(1, np.int64),
