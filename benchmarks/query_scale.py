@@ -228,8 +228,8 @@ def measure_store(n: int, seed: int = 0, *, cli: bool = True, rarity: bool = Tru
             res = compute_rarity(store, k=10)
             out["rarity_s"] = time.perf_counter() - t
             out["rarity_clips"] = len(res.rows)
-            # the batch search of every clip (EmbeddingIndex.search_members): how much the
-            # density scores move against a plain search at the query settings
+            # the batch search is lighter than a query's (EmbeddingIndex.lighter_search): how
+            # much the density scores move against the query settings
             t = time.perf_counter()
             full = compute_rarity(store, k=10, light_search=False)
             out["rarity_full_search_s"] = time.perf_counter() - t

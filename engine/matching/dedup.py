@@ -549,7 +549,7 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
                                  pos_b[todo].astype(np.int64), rates, one, other,
                                  int(params.match_radius), int(params.min_matches))
     r_ok = np.maximum(lines.rate, 0)
-    keep = (np.isfinite(lines.mean) & (lines.n_matches >= params.min_matches)
+    keep = (np.isfinite(lines.mean)  # inf: too few matches, or no line of another rate counts
             & (lines.matched >= params.retime_min_fraction * lines.mapped)
             & (lines.mapped >= params.retime_min_keyframes)
             & (np.abs(rates[r_ok] - 1.0) * lines.mapped >= params.retime_min_drift)
