@@ -1,10 +1,11 @@
 """Dedup at fleet scale, no video decoding: synthetic keyframe-hash fleets with planted truth.
 
 ``python -m benchmarks.dedup_scale --sizes 10000,30000,100000,300000 [--json out.json]`` writes
-each fleet straight into a fresh region store (``RegionStore.append_clips``), runs a full
+each fleet straight into a fresh region store (``RegionStore.append_clips``), brings the clip
+embedding index up to date as ingest's last step does (timed on its own: ``index``), runs a full
 :func:`engine.matching.dedup.run_dedup` in a fresh child process (so its peak RSS is the dedup's own), then
-adds ``--add`` more clips (default 1,000) and runs the incremental dedup; it prints the growth
-table and writes JSON. ``--measure HOME`` prints the distance statistics of a demo home
+adds ``--add`` more clips (default 1,000), updates the index and runs the incremental dedup; it
+prints the growth table and writes JSON. ``--measure HOME`` prints the distance statistics of a demo home
 (``clipdex demo --home HOME``) that the generator's constants come from.
 
 The generator (all distances in bits of 256):
@@ -344,6 +345,33 @@ def dedup_in_child(home_dir: Path, region: str = "bench", *, full: bool, threads
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def index_in_child(home_dir: Path, region: str = "bench") -> dict:
+    """Bring the region's clip-embedding index up to date in a fresh interpreter, as ingest's
+    last step does (``ensure_indexes``); its wall time, peak RSS and the index built."""
+    code = ("import json; from benchmarks.dedup_scale import _index_child; "
+            f"print(json.dumps(_index_child({str(home_dir)!r}, {region!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).resolve().parents[1])
+    if out.returncode != 0:
+        raise RuntimeError(f"index child failed ({out.returncode}):\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _index_child(home_dir: str, region: str) -> dict:
+    from engine.index import ensure_embedding_index
+    from engine.matching.blocks import peak_rss_mb
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
+
+    with RegionStore.open(Home.open(home_dir).region(region)) as store:
+        t = time.perf_counter()
+        _reset_peak_rss()
+        index = ensure_embedding_index(store)
+        wall = time.perf_counter() - t
+    return {"wall_s": wall, "peak_rss_mb": peak_rss_mb(), "kind": index.meta.get("kind"),
+            "nlist": index.meta.get("nlist"), "ntotal": index.ntotal}
+
+
 def _warm_kernels() -> None:
     """Compile (or load from the disk cache) every kernel dedup calls, outside the timing."""
     import kernels
@@ -525,8 +553,8 @@ def prepare_region(n: int, workdir: Path, *, add: int = 1000, seed: int = 0) -> 
 def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset: int = 300,
              workdir: Path | None = None, workers: int = 0, dask_last: bool = False, say=print,
              save=None) -> dict:
-    """Generate, write (or reuse a kept region), full dedup, score, agreement, then +``add``
-    clips incremental. With ``workers``, a full dedup with the candidate search on a Dask
+    """Generate, write (or reuse a kept region), the embedding index (ingest's step), full dedup,
+    score, agreement, then +``add`` clips, their index update and the incremental dedup. With ``workers``, a full dedup with the candidate search on a Dask
     LocalCluster of that many worker processes follows the local one (``dask_last``: the
     incremental run), and must store the very pairs and groups the local run left.
     ``save(row)`` is called with the row so far after each phase."""
@@ -544,13 +572,19 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
 
             shutil.rmtree(run_dir, ignore_errors=True)
             shutil.copytree(base, run_dir)
+        # ingest ends by bringing the embedding index up to date; the synthetic writer does not,
+        # so that step runs here, timed on its own, and dedup finds the index current as it
+        # does after ``clipdex ingest``
+        index = index_in_child(run_dir)
+        say(f"  embedding index ({index['kind']}, {index['nlist'] or '-'} lists) built {index['wall_s']:.1f} s, "
+            f"peak RSS {index['peak_rss_mb']:.0f} MB")
         full = dedup_in_child(run_dir, full=True, threads=threads)
         sc = score(run_dir, fleet, n)
         say(f"  full dedup {full['wall_s']:.1f} s ({full['method']}, {full['blocks']} blocks), peak RSS "
             f"{full['peak_rss_mb']:.0f} MB, recall {sc['recall']:.4f}, precision {sc['precision']:.4f}, "
             f"merged negatives {sc['negatives_merged']}")
         agree = exact_agreement(run_dir, subset, seed) if subset else {}
-        row = {"clips": n, "keyframes": int(fleet.kf_count[:n].sum()), "full": full, "quality": sc,
+        row = {"clips": n, "keyframes": int(fleet.kf_count[:n].sum()), "index": index, "full": full, "quality": sc,
                "exact_agreement": agree, "generate_s": gen_s, "write_s": write_s}
         save(row)
 
@@ -568,6 +602,7 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
             on_dask(full, n)
         if add:
             write_region(run_dir, fleet, n, n + add)
+            row["incremental_index"] = index_in_child(run_dir)  # ingest's step: the added clips
             inc = dedup_in_child(run_dir, full=False, threads=threads)
             sc2 = score(run_dir, fleet, n + add)
             say(f"  +{add:,} clips incremental {inc['wall_s']:.2f} s, peak RSS {inc['peak_rss_mb']:.0f} MB, "
@@ -590,7 +625,8 @@ def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...]
     cheaper a clip), the time outside the stages grows linearly, and each phase's peak RSS grows
     linearly (the process peak: the largest; the whole run's peak where phases were not measured).
     On N machines the hash candidate search spreads over every machine's workers while the rest
-    (index build, verification, re-timing, reframed, groups) stays on one."""
+    (verification, re-timing, reframed, groups) stays on one. The embedding index that ingest
+    builds is projected on its own (``index_build``), not counted in the dedup."""
     pts = sorted((r["clips"], r["full"]["wall_s"], r["full"]["peak_rss_mb"], r["full"]["stages"])
                  for r in rows)
     if len(pts) < 2:
@@ -613,11 +649,17 @@ def growth(rows: list[dict], target: int = 10_000_000, machines: tuple[int, ...]
                 for n in (n0, n1))
     phase_mb = {k: ph1[k] + (ph1[k] - ph0[k]) / (n1 - n0) * (target - n1) for k in ph1 if k in ph0}
     peak_mb = max(phase_mb.values()) if phase_mb else m1 + mb_per_clip * (target - n1)
+    # the embedding index ingest builds (once, and again each time the region outgrows it 4x)
+    ix0, ix1 = (next((r.get("index") or {}).get("wall_s", 0.0) for r in rows if r["clips"] == n) for n in (n0, n1))
+    index = {}
+    if ix0 > 0 and ix1 > 0:
+        ia = max(1.0, float(np.log(ix1 / ix0) / np.log(n1 / n0)))
+        index = {"alpha": ia, "target_s": ix1 * ratio ** ia}
     return {"fit_sizes": [n0, n1], "alpha": float(np.log(t1 / t0) / np.log(n1 / n0)),
             "stage_alpha": alphas, "target_clips": target, "target_wall_s": total,
             "target_stage_s": at_target, "target_candidates_s": cand,
             "target_peak_rss_mb": peak_mb, "target_phase_peak_rss_mb": phase_mb,
-            "peak_rss_mb_per_clip": mb_per_clip,
+            "peak_rss_mb_per_clip": mb_per_clip, "index_build": index,
             "machines": {str(k): rest + cand / k for k in machines}}
 
 
@@ -695,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ngrowth: wall ~ clips^{fit['alpha']:.2f} ({fit['fit_sizes'][0]:,} -> {fit['fit_sizes'][1]:,}); "
               f"{fit['target_clips']:,} clips: {fit['target_wall_s'] / 60:.0f} min on one machine, peak RSS "
               f"{fit['target_peak_rss_mb'] / 1024:.1f} GB; on N machines: "
-              + ", ".join(f"{k}: {v / 60:.0f} min" for k, v in fit["machines"].items()))
+              + ", ".join(f"{k}: {v / 60:.0f} min" for k, v in fit["machines"].items())
+              + (f"; embedding index build (ingest): {fit['index_build']['target_s'] / 60:.0f} min"
+                 if fit.get("index_build") else ""))
     base = rows[0]["full"]["wall_s"] / rows[0]["clips"]
     print("\n| clips | keyframes | method | full dedup (s) | µs/clip | vs first | peak RSS (MB) | "
           f"candidates | recall | precision | merged neg. | exact agreement | +{args.add} incremental (s) |")

@@ -84,3 +84,10 @@ def test_dedup_growth_projects_each_stage_by_its_own_exponent():
     fit = growth([big, small], target=16_000_000)
     assert fit["target_phase_peak_rss_mb"]["candidates"] == pytest.approx(7000 + 12_000)
     assert fit["target_peak_rss_mb"] == pytest.approx(10000 + 28_000)
+    assert fit["index_build"] == {}  # no index step measured
+    # the embedding index ingest builds: its own exponent, outside the dedup's time
+    small["index"], big["index"] = {"wall_s": 10.0}, {"wall_s": 80.0}
+    fit = growth([big, small], target=16_000_000)
+    assert fit["index_build"]["alpha"] == pytest.approx(1.5)
+    assert fit["index_build"]["target_s"] == pytest.approx(640.0)
+    assert fit["target_wall_s"] == pytest.approx(1600 + 3200 + 8 + 160)
