@@ -114,6 +114,19 @@ def test_a_retimed_copy_of_a_slow_scene_gets_its_rate_though_rate_one_matches_de
     assert q.rate == 1.0 and q.relation == "duplicate"
 
 
+def test_a_piece_of_a_slow_held_recording_stays_at_rate_one(home):
+    """A re-encoded piece of a long recording whose pictures are held (a 1-fps source) and
+    barely change: dense at rate 1 over the whole piece, it is a partial at rate 1 and its own
+    offset, however a slanted line through the holds fits."""
+    rng = np.random.default_rng(13)
+    held = np.repeat(drift(rng, 60, 6), 4, axis=0)[:200]  # each picture on four keyframes
+    piece = noisy(rng, held[120:135], bits=3)
+    pairs, rows = relate(home, [clip(rng, "held", held), clip(rng, "piece", piece)])
+    p = pairs[frozenset((rows["held"], rows["piece"]))]
+    assert p.relation == "partial" and p.rate == 1.0
+    assert p.offset_s == pytest.approx(60.0, abs=0.5)
+
+
 def test_a_retimed_copy_of_fast_footage_is_found(home):
     """Fast footage: copy keyframes fall between source keyframes ~60 bits apart, so the
     re-timed line runs 30-40 bits from the source on average; it is still the closest line."""

@@ -511,8 +511,8 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
                   verified: dict[tuple[int, int], Pair], params: DedupParams) -> list[Pair]:
     """Re-timed copies among hash candidates: pairs whose matching keyframes line up at a rate
     other than 1 (see ``retime_*`` in :class:`DedupParams`), as :class:`Pair` with ``rate``.
-    Candidates already verified as dense whole duplicates at rate 1 of footage that holds
-    pictures (:func:`holds_pictures`) are skipped; a pair found here replaces its rate-1
+    Candidates of footage that holds pictures (:func:`holds_pictures`) already verified densely
+    at rate 1 (a whole duplicate, or a partial covering the shorter clip) are skipped; a pair found here replaces its rate-1
     verification.
 
     Lines are proposed by a Hough vote over the matching keyframe pairs (distinct B keyframes
@@ -531,14 +531,16 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     pos_b = np.searchsorted(table.rows, candidates[:, 1])
     never = never_same_footage(table, pos_a, pos_b, params)
     held = holds_pictures(table, hashes, valid)
-    # a dense duplicate at rate 1 of footage that holds pictures stays at rate 1: within a hold
+    # a dense match at rate 1 of footage that holds pictures stays at rate 1: within a hold
     # every shift matches alike, so a slanted line through the holds fits as well as the true
-    # one (a decoder that drops a frame of a 1-fps source lengthens one hold)
+    # one (a decoder that drops a frame of a 1-fps source lengthens one hold). Dense: a whole
+    # duplicate, or a partial covering the shorter clip, with 90 % of its keyframes matched
     held_pair = held[pos_a] | held[pos_b]
     for k in np.flatnonzero(held_pair & ~never).tolist():
         done = verified.get((int(candidates[k, 0]), int(candidates[k, 1])))
-        held_pair[k] = (done is not None and done.relation == "duplicate"
-                        and done.matches >= 0.9 * max(done.overlap, 1))
+        shorter = min(int(table.kf_count[pos_a[k]]), int(table.kf_count[pos_b[k]]))
+        held_pair[k] = (done is not None and done.matches >= 0.9 * max(done.overlap, 1)
+                        and (done.relation == "duplicate" or done.overlap >= 0.9 * shorter))
     todo = np.flatnonzero(~never & ~held_pair)
     if not len(todo):
         return []
