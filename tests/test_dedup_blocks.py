@@ -216,6 +216,7 @@ def test_view_screen_streams_and_matches_its_definition(tmp_path, monkeypatch):
         got = dedup._screen_views(store, table, pairs, params)
         np.testing.assert_array_equal(got, want)
         monkeypatch.setattr(dedup, "SCREEN_CLIP_CHUNK", 7)  # many chunks of viewing clips
+        monkeypatch.setattr(dedup, "SCREEN_KEY_SLICE", 50)  # and of decoded pair keys
         np.testing.assert_array_equal(dedup._screen_views(store, table, pairs[::-1], params, chunk=13),
                                       want[::-1])
 

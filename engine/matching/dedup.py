@@ -713,7 +713,7 @@ def _usable_for_reframed(pairs: np.ndarray, table: ClipTable, rec: np.ndarray, k
 def screened_reframed_candidates(store: RegionStore, table: ClipTable, query_clips: np.ndarray,
                                  known: set[tuple[int, int]], params: DedupParams) -> np.ndarray:
     """The reframed candidates (:func:`reframed_candidates`) that are not in ``known``, not of
-    one recording and pass the view screen (:func:`_screen_views`): ``int64[p, 2]`` sorted,
+    one recording and pass the view screen (:func:`_screen_keys`): ``int64[p, 2]`` sorted,
     unique, the same pairs as :func:`reframed_pairs` screens. The embedding search runs one
     block of :data:`REFRAMED_QUERY_BLOCK` query clips at a time, keeping only each block's
     usable pairs as int64 keys (8 bytes a pair); the screen then reads every involved clip's
@@ -737,9 +737,21 @@ def screened_reframed_candidates(store: RegionStore, table: ClipTable, query_cli
     keys = []
     for cands in found:  # lazily: one block's neighbours at a time
         keys.append(np.unique(_pair_keys(_usable_for_reframed(cands, table, rec, known_keys, n_rows), n_rows)))
-    cands = blocks.keys_to_pairs(np.unique(np.concatenate(keys)), n_rows) if keys else np.zeros((0, 2), np.int64)
-    del keys
-    return cands[_screen_views(store, table, cands, params)] if len(cands) else cands
+    keys = _sorted_unique(keys)
+    return blocks.keys_to_pairs(keys[_screen_keys(store, table, keys, n_rows, params)], n_rows)
+
+
+def _sorted_unique(parts: list[np.ndarray]) -> np.ndarray:
+    """The sorted unique values of int64 arrays ``parts`` (emptied), sorted in place: the
+    concatenation, a byte a value and the result, where ``np.unique`` holds a sorted copy too."""
+    if not parts:
+        return np.zeros(0, np.int64)
+    out = np.concatenate(parts)
+    parts.clear()
+    out.sort()
+    if len(out) > 1:
+        out = out[np.concatenate([[True], out[1:] != out[:-1]])]
+    return out
 
 
 def _probe_views(store: RegionStore, table: ClipTable, query_rows: np.ndarray,
@@ -936,31 +948,68 @@ SCREEN_CLIP_CHUNK = 8192
 
 def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, params: DedupParams,
                   probes: int = 6, sample: int = 24, chunk: int = 500) -> np.ndarray:
+    """Which candidate pairs (``int64[p, 2]`` clip rows) show reframed evidence worth aligning:
+    :func:`_screen_keys` on their keys, ``bool[p]`` in the pairs' order."""
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return np.zeros(0, bool)
+    n_rows = int(max(int(table.rows.max()) + 1, int(pairs.max()) + 1))
+    keys = _pair_keys(pairs, n_rows)
+    order = np.argsort(keys, kind="stable")
+    unique, inverse = np.unique(keys[order], return_inverse=True)
+    ok = _screen_keys(store, table, unique, n_rows, params, probes, sample, chunk)
+    out = np.empty(len(pairs), bool)
+    out[order] = ok[inverse]
+    return out
+
+
+#: candidate pair keys decoded at once by the screen (16 bytes a pair while decoded)
+SCREEN_KEY_SLICE = 1 << 22
+
+
+def _screen_keys(store: RegionStore, table: ClipTable, keys: np.ndarray, n_rows: int,
+                 params: DedupParams, probes: int = 6, sample: int = 24, chunk: int = 500) -> np.ndarray:
     """Which candidate pairs show reframed evidence worth aligning: in either direction, at
     least two of ``probes`` keyframes spread over one clip (all of them for a clip with fewer)
     have a crop view within ``reframed_radius`` of one of ``sample`` keyframes spread over the
-    other clip. ``bool[p]``.
+    other clip. ``keys``: sorted unique pair keys ``a * n_rows + b`` (clip rows, a < b);
+    returns ``bool[p]``.
 
     Reads stay sequential and bounded at any number of pairs: each involved clip's whole-view
     sample and first probe are read once, :data:`SCREEN_CLIP_CHUNK` clips at a time in row
     order; then, for each direction, the pairs are taken in the order of the viewing clip and
     that clip's probe views are read chunk by chunk (only clips that have views: a clip
     without them, views never computed or a picture too small, only looks one way, and a pair
-    where neither has them is dropped unread)."""
-    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-    out = np.zeros(len(pairs), bool)
-    if not len(pairs):
+    where neither has them is dropped unread). Memory a pair stays at its key, one byte of
+    result and a 4- or 8-byte place in the order by the second clip: the two clips' rows are
+    decoded from the keys a slice or a chunk at a time (a region of 10M clips and 24
+    neighbours a clip screens ~200M pairs)."""
+    keys = np.asarray(keys, np.int64)
+    out = np.zeros(len(keys), bool)
+    if not len(keys):
         return out
-    ia = np.searchsorted(table.rows, pairs[:, 0])
-    ib = np.searchsorted(table.rows, pairs[:, 1])
     n_clips = len(table)
+    step = SCREEN_CLIP_CHUNK
+
+    def positions(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # table positions of a, b
+        a = k // n_rows
+        return np.searchsorted(table.rows, a), np.searchsorted(table.rows, k - a * n_rows)
+
     involved = np.zeros(n_clips, bool)
-    involved[ia] = involved[ib] = True
+    n_chunks = -(-n_clips // step)
+    b_chunk = np.empty(len(keys), np.int32 if n_chunks < 2**31 else np.int64)
+    for k0 in range(0, len(keys), SCREEN_KEY_SLICE):
+        ia, ib = positions(keys[k0:k0 + SCREEN_KEY_SLICE])
+        involved[ia] = involved[ib] = True
+        b_chunk[k0:k0 + len(ib)] = ib // step
+    # the pairs grouped by the chunk of their second clip (the first is the keys' own order)
+    by_b = np.argsort(b_chunk, kind="stable").astype(np.int32 if len(keys) < 2**31 else np.int64)
+    b_ends = np.searchsorted(b_chunk[by_b], np.arange(1, n_chunks + 1))
+    del b_chunk
     probe_rows = np.full((n_clips, probes), -1, np.int64)
     whole = np.zeros((n_clips, sample), np.uint64)
     base_ok = np.zeros((n_clips, sample), bool)
     has_views = np.zeros(n_clips, bool)
-    step = SCREEN_CLIP_CHUNK
     for lo in range(0, n_clips, step):  # per-clip summaries, in row order
         clips = lo + np.flatnonzero(involved[lo:lo + step])
         kf_rows = span_rows(table.kf_start[clips], table.kf_count[clips])
@@ -978,30 +1027,37 @@ def _screen_views(store: RegionStore, table: ClipTable, pairs: np.ndarray, param
         whole[clips] = sampled
         first = probe_rows[clips, 0]
         has_views[clips[first >= 0]] = store.read_rows_at("keyframe_view_phash", first[first >= 0]).any(axis=(1, 2))
+    del involved
     n_probe = (probe_rows >= 0).sum(axis=1)
     need = np.minimum(2, np.maximum(n_probe, 1))
     mirror = params.mirror and store.has_array("keyframe_mirror_phash")
-    for x_side, y_side in ((ia, ib), (ib, ia)):  # x's views against y's keyframes
-        edges = np.flatnonzero(has_views[x_side])
-        if not len(edges):
-            continue
-        edges = edges[np.argsort(x_side[edges], kind="stable")]
-        xs = x_side[edges]
-        for lo in range(0, n_clips, step):
-            e0, e1 = np.searchsorted(xs, [lo, lo + step])
-            if e0 == e1:
+    for first_views in (True, False):  # the first clip's views against the second's keyframes, then back
+        for c, lo in enumerate(range(0, n_clips, step)):
+            if first_views:  # pairs whose first clip lies in this chunk: a run of the sorted keys
+                hi_row = int(table.rows[min(lo + step, n_clips) - 1]) + 1
+                e0, e1 = np.searchsorted(keys, [int(table.rows[lo]) * n_rows, hi_row * n_rows])
+                at = np.arange(e0, e1)
+            else:
+                at = by_b[(b_ends[c - 1] if c else 0):b_ends[c]].astype(np.int64)
+            if not len(at):
                 continue
-            chunk_edges = edges[e0:e1]
-            viewing = np.unique(xs[e0:e1])
+            ia, ib = positions(keys[at])
+            xs, ys = (ia, ib) if first_views else (ib, ia)
+            look = has_views[xs]
+            at, xs, ys = at[look], xs[look], ys[look]
+            if not len(at):
+                continue
+            sort = np.argsort(xs, kind="stable")
+            at, xs, ys = at[sort], xs[sort], ys[sort]
+            viewing = np.unique(xs)
             views = _probe_views_of(store, probe_rows[viewing], mirror)  # [clips, probes, V]
-            vpos = np.searchsorted(viewing, x_side[chunk_edges])
-            for c0 in range(0, len(chunk_edges), chunk):
-                at = chunk_edges[c0:c0 + chunk]
-                xv, xm, ym = views[vpos[c0:c0 + chunk]], x_side[at], y_side[at]
+            vpos = np.searchsorted(viewing, xs)
+            for c0 in range(0, len(at), chunk):
+                xv, xm, ym = views[vpos[c0:c0 + chunk]], xs[c0:c0 + chunk], ys[c0:c0 + chunk]
                 d = np.bitwise_count(xv[:, :, :, None] ^ whole[ym][:, None, None, :])
                 hit = ((d <= params.reframed_radius) & (xv != 0)[:, :, :, None]
                        & base_ok[ym][:, None, None, :]).any(axis=(2, 3))
-                out[at] |= hit.sum(axis=1) >= need[xm]
+                out[at[c0:c0 + chunk]] |= hit.sum(axis=1) >= need[xm]
     return out
 
 
