@@ -448,22 +448,25 @@ def fig_dedup_scale_3m() -> list[str]:
             st = f["stages"]
             workers = f.get("worker_peak_rss_mb") or []
             inc = r.get("incremental", {}).get("wall_s") if label == "local" else None
-            rows.append([f"{r['clips']:,}", label, f"{f['wall_s']:,.0f}", f"{st.get('candidates', 0):,.0f}",
+            index = (r.get("index") or {}).get("wall_s") if label == "local" else None
+            rows.append([f"{r['clips']:,}", label, "-" if index is None else f"{index:,.0f}",
+                         f"{f['wall_s']:,.0f}", f"{st.get('candidates', 0):,.0f}",
                          f"{st.get('retime', 0) + st.get('verify', 0):,.0f}", f"{st.get('reframed', 0):,.0f}",
                          f"{f['peak_rss_mb'] / 1024:.1f}",
                          "/".join(f"{w / 1024:.1f}" for w in workers) or "-",
                          _fmt(r["quality"]["recall"], 4) if label == "local" else
                          ("same" if f.get("same_as_local") else "differs"),
                          "-" if inc is None else f"{inc:.0f}"])
-    lines = _table(["clips", "run", "s", "cand.", "verify", "refr.", "GB", "wkr GB",
-                    "recall", "+1k s"], rows, "rlrrrrrrrr")
+    lines = _table(["clips", "run", "index", "s", "cand.", "verify", "refr.", "GB", "wkr GB",
+                    "recall", "+1k s"], rows, "rlrrrrrrrrr")
     machine = (sizes[-1].get("machine") or {}) if sizes else {}
     lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000 --workers 2 --subset 0 "
               "--workdir DIR --merge --json benchmarks/results/dedup_scale_3m.json`, then the same "
-              "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"dask 2\": the "
-              "candidate search on two Dask worker processes, run after the local one: it reuses "
-              "the embedding index the local run built and saved, so its reframed stage is not comparable; "
-              "with `--dask-last` that run is of the region grown by the added clips): stage seconds of the full dedup (\"verify\": alignment and re-timing), peak "
+              "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"index\": seconds to "
+              "bring the clip-embedding index up to date, the step ingest ends with, run before the "
+              "dedup and not counted in it; \"dask 2\": the "
+              "candidate search on two Dask worker processes, run after the local one; "
+              "with `--dask-last` that run is of the region grown by the added clips): seconds of the full dedup and its stages (\"verify\": alignment and re-timing), peak "
               "RSS of the dedup process (\"GB\") and of each Dask worker (\"wkr\"), recall of the planted pairs "
               "(\"same\": the Dask run stored the very pairs and groups of the local one), and "
               "the incremental dedup of 1,000 added clips. On "
@@ -480,6 +483,41 @@ def fig_dedup_scale_3m() -> list[str]:
                   f"{fit['target_peak_rss_mb'] / 1024:.1f} GB{_peak_phases(fit)}); with the candidate search spread "
                   "over N machines and the rest on one: "
                   + ", ".join(f"N={k} {v / 60:.0f} min" for k, v in fit["machines"].items()) + "."]
+        index = fit.get("index_build") or {}
+        if index:
+            lines[-1] += (f" The embedding index ingest builds grows as clips^{index['alpha']:.2f}: "
+                          f"{index['target_s'] / 60:.0f} min at {fit['target_clips']:,} clips, once, and again "
+                          "each time the region outgrows its index fourfold.")
+    return lines
+
+
+def fig_dedup_scale_memory() -> list[str]:
+    runs = _load("dedup_scale_memory.json")
+    fit = next((r["growth"] for r in runs if "growth" in r), {})
+    sizes = [r for r in runs if "clips" in r]
+    phases = list((sizes[-1]["full"].get("phase_peak_rss_mb") or {}).keys()) if sizes else []
+    rows = []
+    for r in sizes:
+        f = r["full"]
+        ph = f.get("phase_peak_rss_mb") or {}
+        rows.append([f"{r['clips']:,}", f"{(r.get('index') or {}).get('wall_s', float('nan')):,.0f}",
+                     f"{f['wall_s']:,.0f}"] + [f"{ph.get(k, float('nan')) / 1024:.1f}" for k in phases]
+                    + [_fmt(r["quality"]["recall"], 4)])
+    if fit:
+        tp = fit.get("target_phase_peak_rss_mb") or {}
+        rows.append([f"{fit['target_clips']:,} (fit)",
+                     f"{(fit.get('index_build') or {}).get('target_s', float('nan')):,.0f}",
+                     f"{fit['target_wall_s']:,.0f}"] + [f"{tp.get(k, float('nan')) / 1024:.1f}" for k in phases]
+                    + ["-"])
+    lines = _table(["clips", "index s", "dedup s"] + [f"{k} GB" for k in phases] + ["recall"], rows,
+                   "r" * (4 + len(phases)))
+    machine = (sizes[-1].get("machine") or {}) if sizes else {}
+    lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000,3000000 --subset 0 --workdir DIR "
+              "--json benchmarks/results/dedup_scale_memory.json`: the local full dedup, each phase's own "
+              "peak RSS (\"GB\"), and the fit's row: each stage and the index build projected by its "
+              "own exponent (at least 1), each phase's peak linearly. On "
+              f"{machine.get('cores', '?')} cores, {machine.get('memory_gb', '?')} GiB, load "
+              f"{_fmt(machine.get('load_1min'), 1)} at the start of the largest size."]
     return lines
 
 
@@ -522,6 +560,7 @@ FIGURES: dict[str, Callable[[], list[str]]] = {
     "dedup-scale": fig_dedup_scale,
     "dedup-scale-100k": fig_dedup_scale_100k,
     "dedup-scale-3m": fig_dedup_scale_3m,
+    "dedup-scale-memory": fig_dedup_scale_memory,
     "query-scale": fig_query_scale,
     "select-scale": fig_select_scale,
     "headline": fig_headline,

@@ -31,6 +31,33 @@ def test_append_and_read_back(home):
         assert store.known_digests(["digest-c1", "nope"]) == {"digest-c1": ("c1", "active")}
 
 
+def test_clip_table_read_in_batches_equals_one_read(home, monkeypatch):
+    import engine.store.region as region_mod
+    from engine.store.model import ClipTable
+
+    rng = np.random.default_rng(1)
+    clips = [make_new_clip(rng, f"c{i}", k=2 + i % 3) for i in range(11)]
+    for i, c in enumerate(clips):
+        c.drive_id = f"drive{i % 3}"
+        c.start_time = None if i % 4 == 0 else 1.7e9 + 10.0 * i
+    with RegionStore.open(home.region("us-west"), create=True) as store, store.writer():
+        store.append_clips(clips, "job")
+        whole = store.clip_table()
+        monkeypatch.setattr(region_mod, "CLIP_TABLE_BATCH", 3)  # four batches, the last short
+        parts = store.clip_table()
+    for name in ClipTable.__dataclass_fields__:
+        a, b = getattr(whole, name), getattr(parts, name)
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b
+    assert np.isnan(parts.start_time[0]) and parts.start_time[1] == pytest.approx(1.7e9 + 10.0)
+    assert parts.drive_ids[0] is parts.drive_ids[3]  # a repeated id is one string object
+    empty = ClipTable.from_batches(iter([]), whole.snapshot)
+    assert len(empty) == 0 and empty.rows.dtype == np.int64 and empty.clip_ids == []
+
+
 def test_orphan_rows_are_ignored_and_reused(home):
     rng = np.random.default_rng(1)
     region = home.region("us-west")

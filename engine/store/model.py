@@ -106,23 +106,39 @@ class ClipTable:
 
     @classmethod
     def from_rows(cls, rows: list[tuple], snap: Snapshot) -> ClipTable:
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 13
-        return cls(
-            snap,
-            np.asarray(cols[0], dtype=np.int64),
-            list(cols[1]),
-            list(cols[2]),
-            list(cols[3]),
-            np.asarray([np.nan if v is None else v for v in cols[4]], dtype=np.float64),
-            np.asarray(cols[5], dtype=np.float64),
-            np.asarray(cols[6], dtype=np.int64),
-            np.asarray(cols[7], dtype=np.int64),
-            np.asarray(cols[8], dtype=np.float64),
-            list(cols[9]),
-            np.asarray(cols[10], dtype=np.float64),
-            list(cols[11]),
-            list(cols[12]),
-        )
+        return cls.from_batches([rows], snap)
+
+    @classmethod
+    def from_batches(cls, batches, snap: Snapshot) -> ClipTable:
+        """The table from batches of catalog rows (row, clip_id, drive_id, vehicle_id,
+        start_time, duration_s, kf_start, kf_count, quality_mean, source, source_offset_s,
+        recording_id, camera), consumed one at a time: numbers go to arrays batch by batch, and
+        repeated ids (drives, vehicles, recordings, cameras) share one string object, so a
+        region of millions of clips never holds all its rows as tuples at once."""
+        numeric = {0: np.int64, 4: np.float64, 5: np.float64, 6: np.int64, 7: np.int64, 8: np.float64,
+                   10: np.float64}
+        shared = (2, 3, 11, 12)
+        arrays: dict[int, list[np.ndarray]] = {i: [] for i in numeric}
+        lists: dict[int, list] = {i: [] for i in range(13) if i not in numeric}
+        seen: dict[str, str] = {}
+        for batch in batches:
+            if not batch:
+                continue
+            cols = list(zip(*batch, strict=True))
+            for i, dtype in numeric.items():
+                vals = cols[i]
+                if i == 4:  # a start time not recorded is NULL
+                    vals = [np.nan if v is None else v for v in vals]
+                arrays[i].append(np.asarray(vals, dtype=dtype))
+            for i, out in lists.items():
+                out.extend(seen.setdefault(v, v) for v in cols[i]) if i in shared else out.extend(cols[i])
+            del cols
+
+        def arr(i: int) -> np.ndarray:
+            return np.concatenate(arrays[i]) if arrays[i] else np.zeros(0, numeric[i])
+
+        return cls(snap, arr(0), lists[1], lists[2], lists[3], arr(4), arr(5), arr(6), arr(7), arr(8),
+                   lists[9], arr(10), lists[11], lists[12])
 
     def drive_keys(self) -> list[str]:
         """Per clip, what it counts as "one drive" by: its drive id, else its recording."""

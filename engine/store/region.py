@@ -100,6 +100,10 @@ class CatalogClip(NamedTuple):
     status: str
 
 
+#: catalog rows fetched at once when the clip table is read: the rows of a batch are tuples
+#: (about 0.5 kB a clip) until they are spread over the table's columns
+CLIP_TABLE_BATCH = 65536
+
 __all__ = ["RegionStore", "ClipTable", "FinishedRecording", "HASH_BYTES", "N_CROP_VIEWS", "NewClip", "PHASH_BYTES", "PREVIEW_BYTES", "PREVIEW_FRAMES", "PREVIEW_SIZE", "SCHEMA_VERSION", "Snapshot", "SPACE_NAME_RE", "span_rows", "TELEMETRY_STATS_DIM", "THUMB_SHAPE"]
 
 
@@ -443,20 +447,22 @@ class RegionStore(FeatureArrays):
 
     # ------------------------------------------------------------------ reading
     def clip_table(self, *, include_forgotten: bool = False) -> ClipTable:
-        """All committed clips as column arrays (one SQL read; consistent snapshot)."""
+        """All committed clips as column arrays (one SQL read, fetched in batches of
+        :data:`CLIP_TABLE_BATCH` rows; consistent snapshot)."""
         where = "" if include_forgotten else "WHERE status='active'"
         self.db.execute("BEGIN")
         try:
             snap = self.snapshot()
             later = self._later_columns()
-            rows = self.db.execute(
+            cur = self.db.execute(
                 f"SELECT row, clip_id, drive_id, vehicle_id, {_RECORDED_START}, duration_s, kf_start,"
                 f" kf_count, quality_mean, source, source_offset_s, {later['recording_id']}, {later['camera']}"
                 f" FROM clips {where} ORDER BY row"
-            ).fetchall()
+            )
+            table = ClipTable.from_batches(iter(lambda: cur.fetchmany(CLIP_TABLE_BATCH), []), snap)
         finally:
             self.db.execute("COMMIT")
-        return ClipTable.from_rows(rows, snap)
+        return table
 
     def _later_columns(self) -> dict[str, str]:
         """SQL expression per later column: the column, or its default on an older read-only
