@@ -552,12 +552,14 @@ def prepare_region(n: int, workdir: Path, *, add: int = 1000, seed: int = 0) -> 
 
 def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset: int = 300,
              workdir: Path | None = None, workers: int = 0, dask_last: bool = False, say=print,
-             save=None) -> dict:
+             save=None, block_keyframes: int = 0) -> dict:
     """Generate, write (or reuse a kept region), the embedding index (ingest's step), full dedup,
     score, agreement, then +``add`` clips, their index update and the incremental dedup. With ``workers``, a full dedup with the candidate search on a Dask
     LocalCluster of that many worker processes follows the local one (``dask_last``: the
     incremental run), and must store the very pairs and groups the local run left.
-    ``save(row)`` is called with the row so far after each phase."""
+    ``save(row)`` is called with the row so far after each phase. ``block_keyframes`` (0: the
+    default) sets :attr:`DedupParams.block_keyframes` for every dedup run."""
+    parts = {"block_keyframes": block_keyframes} if block_keyframes else {}
     save = save or (lambda row: None)
     own = workdir is None
     tmp = Path(tempfile.mkdtemp(prefix="clipdex-dedup-scale-")) if own else workdir
@@ -578,7 +580,7 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
         index = index_in_child(run_dir)
         say(f"  embedding index ({index['kind']}, {index['nlist'] or '-'} lists) built {index['wall_s']:.1f} s, "
             f"peak RSS {index['peak_rss_mb']:.0f} MB")
-        full = dedup_in_child(run_dir, full=True, threads=threads)
+        full = dedup_in_child(run_dir, full=True, threads=threads, params=parts or None)
         sc = score(run_dir, fleet, n)
         say(f"  full dedup {full['wall_s']:.1f} s ({full['method']}, {full['blocks']} blocks), peak RSS "
             f"{full['peak_rss_mb']:.0f} MB, recall {sc['recall']:.4f}, precision {sc['precision']:.4f}, "
@@ -589,7 +591,7 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
         save(row)
 
         def on_dask(before: dict, clips: int) -> None:
-            dask = dedup_in_child(run_dir, full=True, params={"workers": workers})
+            dask = dedup_in_child(run_dir, full=True, params={"workers": workers, **parts})
             dask["same_as_local"] = dask["pairs_digest"] == before["pairs_digest"]
             dask["recall"] = score(run_dir, fleet, clips)["recall"]
             say(f"  full dedup of {clips:,} clips on {workers} Dask workers {dask['wall_s']:.1f} s, peak RSS "
@@ -603,7 +605,7 @@ def run_size(n: int, *, add: int = 1000, seed: int = 0, threads: int = 0, subset
         if add:
             write_region(run_dir, fleet, n, n + add)
             row["incremental_index"] = index_in_child(run_dir)  # ingest's step: the added clips
-            inc = dedup_in_child(run_dir, full=False, threads=threads)
+            inc = dedup_in_child(run_dir, full=False, threads=threads, params=parts or None)
             sc2 = score(run_dir, fleet, n + add)
             say(f"  +{add:,} clips incremental {inc['wall_s']:.2f} s, peak RSS {inc['peak_rss_mb']:.0f} MB, "
                 f"recall {sc2['recall']:.4f}")
@@ -708,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run the Dask full dedup after the incremental one (on the grown region)")
     ap.add_argument("--merge", action="store_true",
                     help="add the rows to the --json file's rows of other sizes instead of replacing it")
+    ap.add_argument("--block-keyframes", type=int, default=0,
+                    help="query keyframes per part of each candidate-search band (0: dedup's default)")
     ap.add_argument("--json", default="dedup_scale.json")
     ap.add_argument("--measure", metavar="HOME", help="print the distance statistics of a demo home")
     args = ap.parse_args(argv)
@@ -731,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(rows + [{"growth": growth(rows)}], indent=2))
 
         run_size(n, add=args.add, seed=args.seed, threads=args.threads, subset=args.subset,
+                 block_keyframes=args.block_keyframes,
                  workdir=work, workers=args.workers, dask_last=args.dask_last, save=save)
     fit = growth(rows)
     if fit:
