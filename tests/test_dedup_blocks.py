@@ -239,6 +239,22 @@ def test_reframed_candidates_in_blocks_are_screened_like_all_at_once(tmp_path, m
         np.testing.assert_array_equal(got, want)
 
 
+def test_reframed_pairs_in_blocks_are_the_pairs_all_at_once(tmp_path, monkeypatch):
+    import engine.matching.dedup as dedup
+
+    _views_region(tmp_path)
+    with _open(tmp_path) as store:
+        table = store.clip_table()
+        rows = table.rows
+        a, b = np.triu_indices(len(rows), 1)
+        pairs = np.stack([rows[a], rows[b]], axis=1)
+        params = DedupParams()
+        want = dedup.reframed_pairs(store, table, pairs, set(), params)
+        assert len(want) >= 10  # the planted views are related
+        monkeypatch.setattr(dedup, "REFRAMED_PAIR_BLOCK", 5)  # many blocks, some pairs alone
+        assert dedup.reframed_pairs(store, table, pairs, set(), params) == want
+
+
 def test_cli_dedup_workers_and_scheduler_are_exclusive(region_home):
     from typer.testing import CliRunner
 

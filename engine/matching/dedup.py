@@ -846,6 +846,22 @@ def reframed_pairs(store: RegionStore, table: ClipTable, candidates: np.ndarray,
     if len(both) == 0:
         return []
     candidates = np.unique(both, axis=0)
+    found: list[Pair] = []
+    for lo in range(0, len(candidates), REFRAMED_PAIR_BLOCK):  # bounded views in memory
+        found += _reframed_block(store, table, candidates[lo:lo + REFRAMED_PAIR_BLOCK], params)
+    return found
+
+
+#: candidate pairs aligned at once by the reframed stage: their clips' keyframes are read with
+#: all their crop views (1.6 kB a keyframe, about 32 kB a clip, laid out twice), so a block of
+#: 2,048 pairs holds at most ~0.3 GB of views however many candidates a region has
+REFRAMED_PAIR_BLOCK = 2048
+
+
+def _reframed_block(store: RegionStore, table: ClipTable, candidates: np.ndarray,
+                    params: DedupParams) -> list[Pair]:
+    """:func:`reframed_pairs` for one block of usable, screened, unique candidate pairs:
+    each pair is judged on its own, so blocks give the pairs all at once would."""
     snap = table.snapshot
     ia = np.searchsorted(table.rows, candidates[:, 0]).astype(np.int64)
     ib = np.searchsorted(table.rows, candidates[:, 1]).astype(np.int64)
