@@ -500,24 +500,24 @@ def fig_dedup_scale_memory() -> list[str]:
     for r in sizes:
         f = r["full"]
         ph = f.get("phase_peak_rss_mb") or {}
-        rows.append([f"{r['clips']:,}", f"{(r.get('index') or {}).get('wall_s', float('nan')):,.0f}",
-                     f"{f['wall_s']:,.0f}"] + [f"{ph.get(k, float('nan')) / 1024:.1f}" for k in phases]
+        rows.append([f"{r['clips']:,}", f"{f.get('blocks', '-')}"]
+                    + [f"{ph.get(k, float('nan')) / 1024:.1f}" for k in phases]
                     + [_fmt(r["quality"]["recall"], 4)])
     if fit:
         tp = fit.get("target_phase_peak_rss_mb") or {}
-        rows.append([f"{fit['target_clips']:,} (fit)",
-                     f"{(fit.get('index_build') or {}).get('target_s', float('nan')):,.0f}",
-                     f"{fit['target_wall_s']:,.0f}"] + [f"{tp.get(k, float('nan')) / 1024:.1f}" for k in phases]
-                    + ["-"])
-    lines = _table(["clips", "index s", "dedup s"] + [f"{k} GB" for k in phases] + ["recall"], rows,
-                   "r" * (4 + len(phases)))
+        rows.append([f"{fit['target_clips']:,} (fit)", "-"]
+                    + [f"{tp.get(k, float('nan')) / 1024:.1f}" for k in phases] + ["-"])
+    lines = _table(["clips", "parts"] + [f"{k} GB" for k in phases] + ["recall"], rows,
+                   "r" * (3 + len(phases)))
     machine = (sizes[-1].get("machine") or {}) if sizes else {}
-    lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000,3000000 --subset 0 --workdir DIR "
-              "--json benchmarks/results/dedup_scale_memory.json`: the local full dedup, each phase's own "
-              "peak RSS (\"GB\"), and the fit's row: each stage and the index build projected by its "
-              "own exponent (at least 1), each phase's peak linearly. On "
-              f"{machine.get('cores', '?')} cores, {machine.get('memory_gb', '?')} GiB, load "
-              f"{_fmt(machine.get('load_1min'), 1)} at the start of the largest size."]
+    lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000,3000000 --subset 0 "
+              "--block-keyframes 20000000 --workdir DIR --json "
+              "benchmarks/results/dedup_scale_memory.json`: each phase's own peak RSS of the local "
+              "full dedup (\"GB\"), with the candidate search in parts of 20M query keyframes "
+              "(\"parts\": a 10M-clip region, 200M keyframes, runs in parts of the default 64M), "
+              "and each phase's peak projected linearly to the fit's size. Same pairs and groups "
+              "as the runs above (their digests are equal). On "
+              f"{machine.get('cores', '?')} cores, {machine.get('memory_gb', '?')} GiB."]
     return lines
 
 

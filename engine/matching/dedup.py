@@ -512,8 +512,8 @@ def retimed_pairs(candidates: np.ndarray, table: ClipTable, hashes: np.ndarray, 
     """Re-timed copies among hash candidates: pairs whose matching keyframes line up at a rate
     other than 1 (see ``retime_*`` in :class:`DedupParams`), as :class:`Pair` with ``rate``.
     Candidates of footage that holds pictures (:func:`holds_pictures`) already verified densely
-    at rate 1 (a whole duplicate, or a partial covering the shorter clip) are skipped; a pair found here replaces its rate-1
-    verification.
+    at rate 1 (a whole duplicate, or a partial covering the shorter clip) are skipped; a pair
+    found here replaces its rate-1 verification.
 
     Lines are proposed by a Hough vote over the matching keyframe pairs (distinct B keyframes
     per rate and intercept) and judged by the mean distance of *every* B keyframe the line maps
