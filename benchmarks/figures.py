@@ -457,16 +457,16 @@ def fig_dedup_scale_3m() -> list[str]:
                          _fmt(r["quality"]["recall"], 4) if label == "local" else
                          ("same" if f.get("same_as_local") else "differs"),
                          "-" if inc is None else f"{inc:.0f}"])
-    lines = _table(["clips", "run", "index", "s", "cand.", "verify", "refr.", "GB", "wkr GB",
+    lines = _table(["clips", "run", "idx", "s", "cand.", "ver.", "refr.", "GB", "wkr GB",
                     "recall", "+1k s"], rows, "rlrrrrrrrrr")
     machine = (sizes[-1].get("machine") or {}) if sizes else {}
     lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000 --workers 2 --subset 0 "
               "--workdir DIR --merge --json benchmarks/results/dedup_scale_3m.json`, then the same "
-              "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"index\": seconds to "
+              "with `--sizes 3000000 --dask-last` (about 20 keyframes a clip; \"idx\": seconds to "
               "bring the clip-embedding index up to date, the step ingest ends with, run before the "
               "dedup and not counted in it; \"dask 2\": the "
               "candidate search on two Dask worker processes, run after the local one; "
-              "with `--dask-last` that run is of the region grown by the added clips): seconds of the full dedup and its stages (\"verify\": alignment and re-timing), peak "
+              "with `--dask-last` that run is of the region grown by the added clips): seconds of the full dedup and its stages (\"ver.\": alignment and re-timing), peak "
               "RSS of the dedup process (\"GB\") and of each Dask worker (\"wkr\"), recall of the planted pairs "
               "(\"same\": the Dask run stored the very pairs and groups of the local one), and "
               "the incremental dedup of 1,000 added clips. On "
@@ -507,13 +507,15 @@ def fig_dedup_scale_memory() -> list[str]:
         tp = fit.get("target_phase_peak_rss_mb") or {}
         rows.append([f"{fit['target_clips']:,} (fit)", "-"]
                     + [f"{tp.get(k, float('nan')) / 1024:.1f}" for k in phases] + ["-"])
-    lines = _table(["clips", "parts"] + [f"{k} GB" for k in phases] + ["recall"], rows,
+    short = {"candidates": "cand.", "verify+retime": "verify", "reframed+rest": "refr.+rest"}
+    lines = _table(["clips", "parts"] + [short.get(k, k) for k in phases] + ["recall"], rows,
                    "r" * (3 + len(phases)))
     machine = (sizes[-1].get("machine") or {}) if sizes else {}
     lines += ["", "`python -m benchmarks.dedup_scale --sizes 1000000,3000000 --subset 0 "
               "--block-keyframes 20000000 --workdir DIR --json "
               "benchmarks/results/dedup_scale_memory.json`: each phase's own peak RSS of the local "
-              "full dedup (\"GB\"), with the candidate search in parts of 20M query keyframes "
+              "full dedup in GB (load, hash candidates, verification and re-timing, the reframed "
+              "stage to the end), with the candidate search in parts of 20M query keyframes "
               "(\"parts\": a 10M-clip region, 200M keyframes, runs in parts of the default 64M), "
               "and each phase's peak projected linearly to the fit's size. Same pairs and groups "
               "as the runs above (their digests are equal). On "
