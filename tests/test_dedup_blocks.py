@@ -171,6 +171,12 @@ def _views_region(home, n_clips=90, k=8, seed=5):
             for c in range(n_clips)], "test")
 
 
+def _all_pairs(table) -> np.ndarray:
+    """Every pair of the table's clips, ``int64[p, 2]`` rows (a < b)."""
+    a, b = np.triu_indices(len(table.rows), 1)
+    return np.stack([table.rows[a], table.rows[b]], axis=1)
+
+
 def _screen_reference(store, table, pairs, params, probes=6, sample=24):
     """The view screen pair by pair, straight from its definition."""
     kf_end = table.snapshot.kf_end
@@ -207,9 +213,7 @@ def test_view_screen_streams_and_matches_its_definition(tmp_path, monkeypatch):
     _views_region(tmp_path)
     with _open(tmp_path) as store:
         table = store.clip_table()
-        rows = table.rows
-        a, b = np.triu_indices(len(rows), 1)
-        pairs = np.stack([rows[a], rows[b]], axis=1)
+        pairs = _all_pairs(table)
         params = DedupParams()
         want = _screen_reference(store, table, pairs, params)
         assert 20 <= want.sum() < len(pairs) // 4  # the planted views pass, most pairs do not
@@ -245,9 +249,7 @@ def test_reframed_pairs_in_blocks_are_the_pairs_all_at_once(tmp_path, monkeypatc
     _views_region(tmp_path)
     with _open(tmp_path) as store:
         table = store.clip_table()
-        rows = table.rows
-        a, b = np.triu_indices(len(rows), 1)
-        pairs = np.stack([rows[a], rows[b]], axis=1)
+        pairs = _all_pairs(table)
         params = DedupParams()
         want = dedup.reframed_pairs(store, table, pairs, set(), params)
         assert len(want) >= 10  # the planted views are related

@@ -105,10 +105,6 @@ class ClipTable:
     cameras: list[str]
 
     @classmethod
-    def from_rows(cls, rows: list[tuple], snap: Snapshot) -> ClipTable:
-        return cls.from_batches([rows], snap)
-
-    @classmethod
     def from_batches(cls, batches, snap: Snapshot) -> ClipTable:
         """The table from batches of catalog rows (row, clip_id, drive_id, vehicle_id,
         start_time, duration_s, kf_start, kf_count, quality_mean, source, source_offset_s,
@@ -131,7 +127,10 @@ class ClipTable:
                     vals = [np.nan if v is None else v for v in vals]
                 arrays[i].append(np.asarray(vals, dtype=dtype))
             for i, out in lists.items():
-                out.extend(seen.setdefault(v, v) for v in cols[i]) if i in shared else out.extend(cols[i])
+                if i in shared:
+                    out.extend(seen.setdefault(v, v) for v in cols[i])
+                else:
+                    out.extend(cols[i])
             del cols
 
         def arr(i: int) -> np.ndarray:
