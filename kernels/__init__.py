@@ -7,6 +7,7 @@ public kernel, used by the tests.
 
 from .align import Alignment, align_keyframe_pairs
 from .bands import band_collisions, band_masks, band_recall
+from .conv import depthwise_conv2d
 from .embedding import (
     DESCRIPTOR_DIM,
     EMBEDDING_DIM,
@@ -39,6 +40,7 @@ __all__ = [
     "band_masks",
     "band_recall",
     "clip_embeddings",
+    "depthwise_conv2d",
     "embedding_projection",
     "greedy_kcentre",
     "hamming_matrix",

@@ -437,3 +437,19 @@ def band_collisions(hashes, valid, is_query, group, masks, radius, bands=None):
             & (dist[i, j] <= radius) & np.isin(first[i, j], np.asarray(list(bands))))
     i, j = i[keep], j[keep]
     return i.astype(np.int64), j.astype(np.int64), dist[i, j].astype(np.int32)
+
+
+def depthwise_conv2d(x, weight, stride, scale, shift, relu6=True):
+    """Per-channel k x k convolution with TensorFlow "SAME" zero padding, one shifted slice of
+    the padded input per tap, then ``* scale + shift`` and the clamp to [0, 6]."""
+    n, h, w, c = x.shape
+    k = weight.shape[1]
+    oh, ow = -(-h // stride), -(-w // stride)
+    ph, pw = max((oh - 1) * stride + k - h, 0), max((ow - 1) * stride + k - w, 0)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((n, oh, ow, c))
+    for i in range(k):
+        for j in range(k):
+            out += xp[:, i: i + stride * oh: stride, j: j + stride * ow: stride] * weight[:, i, j]
+    out = out * scale + shift
+    return (np.clip(out, 0.0, 6.0) if relu6 else out).astype(np.float32)

@@ -22,6 +22,7 @@ import numpy as np
 from . import reference as ref
 from .align import align_keyframe_pairs
 from .bands import band_collisions, band_masks
+from .conv import depthwise_conv2d
 from .embedding import (
     DESCRIPTOR_DIM,
     TELEMETRY_DIM,
@@ -382,6 +383,23 @@ def _product(args):
     return len(args[0]) * len(args[1])
 
 
+
+def _conv_case(n, h, w, c, k, stride, relu6=True):
+    def make(rng):
+        x = (rng.standard_normal((n, h, w, c)) * 2).astype(np.float32)
+        weight = rng.standard_normal((c, k, k)).astype(np.float32)
+        scale = rng.uniform(0.2, 2.0, c).astype(np.float32)
+        shift = rng.standard_normal(c).astype(np.float32)
+        return x, weight, stride, scale, shift, relu6
+    return make
+
+
+def _conv_bench(rng, size):
+    """One layer of EfficientNet-Lite0's second stage (144 channels at 112x112, 3x3, stride 2)."""
+    n = {"tiny": 1, "quick": 4, "full": 24}[size]
+    return _conv_case(n, 112, 112, 144, 3, 2)(rng)
+
+
 _SHAPES = [(1, 1), (4, 7), (37, 53), (64, 64), (90, 160), (131, 67), (200, 131), (360, 640)]
 _FRAME_PEERS_PHASH = (Peer("imagehash.phash", "benchmarks.peers:imagehash_phash", 4),)
 _FRAME_PEERS_PDQ = (Peer("pdqhash (C++)", "benchmarks.peers:pdqhash_pdq", 2),)
@@ -477,6 +495,11 @@ _TABLE: tuple[KernelSpec, ...] = (
         "band_collisions", band_collisions, ref.band_collisions,
         {f"queries{q}": _bands_case(q) for q in (1.0, 0.2, 0.0)},
         _bands_bench, "codes", lambda args: len(args[0]), normalise=_sorted_pairs),
+    KernelSpec(
+        "depthwise_conv2d", depthwise_conv2d, ref.depthwise_conv2d,
+        {"3x3-s2": _conv_case(2, 15, 12, 16, 3, 2), "5x5-s1": _conv_case(1, 9, 14, 24, 5, 1),
+         "5x5-s2-odd": _conv_case(2, 7, 5, 8, 5, 2, relu6=False), "1x1-pixel": _conv_case(1, 1, 1, 3, 3, 1)},
+        _conv_bench, "images", lambda args: len(args[0]), rtol=1e-4, atol=1e-4),
 )
 
 #: test-only switch: ``NAME`` or ``NAME:FACTOR`` makes that registry kernel do its work FACTOR

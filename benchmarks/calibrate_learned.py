@@ -1,0 +1,180 @@
+"""Calibrate and measure the optional learned embedding (EfficientNet-Lite0, ``engine.scenes.learned``)
+on labelled real footage, side by side with clipdex's built-in embedding.
+
+    python -m benchmarks.calibrate_learned --clips DIR [--write] [--json OUT]
+
+Cuts every labelled video of ``DIR`` (the dev-set layout: ``conditions.csv``; see
+``benchmarks.real_scenes``) into 5-s clips at 2 keyframes/s as ingest does, computes each clip's
+pooled network features, and reports same-scene precision@5 with neighbours from other
+recordings only:
+
+* ``raw``: the network's features alone, nothing fitted;
+* ``cross_validated``: the calibration (principal directions and scene discriminant) refitted
+  without each recording family in turn, that family's clips querying all others: no figure
+  comes from a calibration that saw the query;
+* ``in_sample``: the calibration fitted on every clip (what ``--write`` ships).
+
+It also times the network per clip against decoding the same clips, so the cost of
+``clipdex embeddings compute`` reads against plain decoding. ``--write`` saves the calibration
+to ``engine/scenes/learned_calibration.npz``; do that only together with a new
+``LEARNED_VERSION`` (stored vectors of the old version stay in their own space).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.real_scenes import (
+    CLIP_SECONDS,
+    ENV_VAR,
+    KEYFRAME_HZ,
+    NEIGHBOURS,
+    RESULTS,
+    load_labels,
+    recording_families,
+    scene_of,
+)
+
+#: the scenes the precision@5 target applies to: at least 3 other recordings in the dev set
+MIN_OTHER_RECORDINGS = 3
+
+
+def learned_inputs(folder: Path, say=print) -> dict:
+    """{"files": file per clip, "features": float32[n, 1280], "decode_s", "network_s"} of the
+    labelled videos of ``folder`` in 5-s clips."""
+    from engine.scenes.learned import clip_features, load_model
+    from engine.sources.video import iter_video_clips
+
+    model = load_model()
+    files, feats = [], []
+    decode_s = network_s = 0.0
+    for name in load_labels(folder):
+        if name.startswith("frames/"):
+            continue
+        path = folder / name
+        t0 = time.perf_counter()
+        clips = list(iter_video_clips(path, clip_id_base=path.stem, clip_seconds=CLIP_SECONDS,
+                                      keyframe_hz=KEYFRAME_HZ))
+        t1 = time.perf_counter()
+        feats.append(clip_features([c.keyframes for c in clips], model))
+        network_s += time.perf_counter() - t1
+        decode_s += t1 - t0
+        files.extend([name] * len(clips))
+        say(f"  {name}: {len(clips)} clips")
+    return {"files": files, "features": np.concatenate(feats), "decode_s": decode_s, "network_s": network_s}
+
+
+def precision_at_k(vectors: np.ndarray, scene: np.ndarray, fam: np.ndarray, rows: np.ndarray,
+                   k: int = NEIGHBOURS) -> list[float]:
+    """Precision@k of same-scene neighbours from other families, one value per query row."""
+    out = []
+    for i in rows:
+        others = np.flatnonzero(fam != fam[i])
+        top = others[np.argsort(-(vectors[others] @ vectors[i]), kind="stable")[:k]]
+        out.append(float(np.mean(scene[top] == scene[i])))
+    return out
+
+
+def scene_figures(files: list[str], features: np.ndarray, labels: dict[str, frozenset[str]],
+                  folder: Path) -> dict[str, dict]:
+    """Per scene: clips, recordings, raw / cross-validated / in-sample precision@5, chance."""
+    from engine.scenes.learned import fit_calibration
+
+    fams = recording_families(folder, sorted(set(files)))
+    fam = np.array([fams[f] for f in files])
+    scene = np.array([scene_of(labels[f]) for f in files])
+    raw = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    in_sample = fit_calibration(features, scene).project(features)
+    cross: dict[str, list[float]] = {}
+    for held in sorted(set(fam.tolist())):
+        train = fam != held
+        vectors = fit_calibration(features[train], scene[train]).project(features)
+        rows = np.flatnonzero(~train)
+        for i, p in zip(rows, precision_at_k(vectors, scene, fam, rows), strict=True):
+            cross.setdefault(str(scene[i]), []).append(p)
+    out = {}
+    for s in sorted(set(scene.tolist())):
+        rows = np.flatnonzero(scene == s)
+        chance = [float(np.mean(scene[fam != fam[i]] == s)) for i in rows]
+        out[s] = {"clips": len(rows), "recordings": len(set(fam[rows].tolist())),
+                  "raw": round(float(np.mean(precision_at_k(raw, scene, fam, rows))), 3),
+                  "cross_validated": round(float(np.mean(cross[s])), 3),
+                  "in_sample": round(float(np.mean(precision_at_k(in_sample, scene, fam, rows))), 3),
+                  "chance": round(float(np.mean(chance)), 3)}
+    return out
+
+
+def run(folder: Path, write: bool = False, say=print) -> dict:
+    from engine.scenes.learned import CALIBRATION, LEARNED_VERSION, MODEL, fit_calibration
+
+    labels = load_labels(folder)
+    t0 = time.perf_counter()
+    data = learned_inputs(folder, say)
+    files, features = data["files"], data["features"]
+    scenes = scene_figures(files, features, labels, folder)
+    n = len(files)
+    result = {
+        "model": MODEL, "learned_version": LEARNED_VERSION, "clips": n, "recordings": len(set(files)),
+        "clip_seconds": CLIP_SECONDS, "keyframe_hz": KEYFRAME_HZ,
+        "network_ms_per_clip": round(1000 * data["network_s"] / n, 1),
+        "decode_ms_per_clip": round(1000 * data["decode_s"] / n, 1),
+        "compute_vs_decode": round(data["decode_s"] / (data["decode_s"] + data["network_s"]), 3),
+        "threads": os.cpu_count(), "load": round(os.getloadavg()[0], 1),
+        "scene_precision": scenes,
+        "required_scenes": sorted(s for s, r in scenes.items() if r["recordings"] > MIN_OTHER_RECORDINGS),
+    }
+    builtin = RESULTS / "real_scenes.json"
+    if builtin.is_file():
+        saved = json.loads(builtin.read_text()).get("scene_precision", {})
+        result["builtin"] = {s: {"in_sample": r.get("precision_at_k"), "cross_validated": r.get("cross_validated")}
+                             for s, r in saved.items()}
+    if write:
+        scene = np.array([scene_of(labels[f]) for f in files])
+        fit_calibration(features, scene).save(
+            CALIBRATION, note=f"fitted on {n} 5-s clips of {len(set(files))} labelled real recordings")
+        result["written"] = str(CALIBRATION.name)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def table(result: dict) -> str:
+    rows = [f"{'scene':12s} {'recs':>4s} {'clips':>5s} {'raw':>5s} {'cv':>5s} {'in':>5s} "
+            f"{'built-in cv':>11s} {'chance':>6s}"]
+    builtin = result.get("builtin", {})
+    for s, r in result["scene_precision"].items():
+        b = builtin.get(s, {}).get("cross_validated")
+        rows.append(f"{s:12s} {r['recordings']:4d} {r['clips']:5d} {r['raw']:5.2f} {r['cross_validated']:5.2f} "
+                    f"{r['in_sample']:5.2f} {'-' if b is None else f'{b:.2f}':>11s} {r['chance']:6.2f}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.calibrate_learned", description=__doc__.split("\n")[0])
+    ap.add_argument("--clips", default=os.environ.get(ENV_VAR), help=f"labelled real footage (default: ${ENV_VAR})")
+    ap.add_argument("--write", action="store_true", help="save the calibration fitted on every clip")
+    ap.add_argument("--json", default=None, help="default: benchmarks/results/learned_scenes.json")
+    args = ap.parse_args(argv)
+    if not args.clips:
+        ap.error(f"pass --clips DIR or set {ENV_VAR}")
+    result = run(Path(args.clips), args.write)
+    print(f"{result['model']} v{result['learned_version']}: {result['clips']} clips of "
+          f"{result['recordings']} recordings; network {result['network_ms_per_clip']} ms a clip, decoding "
+          f"{result['decode_ms_per_clip']} ms (compute = {result['compute_vs_decode']:.2f}x of decoding alone)")
+    print(f"same-scene precision@{NEIGHBOURS}, neighbours from other recordings "
+          "(cv: calibration fitted without the query's recording)")
+    print(table(result))
+    out = Path(args.json) if args.json else RESULTS / "learned_scenes.json"
+    out.write_text(json.dumps(result, indent=1))
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

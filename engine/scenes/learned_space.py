@@ -1,0 +1,131 @@
+"""``clipdex embeddings compute``: fill a region's learned embedding space
+(:mod:`engine.scenes.learned`) for the clips that have no vector in it.
+
+The learned vectors need the pictures, which the store does not keep at the network's input size,
+so the clips' sources are read again: each source a missing clip came from is discovered as ingest
+discovers it and cut the way its recording was cut (the split the store recorded). A sample is the
+store's clip when its id is the clip's id or, failing that, when it comes from the same file at
+the same offset (ids of sources ingested under another root differ). Vectors are added to the
+space whenever :data:`SAVE_EVERY` new ones are ready and at the end, so an interrupted run keeps
+most of what it did and a rerun does only the rest. A source that cannot be read is recorded and
+the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import ClipdexError, InputError
+from engine.scenes.learned import clip_vectors, load_calibration, load_model, space_name
+from engine.scenes.spaces import import_space
+from engine.store.region import RegionStore
+
+#: new vectors held before they are written to the space (each write rewrites the space's array)
+SAVE_EVERY = 4096
+
+
+@dataclass
+class ComputeReport:
+    region: str
+    space: str
+    computed: int = 0
+    already: int = 0
+    sources: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, error)
+    unmatched: list[str] = field(default_factory=list)  # clip ids no source gave back
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _offset_key(source: str, offset: float) -> tuple[str, float]:
+    return _resolved(source), round(float(offset), 3)
+
+
+def _resolved(source: str) -> str:
+    return source if "://" in source else str(Path(source).resolve())
+
+
+def _existing(store: RegionStore, space: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return store.space_vectors(space)
+    except KeyError:  # NotFoundError: no vector computed yet
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+
+
+def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fps: float = 10.0,
+                          progress: Callable[[int, int, str], None] | None = None) -> ComputeReport:
+    """Vectors of every active clip of ``store`` without one in :func:`space_name`'s space."""
+    import time
+
+    from engine.sources import discover, iter_clips
+
+    t0 = time.perf_counter()
+    load_model(), load_calibration()  # the missing extra or calibration is named before any decoding
+    space = space_name()
+    report = ComputeReport(store.region.name, space)
+    table = store.clip_table()
+    rows_done, vectors_done = _existing(store, space)
+    have = set(rows_done.tolist())
+    id_of_row = dict(zip(table.rows.tolist(), table.clip_ids, strict=True))
+    report.already = sum(1 for r in table.rows.tolist() if r in have)
+    todo = [i for i, r in enumerate(table.rows.tolist()) if r not in have]
+    by_source: dict[str, list[int]] = {}
+    for i in todo:
+        by_source.setdefault(table.sources[i], []).append(i)
+    splits = store.finished_sources()
+    done_ids, done_vectors = [id_of_row[r] for r in rows_done.tolist()], [vectors_done]
+    pending = 0
+
+    def save() -> None:
+        nonlocal done_vectors, pending
+        if pending:
+            merged = np.concatenate([v for v in done_vectors if v.size]).astype(np.float32)
+            import_space(store, space, merged, list(done_ids), source="clipdex embeddings compute",
+                         replace=True)
+            done_vectors, pending = [merged], 0
+
+    for n, (source, idx) in enumerate(sorted(by_source.items())):
+        if progress:
+            progress(n, len(by_source), source)
+        wanted_ids = {table.clip_ids[i]: i for i in idx}
+        wanted_offsets = {_offset_key(source, table.source_offset_s[i]): i for i in idx}
+        split = next(iter(splits.get(_resolved(source), splits.get(source, {})).values()), math.nan)
+        found: dict[int, np.ndarray] = {}
+        try:
+            items = discover([source])
+            for item in items:
+                if item.kind == "error":
+                    raise InputError(item.message)
+                for sample in iter_clips(item, keyframe_hz=keyframe_hz, image_fps=image_fps,
+                                         clip_seconds=None if math.isnan(split) else split):
+                    i = wanted_ids.get(sample.clip_id)
+                    if i is None:
+                        i = wanted_offsets.get(_offset_key(sample.source, sample.source_offset_s))
+                    if i is not None and i not in found:
+                        found[i] = sample.keyframes
+        except (ClipdexError, OSError) as err:
+            report.failed.append((source, str(err)))
+            continue
+        if found:
+            order = sorted(found)
+            vectors = clip_vectors([found[i] for i in order])
+            done_ids += [table.clip_ids[i] for i in order]
+            done_vectors.append(vectors)
+            pending += len(order)
+            report.computed += len(order)
+            if pending >= SAVE_EVERY:
+                save()
+        report.unmatched += [table.clip_ids[i] for i in idx if i not in found]
+        report.sources += 1
+    save()
+    if progress:
+        progress(len(by_source), len(by_source), "")
+    report.seconds = round(time.perf_counter() - t0, 1)
+    return report
