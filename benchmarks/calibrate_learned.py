@@ -12,7 +12,10 @@ recordings only:
 * ``cross_validated``: the calibration (principal directions and scene discriminant) refitted
   without each recording family in turn, that family's clips querying all others: no figure
   comes from a calibration that saw the query;
-* ``in_sample``: the calibration fitted on every clip (what ``--write`` ships).
+* ``in_sample``: the calibration fitted on every clip (what ``--write`` ships);
+
+and the same figures of the built-in embedding on the same clips (its scene directions are
+fitted on them too: ``benchmarks.calibrate_embedding --real``).
 
 It also times the network per clip against decoding the same clips, so the cost of
 ``clipdex embeddings compute`` reads against plain decoding. ``--write`` saves the calibration
@@ -111,6 +114,25 @@ def scene_figures(files: list[str], features: np.ndarray, labels: dict[str, froz
     return out
 
 
+def builtin_figures(folder: Path, labels: dict[str, frozenset[str]], files: list[str]) -> dict[str, dict]:
+    """The built-in embedding on the same clips: precision@5 with its shipped scene directions
+    (fitted on these clips: in sample) and with directions refitted without the query's family."""
+    from benchmarks.calibrate_embedding import real_inputs, scene_embeddings
+    from benchmarks.real_scenes import cross_validated_scene_precision
+    from kernels._embedding_calibration import SCENE_DIRECTIONS
+
+    inputs = real_inputs(folder)
+    if inputs[0] != files:
+        raise RuntimeError("the built-in and the learned pass cut the clips differently")
+    fams = recording_families(folder, sorted(set(files)))
+    fam = np.array([fams[f] for f in files])
+    scene = np.array([scene_of(labels[f]) for f in files])
+    shipped = scene_embeddings(inputs[1], SCENE_DIRECTIONS)
+    cross = cross_validated_scene_precision(folder, labels, inputs=inputs)
+    return {s: {"in_sample": round(float(np.mean(precision_at_k(shipped, scene, fam, np.flatnonzero(scene == s)))), 3),
+                "cross_validated": cross.get(s, {}).get("precision_at_k")} for s in sorted(set(scene.tolist()))}
+
+
 def run(folder: Path, write: bool = False, say=print) -> dict:
     from engine.scenes.learned import CALIBRATION, LEARNED_VERSION, MODEL, fit_calibration
 
@@ -130,11 +152,7 @@ def run(folder: Path, write: bool = False, say=print) -> dict:
         "scene_precision": scenes,
         "required_scenes": sorted(s for s, r in scenes.items() if r["recordings"] > MIN_OTHER_RECORDINGS),
     }
-    builtin = RESULTS / "real_scenes.json"
-    if builtin.is_file():
-        saved = json.loads(builtin.read_text()).get("scene_precision", {})
-        result["builtin"] = {s: {"in_sample": r.get("precision_at_k"), "cross_validated": r.get("cross_validated")}
-                             for s, r in saved.items()}
+    result["builtin"] = builtin_figures(folder, labels, files)
     if write:
         scene = np.array([scene_of(labels[f]) for f in files])
         fit_calibration(features, scene).save(
@@ -145,13 +163,19 @@ def run(folder: Path, write: bool = False, say=print) -> dict:
 
 
 def table(result: dict) -> str:
+    """The learned space's figures beside the built-in embedding's (b-in, b-cv), 80 columns."""
     rows = [f"{'scene':12s} {'recs':>4s} {'clips':>5s} {'raw':>5s} {'cv':>5s} {'in':>5s} "
-            f"{'built-in cv':>11s} {'chance':>6s}"]
+            f"{'b-cv':>5s} {'b-in':>5s} {'chance':>6s}"]
     builtin = result.get("builtin", {})
+
+    def fmt(v):
+        return f"{'-':>5s}" if v is None else f"{v:5.2f}"
+
     for s, r in result["scene_precision"].items():
-        b = builtin.get(s, {}).get("cross_validated")
-        rows.append(f"{s:12s} {r['recordings']:4d} {r['clips']:5d} {r['raw']:5.2f} {r['cross_validated']:5.2f} "
-                    f"{r['in_sample']:5.2f} {'-' if b is None else f'{b:.2f}':>11s} {r['chance']:6.2f}")
+        b = builtin.get(s, {})
+        rows.append(f"{s:12s} {r['recordings']:4d} {r['clips']:5d} {fmt(r['raw'])} {fmt(r['cross_validated'])} "
+                    f"{fmt(r['in_sample'])} {fmt(b.get('cross_validated'))} {fmt(b.get('in_sample'))} "
+                    f"{r['chance']:6.2f}")
     return "\n".join(rows)
 
 
@@ -167,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['model']} v{result['learned_version']}: {result['clips']} clips of "
           f"{result['recordings']} recordings; network {result['network_ms_per_clip']} ms a clip, decoding "
           f"{result['decode_ms_per_clip']} ms (compute = {result['compute_vs_decode']:.2f}x of decoding alone)")
-    print(f"same-scene precision@{NEIGHBOURS}, neighbours from other recordings "
-          "(cv: calibration fitted without the query's recording)")
+    print(f"same-scene precision@{NEIGHBOURS}, neighbours from other recordings (cv: calibration\n"
+          "fitted without the query's recording; in: on every clip; b-: the built-in embedding)")
     print(table(result))
     out = Path(args.json) if args.json else RESULTS / "learned_scenes.json"
     out.write_text(json.dumps(result, indent=1))

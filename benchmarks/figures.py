@@ -237,6 +237,22 @@ def fig_real_scenes() -> list[str]:
     return lines
 
 
+def fig_learned_scenes() -> list[str]:
+    r = _load("learned_scenes.json")
+    builtin = r.get("builtin", {})
+    rows = [[s, c["recordings"], c["clips"], _fmt(c["raw"], 2), _fmt(c["cross_validated"], 2),
+             _fmt(c["in_sample"], 2), _fmt(builtin.get(s, {}).get("cross_validated"), 2),
+             _fmt(builtin.get(s, {}).get("in_sample"), 2), _fmt(c["chance"], 2)]
+            for s, c in sorted(r["scene_precision"].items())]
+    lines = _table(["scene", "recs", "clips", "raw", "cv", "in", "b-cv", "b-in", "chance"], rows)
+    lines += ["", f"`python -m benchmarks.calibrate_learned --clips DIR`: {r['model']} "
+              f"v{r['learned_version']}, {r['clips']} clips of {r['recordings']} recordings. The network "
+              f"takes {r['network_ms_per_clip']:.0f} ms a clip (3 keyframes) where decoding the clip takes "
+              f"{r['decode_ms_per_clip']:.0f} ms, so `embeddings compute` runs at {r['compute_vs_decode']:.2f}x "
+              f"the speed of decoding alone ({r['threads']} cores, load {r['load']} at the end)."]
+    return lines
+
+
 def fig_real_recordings() -> list[str]:
     r = _load("real_recordings.json")
     rows = [["clips (5-s pieces) / recordings", f"{r['clips']} / {r['recordings']}"],
@@ -570,6 +586,7 @@ FIGURES: dict[str, Callable[[], list[str]]] = {
     "quality-transforms": fig_quality_transforms,
     "real-footage": fig_real_footage,
     "real-scenes": fig_real_scenes,
+    "learned-scenes": fig_learned_scenes,
     "real-recordings": fig_real_recordings,
     "decode-modes": fig_decode_modes,
     "ingest": fig_ingest,

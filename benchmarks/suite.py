@@ -142,6 +142,12 @@ def _recordings_headline(result: dict) -> dict:
                   "lower", "pairs")
 
 
+def _learned_headline(result: dict) -> dict:
+    judged = [result["scene_precision"][s]["cross_validated"] for s in result.get("required_scenes", [])]
+    return {**_ratio("learned.worst_scene_precision_at_5_cv", min(judged) if judged else None),
+            **_ratio("learned.compute_vs_decode", result.get("compute_vs_decode"))}
+
+
 def _dask_headline(result: dict) -> dict:
     ratios = result.get("ratios", {})
     return {**_ratio("dask.2_workers_vs_local", ratios.get("dask2_vs_local")),
@@ -197,6 +203,19 @@ def _real_recordings_argv(mode, out):
                "--json", str(out))
 
 
+def _learned_argv(mode, out):
+    clips = _real_clips()
+    if clips is None or mode == "quick":
+        return None
+    try:
+        from engine.scenes.learned import weights_path
+
+        weights_path()
+    except Exception:  # the learned extra is not installed: nothing to measure
+        return None
+    return _py("benchmarks.calibrate_learned", "--clips", clips, "--json", str(out))
+
+
 def _dask_argv(mode, out):
     if mode == "quick":
         return _py("benchmarks.dask_scale", "--synthetic", "--videos", "2", "--rounds", "1",
@@ -224,6 +243,7 @@ TASKS: tuple[Task, ...] = (
     Task("real_quality", "quality-real", _real_quality_argv, _real_headline, needs_real=True),
     Task("real_recordings", "quality-real", _real_recordings_argv, _recordings_headline,
          needs_real=True),
+    Task("learned_scenes", "quality-real", _learned_argv, _learned_headline, needs_real=True),
     Task("dask_scale", "scale", _dask_argv, _dask_headline),
     Task("cold_start", "cold-start", _own("cold"), _cold_headline),
 )

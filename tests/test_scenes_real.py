@@ -38,3 +38,23 @@ def test_neighbours_share_the_scene_across_recordings(precision):
     assert {"highway-day", "night", "urban-day"} <= set(judged)
     short = {s for s, p in judged.items() if p < 0.7}
     assert short <= set(SHORT_KNOWN), {s: judged[s] for s in short - set(SHORT_KNOWN)}
+
+
+def test_learned_neighbours_share_the_scene_across_recordings():
+    """The optional learned embedding, its calibration refitted without each recording family:
+    same-scene precision@5 >= 0.7 for every scene with at least 3 other recordings, rural roads
+    included."""
+    from benchmarks.calibrate_learned import MIN_OTHER_RECORDINGS, learned_inputs, scene_figures
+    from engine.errors import InputError
+    from engine.scenes.learned import weights_path
+
+    try:
+        weights_path()
+    except InputError as err:
+        pytest.skip(str(err))
+    folder = Path(os.environ[ENV_VAR])
+    data = learned_inputs(folder, say=lambda *a: None)
+    figures = scene_figures(data["files"], data["features"], load_labels(folder), folder)
+    judged = {s: r["cross_validated"] for s, r in figures.items() if r["recordings"] > MIN_OTHER_RECORDINGS}
+    assert {"highway-day", "night", "rural-day", "urban-day"} <= set(judged)
+    assert min(judged.values()) >= 0.7, judged

@@ -1,1 +1,1 @@
-"""Scenes: similarity queries, rarity and imported embedding spaces."""
+"""Scenes: similarity queries, rarity, imported embedding spaces and the optional learned embedding."""
