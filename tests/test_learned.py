@@ -169,3 +169,27 @@ def test_embeddings_compute_end_to_end(tmp_path):
     assert "v2.mp4" in r.output and "failures" in r.output
     r = run(app, ["embeddings", "list", "--region", "eu", "--home", home, "--json"])
     assert json.loads(r.output)[0]["count"] == 4
+
+
+@needs_weights
+def test_embeddings_compute_reads_zarr_stores_and_image_folders(tmp_path):
+    from PIL import Image
+
+    run = CliRunner().invoke
+    home = str(tmp_path / "home")
+    assert run(app, ["synth", str(tmp_path / "fleet"), "--clips", "6", "--regions", "eu"]).exit_code == 0
+    frames = tmp_path / "camera" / "drive1"
+    frames.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 255, (72, 128, 3), dtype=np.uint8)
+    for i in range(30):
+        Image.fromarray(np.roll(base, 3 * i, axis=1)).save(frames / f"{i:04d}.png")
+    assert run(app, ["regions", "add", "eu", "--jurisdiction", "DE", "--home", home]).exit_code == 0
+    r = run(app, ["ingest", str(tmp_path / "fleet" / "eu" / "clips.zarr"), str(frames), "--region", "eu",
+                  "--home", home])
+    assert r.exit_code == 0, r.output
+    clips = json.loads(run(app, ["clips", "--region", "eu", "--home", home, "--json"]).output)
+    r = run(app, ["embeddings", "compute", "--region", "eu", "--home", home, "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["computed"] == len(clips) and rep["sources"] == 2 and rep["unmatched"] == []

@@ -2,8 +2,9 @@
 (:mod:`engine.scenes.learned`) for the clips that have no vector in it.
 
 The learned vectors need the pictures, which the store does not keep at the network's input size,
-so the clips' sources are read again: each source a missing clip came from is discovered as ingest
-discovers it and cut the way its recording was cut (the split the store recorded). A sample is the
+so the clips' sources are read again: each source a missing clip came from (for a clip of a zarr
+clip store, the store) is discovered as ingest discovers it and cut the way its recording was cut
+(the split the store recorded). A sample is the
 store's clip when its id is the clip's id or, failing that, when it comes from the same file at
 the same offset (ids of sources ingested under another root differ). Vectors are added to the
 space whenever :data:`SAVE_EVERY` new ones are ready and at the end, so an interrupted run keeps
@@ -52,6 +53,18 @@ def _resolved(source: str) -> str:
     return source if "://" in source else str(Path(source).resolve())
 
 
+def _read_target(source: str) -> str:
+    """What to discover to read a clip's source again: the zarr store a clip entry lies in (the
+    store is the source ingest discovered), else the source itself."""
+    if "://" in source:
+        return source
+    path = Path(source)
+    for parent in (path, *path.parents):
+        if parent.name.lower().endswith(".zarr"):
+            return str(parent)
+    return source
+
+
 def _existing(store: RegionStore, space: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         return store.space_vectors(space)
@@ -78,7 +91,7 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
     todo = [i for i, r in enumerate(table.rows.tolist()) if r not in have]
     by_source: dict[str, list[int]] = {}
     for i in todo:
-        by_source.setdefault(table.sources[i], []).append(i)
+        by_source.setdefault(_read_target(table.sources[i]), []).append(i)
     splits = store.finished_sources()
     done_ids, done_vectors = [id_of_row[r] for r in rows_done.tolist()], [vectors_done]
     pending = 0
@@ -95,8 +108,8 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
         if progress:
             progress(n, len(by_source), source)
         wanted_ids = {table.clip_ids[i]: i for i in idx}
-        wanted_offsets = {_offset_key(source, table.source_offset_s[i]): i for i in idx}
-        split = next(iter(splits.get(_resolved(source), splits.get(source, {})).values()), math.nan)
+        wanted_offsets = {_offset_key(table.sources[i], table.source_offset_s[i]): i for i in idx}
+        split = next((v for i in idx for v in splits.get(_resolved(table.sources[i]), {}).values()), math.nan)
         found: dict[int, np.ndarray] = {}
         try:
             items = discover([source])
