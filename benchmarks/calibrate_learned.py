@@ -114,6 +114,46 @@ def scene_figures(files: list[str], features: np.ndarray, labels: dict[str, froz
     return out
 
 
+def rarity_figures(files: list[str], features: np.ndarray, labels: dict[str, frozenset[str]],
+                   folder: Path, k: int = 10) -> dict[str, dict]:
+    """Density rarity AUC per rare condition in the learned space, on the subsets of
+    ``benchmarks.real_scenes`` (every recording without an unusual condition plus one family with
+    the condition, under 10 % of the clips): each clip scored by its mean distance to its ``k``
+    nearest clips of other recordings, the calibration fitted without the rare family (``cv``)
+    and with nothing fitted (``raw``)."""
+    from benchmarks.real_scenes import auc, rare_subsets
+    from engine.scenes.learned import fit_calibration
+
+    fams = recording_families(folder, sorted(set(files)))
+    fam = np.array([fams[f] for f in files])
+    scene = np.array([scene_of(labels[f]) for f in files])
+    names = np.array(files)
+    per_file = {f: files.count(f) for f in sorted(set(files))}
+
+    def score(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        v = vectors[rows]
+        dist = np.sqrt(np.clip(2.0 - 2.0 * v @ v.T, 0.0, None))
+        dist[fam[rows][:, None] == fam[rows][None, :]] = np.inf
+        near = np.sort(dist, axis=1)[:, :k]
+        return np.nanmean(np.where(np.isfinite(near), near, np.nan), axis=1)
+
+    raw = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    out: dict[str, dict] = {}
+    for cond, subsets in rare_subsets(labels, fams, per_file).items():
+        cv_aucs, raw_aucs = [], []
+        for subset in subsets:
+            rows = np.flatnonzero(np.isin(names, subset))
+            positive = np.array([cond in labels[files[r]] for r in rows])
+            rare_fams = set(fam[rows][positive].tolist())
+            train = ~np.isin(fam, list(rare_fams))
+            vectors = fit_calibration(features[train], scene[train]).project(features)
+            cv_aucs.append(auc(positive, score(vectors, rows)))
+            raw_aucs.append(auc(positive, score(raw, rows)))
+        out[cond] = {"subsets": len(subsets), "cv_auc": round(float(np.mean(cv_aucs)), 3),
+                     "cv_min_auc": round(float(np.min(cv_aucs)), 3), "raw_auc": round(float(np.mean(raw_aucs)), 3)}
+    return out
+
+
 def builtin_figures(folder: Path, labels: dict[str, frozenset[str]], files: list[str]) -> dict[str, dict]:
     """The built-in embedding on the same clips: precision@5 with its shipped scene directions
     (fitted on these clips: in sample) and with directions refitted without the query's family."""
@@ -152,7 +192,12 @@ def run(folder: Path, write: bool = False, say=print) -> dict:
         "scene_precision": scenes,
         "required_scenes": sorted(s for s, r in scenes.items() if r["recordings"] > MIN_OTHER_RECORDINGS),
     }
+    result["rarity"] = rarity_figures(files, features, labels, folder)
     result["builtin"] = builtin_figures(folder, labels, files)
+    saved = RESULTS / "real_scenes.json"
+    if saved.is_file():  # the built-in embedding's rarity, from its own benchmark (it ingests)
+        rarity = json.loads(saved.read_text()).get("rarity", {})
+        result["builtin_rarity"] = {c: r.get("density_cross_validated") for c, r in rarity.items()}
     if write:
         scene = np.array([scene_of(labels[f]) for f in files])
         fit_calibration(features, scene).save(
@@ -194,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"same-scene precision@{NEIGHBOURS}, neighbours from other recordings (cv: calibration\n"
           "fitted without the query's recording; in: on every clip; b-: the built-in embedding)")
     print(table(result))
+    print("\ndensity rarity AUC of rare conditions (cv: calibration fitted without the\n"
+          "rare recording; b-cv: the built-in embedding so, from benchmarks.real_scenes)")
+    builtin = result.get("builtin_rarity", {})
+    for cond, r in result["rarity"].items():
+        b = (builtin.get(cond) or {}).get("auc")
+        print(f"  {cond:6s} subsets {r['subsets']}  cv {r['cv_auc']:.3f} (min {r['cv_min_auc']:.3f})  "
+              f"raw {r['raw_auc']:.3f}  b-cv {'-' if b is None else f'{b:.3f}'}")
     out = Path(args.json) if args.json else RESULTS / "learned_scenes.json"
     out.write_text(json.dumps(result, indent=1))
     print(f"saved {out}")

@@ -250,6 +250,13 @@ def fig_learned_scenes() -> list[str]:
               f"takes {r['network_ms_per_clip']:.0f} ms a clip (3 keyframes) where decoding the clip takes "
               f"{r['decode_ms_per_clip']:.0f} ms, so `embeddings compute` runs at {r['compute_vs_decode']:.2f}x "
               f"the speed of decoding alone ({r['threads']} cores, load {r['load']} at the end)."]
+    if r.get("rarity"):
+        builtin = r.get("builtin_rarity", {})
+        lines += ["Density rarity AUC of a rare condition (one recording of it under 10 % of a subset's "
+                  "clips, calibration fitted without that recording; built-in embedding the same way): "
+                  + "; ".join(f"{cond} {_fmt(c['cv_auc'], 2)} (min {_fmt(c['cv_min_auc'], 2)}; built-in "
+                              f"{_fmt((builtin.get(cond) or {}).get('auc'), 2)})" for cond, c in r["rarity"].items())
+                  + "."]
     return lines
 
 
