@@ -311,6 +311,9 @@ def fig_ingest() -> list[str]:
              _fmt(cpu["sampling"], 2)],
             ["full ingest", _fmt(main["ingest_frames_per_s"], 0),
              f"{main['ingest_vs_decode']:.2f}x", _fmt(cpu["ingest"], 2)]]
+    if "ingest_learned_vs_decode" in main:
+        rows.append(["ingest --learned", _fmt(main["ingest_learned_frames_per_s"], 0),
+                     f"{main['ingest_learned_vs_decode']:.2f}x", _fmt(cpu["ingest_learned"], 2)])
     lines = _table(["work", "frames/s", "vs decode", "CPU s"], rows)
     lines += ["", f"`pytest benchmarks/test_bench_ingest.py --benchmark-enable -p no:randomly` "
               f"({main['files']} x 10 s",
@@ -318,6 +321,9 @@ def fig_ingest() -> list[str]:
               f"{main['rounds']} rounds) on {_machine(b)};",
               f"keyframe sampling with `{main['auto_strategy']}` is "
               f"{main['auto_strategy_speedup_vs_all']:.2f}x that of `--decode all`."]
+    if "ingest_learned_vs_decode" in main:
+        lines.append("`--learned` runs 3 keyframes of each clip (here one 10-s clip a file) "
+                     "through the network; 5-s clips give it twice the work.")
     return lines
 
 

@@ -12,8 +12,10 @@ each -- on a machine shared with other jobs the wall-clock ratio drifts, CPU sec
 ingest adds -- and ``sampling_vs_decode`` the same for ``iter_video_clips`` with
 the default strategy alone, and ``auto_strategy_speedup_vs_all`` the default strategy's
 speed-up over ``iter_video_clips`` decoding every frame (``strategy="all"``). Ingest runs with the
-default decode strategy, so the >= 0.85 target guards it. With benchmarks disabled a 320x180
-file and one round keep it quick.
+default decode strategy, so the >= 0.85 target guards it. With the ``learned`` extra installed,
+``ingest_learned_vs_decode`` is the same ratio for ``ingest --learned`` (reported, not asserted:
+the learned embedding is optional). With benchmarks disabled a 320x180 file and one round keep
+it quick.
 """
 
 from __future__ import annotations
@@ -33,16 +35,28 @@ from engine.sovereignty.regions import Home
 THREADS = 2
 
 
-def ingest_files(paths: list[Path], threads: int, root: Path | None = None) -> int:
+def have_learned() -> bool:
+    """Whether the learned extra (its weights) is installed."""
+    from engine.errors import InputError
+    from engine.scenes.learned import weights_path
+
+    try:
+        weights_path()
+    except InputError:
+        return False
+    return True
+
+
+def ingest_files(paths: list[Path], threads: int, root: Path | None = None, learned: bool = False) -> int:
     """Ingest ``paths`` into a fresh home (made inside the timing) under ``root``; deleting the
     homes is left to the caller, outside the timing (it is not ingest work)."""
     if root is None:
         with tempfile.TemporaryDirectory(prefix="clipdex_bench_ingest_") as tmp:
-            return ingest_files(paths, threads, Path(tmp))
+            return ingest_files(paths, threads, Path(tmp), learned)
     home = Home.open(Path(tempfile.mkdtemp(dir=root)) / "home", create=True)
     home.add_region("bench")
     report = ingest(home, "bench", [str(p) for p in paths],
-                    IngestOptions(workers=1, threads=threads))
+                    IngestOptions(workers=1, threads=threads, learned=learned))
     assert report.ok, report.failed
     return len(report.ingested)
 
@@ -54,16 +68,19 @@ def test_bench_ingest_vs_pyav_decode(benchmark, request):
     paths = make_files(spec)
     frames = round(spec["seconds"] * spec["fps"]) * len(paths)
     rounds = 1 if disabled else 5
-    ingest_files(paths[:1], THREADS)  # warm: JIT from the disk cache, FAISS, zarr imports
+    learned = have_learned()
+    ingest_files(paths[:1], THREADS, learned=learned)  # warm: JIT from the disk cache, FAISS, zarr
     times: dict[str, list[float]] = {"decode": [], "sampling": [], "sampling_all": [],
-                                     "ingest": []}
+                                     "ingest": [], **({"ingest_learned": []} if learned else {})}
     cpu: dict[str, list[float]] = {name: [] for name in times}
     with tempfile.TemporaryDirectory(prefix="clipdex_bench_ingest_") as tmp:
         for _ in range(rounds):  # round robin: the machine is shared, ratios hold better
             for name, fn in (("decode", decode_all_frames),
                              ("ingest", lambda p, t: ingest_files(p, t, Path(tmp))),
                              ("sampling", lambda p, t: sample_clips(p, t, AUTO_STRATEGY)),
-                             ("sampling_all", lambda p, t: sample_clips(p, t, "all"))):
+                             ("sampling_all", lambda p, t: sample_clips(p, t, "all")),
+                             *((("ingest_learned", lambda p, t: ingest_files(p, t, Path(tmp), True)),)
+                               if learned else ())):
                 start, start_cpu = time.perf_counter(), time.process_time()
                 fn(paths, THREADS)
                 times[name].append(time.perf_counter() - start)
@@ -86,6 +103,9 @@ def test_bench_ingest_vs_pyav_decode(benchmark, request):
         "auto_strategy": AUTO_STRATEGY,
         "auto_strategy_speedup_vs_all": round(fps["sampling"] / fps["sampling_all"], 3),
         "rounds": rounds,
+        # ingest --learned (the optional learned embedding, 3 keyframes a clip through the network)
+        **({"ingest_learned_frames_per_s": round(fps["ingest_learned"], 1),
+            "ingest_learned_vs_decode": round(fps["ingest_learned"] / fps["decode"], 3)} if learned else {}),
     })
     if not disabled:
         assert fps["ingest"] / fps["decode"] >= 0.85, benchmark.extra_info

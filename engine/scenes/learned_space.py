@@ -72,6 +72,23 @@ def _existing(store: RegionStore, space: str) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
 
 
+def add_vectors(store: RegionStore, clip_ids: list[str], vectors: np.ndarray,
+                source: str = "clipdex embeddings compute") -> None:
+    """Add learned vectors of ``clip_ids`` to the region's learned space, keeping the vectors
+    of its other active clips (a clip's new vector replaces its old one)."""
+    space = space_name()
+    rows, old = _existing(store, space)
+    new = set(clip_ids)
+    if len(rows):
+        table = store.clip_table()
+        id_of_row = dict(zip(table.rows.tolist(), table.clip_ids, strict=True))
+        keep = [i for i, r in enumerate(rows.tolist()) if id_of_row.get(r) not in new and r in id_of_row]
+        clip_ids = [id_of_row[int(rows[i])] for i in keep] + list(clip_ids)
+        vectors = np.concatenate([old[keep], vectors]) if keep else vectors
+    import_space(store, space, np.ascontiguousarray(vectors, np.float32), list(clip_ids),
+                 source=source, replace=True)
+
+
 def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fps: float = 10.0,
                           progress: Callable[[int, int, str], None] | None = None) -> ComputeReport:
     """Vectors of every active clip of ``store`` without one in :func:`space_name`'s space."""
@@ -84,25 +101,22 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
     space = space_name()
     report = ComputeReport(store.region.name, space)
     table = store.clip_table()
-    rows_done, vectors_done = _existing(store, space)
+    rows_done, _ = _existing(store, space)
     have = set(rows_done.tolist())
-    id_of_row = dict(zip(table.rows.tolist(), table.clip_ids, strict=True))
     report.already = sum(1 for r in table.rows.tolist() if r in have)
     todo = [i for i, r in enumerate(table.rows.tolist()) if r not in have]
     by_source: dict[str, list[int]] = {}
     for i in todo:
         by_source.setdefault(_read_target(table.sources[i]), []).append(i)
     splits = store.finished_sources()
-    done_ids, done_vectors = [id_of_row[r] for r in rows_done.tolist()], [vectors_done]
-    pending = 0
+    pending_ids: list[str] = []
+    pending: list[np.ndarray] = []
 
     def save() -> None:
-        nonlocal done_vectors, pending
-        if pending:
-            merged = np.concatenate([v for v in done_vectors if v.size]).astype(np.float32)
-            import_space(store, space, merged, list(done_ids), source="clipdex embeddings compute",
-                         replace=True)
-            done_vectors, pending = [merged], 0
+        if pending_ids:
+            add_vectors(store, list(pending_ids), np.concatenate(pending))
+            pending_ids.clear()
+            pending.clear()
 
     for n, (source, idx) in enumerate(sorted(by_source.items())):
         if progress:
@@ -128,12 +142,10 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
             continue
         if found:
             order = sorted(found)
-            vectors = clip_vectors([found[i] for i in order])
-            done_ids += [table.clip_ids[i] for i in order]
-            done_vectors.append(vectors)
-            pending += len(order)
+            pending.append(clip_vectors([found[i] for i in order]))
+            pending_ids.extend(table.clip_ids[i] for i in order)
             report.computed += len(order)
-            if pending >= SAVE_EVERY:
+            if len(pending_ids) >= SAVE_EVERY:
                 save()
         report.unmatched += [table.clip_ids[i] for i in idx if i not in found]
         report.sources += 1

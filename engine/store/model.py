@@ -67,6 +67,7 @@ class NewClip:
     preview_times: np.ndarray | None = None  # float32[PREVIEW_FRAMES], NaN past the last frame
     view_phash: np.ndarray | None = None  # uint8[k, N_CROP_VIEWS, 8]; None: not computed (zeros)
     mirror_phash: np.ndarray | None = None  # uint8[k, 8]; None: not computed (zeros)
+    learned: np.ndarray | None = None  # float32[d]: its vector in the learned space (ingest --learned)
 
 @dataclass(frozen=True)
 class FinishedRecording:

@@ -46,7 +46,10 @@ def _console(stderr: bool = False):
 
 
 def _fail(err: Exception, code: int = 2) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # the message is text, not markup: "pip install 'clipdex[learned]'" keeps its brackets
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -306,6 +309,9 @@ def ingest(
     drive_gap: Annotated[float, typer.Option(
         "--drive-gap", help="Seconds between one recording's end and the next one's start that "
         "still continue a drive (same vehicle or folder, same camera).")] = 10.0,
+    learned: Annotated[bool, typer.Option(
+        "--learned", help="Also compute each clip's learned embedding (pip install "
+        "'clipdex[learned]'; space efficientnet-lite0.v1) from the frames decoded anyway.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest clips into a region: keyframes, hashes, embeddings, triggers, indexes."""
@@ -328,7 +334,7 @@ def ingest(
                              telemetry_map=tel_map, telemetry_units=tel_units, metadata=metadata,
                              name_patterns=[p for p in (name_pattern or []) if p != "none"],
                              name_defaults="none" not in (name_pattern or []), timezone=timezone,
-                             drive_gap_s=drive_gap, follow_links=follow_links)
+                             drive_gap_s=drive_gap, follow_links=follow_links, learned=learned)
         import contextlib
 
         with contextlib.ExitStack() as stack:
