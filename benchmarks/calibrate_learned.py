@@ -200,8 +200,8 @@ def run(folder: Path, write: bool = False, say=print) -> dict:
         result["builtin_rarity"] = {c: r.get("density_cross_validated") for c, r in rarity.items()}
     if write:
         scene = np.array([scene_of(labels[f]) for f in files])
-        fit_calibration(features, scene).save(
-            CALIBRATION, note=f"fitted on {n} 5-s clips of {len(set(files))} labelled real recordings")
+        np.savez(CALIBRATION, **fit_calibration(features, scene).arrays(
+            note=f"fitted on {n} 5-s clips of {len(set(files))} labelled real recordings"))
         result["written"] = str(CALIBRATION.name)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result

@@ -324,9 +324,11 @@ class Calibration:
         v = np.concatenate([scene, LOOK_WEIGHT * look], axis=1)
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
-    def save(self, path: Path, note: str) -> None:
-        np.savez(path, mean=self.mean, sd=self.sd, principal=self.principal.astype(np.float32),
-                 scenes=self.scenes.astype(np.float32), version=LEARNED_VERSION, note=note)
+    def arrays(self, note: str) -> dict[str, np.ndarray]:
+        """What :data:`CALIBRATION` holds (``benchmarks.calibrate_learned --write`` saves it)."""
+        return {"mean": self.mean, "sd": self.sd, "principal": self.principal.astype(np.float32),
+                "scenes": self.scenes.astype(np.float32), "version": np.asarray(LEARNED_VERSION),
+                "note": np.asarray(note)}
 
 
 @lru_cache(maxsize=1)

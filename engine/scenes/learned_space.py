@@ -112,7 +112,7 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
     pending_ids: list[str] = []
     pending: list[np.ndarray] = []
 
-    def save() -> None:
+    def add_pending() -> None:
         if pending_ids:
             add_vectors(store, list(pending_ids), np.concatenate(pending))
             pending_ids.clear()
@@ -146,10 +146,10 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
             pending_ids.extend(table.clip_ids[i] for i in order)
             report.computed += len(order)
             if len(pending_ids) >= SAVE_EVERY:
-                save()
+                add_pending()
         report.unmatched += [table.clip_ids[i] for i in idx if i not in found]
         report.sources += 1
-    save()
+    add_pending()
     if progress:
         progress(len(by_source), len(by_source), "")
     report.seconds = round(time.perf_counter() - t0, 1)
