@@ -101,6 +101,15 @@ def fig_headline() -> list[str]:
         ["2 Dask workers vs the local executor",
          f"{_fmt(dask['ratios']['dask2_vs_local'], 2)}x", "", "dask_scale"],
     ]
+    try:
+        learned = _load("learned_scenes.json")
+        judged = [learned["scene_precision"][sc]["cross_validated"] for sc in learned["required_scenes"]]
+        builtin = [learned["builtin"][sc]["cross_validated"] for sc in learned["required_scenes"]]
+        rows[7:7] = [["scene precision@5, real, worst (cv)", _fmt(min(builtin), 2), ">= 0.7",
+                      "learned"],
+                     ["... learned embedding (optional)", _fmt(min(judged), 2), ">= 0.7", "learned"]]
+    except (MissingResults, KeyError):
+        pass
     machine = _machine(ingest)
     try:
         suite = _suite_with("kernels")
@@ -120,7 +129,8 @@ def fig_headline() -> list[str]:
         pass
     lines = _table(["figure", "value", "target", "source"], rows, "lrll")
     lines += ["", f"Sources: `python -m benchmarks.quality` (seed 0; {quality['seconds'] / 60:.0f} min),",
-              "`python -m benchmarks.real_quality --clips DIR` (the real-footage dev set),",
+              "`python -m benchmarks.real_quality --clips DIR` and `python -m",
+              "benchmarks.calibrate_learned --clips DIR` (the real-footage dev set),",
               "`pytest benchmarks/test_bench_ingest.py --benchmark-enable`,",
               "`python -m benchmarks.dask_scale --clips DIR` and `python -m benchmarks run`,",
               "on " + machine + "."]
