@@ -12,8 +12,9 @@ coordinates followed by the unit principal coordinates at half weight: scenes fi
 look of the picture within a scene.
 
 The vectors live in an embedding space of the region named ``<model>.v<version>``
-(:func:`space_name`); ``clipdex embeddings compute`` fills it for the clips that have no vector
-there, decoding their sources again. A new preprocessing or calibration bumps the version, so old
+(:func:`space_name`): ``clipdex ingest --learned`` adds them from the frames it decodes, and
+``clipdex embeddings compute`` fills the space for the clips that have no vector there, decoding
+their sources again. A new preprocessing or calibration bumps the version, so old
 vectors are never mixed with new ones.
 """
 

@@ -1,15 +1,15 @@
 """``clipdex embeddings compute``: fill a region's learned embedding space
-(:mod:`engine.scenes.learned`) for the clips that have no vector in it.
+(:mod:`engine.scenes.learned`) for the clips that have no vector in it (``clipdex ingest
+--learned`` fills it as it ingests; this fills what it did not).
 
-The learned vectors need the pictures, which the store does not keep at the network's input size,
-so the clips' sources are read again: each source a missing clip came from (for a clip of a zarr
-clip store, the store) is discovered as ingest discovers it and cut the way its recording was cut
-(the split the store recorded). A sample is the
-store's clip when its id is the clip's id or, failing that, when it comes from the same file at
-the same offset (ids of sources ingested under another root differ). Vectors are added to the
-space whenever :data:`SAVE_EVERY` new ones are ready and at the end, so an interrupted run keeps
-most of what it did and a rerun does only the rest. A source that cannot be read is recorded and
-the run goes on.
+The learned vectors need the pictures, which the store does not keep at the network's input
+size, so the clips' sources are read again: each source a missing clip came from (for a clip of a
+zarr clip store, the store) is discovered as ingest discovers it and cut the way its recording was
+cut (the split the store recorded). A sample is the store's clip when its id is the clip's id or,
+failing that, when it comes from the same file at the same offset (ids of sources ingested under
+another root differ). Vectors are added to the space whenever :data:`SAVE_EVERY` new ones are
+ready and at the end, so an interrupted run keeps most of what it did and a rerun does only the
+rest. A source that cannot be read is recorded and the run goes on.
 """
 
 from __future__ import annotations
