@@ -325,6 +325,9 @@ def fig_ingest() -> list[str]:
     if "ingest_learned_vs_decode" in main:
         rows.append(["ingest --learned", _fmt(main["ingest_learned_frames_per_s"], 0),
                      f"{main['ingest_learned_vs_decode']:.2f}x", _fmt(cpu["ingest_learned"], 2)])
+    if "ingest_learned_5s_vs_decode" in main:
+        rows.append(["ingest --learned, 5-s clips", _fmt(main["ingest_learned_5s_frames_per_s"], 0),
+                     f"{main['ingest_learned_5s_vs_decode']:.2f}x", _fmt(cpu["ingest_learned_5s"], 2)])
     lines = _table(["work", "frames/s", "vs decode", "CPU s"], rows)
     lines += ["", f"`pytest benchmarks/test_bench_ingest.py --benchmark-enable -p no:randomly` "
               f"({main['files']} x 10 s",
@@ -333,8 +336,8 @@ def fig_ingest() -> list[str]:
               f"keyframe sampling with `{main['auto_strategy']}` is "
               f"{main['auto_strategy_speedup_vs_all']:.2f}x that of `--decode all`."]
     if "ingest_learned_vs_decode" in main:
-        lines.append("`--learned` runs 3 keyframes of each clip (here one 10-s clip a file) "
-                     "through the network; 5-s clips give it twice the work.")
+        lines.append("`--learned` runs 3 keyframes of each clip (one 10-s clip a file, or two "
+                     "5-s clips) through the network.")
     return lines
 
 
