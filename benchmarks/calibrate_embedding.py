@@ -74,24 +74,13 @@ def fit_scene_directions(x: np.ndarray, scenes: np.ndarray, dims: int | None = N
     carries it), each scaled by the root of its eigenvalue over the first, made orthogonal to the
     mean input (so the scene coordinates carry no common offset), and scaled together so that
     their total variance equals the inputs' total variance."""
+    from engine.scenes.discriminant import scene_discriminant
     from kernels.embedding import SCENE_DIMS, TELEMETRY_DIM
 
     dims = SCENE_DIMS if dims is None else dims
     pic = np.asarray(x, np.float64)[:, :-TELEMETRY_DIM]
-    scenes = np.asarray(scenes)
     mean = pic.mean(axis=0)
-    within = np.zeros((pic.shape[1], pic.shape[1]))
-    between = np.zeros_like(within)
-    for scene in sorted(set(scenes.tolist())):
-        rows = pic[scenes == scene]
-        centre = rows.mean(axis=0)
-        within += (rows - centre).T @ (rows - centre) / len(pic)
-        between += len(rows) / len(pic) * np.outer(centre - mean, centre - mean)
-    within += ridge * np.diag(np.diag(within)) + 1e-9 * np.trace(within) / len(within) * np.eye(len(within))
-    inv_chol = np.linalg.inv(np.linalg.cholesky(within))
-    values, vectors = np.linalg.eigh(inv_chol @ between @ inv_chol.T)
-    values, vectors = values[::-1][:dims], vectors[:, ::-1][:, :dims]
-    w = inv_chol.T @ vectors * np.sqrt(np.maximum(values, 0.0) / max(values[0], 1e-12))[None]
+    w = scene_discriminant(pic, np.asarray(scenes), dims, ridge)
     w -= np.outer(mean, mean @ w) / max(float(mean @ mean), 1e-12)
     spread = ((pic - mean) ** 2).sum(axis=1).mean()
     w *= np.sqrt(spread / max(float((((pic - mean) @ w) ** 2).sum(axis=1).mean()), 1e-12))

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import InputError
+from engine.scenes.discriminant import scene_discriminant
 from kernels import depthwise_conv2d
 
 #: the model the learned space uses and the version of its vectors (preprocessing + calibration)
@@ -348,8 +349,8 @@ def fit_calibration(features: np.ndarray, scenes: np.ndarray, components: int = 
                     ridge: float = 0.5) -> Calibration:
     """The projection fitted on pooled features [n, 1280] of labelled clips: standardise, keep the
     first ``components`` principal directions, then a linear discriminant of ``scenes`` within
-    them (generalised eigenvectors of between- over ridged within-scene scatter, one fewer than
-    the scenes, each scaled by the root of its eigenvalue over the first)."""
+    them (:func:`engine.scenes.discriminant.scene_discriminant`, one direction fewer than the
+    scenes)."""
     x = np.asarray(features, np.float64)
     scenes = np.asarray(scenes)
     labels = sorted(set(scenes.tolist()))
@@ -360,19 +361,7 @@ def fit_calibration(features: np.ndarray, scenes: np.ndarray, components: int = 
     _, _, vt = np.linalg.svd(z, full_matrices=False)
     principal = vt[:components].T
     y = z @ principal
-    centre = y.mean(axis=0)
-    within = np.zeros((y.shape[1], y.shape[1]))
-    between = np.zeros_like(within)
-    for label in labels:
-        rows = y[scenes == label]
-        c = rows.mean(axis=0)
-        within += (rows - c).T @ (rows - c) / len(y)
-        between += len(rows) / len(y) * np.outer(c - centre, c - centre)
-    within += ridge * np.diag(np.diag(within)) + 1e-9 * np.trace(within) / len(within) * np.eye(len(within))
-    inv_chol = np.linalg.inv(np.linalg.cholesky(within))
-    values, vectors = np.linalg.eigh(inv_chol @ between @ inv_chol.T)
-    order = np.argsort(-values)[: len(labels) - 1]
-    directions = inv_chol.T @ vectors[:, order] * np.sqrt(np.maximum(values[order], 0) / values[order[0]])
+    directions = scene_discriminant(y, scenes, len(labels) - 1, ridge)
     return Calibration(mean, sd, principal, directions)
 
 
