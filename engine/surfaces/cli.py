@@ -6,6 +6,7 @@ answers fast on a cold cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -335,7 +336,6 @@ def ingest(
                              name_patterns=[p for p in (name_pattern or []) if p != "none"],
                              name_defaults="none" not in (name_pattern or []), timezone=timezone,
                              drive_gap_s=drive_gap, follow_links=follow_links, learned=learned)
-        import contextlib
 
         with contextlib.ExitStack() as stack:
             executor = None
@@ -371,6 +371,18 @@ def ingest(
             raise typer.Exit(1)
 
     _run(go)
+
+
+@contextlib.contextmanager
+def _counter(label: str):
+    """A transient progress bar on stderr, "LABEL [bar] k/n info elapsed"; yields the callback
+    ``(k, n, info)`` that moves it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None, info="")
+        yield lambda k, n, info: bar.update(task, total=n, completed=k, info=info)
 
 
 def _with_progress(fn, quiet: bool = False):
@@ -712,20 +724,9 @@ def embeddings_compute(
             if json_out:
                 rep = compute_learned_space(store, keyframe_hz=keyframe_hz)
             else:
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeElapsedColumn,
-                )
-
-                with Progress(TextColumn("[bold]sources"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                              console=_console(stderr=True), transient=True) as bar:
-                    task = bar.add_task("compute", total=None, info="")
-                    rep = compute_learned_space(store, keyframe_hz=keyframe_hz, progress=lambda k, n, src: bar.update(
-                        task, total=n, completed=k, info=Path(src).name[-40:] if src else ""))
+                with _counter("sources") as moved:
+                    rep = compute_learned_space(store, keyframe_hz=keyframe_hz, progress=lambda k, n, src: moved(
+                        k, n, Path(src).name[-40:] if src else ""))
         if json_out:
             _print_json(rep.as_dict())
         else:
@@ -861,19 +862,9 @@ def export_cmd(
         if json_out:
             report = export_manifest(h, manifest, region=region, out=out, frames=frames, size=wh)
         else:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            with Progress(TextColumn("[bold]export"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                          TimeElapsedColumn(), console=_console(stderr=True), transient=True) as bar:
-                task = bar.add_task("export", total=None, info="")
+            with _counter("export") as moved:
                 report = export_manifest(h, manifest, region=region, out=out, frames=frames, size=wh,
-                                         progress=lambda k, n, cid: bar.update(task, total=n, completed=k, info=cid))
+                                         progress=moved)
         info = {**report.as_dict(), "estimate": est}
         if json_out:
             _print_json(info)
