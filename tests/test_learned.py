@@ -155,7 +155,22 @@ def test_embeddings_compute_end_to_end(tmp_path):
     r = run(app, ["query", "--region", "eu", "--space", "efficientnet-lite0.v1", "--clip", "v0-0000",
                   "--include-same-recording", "--json", "--home", home])
     assert r.exit_code == 0, r.output
-    assert {h["clip_id"] for h in json.loads(r.output)} <= {"v0-0001", "v1-0000", "v1-0001"}
+    hits = json.loads(r.output)
+    assert {h["clip_id"] for h in hits} <= {"v0-0001", "v1-0000", "v1-0001"}
+    # "learned" names the current learned space in query, rare and select
+    r = run(app, ["query", "--region", "eu", "--space", "learned", "--clip", "v0-0000",
+                  "--include-same-recording", "--json", "--home", home])
+    assert r.exit_code == 0 and json.loads(r.output) == hits, r.output
+    r = run(app, ["rare", "--region", "eu", "--space", "learned", "--json", "--home", home])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["select", "--region", "eu", "--space", "learned", "--budget", "2", "--mix", "diverse=1",
+                  "--out", str(tmp_path / "home" / "regions" / "eu" / "train.jsonl"), "--json", "--home", home])
+    assert r.exit_code == 0 and json.loads(r.output)["selected"] == 2, r.output
+    np.save(tmp_path / "v.npy", np.ones((1, 4), np.float32))
+    (tmp_path / "ids.txt").write_text("v0-0000\n")
+    r = run(app, ["embeddings", "import", str(tmp_path / "v.npy"), "--region", "eu", "--name", "learned",
+                  "--ids", str(tmp_path / "ids.txt"), "--home", home])
+    assert r.exit_code != 0 and "other than 'default' and 'learned'" in r.output
     # a second run has nothing to do
     rep = json.loads(run(app, ["embeddings", "compute", "--region", "eu", "--home", home, "--json"]).output)
     assert (rep["computed"], rep["already"]) == (0, 4)

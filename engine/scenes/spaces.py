@@ -29,6 +29,8 @@ from engine.store.region import SPACE_NAME_RE, RegionStore
 
 #: the built-in clip embedding: not a name an import may take
 DEFAULT_SPACE = "default"
+#: the current learned space (engine.scenes.learned.space_name()): not a name an import may take
+LEARNED_SPACE = "learned"
 
 
 @dataclass
@@ -45,16 +47,21 @@ class ImportReport:
 
 
 def check_space_name(name: str) -> str:
-    if not isinstance(name, str) or not SPACE_NAME_RE.fullmatch(name) or name == DEFAULT_SPACE:
+    if not isinstance(name, str) or not SPACE_NAME_RE.fullmatch(name) or name in (DEFAULT_SPACE, LEARNED_SPACE):
         raise InputError(f"space name {name!r} is invalid; use 1-64 characters of [A-Za-z0-9._-] "
-                         f"other than {DEFAULT_SPACE!r}, e.g. --name videomae-v2")
+                         f"other than {DEFAULT_SPACE!r} and {LEARNED_SPACE!r}, e.g. --name videomae-v2")
     return name
 
 
 def resolve_space(space: str | None) -> str | None:
-    """``None``/``"default"`` -> the built-in embeddings (None); else a checked space name."""
+    """``None``/``"default"`` -> the built-in embeddings (None); ``"learned"`` -> the current
+    learned space's name; else a checked space name."""
     if space is None or space == DEFAULT_SPACE:
         return None
+    if space == LEARNED_SPACE:
+        from engine.scenes.learned import space_name
+
+        return space_name()
     return check_space_name(space)
 
 

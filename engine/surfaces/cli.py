@@ -36,8 +36,8 @@ HomeOpt = Annotated[
 RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name, as in regions.toml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 SpaceOpt = Annotated[str | None, typer.Option(
-    "--space", help="Embedding space: 'default' (clipdex's), the learned one (`clipdex embeddings "
-    "compute`) or one imported with `clipdex embeddings import`.")]
+    "--space", help="Embedding space: 'default' (clipdex's), 'learned' (`clipdex embeddings "
+    "compute` or `ingest --learned`) or one imported with `clipdex embeddings import`.")]
 
 
 def _console(stderr: bool = False):
@@ -778,11 +778,13 @@ def select_cmd(
     quota: Annotated[list[str] | None, typer.Option(help="TRIGGER=COUNT clips carrying a trigger, e.g. hard_brake=50 (repeatable).")] = None,
     previous: Annotated[Path | None, typer.Option(help="A previous training set's manifest: seeds diversity, never re-selected.")] = None,
     diversity: Annotated[str, typer.Option(help="Diverse share: coverage (mean distance, default) or kcentre (farthest point).")] = "coverage",
+    space: SpaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Select a training set: duplicates removed, forced, quotas, rare, then diverse, then random."""
     from engine.curation.manifest import read_manifest, write_manifest
     from engine.curation.select import parse_mix, select_clips
+    from engine.scenes.spaces import resolve_space
 
     def go():
         quotas = _parse_quotas(quota or [])
@@ -790,7 +792,7 @@ def select_cmd(
         with _store(home, region) as store:
             sel = select_clips(store, budget, mix=parse_mix(mix), seed=seed, val_fraction=val_fraction,
                                exclude=exclude or (), force=force or (), quotas=quotas,
-                               previous=prev, method=diversity)
+                               previous=prev, method=diversity, space=resolve_space(space))
         path = write_manifest(sel, out, home=_home(home))
         info = {"region": sel.region, "budget": budget, "selected": len(sel.chosen), "candidates": sel.candidates,
                 "duplicates_excluded": sel.excluded_duplicates, "by_reason": sel.counts, "manifest": str(path)}
