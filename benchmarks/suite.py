@@ -207,11 +207,9 @@ def _learned_argv(mode, out):
     clips = _real_clips()
     if clips is None or mode == "quick":
         return None
-    try:
-        from engine.scenes.learned import weights_path
+    from engine.scenes.learned import available
 
-        weights_path()
-    except Exception:  # the learned extra is not installed: nothing to measure
+    if not available():  # the learned extra is not installed: nothing to measure
         return None
     return _py("benchmarks.calibrate_learned", "--clips", clips, "--json", str(out))
 

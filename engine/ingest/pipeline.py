@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from engine.errors import ClipdexError, InputError, SourceError, StoreError
 from engine.ids import validate_clip_id
 from engine.sources.metadata import (
@@ -34,8 +32,6 @@ from engine.store.region import FinishedRecording, NewClip, RegionStore, fault_p
 from engine.types import ClipSample
 
 _END = object()
-#: learned vectors held before they are added to the learned space (each addition rewrites it)
-LEARNED_SAVE_EVERY = 4096
 _ITEM_END = object()  # yielded by _samples after each item's last clip
 
 
@@ -313,7 +309,11 @@ class _IngestJob:
         self.seen_in_job: set[str] = set()
         self.seen_ids: set[str] = set()
         self.last_commit = time.monotonic()
-        self.learned: list[tuple[str, np.ndarray]] = []  # committed clips' learned vectors, not saved yet
+        self.learned = None  # engine.scenes.learned_space.SpaceAdder with --learned
+        if opts.learned:
+            from engine.scenes.learned_space import SpaceAdder
+
+            self.learned = SpaceAdder(store, "clipdex ingest --learned")
         self.state = {"items_total": 0, "items_done": 0, "clips": 0, "skipped": 0, "failed": 0,
                       "keyframes": 0}
 
@@ -369,9 +369,14 @@ class _IngestJob:
         finally:
             self.report.stages["store"] += time.perf_counter() - t
         self.report.ingested += [c.clip_id for c in good]
-        self.learned += [(c.clip_id, c.learned) for c in good if c.learned is not None]
-        if len(self.learned) >= LEARNED_SAVE_EVERY:
-            self.save_learned()
+        if self.learned is not None:
+            # learned vectors go to their space after the clips' commit: a kill in between leaves
+            # them to ``clipdex embeddings compute``
+            t = time.perf_counter()
+            for c in good:
+                if c.learned is not None:
+                    self.learned.add(c.clip_id, c.learned)
+            self.report.stages["store"] += time.perf_counter() - t
         n_kf = sum(len(c.keyframe_hashes) for c in good)
         self.report.keyframes += n_kf
         self.state["clips"] += len(good)
@@ -415,20 +420,9 @@ class _IngestJob:
                         time.monotonic() - self.last_commit >= self.opts.commit_every_s:
                     self.flush()
         self.flush()
-        self.save_learned()
+        if self.learned is not None:
+            self.learned.flush()
         self._tell()
-
-    def save_learned(self) -> None:
-        """Add the committed clips' learned vectors to the learned space (after their commit: a
-        kill in between leaves them to ``clipdex embeddings compute``)."""
-        if self.learned:
-            from engine.scenes.learned_space import add_vectors
-
-            t = time.perf_counter()
-            ids, vectors = zip(*self.learned, strict=True)
-            add_vectors(self.store, list(ids), np.stack(vectors), source="clipdex ingest --learned")
-            self.report.stages["store"] += time.perf_counter() - t
-            self.learned.clear()
 
     def _item_end(self, item, current: _ItemState) -> None:
         if current.recording_id and not current.failed and item.kind == "video":

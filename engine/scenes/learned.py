@@ -78,6 +78,15 @@ def weights_path() -> Path:
     return path
 
 
+def available() -> bool:
+    """Whether the learned extra (its weights) is installed."""
+    try:
+        weights_path()
+    except InputError:
+        return False
+    return True
+
+
 # -- a reader of the legacy (pre-1.6, non-zip) PyTorch format, without PyTorch -------------------
 
 class _Storage:

@@ -7,9 +7,9 @@ size, so the clips' sources are read again: each source a missing clip came from
 zarr clip store, the store) is discovered as ingest discovers it and cut the way its recording was
 cut (the split the store recorded). A sample is the store's clip when its id is the clip's id or,
 failing that, when it comes from the same file at the same offset (ids of sources ingested under
-another root differ). Vectors are added to the space whenever :data:`SAVE_EVERY` new ones are
-ready and at the end, so an interrupted run keeps most of what it did and a rerun does only the
-rest. A source that cannot be read is recorded and the run goes on.
+another root differ). Vectors are added to the space in batches (:class:`SpaceAdder`) and at the
+end, so an interrupted run keeps most of what it did and a rerun does only the rest. A source
+that cannot be read is recorded and the run goes on.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ClipdexError, InputError
+from engine.errors import ClipdexError, InputError, NotFoundError
 from engine.scenes.learned import clip_vectors, load_calibration, load_model, space_name
 from engine.scenes.spaces import import_space
 from engine.store.region import RegionStore
 
-#: new vectors held before they are written to the space (each write rewrites the space's array)
+#: new vectors held, at least, before they are written to the space (each write rewrites the
+#: space's array; see SpaceAdder)
 SAVE_EVERY = 4096
 
 
@@ -68,7 +69,7 @@ def _read_target(source: str) -> str:
 def _existing(store: RegionStore, space: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         return store.space_vectors(space)
-    except KeyError:  # NotFoundError: no vector computed yet
+    except NotFoundError:  # no vector computed yet
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
 
 
@@ -87,6 +88,34 @@ def add_vectors(store: RegionStore, clip_ids: list[str], vectors: np.ndarray,
         vectors = np.concatenate([old[keep], vectors]) if keep else vectors
     import_space(store, space, np.ascontiguousarray(vectors, np.float32), list(clip_ids),
                  source=source, replace=True)
+
+
+class SpaceAdder:
+    """Collects learned vectors and adds them to the space in batches of at least
+    :data:`SAVE_EVERY` and at least as many as the space already holds: each addition rewrites
+    the space, so batches that grow with it keep the writes of filling a region of n clips
+    proportional to n (about log n rewrites), not to n squared."""
+
+    def __init__(self, store: RegionStore, source: str):
+        self.store, self.source = store, source
+        try:
+            self.size = int(store.space_info(space_name())["count"])
+        except NotFoundError:
+            self.size = 0
+        self.ids: list[str] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, clip_id: str, vector: np.ndarray) -> None:
+        self.ids.append(clip_id)
+        self.vectors.append(vector)
+        if len(self.ids) >= max(SAVE_EVERY, self.size):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.ids:
+            add_vectors(self.store, self.ids, np.stack(self.vectors), source=self.source)
+            self.size += len(self.ids)
+            self.ids, self.vectors = [], []
 
 
 def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fps: float = 10.0,
@@ -109,22 +138,14 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
     for i in todo:
         by_source.setdefault(_read_target(table.sources[i]), []).append(i)
     splits = store.finished_sources()
-    pending_ids: list[str] = []
-    pending: list[np.ndarray] = []
-
-    def add_pending() -> None:
-        if pending_ids:
-            add_vectors(store, list(pending_ids), np.concatenate(pending))
-            pending_ids.clear()
-            pending.clear()
-
+    adder = SpaceAdder(store, "clipdex embeddings compute")
     for n, (source, idx) in enumerate(sorted(by_source.items())):
         if progress:
             progress(n, len(by_source), source)
         wanted_ids = {table.clip_ids[i]: i for i in idx}
         wanted_offsets = {_offset_key(table.sources[i], table.source_offset_s[i]): i for i in idx}
         split = next((v for i in idx for v in splits.get(_resolved(table.sources[i]), {}).values()), math.nan)
-        found: dict[int, np.ndarray] = {}
+        found: dict[int, np.ndarray] = {}  # table position -> the clip's learned vector
         try:
             items = discover([source])
             for item in items:
@@ -135,21 +156,17 @@ def compute_learned_space(store: RegionStore, keyframe_hz: float = 2.0, image_fp
                     i = wanted_ids.get(sample.clip_id)
                     if i is None:
                         i = wanted_offsets.get(_offset_key(sample.source, sample.source_offset_s))
-                    if i is not None and i not in found:
-                        found[i] = sample.keyframes
+                    if i is not None and i not in found:  # one clip's frames held at a time
+                        found[i] = clip_vectors([sample.keyframes])[0]
         except (ClipdexError, OSError) as err:
             report.failed.append((source, str(err)))
             continue
-        if found:
-            order = sorted(found)
-            pending.append(clip_vectors([found[i] for i in order]))
-            pending_ids.extend(table.clip_ids[i] for i in order)
-            report.computed += len(order)
-            if len(pending_ids) >= SAVE_EVERY:
-                add_pending()
+        for i in sorted(found):
+            adder.add(table.clip_ids[i], found[i])
+        report.computed += len(found)
         report.unmatched += [table.clip_ids[i] for i in idx if i not in found]
         report.sources += 1
-    add_pending()
+    adder.flush()
     if progress:
         progress(len(by_source), len(by_source), "")
     report.seconds = round(time.perf_counter() - t0, 1)
