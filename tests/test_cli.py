@@ -18,6 +18,18 @@ def test_help_lists_commands():
         assert cmd in res.output
 
 
+def test_help_is_plain_text_that_fits_80_columns():
+    """Help texts are not markup: install extras and shapes keep their brackets; the command
+    lists show whole one-line summaries within 80 columns."""
+    assert "clipdex[s3]" in " ".join(runner.invoke(app, ["ingest", "--help"], terminal_width=80).output.split())
+    assert "[n, d]" in runner.invoke(app, ["embeddings", "import", "--help"], terminal_width=80).output
+    for group in ([], ["regions"], ["embeddings"], ["clips"]):
+        res = runner.invoke(app, [*group, "--help"], terminal_width=80)
+        assert res.exit_code == 0
+        listing = res.output.split("Commands:")[1].splitlines()
+        assert all(len(line) <= 80 and not line.endswith("...") for line in listing), res.output
+
+
 def test_regions_add_list_show(tmp_path):
     home = str(tmp_path / "h")
     res = runner.invoke(app, ["regions", "add", "us-west", "--home", home, "--jurisdiction", "US",

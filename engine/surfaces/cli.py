@@ -22,11 +22,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help texts are plain text: Rich markup would eat "clipdex[learned]" and "[n, d]"
+    rich_markup_mode=None,
 )
-regions_app = typer.Typer(help="List, add and show regions and their export policies.", no_args_is_help=True)
+regions_app = typer.Typer(help="List, add and show regions and their export policies.", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(regions_app, name="regions")
 embeddings_app = typer.Typer(help="Import your own embedding spaces, compute the learned one, list them.",
-                             no_args_is_help=True)
+                             short_help="Import, compute and list embedding spaces.",
+                             no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(embeddings_app, name="embeddings")
 
 HomeOpt = Annotated[
@@ -120,7 +124,7 @@ def _store(home: Path | None, region: str):
 
 
 # ---------------------------------------------------------------------------- demo / synth
-@app.command()
+@app.command(short_help="Run the whole pipeline on a synthetic fleet and score it.")
 def demo(
     home: Annotated[Path | None, typer.Option(
         "--home", help="Home to run in (default: a new folder of the demo's own; CLIPDEX_HOME is not "
@@ -152,7 +156,7 @@ def demo(
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Write a synthetic fleet with its ground truth.")
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the fleet to.")],
     clips: Annotated[int | None, typer.Option(help="Approximate number of clips.")] = None,
@@ -211,7 +215,7 @@ def regions_add(
     _run(go)
 
 
-@regions_app.command("set-policy")
+@regions_app.command("set-policy", short_help="Replace a region's export policy in regions.toml.")
 def regions_set_policy(
     name: Annotated[str, typer.Argument(help="Region name.")],
     export_fields: Annotated[str, typer.Option(
@@ -259,7 +263,7 @@ def regions_show(name: Annotated[str, typer.Argument()], home: HomeOpt = None, j
 
 
 # ---------------------------------------------------------------------------- ingest
-@app.command()
+@app.command(short_help="Ingest clips: keyframes, hashes, embeddings, triggers.")
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Video files, image folders, zarr clip stores, folders, globs, or s3://BUCKET/PREFIX URLs (clipdex[s3]; AWS environment).")],
     region: RegionOpt,
@@ -402,7 +406,7 @@ def _with_progress(fn, quiet: bool = False):
 
 
 # ---------------------------------------------------------------------------- dedup / rare / query / select
-@app.command()
+@app.command(short_help="Find duplicate groups and partial overlaps.")
 def dedup(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -479,7 +483,7 @@ def _span(s) -> str:
     return f"{s[0]:.1f}-{s[1]:.1f}"
 
 
-@app.command()
+@app.command(short_help="Rank clips by rarity, saying why each is rare.")
 def rare(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -563,7 +567,7 @@ RARE_FOOTER = ("rank: clips with a rare event signature (basis event; alike = ot
                "dynamics may rank above one with a higher rarity.")
 
 
-@app.command()
+@app.command(short_help="Find the clips most similar to a clip, a file or a vector.")
 def query(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -668,7 +672,7 @@ def _cross_query(home, region, regions, clip, source, vector, k, filters, json_o
            [[a.region, a.status, ",".join(a.fields), a.reason] for a in answers])
 
 
-@embeddings_app.command("import")
+@embeddings_app.command("import", short_help="Import vectors computed elsewhere as an embedding space.")
 def embeddings_import(
     vectors: Annotated[Path, typer.Argument(help="A .npy file of float vectors [n, d].")],
     region: RegionOpt,
@@ -708,7 +712,7 @@ def embeddings_list(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt =
     _run(go)
 
 
-@embeddings_app.command("compute")
+@embeddings_app.command("compute", short_help="Compute the learned embedding of clips without one.")
 def embeddings_compute(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -764,7 +768,7 @@ def _parse_quotas(items: list[str]) -> dict[str, int]:
     return out
 
 
-@app.command("select")
+@app.command("select", short_help="Select a training set: dedup, quotas, rare, diverse.")
 def select_cmd(
     region: RegionOpt,
     budget: Annotated[int, typer.Option(help="Number of clips to select.")],
@@ -808,7 +812,7 @@ def select_cmd(
     _run(go)
 
 
-@app.command("select-regions")
+@app.command("select-regions", short_help="Select per region with per-region budgets.")
 def select_regions(
     budgets: Annotated[str, typer.Option(help="Per-region budgets: all=N or us-west=100,cn-east=50.")],
     home: HomeOpt = None,
@@ -835,7 +839,7 @@ def select_regions(
     _run(go)
 
 
-@app.command("export")
+@app.command("export", short_help="Write the manifest's clips to a zarr dataset; resumable.")
 def export_cmd(
     manifest: Annotated[Path, typer.Option("--manifest", help="Manifest written by `clipdex select` (.jsonl/.csv/.parquet).")],
     home: HomeOpt = None,
@@ -884,7 +888,7 @@ def export_cmd(
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Write the curator's report: static pages that open offline.")
 def report(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -911,7 +915,7 @@ def report(
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Browse regions in a local, read-only web app.")
 def serve(
     region: Annotated[list[str], typer.Option(
         "--region", "-r", help="Region to serve (repeat for several; 'all' for every region).")],
@@ -935,7 +939,8 @@ def serve(
 
 
 clips_app = typer.Typer(help="List a region's clips with their recording, drive and start time, "
-                        "or correct that metadata.")
+                        "or correct that metadata.", short_help="List clips, or correct their recording metadata.",
+                        rich_markup_mode=None)
 app.add_typer(clips_app, name="clips")
 
 
@@ -974,7 +979,7 @@ def clips_list(
     _run(go)
 
 
-@clips_app.command("set")
+@clips_app.command("set", short_help="Correct a recording's metadata without decoding.")
 def clips_set(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -1011,7 +1016,7 @@ def clips_set(
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Counts, sizes, last job and index state of a region's store.")
 def stats(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Counts, sizes, last job and index state of a region's store (times in UTC; pairs as
     `clipdex dedup` lists them)."""
@@ -1028,7 +1033,7 @@ def stats(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) ->
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Cross-border duplicate check: only keyframe hashes cross.")
 def crossdup(
     source: Annotated[str, typer.Option("--from", help="Region whose clips are checked (its hashes are sent).")],
     target: Annotated[str, typer.Option("--to", help="Region checked against (it receives only hashes).")],
@@ -1057,7 +1062,7 @@ def crossdup(
     _run(go)
 
 
-@app.command("audit")
+@app.command("audit", short_help="Show what left a region: when, what, to where.")
 def audit_cmd(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Show what left a region: when, which fields, to where, how many records."""
     from engine.sovereignty import audit
@@ -1073,7 +1078,7 @@ def audit_cmd(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Erase clips from every output at once.")
 def forget(
     clip_ids: Annotated[list[str], typer.Argument(help="Clip ids to erase.")],
     region: RegionOpt,
@@ -1101,7 +1106,7 @@ def forget(
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Check that catalog, features and indexes agree.")
 def verify(
     region: RegionOpt,
     home: HomeOpt = None,
@@ -1147,7 +1152,7 @@ def verify(
     _run(go)
 
 
-@app.command()
+@app.command(short_help="Overwrite forgotten clips' features; shrink the catalog.")
 def compact(region: RegionOpt, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Overwrite forgotten clips' features with zeros and shrink the catalog."""
     from engine.sovereignty.forget import compact as run_compact
