@@ -92,7 +92,7 @@ def test_export_size_default_and_parse():
 
 
 def test_tables_fit_80_columns_and_keep_short_ids_whole(monkeypatch, capsys):
-    from engine.surfaces.cli import _summary, _table
+    from engine.surfaces.cli import _signed, _summary, _table
 
     monkeypatch.setenv("COLUMNS", "80")
     cols = ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"]
@@ -102,6 +102,19 @@ def test_tables_fit_80_columns_and_keep_short_ids_whole(monkeypatch, capsys):
     assert wide.count("x") == 38 and "16/16" in wide  # folded, nothing cropped
     _table("pairs", cols, [["c001", "c002", "duplicate", "+0.0", "0.0-8.0", "0.0-8.0", "16/16"]])
     assert "c001" in capsys.readouterr().out
+    # the dedup pair table stacks a pair's ids: each stays whole within 80 columns
+    ids = ("s02_israel_hwy_frames_lanes_000", "v27_kitti_depth_ours_gif_0001")
+    _table("verified pairs", ["a / b", "span s", "relation", "offset s", "matched"],
+           [["\n".join(ids), "0.0-36.0\n0.0-36.0", "partial x0.50 mirrored", _signed(-0.04), "73/73"]])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert all(i in out for i in ids) and "+0.0" in out and "-0.0" not in out
+    # long words beside whole ids fold rather than crop the table's right edge
+    _table("rare", ["rank", "clip", "pct", "basis", "triggers", "alike", "copies"],
+           [["1", "S01_marcelsheeny_zed_left", "100.0", "appearance", "glare, low_visibility", "0", "3"]])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "S01_marcelsheeny_zed_left" in out and "copies" in out and out.rstrip().endswith("┘")
     _summary("summary", {f"column_{i}": i for i in range(12)} | {"nested": {"rare": 1, "diverse": 2}})
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80

@@ -70,25 +70,36 @@ def _run(fn):
         raise
 
 
-_ID_COLUMNS = frozenset({"clip", "a", "b", "representative"})
+_ID_COLUMNS = frozenset({"clip", "a", "b", "a / b", "representative", "source clip", "target clip"})
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
     cells = [["" if v is None else str(v) for v in r] for r in rows]
+    # rows of several lines (a pair's two ids) get a rule between them
+    t = Table(title=title, title_justify="left", show_lines=any("\n" in v for r in cells for v in r))
     console = _console()
     values = [[r[j] for r in cells if j < len(r)] for j in range(len(columns))]
     # clip ids keep their full width so they stay whole and copyable, while that leaves the other
     # columns room (4 characters each) within the console; otherwise every column folds
-    whole = {j: max(len(v) for v in vs) for j, (c, vs) in enumerate(zip(columns, values, strict=True))
-             if c in _ID_COLUMNS and vs and all(len(v) <= 40 for v in vs)}
-    needed = sum(w + 3 for w in whole.values()) + 7 * (len(columns) - len(whole)) + 1
-    if needed > console.width:
+    widths = [[max(len(line) for line in v.split("\n")) for v in vs] for vs in values]
+    whole = {j: max(ws) for j, (c, ws) in enumerate(zip(columns, widths, strict=True))
+             if c in _ID_COLUMNS and ws and max(ws) <= 40}
+    chrome = 1 + 3 * len(columns)  # borders and padding
+    if chrome + sum(whole.values()) + 4 * (len(columns) - len(whole)) > console.width:
         whole = {}
+    # Rich crops a table whose longest words do not fit: cap the other columns so that words
+    # fold instead (the widest first)
+    longest = {j: max(len(w) for v in [c, *values[j]] for w in v.split() or [""])
+               for j, c in enumerate(columns) if j not in whole}
+    budget = console.width - chrome - sum(whole.values())
+    cap = max(longest.values(), default=0)
+    while cap > 4 and sum(min(m, cap) for m in longest.values()) > budget:
+        cap -= 1
     for j, c in enumerate(columns):
-        t.add_column(c, overflow="fold", min_width=whole.get(j))
+        t.add_column(c, overflow="fold", min_width=whole.get(j),
+                     max_width=cap if longest.get(j, 0) > cap else None)
     for r in cells:
         t.add_row(*r)
     console.print(t)
@@ -464,13 +475,18 @@ def dedup(
         _table(f"duplicate groups in {res.region}", ["representative", "size", "members"],
                [[g["representative"], len(g["members"]), " ".join(g["members"])] for g in groups])
         if pairs:
-            _table("verified pairs", ["a", "b", "relation", "offset s", "a span", "b span", "matches/overlap"],
-                   [[p["a"], p["b"], _relation_label(p),
-                     f"{p['offset_s']:+.1f}", _span(p["a_span"]), _span(p["b_span"]),
-                     f"{p['matches']}/{p['overlap']}"] for p in plist])
+            # a pair's two ids one above the other, so both stay whole within 80 columns
+            _table("verified pairs", ["a / b", "span s", "relation", "offset s", "matched"],
+                   [[f"{p['a']}\n{p['b']}", f"{_span(p['a_span'])}\n{_span(p['b_span'])}", _relation_label(p),
+                     _signed(p["offset_s"]), f"{p['matches']}/{p['overlap']}"] for p in plist])
         _summary("summary", summary)
 
     _run(go)
+
+
+def _signed(seconds: float) -> str:
+    """``+1.2`` / ``-0.3`` / ``+0.0`` (never ``-0.0``)."""
+    return f"{round(float(seconds), 1) + 0.0:+.1f}"
 
 
 def _relation_label(p: dict) -> str:
@@ -550,21 +566,29 @@ def rare(
             _print_json(out)
         else:
             _table(f"rarest clips in {region} (k={k}{', density only' if density_only else ''})",
-                   ["rank", "clip", "pct", "basis", "triggers", "alike", "copies"],
-                   [[o["rank"], o["clip_id"], f"{o['percentile']:.1f}", o["basis"], ", ".join(o["triggers"]),
-                     "" if o["event_support_units"] is None else o["event_support_units"], o["copies"] or ""]
-                    for o in out])
+                   ["rank", "clip", "pct", "why"],
+                   [[o["rank"], o["clip_id"], f"{o['percentile']:.1f}", _rare_why(o)] for o in out])
             if out:
                 _console().print(RARE_FOOTER, soft_wrap=False, markup=False)
 
     _run(go)
 
 
+def _rare_why(o: dict) -> str:
+    """The rare table's why column: the basis, the clip's triggers, how many other recording
+    units share its event signature and how many whole duplicates it stands for."""
+    out = o["basis"] + (": " + ", ".join(o["triggers"]) if o["triggers"] else "")
+    if o["event_support_units"] is not None:
+        out += f"; alike {o['event_support_units']}"
+    return out + (f"; copies {o['copies']}" if o["copies"] else "")
+
+
 #: under the rare table: why the rank need not follow the "rarity" score of --json
-RARE_FOOTER = ("rank: clips with a rare event signature (basis event; alike = other recording units "
-               "with it) first, then the larger of two percentiles, appearance or dynamics (basis). "
-               "--json's rarity is the appearance density alone, so a clip ranked by its event or its "
-               "dynamics may rank above one with a higher rarity.")
+RARE_FOOTER = ("rank: clips with a rare event signature first (why: event; alike N: other recording "
+               "units with it), then the larger of two percentiles, appearance or dynamics (why: "
+               "appearance, dynamics), with the clip's triggers; copies N: its whole duplicates, not "
+               "listed. --json's rarity is the appearance density alone, so a clip ranked by its "
+               "event or its dynamics may rank above one with a higher rarity.")
 
 
 @app.command(short_help="Find the clips most similar to a clip, a file or a vector.")
@@ -1052,7 +1076,7 @@ def crossdup(
         else:
             _table(f"clips of {res.source} that duplicate clips of {res.target}",
                    ["source clip", "target clip", "relation", "offset s"],
-                   [[m["source_clip"], m.get("target_clip", "(withheld)"), m["relation"], f"{m['offset_s']:+.1f}"]
+                   [[m["source_clip"], m.get("target_clip", "(withheld)"), m["relation"], _signed(m["offset_s"])]
                     for m in res.matches])
             _console().print(f"sent {res.keyframes_sent} keyframe hashes of {res.clips_sent} clips; {res.status}"
                              + (f": {res.reason}" if res.reason else ""))
