@@ -132,6 +132,12 @@ def test_search_source_not_ingested_finds_copy_and_writes_nothing(home, tmp_path
     assert hits[0].clip_id == "clip-a"
     assert hits[0].span is not None
     assert hits[0].span[0] == pytest.approx(1.0, abs=0.51) and hits[0].span[1] == pytest.approx(2.5, abs=0.51)
+    assert hits[0].relation == "partial" and hits[1].relation == ""  # judged like dedup; clip-b unrelated
+    # a whole copy of clip-a is its duplicate
+    _write_zarr_clip(tmp_path / "whole.zarr", "whole", frames)
+    with RegionStore.open(home.region("us-west")) as s:
+        hits = search_source(s, tmp_path / "whole.zarr", k=2)
+    assert hits[0].clip_id == "clip-a" and hits[0].relation == "duplicate"
 
 
 # ----------------------------------------------------------------------- index choice by size

@@ -32,7 +32,8 @@ class Hit:
     drive_id: str
     vehicle_id: str
     duration_s: float
-    relation: str = ""  # "duplicate"/"partial" when the hit is a known duplicate of the query clip
+    relation: str = ""  # "duplicate"/"partial": a known duplicate of the query clip, or for a query
+    # that is not ingested, judged from the aligned keyframes
     span: tuple[float, float] | None = None  # matched span in the hit clip (s), when known
 
     def as_dict(self) -> dict:
@@ -180,14 +181,17 @@ def _could_align(query: np.ndarray, qvalid: np.ndarray, hashes: np.ndarray, vali
     return int((dist.min(axis=1) <= radius).sum()) >= min_matches
 
 
-def matched_spans(query: tuple[np.ndarray, np.ndarray], hits: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
-                  ) -> dict[int, tuple[float, float] | None]:
+def matched_spans(query: tuple[np.ndarray, np.ndarray], hits: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  relations: dict[int, str] | None = None) -> dict[int, tuple[float, float] | None]:
     """Per hit row, the span (s, from the hit's start) aligned with the query's keyframes, or None.
 
     ``query`` = (hashes uint8[k,32], quality uint8[k]); ``hits`` as from :func:`_clip_keyframes`.
     Hits that share too few keyframes with the query are ruled out in NumPy first, so the
     alignment kernel (and its compile-cache load in a fresh process) runs only when some hit
-    can align.
+    can align. ``relations``, if given, receives dedup's picture verdict for each aligned hit:
+    ``duplicate`` when the alignment covers both clips whole, ``partial`` otherwise, except a
+    short partial whose matched stretch does not change (any moment of a wait matches as well:
+    it keeps its span but gets no relation).
     """
     from engine.matching.dedup import DedupParams
 
@@ -219,17 +223,29 @@ def matched_spans(query: tuple[np.ndarray, np.ndarray], hits: dict[int, tuple[np
         times = hits[r][2]
         fb, lb = fa - s, la - s
         out[r] = (float(times[fb]), float(times[lb])) if 0 <= fb <= lb < len(times) else None
+        if relations is not None and out[r] is not None:
+            whole = bool(params.is_whole(fa, la, s, len(qh), len(times)))
+            still = (not whole and span_len < params.specific_span_keyframes
+                     and int(np.bitwise_count(qh[fa] ^ qh[la]).sum()) < params.specific_change_bits)
+            if not still:
+                relations[r] = "duplicate" if whole else "partial"
     return out
 
 
-def _label_spans(store: RegionStore, hits: list[Hit], query_kf: tuple[np.ndarray, np.ndarray]) -> None:
+def _label_spans(store: RegionStore, hits: list[Hit], query_kf: tuple[np.ndarray, np.ndarray],
+                 relations: bool = False) -> None:
+    """Give hits without a span the one aligned with the query's keyframes; with ``relations``
+    (a query that is not ingested, so dedup never judged it) their relation too."""
     todo = {h.clip_id: h for h in hits if h.span is None}
     if not todo:
         return
     rows = {r: cid for cid, r in store.rows_of_ids(list(todo)).items()}
-    spans = matched_spans(query_kf, _clip_keyframes(store, list(rows)))
+    found: dict[int, str] | None = {} if relations else None
+    spans = matched_spans(query_kf, _clip_keyframes(store, list(rows)), found)
     for r, span in spans.items():
         todo[rows[r]].span = span
+        if found and r in found:
+            todo[rows[r]].relation = found[r]
 
 
 def same_source_rows(store: RegionStore, row: int, *, recording: bool = True,
@@ -284,13 +300,15 @@ def search_clip(store: RegionStore, clip_id: str, k: int = 10, *, filters: Filte
 def search_source(store: RegionStore, path: str | Path, k: int = 10, *, filters: Filters | None = None,
                   keyframe_hz: float = 2.0) -> list[Hit]:
     """Clips most similar to a video file or zarr clip that is not ingested (nothing is written),
-    with the span of each hit that lines up with the source's keyframes."""
+    with the span of each hit that lines up with the source's keyframes and, judged from the
+    pictures as dedup judges them, whether the hit is a ``duplicate`` of the source or a
+    ``partial`` overlap."""
     from engine.ingest.features import query_features
 
     sample = _read_source(path, keyframe_hz)
     hashes, quality, emb = query_features(sample)
     hits = search_vector(store, np.ascontiguousarray(emb, dtype=np.float32), k, filters=filters)
-    _label_spans(store, hits, (hashes, quality))
+    _label_spans(store, hits, (hashes, quality), relations=True)
     return hits
 
 
