@@ -516,8 +516,8 @@ def rare(
     """Rank clips by rarity: the rarity of their trigger signature among the region's recording
     units, then density (distance to the k nearest non-relative clips) in the embedding
     ("appearance") and in the telemetry statistics ("dynamics"); the why column names which
-    ranked each clip (basis in --json), its triggers and its support. One clip per whole-duplicate group (its representative, with the number of
-    copies) unless --all-copies."""
+    ranked each clip (basis in --json), its triggers and its support. One clip per
+    whole-duplicate group (its representative, with the number of copies) unless --all-copies."""
     import numpy as np
 
     from engine.errors import InputError
