@@ -241,7 +241,8 @@ def fig_real_scenes() -> list[str]:
     lines += ["", f"`python -m benchmarks.real_scenes --clips DIR`: {r['recordings']} labelled "
               f"recordings and {r['frames']} frames,",
               f"{r['clips']} clips of {r['clip_seconds']:.0f} s; night clips firing "
-              f"`black_frames`: {len(r['black_frames_on_night'])}. \"hit min\": the lowest share of",
+              f"`black_frames`: {len(r['black_frames_on_night'])}, `frozen_camera`: "
+              f"{len(r.get('frozen_camera_on_night', []))}. \"hit min\": the lowest share of",
               "keyframes showing the condition in a recognised recording; \"false max\": the",
               "highest share in a recording without the label (a whole-clip condition needs",
               "half of a clip's keyframes, a moment one keyframe)."]

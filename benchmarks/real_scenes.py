@@ -11,7 +11,8 @@ clips fire it, and a moment (glare) when any clip does; a single frame is one cl
 without a trigger (rain) are listed with recall 0. The scene type (urban) is scored
 only on recordings labelled with a road type (highway-day, urban-day, rural-day). "False clips"
 counts the 5-s clips of recordings without the label that fire the trigger (rarity sees those).
-The run fails (exit 1) when any night recording fires ``black_frames``.
+The run fails (exit 1) when any night recording fires a camera fault (``black_frames``,
+``frozen_camera``).
 
 Unless ``--triggers-only``, the recordings are also ingested (5-s clips) into a temporary home:
 
@@ -196,9 +197,10 @@ def keyframe_margins(recs: dict[str, list[Unit]], cond: str, trigger: str, neare
             "nearest_negative_shares": dict(negatives[:nearest])}
 
 
-def black_on_night(units: list[Unit]) -> list[str]:
-    """Night recordings and frames with any clip firing ``black_frames`` (must be empty)."""
-    return sorted({u.file for u in units if "night" in u.labels and "black_frames" in u.triggers})
+def fault_on_night(units: list[Unit], fault: str) -> list[str]:
+    """Night recordings and frames with any clip firing the camera fault ``fault``
+    (``black_frames``, ``frozen_camera``; must be empty: night footage is valid footage)."""
+    return sorted({u.file for u in units if "night" in u.labels and fault in u.triggers})
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -485,7 +487,8 @@ def run(folder: Path, max_pieces: int | None = None, embeddings: bool = True, sa
         "clip_seconds": CLIP_SECONDS,
         "keyframe_hz": KEYFRAME_HZ,
         "conditions": scores,
-        "black_frames_on_night": black_on_night(units),
+        "black_frames_on_night": fault_on_night(units, "black_frames"),
+        "frozen_camera_on_night": fault_on_night(units, "frozen_camera"),
     }
     say(f"triggers scored in {time.perf_counter() - t0:.1f} s")
     if embeddings:
@@ -521,10 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"saved {out}")
-    if result["black_frames_on_night"]:
-        print(f"FAIL: black_frames on night footage: {', '.join(result['black_frames_on_night'])}")
-        return 1
-    return 0
+    failed = False
+    for fault in ("black_frames", "frozen_camera"):
+        if result[f"{fault}_on_night"]:
+            print(f"FAIL: {fault} on night footage: {', '.join(result[f'{fault}_on_night'])}")
+            failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -415,6 +415,22 @@ def test_frozen_camera():
     assert "frozen_camera" not in names(frame_triggers(g, TIMES))
 
 
+def test_frozen_camera_needs_the_whole_picture_still():
+    """Night driving moves only its lit markings and lamps, and a video shown in a still
+    interface only its window: their mean change is tiny (0.1-0.5 of 255 on the dev set's night
+    drive), but the blocks that move move far. Neither is a frozen camera."""
+    night = np.full((10, 36, 64, 3), 4, np.uint8)  # a dark road ...
+    for i in range(10):
+        night[i, 20 + i % 3: 23 + i % 3, 24:40] = 20  # ... and a dim lit marking that moves down
+    assert np.abs(np.diff(night.astype(np.float32), axis=0)).mean() < 0.5
+    assert "frozen_camera" not in names(frame_triggers(night, TIMES))
+    gui = np.repeat(frames(k=1, seed=1), 10, axis=0)  # a still interface ...
+    gui[:, 4:12, 40:56] = frames(seed=2)[:, 4:12, 40:56]  # ... playing a video in a small window
+    assert "frozen_camera" not in names(frame_triggers(gui, TIMES))
+    gui[2:8, 4:12, 40:56] = gui[2, 4:12, 40:56]  # the video paused for 3 s
+    assert names(frame_triggers(gui, TIMES))["frozen_camera"][0][:2] == [1.5, 3.5]
+
+
 def test_frozen_camera_is_not_a_car_standing_still():
     """A car waiting at a red light sees a still picture: with telemetry showing it stopped over
     the whole span, that is not a frozen camera; moving, or without telemetry, it is."""

@@ -70,6 +70,14 @@ def test_no_black_frames_on_real_footage(recordings):
     assert black == []
 
 
+def test_night_driving_is_never_a_frozen_camera(recordings):
+    """A night drive changes little on average (lit markings and lamps move in the dark, mean
+    change 0.1-0.5 of 255): it is valid footage, never a frozen camera."""
+    frozen = sorted({u.file for us in with_label(recordings, "night").values() for u in us
+                     if "frozen_camera" in u.triggers})
+    assert frozen == []
+
+
 def test_night_fires_low_light(recordings):
     night = with_label(recordings, "night")
     assert len(night) >= 10

@@ -25,7 +25,7 @@ from engine.types import Telemetry
 #: what the stored triggers of a clip were computed with; ingest records it in the clip's meta.
 #: Stores keep a clip's triggers until it is ingested again (they need the frames): ``clipdex
 #: rare`` says how many clips carry triggers of an older version.
-TRIGGERS_VERSION = 8
+TRIGGERS_VERSION = 9
 
 #: (rows, columns) of the view the picture conditions judge: the hashed view box-filtered to
 #: 192x108. The coarse statistics read its 3x3 block means (64x36); the sharpness compares the
@@ -111,7 +111,12 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "tunnel_min_s": 1.5,  # ... over at least this long (an overpass or a tree crown passes sooner)
     "glare_luma": 250.0,  # a saturated pixel (luma 0-255) ...
     "glare_fraction": 0.25,  # ... covering at least this share of a keyframe (sun, tunnel exit)
-    "frozen_camera_diff": 0.5,  # mean abs diff between consecutive keyframes (0-255)
+    # frozen camera: consecutive keyframes whose 64x36 blocks all (the 99th percentile of their
+    # absolute luma change, PictureMeasures.change) move by at most this (0-255): a frozen camera
+    # repeats its whole picture (0 on the dev set), while a night drive moves its lit markings and
+    # lamps (1.8 and up where its mean change is 0.1-0.5) and a video inside a still interface
+    # moves its window ...
+    "frozen_camera_diff": 1.0,
     "frozen_camera_min_s": 1.0,  # ... for at least this long, unless telemetry says the car
     # stood still (speed <= stop_speed) all that time: a parked or waiting car sees a still picture
     # black frame: the 99th percentile of luma at most this (a covered lens or dead sensor; real
@@ -240,7 +245,8 @@ class PictureMeasures:
     saturated: np.ndarray  # share of pixels with luma >= glare_luma
     upper_vertical_edges: np.ndarray  # share of upper-half pixels with a horizontal luma step
     # of at least URBAN_EDGE_STEP to their right neighbour (building edges, poles, signs)
-    change: np.ndarray  # mean abs luma difference to the previous keyframe
+    change: np.ndarray  # 99th percentile over the 64x36 blocks of the absolute luma change to the
+    # previous keyframe: how far the parts of the picture that move at all moved
     wall_median: np.ndarray  # median luma of the left and right fifths, rows 1/6 to 2/3
     top_green: np.ndarray  # mean (G - max(R, B)) of the top sixth: foliage
     wall_green: np.ndarray  # the same over the side fifths
@@ -347,7 +353,7 @@ def picture_measures(views: np.ndarray, glare_luma: float = DEFAULT_THRESHOLDS["
                                 rgb[:, rows // 6: 2 * rows // 3, cols - max(1, cols // 5):]], axis=2)
     walls = walls_rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     wall_median = np.median(walls.reshape(k, -1), axis=1).astype(np.float64)
-    change = (np.abs(np.diff(luma, axis=0)).reshape(k - 1, -1).mean(axis=1) if k > 1
+    change = (np.percentile(np.abs(np.diff(luma, axis=0)).reshape(k - 1, -1), 99, axis=1) if k > 1
               else np.zeros(0, np.float64))
     return PictureMeasures(
         mean=flat.mean(axis=1, dtype=np.float64),
