@@ -96,6 +96,13 @@ class DedupParams:
         slack_a = np.maximum(self.whole_slack_s, (1 - self.whole_coverage) * count_a * step)
         slack_b = np.maximum(self.whole_slack_s, (1 - self.whole_coverage) * count_b * step)
         return (out_a <= slack_a + 1e-9) & (out_b <= slack_b + 1e-9)
+
+    def not_specific(self, whole, span_keyframes, change_bits):
+        """Vectorised: a partial match shorter than ``specific_span_keyframes`` whose first and
+        last matched keyframes differ by fewer than ``specific_change_bits`` bits. Its stretch
+        barely changes (a car waiting at a light), so any other moment of it matches as well."""
+        return (~np.asarray(whole, bool) & (np.asarray(span_keyframes) < self.specific_span_keyframes)
+                & (np.asarray(change_bits) < self.specific_change_bits))
     keyframe_hz: float = 2.0
     query_block: int = 32768  # keyframes per range-search block (exact candidates)
     same_drive_tolerance_s: float = 1.0
@@ -457,7 +464,7 @@ def _relations(pairs: np.ndarray, ia: np.ndarray, ib: np.ndarray, al: kernels.Al
         first = hashes[table.kf_start[ia[short]] + np.maximum(fa[short], 0)]
         last = hashes[table.kf_start[ia[short]] + np.maximum(la[short], 0)]
         change = np.bitwise_count(first ^ last).sum(axis=1)
-        ok[np.flatnonzero(short)[change < params.specific_change_bits]] = False
+        ok[np.flatnonzero(short)[params.not_specific(whole[short], span_len[short], change)]] = False
     # the offset: the aligned shift, placed between keyframes by the distances at the shifts
     # either side (subkeyframe_shift); in a scene that does not change, any nearby shift matches
     # as well, so where both clips carry recorded start times that agree with it (within

@@ -225,9 +225,7 @@ def matched_spans(query: tuple[np.ndarray, np.ndarray], hits: dict[int, tuple[np
         out[r] = (float(times[fb]), float(times[lb])) if 0 <= fb <= lb < len(times) else None
         if relations is not None and out[r] is not None:
             whole = bool(params.is_whole(fa, la, s, len(qh), len(times)))
-            still = (not whole and span_len < params.specific_span_keyframes
-                     and int(np.bitwise_count(qh[fa] ^ qh[la]).sum()) < params.specific_change_bits)
-            if not still:
+            if not params.not_specific(whole, span_len, np.bitwise_count(qh[fa] ^ qh[la]).sum()):
                 relations[r] = "duplicate" if whole else "partial"
     return out
 
